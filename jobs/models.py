@@ -1,0 +1,109 @@
+"""Jobs and their immutable versions, and the API tokens that reach them."""
+
+import hashlib
+import secrets
+
+from django.conf import settings as django_settings
+from django.db import models, transaction
+from django.utils import timezone
+
+
+class Job(models.Model):
+    """A job; its settings live in JobVersion rows, one per save."""
+
+    class Kind(models.TextChoices):
+        JOB = "JOB"  # created through jobs/create or the UI
+        SUBMIT = "SUBMIT"  # the hidden job behind a runs/submit one-time run
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.JOB)
+    name = models.TextField(blank=True, default="")
+    creator = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    current_version = models.ForeignKey(
+        "JobVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Soft delete: runs of a deleted job stay readable.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every admission decision, which serializes them per job on every database.
+    admission_seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "deleted_at", "id"], name="job_listing")]
+
+    def __str__(self):
+        return f"{self.name} ({self.id})"
+
+    @property
+    def settings(self):
+        return self.current_version.settings if self.current_version_id else {}
+
+    @transaction.atomic
+    def save_version(self, settings_dict, user=None):
+        """Store a new immutable version and make it current."""
+        if self.pk is None:
+            self.save()
+        last = self.versions.order_by("-number").values_list("number", flat=True).first() or 0
+        version = JobVersion.objects.create(job=self, number=last + 1, settings=settings_dict, created_by=user)
+        self.current_version = version
+        self.name = settings_dict.get("name") or settings_dict.get("run_name") or ""
+        self.save(update_fields=["current_version", "name"])
+        return version
+
+
+class JobVersion(models.Model):
+    """One saved state of a job's settings. Never changed after it is written."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    settings = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="one_version_number_per_job")]
+        ordering = ["job", "number"]
+
+    def __str__(self):
+        return f"job {self.job_id} v{self.number}"
+
+
+def hash_token(raw):
+    # Tokens are 32 random bytes: a fast hash is enough, a salt adds nothing.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A personal access token. Only its hash is stored; the token is shown once."""
+
+    user = models.ForeignKey(django_settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    comment = models.CharField(max_length=200, blank=True)
+    prefix = models.CharField(max_length=12, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.user})"
+
+    @classmethod
+    def issue(cls, user, comment=""):
+        """Create a token for user; returns (token row, the raw token to show once)."""
+        raw = "dapi" + secrets.token_hex(32)
+        token = cls.objects.create(user=user, comment=comment, prefix=raw[:12], key_hash=hash_token(raw))
+        return token, raw
+
+    @classmethod
+    def authenticate(cls, raw):
+        token = (
+            cls.objects.select_related("user")
+            .filter(key_hash=hash_token(raw), revoked_at__isnull=True, user__is_active=True)
+            .first()
+        )
+        if token is None:
+            return None
+        now = timezone.now()
+        if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+            # At most one write a minute per token: the API stays read-only for reads.
+            cls.objects.filter(pk=token.pk).update(last_used_at=now)
+        return token.user

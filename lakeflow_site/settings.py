@@ -1,0 +1,183 @@
+"""Settings read from the environment, with the embedded default for everything.
+
+Embedded default: SQLite and logs under LAKEFLOW_HOME, the django-q2 ORM broker.
+DATABASE_URL switches to Postgres, REDIS_URL to the django-q2 Redis broker.
+Every variable read here is listed in .env.example.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+
+def env_str(name, default=""):
+    return os.environ.get(name, default)
+
+
+def env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name, default):
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_float(name, default):
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
+def env_list(name, default):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LAKEFLOW_HOME = Path(env_str("LAKEFLOW_HOME", ".lakeflow")).resolve()
+LAKEFLOW_HOME.mkdir(parents=True, exist_ok=True)
+# Where relative python_file paths resolve; the directory `serve` was started in by default.
+LAKEFLOW_WORKSPACE_ROOT = Path(env_str("LAKEFLOW_WORKSPACE_ROOT", os.getcwd())).resolve()
+LAKEFLOW_LOG_DIR = LAKEFLOW_HOME / "logs"
+# Seconds without a heartbeat after which an attempt's worker counts as dead.
+LAKEFLOW_HEARTBEAT_SECONDS = env_float("LAKEFLOW_HEARTBEAT_SECONDS", 5.0)
+LAKEFLOW_LOST_AFTER_SECONDS = env_float("LAKEFLOW_LOST_AFTER_SECONDS", 20.0)
+
+
+def _secret_key():
+    key = env_str("SECRET_KEY")
+    if key:
+        return key
+    # Embedded default: a random key kept beside the database, so sessions survive restarts.
+    path = LAKEFLOW_HOME / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    # Before django_q: runs' `qcluster` command wraps django-q2's to start the clock beside it.
+    "jobs",
+    "runs",
+    "django_q",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "lakeflow_site.urls"
+ASGI_APPLICATION = "lakeflow_site.asgi.application"
+WSGI_APPLICATION = "lakeflow_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": LAKEFLOW_HOME / "db.sqlite3",
+            "OPTIONS": {
+                # Web and every worker process write: WAL lets readers run beside the one
+                # writer, IMMEDIATE takes the write lock at BEGIN so transactions queue
+                # instead of failing with "database is locked" half-way through.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL")
+Q_CLUSTER = {
+    "name": env_str("LAKEFLOW_CLUSTER_NAME", "lakeflow"),
+    "workers": env_int("LAKEFLOW_WORKERS", 4),
+    # Our supervisor enforces task timeouts; this only bounds a wedged worker (6 days).
+    "timeout": 60 * 60 * 24 * 6,
+    # Our database decides what runs; a message that was never acknowledged is recovered
+    # by our reaper, so the broker must not redeliver it by itself.
+    "retry": 60 * 60 * 24 * 7,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "save_limit": -1,
+    "catch_up": False,
+    "poll": env_float("LAKEFLOW_BROKER_POLL", 0.05),
+    "label": "Task queue",
+    "sync": env_bool("LAKEFLOW_Q_SYNC", False),
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = LAKEFLOW_HOME / "static"
+# Serve the admin's and our static files straight from the apps: no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+LOGIN_URL = "admin:login"
+
+# API bodies: job settings with 1,000 tasks fit easily; anything larger is refused with a clear error.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("LAKEFLOW_MAX_BODY_BYTES", 10 * 1024 * 1024)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

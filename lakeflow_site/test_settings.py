@@ -1,0 +1,14 @@
+"""Settings for the unit tests: a throwaway LAKEFLOW_HOME and django-q2 in sync mode (the
+broker's fast twin: an enqueued attempt runs inline once its transaction commits)."""
+
+import os
+import tempfile
+
+os.environ["LAKEFLOW_HOME"] = tempfile.mkdtemp(prefix="lakeflow-test-")
+os.environ.setdefault("LAKEFLOW_Q_SYNC", "1")
+os.environ.pop("DATABASE_URL", None)
+os.environ.pop("REDIS_URL", None)
+
+from lakeflow_site.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation

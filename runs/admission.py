@@ -1,0 +1,134 @@
+"""New runs and the max_concurrent_runs gate: queue, skip or start.
+
+Admission decisions for one job are serialized by bumping Job.admission_seq first in the
+transaction (a row lock on Postgres, the write lock on SQLite), so two nodes never both
+take the last free slot.
+"""
+
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from jobs.models import Job
+from runs.dispatch import advance_locked, lock_run
+from runs.engine.parameters import effective_job_parameters
+from runs.engine.states import (
+    SLOT_HOLDING_RUN_LIFE_CYCLES,
+    RunLifeCycleState as L,
+    RunResultState as R,
+    TerminationCode,
+    TerminationType,
+)
+from runs.events import record
+from runs.models import Run, TaskRun
+
+
+class RunRefused(ValueError):
+    """The request cannot make a run; the message says why (an API 400)."""
+
+
+def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ONE_TIME,
+               run_type=Run.RunType.JOB_RUN, run_name=None, idempotency_token=None, creator=None,
+               queue_enabled=None, now=None):
+    """Make a run of job and admit it if a slot is free. Returns (run, created)."""
+    now = now or timezone.now()
+    version = version or job.current_version
+    settings = version.settings
+    if idempotency_token:
+        existing = Run.objects.filter(idempotency_token=idempotency_token).first()
+        if existing:
+            return existing, False
+    if not settings.get("tasks"):
+        raise RunRefused(f"Job {job.id} has no tasks to run")
+    params = effective_job_parameters(settings.get("parameters", []), job_parameters)
+    if queue_enabled is None:
+        queue_enabled = bool((settings.get("queue") or {}).get("enabled", False))
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                job=job,
+                job_version=version,
+                run_type=run_type,
+                trigger=trigger,
+                run_name=run_name or settings.get("run_name") or settings.get("name") or "",
+                creator=creator,
+                life_cycle_state=L.QUEUED,
+                queue_enabled=queue_enabled,
+                job_parameters=params,
+                overriding_parameters={"job_parameters": job_parameters} if job_parameters else None,
+                idempotency_token=idempotency_token or None,
+                created_at=now,
+            )
+            record(run, "run.queued", None, now, trigger=trigger)
+            admit_queued_runs(job.id, now)
+    except IntegrityError:
+        # Two requests with one idempotency token: the other one made the run.
+        existing = Run.objects.filter(idempotency_token=idempotency_token).first()
+        if existing is None:
+            raise
+        return existing, False
+    run.refresh_from_db()
+    return run, True
+
+
+def admit_queued_runs(job_id, now=None):
+    """Start queued runs in order while the job has free slots; skip those that may not wait."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        Job.objects.filter(id=job_id).update(admission_seq=F("admission_seq") + 1)
+        job = Job.objects.select_related("current_version").get(id=job_id)
+        limit = max_concurrent_runs(job)
+        active = Run.objects.filter(job_id=job_id, life_cycle_state__in=SLOT_HOLDING_RUN_LIFE_CYCLES).count()
+        started = []
+        for run in Run.objects.filter(job_id=job_id, life_cycle_state=L.QUEUED).order_by("id"):
+            if active < limit:
+                start_run(run.id, now)
+                active += 1
+                started.append(run.id)
+            elif not run.queue_enabled or limit == 0:
+                skip_run(run, limit, now)
+        return started
+
+
+def max_concurrent_runs(job):
+    if job.kind == Job.Kind.SUBMIT:
+        return 1_000_000
+    value = (job.settings or {}).get("max_concurrent_runs", 1)
+    return value if isinstance(value, int) else 1
+
+
+def skip_run(run, limit, now):
+    message = f"Skipped: the job already has {limit} active run(s), its max_concurrent_runs, and queueing is off"
+    updated = Run.objects.filter(id=run.id, life_cycle_state=L.QUEUED).update(
+        life_cycle_state=L.SKIPPED,
+        result_state=R.MAXIMUM_CONCURRENT_RUNS_REACHED,
+        termination_code=TerminationCode.MAX_CONCURRENT_RUNS_EXCEEDED,
+        termination_type=TerminationType.CLIENT_ERROR,
+        state_message=message,
+        ended_at=now,
+    )
+    if updated:
+        record(run, "run.skipped", None, now, message=message)
+
+
+def start_run(run_id, now):
+    """QUEUED -> RUNNING: one BLOCKED attempt row per task, then the first planner step."""
+    run = lock_run(run_id)
+    if run.life_cycle_state != L.QUEUED:
+        return False
+    timeout = run.job_version.settings.get("timeout_seconds") or 0
+    Run.objects.filter(id=run.id).update(
+        life_cycle_state=L.RUNNING,
+        started_at=now,
+        timeout_at=now + timedelta(seconds=timeout) if timeout else None,
+        state_message="",
+    )
+    run.life_cycle_state, run.started_at = L.RUNNING, now
+    TaskRun.objects.bulk_create(
+        [TaskRun(run=run, task_key=task["task_key"], created_at=now) for task in run.job_version.settings["tasks"]]
+    )
+    record(run, "run.started", None, now)
+    advance_locked(run, now)
+    return True

@@ -1,0 +1,171 @@
+"""The cluster's clock: time-driven work, one loop at a time across all nodes.
+
+django-q2's own scheduler looks at its schedules every 30 s, too coarse for retry intervals
+and timeouts, and a clock that ran as a queued task would wait behind long task attempts. So
+every `qcluster` node starts one small clock process beside its workers (see
+runs/management/commands/qcluster.py); a lease row taken by compare-and-swap makes exactly one
+of them the active clock, the others stand by and take over within LEASE_SECONDS.
+
+Each step function returns how much work it found, like healthchecks' sendalerts.
+"""
+
+import logging
+import os
+import socket
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from runs.admission import admit_queued_runs
+from runs.dispatch import cancel_run, enqueue_attempts, enqueue_on_commit, finish_attempt, lock_run
+from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode, TerminationType
+from runs.events import record
+from runs.models import ClockLease, Run, TaskRun
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "clock"
+LEASE_SECONDS = 15
+LOOP_SECONDS = 10
+STEP_SECONDS = 0.2
+# A PENDING attempt not claimed for this long has probably lost its broker message
+# (a node killed with messages in its memory, a Redis restart): hand it over again.
+REQUEUE_AFTER = timedelta(seconds=60)
+
+
+def promote_due_retries(now):
+    due = list(
+        TaskRun.objects.filter(life_cycle_state=L.WAITING_FOR_RETRY, retry_at__lte=now).values_list("id", "run_id")
+    )
+    promoted = 0
+    for attempt_id, run_id in due:
+        with transaction.atomic():
+            run = lock_run(run_id)
+            if TaskRun.objects.filter(id=attempt_id, life_cycle_state=L.WAITING_FOR_RETRY).update(
+                life_cycle_state=L.PENDING, queued_at=now
+            ):
+                record(run, "task.pending", TaskRun(id=attempt_id), now)
+                enqueue_on_commit([attempt_id])
+                promoted += 1
+    return promoted
+
+
+def reap_lost_attempts(now):
+    """Fail (and so retry, per policy) attempts whose worker stopped sending heartbeats."""
+    cutoff = now - timedelta(seconds=settings.LAKEFLOW_LOST_AFTER_SECONDS)
+    lost = TaskRun.objects.filter(life_cycle_state__in=[L.RUNNING, L.TERMINATING], heartbeat_at__lt=cutoff)
+    reaped = 0
+    for attempt in lost:
+        kill_if_local(attempt)
+        canceling = attempt.life_cycle_state == L.TERMINATING
+        if finish_attempt(
+            attempt.id,
+            now=now,
+            result_state=R.CANCELED if canceling else R.FAILED,
+            life_cycle_state=L.TERMINATED if canceling else L.INTERNAL_ERROR,
+            termination_code=TerminationCode.USER_CANCELED if canceling else TerminationCode.INTERNAL_ERROR,
+            termination_type=TerminationType.SUCCESS if canceling else TerminationType.INTERNAL_ERROR,
+            message=f"The worker running this task stopped responding (no heartbeat since {attempt.heartbeat_at:%H:%M:%S} UTC)",
+        ):
+            reaped += 1
+    return reaped
+
+
+def kill_if_local(attempt):
+    """The task process of a dead worker on this machine dies with it (PDEATHSIG); make sure."""
+    if attempt.worker_host == socket.gethostname() and attempt.process_id:
+        from runs.executors.supervisor import kill_process_tree
+
+        try:
+            kill_process_tree(attempt.process_id, grace_seconds=1.0)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def requeue_stale_pending(now):
+    stale = list(
+        TaskRun.objects.filter(life_cycle_state=L.PENDING, queued_at__lt=now - REQUEUE_AFTER).values_list("id", flat=True)
+    )
+    if stale:
+        # Duplicates are harmless: the first worker's claim wins, the rest are no-ops.
+        TaskRun.objects.filter(id__in=stale, life_cycle_state=L.PENDING).update(queued_at=now)
+        enqueue_attempts(stale)
+    return len(stale)
+
+
+def enforce_run_timeouts(now):
+    expired = list(
+        Run.objects.filter(life_cycle_state=L.RUNNING, timeout_at__lte=now, cancel_reason__isnull=True).values_list(
+            "id", flat=True
+        )
+    )
+    for run_id in expired:
+        cancel_run(run_id, reason="TIMEOUT", now=now)
+    return len(expired)
+
+
+def admit_waiting_runs(now):
+    """Safety net for queued runs (their slot normally frees them at once)."""
+    job_ids = set(Run.objects.filter(life_cycle_state=L.QUEUED).values_list("job_id", flat=True).distinct())
+    return sum(len(admit_queued_runs(job_id, now)) for job_id in job_ids)
+
+
+FAST_STEPS = (promote_due_retries, enforce_run_timeouts)
+SLOW_STEPS = (reap_lost_attempts, requeue_stale_pending, admit_waiting_runs)
+SLOW_EVERY = 2.0
+
+
+def run_clock_steps(now=None, slow=True):
+    """One pass of every step; returns the work found. Tests call this with an injected now."""
+    now = now or timezone.now()
+    found = 0
+    for step in FAST_STEPS + (SLOW_STEPS if slow else ()):
+        try:
+            found += step(now)
+        except Exception:  # one failing step must not stop the clock
+            log.exception("clock step %s failed", step.__name__)
+    return found
+
+
+def take_lease(holder, now):
+    """Take or renew the clock lease by compare-and-swap; True if holder has it now."""
+    expires = now + timedelta(seconds=LEASE_SECONDS)
+    if ClockLease.objects.filter(name=LEASE_NAME, holder=holder).update(expires_at=expires):
+        return True
+    if ClockLease.objects.filter(name=LEASE_NAME, expires_at__lt=now).update(holder=holder, expires_at=expires):
+        return True
+    try:
+        with transaction.atomic():
+            ClockLease.objects.create(name=LEASE_NAME, holder=holder, expires_at=expires)
+        return True
+    except IntegrityError:
+        return False
+
+
+def release_lease(holder):
+    ClockLease.objects.filter(name=LEASE_NAME, holder=holder).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+
+def run_clock(should_stop, holder=None):
+    """Loop until should_stop(): steps while this process holds the lease, standby otherwise."""
+    holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    last_slow = 0.0
+    leader = False
+    try:
+        while not should_stop():
+            now = time.monotonic()
+            if now - last_slow >= SLOW_EVERY:
+                leader = take_lease(holder, timezone.now())
+                if leader:
+                    run_clock_steps(slow=True)
+                last_slow = now
+            elif leader:
+                run_clock_steps(slow=False)
+            time.sleep(STEP_SECONDS)
+    finally:
+        if leader:
+            release_lease(holder)

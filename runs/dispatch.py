@@ -1,0 +1,337 @@
+"""Advance runs: load rows, ask the planner, write the result and its events in one transaction.
+
+Every function here that changes a run's tasks starts by locking the run (`lock_run`), so two
+workers finishing two parents of the same task cannot both miss that it is ready. Side effects
+(handing attempts to the broker) happen only after the transaction commits.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from runs.engine.planner import (
+    FinishRun,
+    RetryTask,
+    SkipTask,
+    StartTask,
+    TaskStatus,
+    graph_from_tasks,
+    next_actions,
+)
+from runs.engine.states import (
+    ACTIVE_TASK_LIFE_CYCLES,
+    FINISHED_LIFE_CYCLES,
+    RunLifeCycleState as L,
+    RunResultState as R,
+    TerminationCode,
+    TerminationType,
+)
+from runs.events import record, record_many
+from runs.models import Repair, Run, TaskRun
+
+log = logging.getLogger(__name__)
+
+ACTIVE_RUN_STATES = (L.RUNNING, L.TERMINATING)
+
+
+def to_ms(moment):
+    return int(moment.timestamp() * 1000) if moment else None
+
+
+def from_ms(ms):
+    return timezone.datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+_graphs = {}
+
+
+def graph_for_version(version):
+    """The planner's graph of a job version; versions are immutable, so it is cached per process."""
+    graph = _graphs.get(version.id)
+    if graph is None:
+        if len(_graphs) >= 256:
+            _graphs.clear()
+        graph = _graphs[version.id] = graph_from_tasks(version.settings.get("tasks", []))
+    return graph
+
+
+def task_settings(version, task_key):
+    for task in version.settings.get("tasks", []):
+        if task["task_key"] == task_key:
+            return task
+    return None
+
+
+def lock_run(run_id):
+    """Serialize changes to one run: the UPDATE holds the row lock until commit on Postgres."""
+    Run.objects.filter(id=run_id).update(version=F("version") + 1)
+    return Run.objects.select_related("job", "job_version").get(id=run_id)
+
+
+def current_attempts(run):
+    return {attempt.task_key: attempt for attempt in run.task_runs.filter(is_current=True)}
+
+
+def status_of(attempt):
+    return TaskStatus(
+        task_key=attempt.task_key,
+        life_cycle_state=L(attempt.life_cycle_state),
+        result_state=R(attempt.result_state) if attempt.result_state else None,
+        attempt_number=attempt.attempt_number,
+        start_time_ms=to_ms(attempt.started_at),
+        outcome=attempt.outcome,
+    )
+
+
+def enqueue_attempts(attempt_ids):
+    """Hand attempts to the django-q2 broker (after commit: a worker must find the row)."""
+    if not attempt_ids:
+        return
+    from django_q.tasks import async_task
+
+    for attempt_id in attempt_ids:
+        async_task("runs.worker.execute_attempt", attempt_id, task_name=f"attempt-{attempt_id}")
+
+
+def enqueue_on_commit(attempt_ids):
+    ids = list(attempt_ids)
+    if ids:
+        transaction.on_commit(lambda: enqueue_attempts(ids))
+
+
+def advance_run(run_id, now=None):
+    """Apply whatever the planner says follows from the run's current rows."""
+    with transaction.atomic():
+        run = lock_run(run_id)
+        if run.life_cycle_state in ACTIVE_RUN_STATES:
+            advance_locked(run, now or timezone.now())
+
+
+def advance_locked(run, now):
+    """The planner step; the caller holds the run lock inside a transaction."""
+    graph = graph_for_version(run.job_version)
+    attempts = current_attempts(run)
+    statuses = {key: status_of(attempt) for key, attempt in attempts.items()}
+    actions = next_actions(graph, statuses, now_ms=to_ms(now), cancel_reason=run.cancel_reason)
+    to_start = [attempts[a.task_key] for a in actions if isinstance(a, StartTask)]
+    start_attempts(run, to_start, now)
+    for action in actions:
+        if isinstance(action, SkipTask):
+            skip_attempt(run, attempts[action.task_key], action, now)
+        elif isinstance(action, RetryTask):
+            schedule_retry(run, attempts[action.task_key], action, now)
+        elif isinstance(action, FinishRun):
+            finish_run(run, action, now)
+
+
+def start_attempts(run, attempts, now):
+    ids = [a.id for a in attempts]
+    if not ids:
+        return
+    # BLOCKED rows only change under the run lock we hold, so one UPDATE is safe.
+    TaskRun.objects.filter(id__in=ids, life_cycle_state=L.BLOCKED).update(
+        life_cycle_state=L.PENDING, queued_at=now
+    )
+    record_many(run, [(a, "task.pending", {"task_key": a.task_key}) for a in attempts], now)
+    enqueue_on_commit(ids)
+
+
+def skip_attempt(run, attempt, action, now):
+    updated = TaskRun.objects.filter(id=attempt.id, life_cycle_state=L.BLOCKED).update(
+        life_cycle_state=L.TERMINATED,
+        result_state=action.result_state,
+        state_message=action.message,
+        termination_code=_code_for_skip(action.result_state),
+        termination_type=TerminationType.SUCCESS
+        if action.result_state in (R.EXCLUDED, R.DISABLED)
+        else TerminationType.CLIENT_ERROR,
+        ended_at=now,
+    )
+    if updated:
+        record(run, "task.skipped", attempt, now, task_key=attempt.task_key, result_state=action.result_state,
+               message=action.message)
+
+
+def _code_for_skip(result_state):
+    if result_state == R.DISABLED:
+        return TerminationCode.DISABLED
+    if result_state == R.UPSTREAM_CANCELED:
+        return TerminationCode.CANCELED
+    return TerminationCode.SKIPPED
+
+
+def schedule_retry(run, failed, action, now):
+    """A new attempt row: WAITING_FOR_RETRY until its time, or PENDING at once if due."""
+    not_before = from_ms(action.not_before_ms)
+    due = not_before <= now
+    TaskRun.objects.filter(id=failed.id).update(is_current=False)
+    retry = TaskRun.objects.create(
+        run=run,
+        repair_id=failed.repair_id,
+        task_key=failed.task_key,
+        attempt_number=action.attempt_number,
+        original_attempt_id=failed.original_attempt_id or failed.id,
+        life_cycle_state=L.PENDING if due else L.WAITING_FOR_RETRY,
+        queued_at=now if due else None,
+        retry_at=not_before,
+    )
+    record(run, "task.retry_scheduled", retry, now, task_key=retry.task_key,
+           attempt_number=retry.attempt_number, retry_at=to_ms(not_before))
+    if due:
+        record(run, "task.pending", retry, now, task_key=retry.task_key)
+        enqueue_on_commit([retry.id])
+
+
+def finish_run(run, action, now):
+    updated = Run.objects.filter(id=run.id, life_cycle_state__in=ACTIVE_RUN_STATES).update(
+        life_cycle_state=L.TERMINATED,
+        result_state=action.result_state,
+        termination_code=action.termination_code,
+        termination_type=action.termination_type,
+        state_message=action.message,
+        ended_at=now,
+    )
+    if not updated:
+        return
+    Repair.objects.filter(run=run, ended_at__isnull=True).update(
+        ended_at=now,
+        life_cycle_state=L.TERMINATED,
+        result_state=action.result_state,
+        termination_code=action.termination_code,
+        termination_type=action.termination_type,
+        state_message=action.message,
+    )
+    record(run, "run.finished", None, now, result_state=action.result_state, message=action.message)
+    from runs.admission import admit_queued_runs
+
+    admit_queued_runs(run.job_id, now)
+
+
+def finish_attempt(attempt_id, *, result_state, now=None, life_cycle_state=L.TERMINATED,
+                   termination_code=None, termination_type=None, message="", **fields):
+    """Record how an attempt ended and advance its run, in one transaction.
+
+    Returns False when the attempt had already been finished by someone else (the reaper,
+    a redelivered message): the caller's result is then discarded.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        run_id = TaskRun.objects.filter(id=attempt_id).values_list("run_id", flat=True).first()
+        if run_id is None:
+            return False
+        run = lock_run(run_id)
+        updated = TaskRun.objects.filter(
+            id=attempt_id, life_cycle_state__in=[L.PENDING, L.RUNNING, L.TERMINATING]
+        ).update(
+            life_cycle_state=life_cycle_state,
+            result_state=result_state,
+            termination_code=termination_code or default_code(result_state),
+            termination_type=termination_type or default_type(result_state),
+            state_message=message,
+            ended_at=now,
+            **fields,
+        )
+        if not updated:
+            return False
+        attempt = TaskRun.objects.get(id=attempt_id)
+        record(run, "task.finished", attempt, now, task_key=attempt.task_key, result_state=result_state,
+               life_cycle_state=life_cycle_state, message=message)
+        if run.life_cycle_state in ACTIVE_RUN_STATES:
+            advance_locked(run, now)
+        return True
+
+
+def default_code(result_state):
+    return {
+        R.SUCCESS: TerminationCode.SUCCESS,
+        R.FAILED: TerminationCode.RUN_EXECUTION_ERROR,
+        R.TIMEDOUT: TerminationCode.CANCELED,
+        R.CANCELED: TerminationCode.USER_CANCELED,
+    }.get(result_state, TerminationCode.RUN_EXECUTION_ERROR)
+
+
+def default_type(result_state):
+    if result_state in (R.SUCCESS, R.CANCELED):
+        return TerminationType.SUCCESS
+    return TerminationType.CLIENT_ERROR
+
+
+def cancel_attempt(run, attempt, now, message="Canceled by user"):
+    """Stop one attempt: not started yet -> CANCELED now; running -> TERMINATING for its worker."""
+    waiting = (L.PENDING, L.WAITING_FOR_RETRY, L.BLOCKED)
+    if attempt.life_cycle_state in waiting:
+        updated = TaskRun.objects.filter(id=attempt.id, life_cycle_state=attempt.life_cycle_state).update(
+            life_cycle_state=L.TERMINATED,
+            result_state=R.CANCELED,
+            termination_code=TerminationCode.USER_CANCELED,
+            termination_type=TerminationType.SUCCESS,
+            state_message=message,
+            ended_at=now,
+        )
+        if updated:
+            record(run, "task.finished", attempt, now, task_key=attempt.task_key, result_state=R.CANCELED,
+                   message=message)
+            return True
+        attempt.refresh_from_db()
+    if attempt.life_cycle_state == L.RUNNING:
+        updated = TaskRun.objects.filter(id=attempt.id, life_cycle_state=L.RUNNING).update(
+            life_cycle_state=L.TERMINATING, state_message=message
+        )
+        if updated:
+            record(run, "task.terminating", attempt, now, task_key=attempt.task_key, message=message)
+            return True
+    return False
+
+
+def cancel_run(run_id, *, reason="USER", now=None, message=None):
+    """Cancel a run: its active attempts stop, the planner decides the rest (ALL_DONE still runs)."""
+    now = now or timezone.now()
+    message = message or ("Run canceled by user" if reason == "USER" else "Run timed out")
+    with transaction.atomic():
+        run = lock_run(run_id)
+        if run.life_cycle_state in FINISHED_LIFE_CYCLES:
+            return False
+        if run.life_cycle_state == L.QUEUED:
+            Run.objects.filter(id=run.id, life_cycle_state=L.QUEUED).update(
+                life_cycle_state=L.TERMINATED,
+                result_state=R.CANCELED if reason == "USER" else R.TIMEDOUT,
+                termination_code=TerminationCode.USER_CANCELED if reason == "USER" else TerminationCode.CANCELED,
+                termination_type=TerminationType.SUCCESS,
+                state_message=message,
+                ended_at=now,
+                cancel_reason=reason,
+            )
+            record(run, "run.finished", None, now, result_state=R.CANCELED, message=message)
+            return True
+        Run.objects.filter(id=run.id).update(cancel_reason=reason, life_cycle_state=L.TERMINATING)
+        run.cancel_reason, run.life_cycle_state = reason, L.TERMINATING
+        record(run, "run.cancel_requested", None, now, reason=reason)
+        for attempt in current_attempts(run).values():
+            if attempt.life_cycle_state in (*ACTIVE_TASK_LIFE_CYCLES, L.WAITING_FOR_RETRY):
+                cancel_attempt(run, attempt, now, message)
+        advance_locked(run, now)
+        return True
+
+
+def cancel_task_run(attempt_id, now=None):
+    """Cancel one task attempt; its downstream becomes UPSTREAM_CANCELED, ALL_DONE tasks still run."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        attempt = TaskRun.objects.get(id=attempt_id)
+        run = lock_run(attempt.run_id)
+        attempt.refresh_from_db()
+        if attempt.life_cycle_state in FINISHED_LIFE_CYCLES:
+            return False
+        changed = cancel_attempt(run, attempt, now)
+        if run.life_cycle_state in ACTIVE_RUN_STATES:
+            advance_locked(run, now)
+        return changed
+
+
+def lost_after():
+    from django.conf import settings
+
+    return timedelta(seconds=settings.LAKEFLOW_LOST_AFTER_SECONDS)

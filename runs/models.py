@@ -1,0 +1,185 @@
+"""Runs, task attempts, repairs, and the append-only event log.
+
+State columns are a projection of RunEvent rows written in the same transaction
+(see runs/dispatch.py); nothing else changes them.
+"""
+
+from django.conf import settings as django_settings
+from django.db import models
+from django.utils import timezone
+
+from jobs.models import Job, JobVersion
+from runs.engine.states import (
+    CancelReason,
+    RunLifeCycleState,
+    RunResultState,
+    TerminationCode,
+    TerminationType,
+)
+
+LIFE_CYCLE_CHOICES = [(s.value, s.value) for s in RunLifeCycleState]
+RESULT_CHOICES = [(s.value, s.value) for s in RunResultState]
+CODE_CHOICES = [(s.value, s.value) for s in TerminationCode]
+TYPE_CHOICES = [(s.value, s.value) for s in TerminationType]
+
+
+class Run(models.Model):
+    """A job run (run_id). number_in_job equals run_id, as in the Jobs API."""
+
+    class RunType(models.TextChoices):
+        JOB_RUN = "JOB_RUN"
+        SUBMIT_RUN = "SUBMIT_RUN"
+        WORKFLOW_RUN = "WORKFLOW_RUN"
+
+    class Trigger(models.TextChoices):
+        ONE_TIME = "ONE_TIME"
+        PERIODIC = "PERIODIC"
+        RETRY = "RETRY"
+        RUN_JOB_TASK = "RUN_JOB_TASK"
+        FILE_ARRIVAL = "FILE_ARRIVAL"
+        TABLE = "TABLE"
+        CONTINUOUS = "CONTINUOUS"
+        CONTINUOUS_RESTART = "CONTINUOUS_RESTART"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="runs")
+    # The version the run started with; a repair moves it to the job's version at repair time.
+    job_version = models.ForeignKey(JobVersion, on_delete=models.PROTECT, related_name="runs")
+    run_type = models.CharField(max_length=20, choices=RunType.choices, default=RunType.JOB_RUN)
+    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.ONE_TIME)
+    run_name = models.TextField(blank=True, default="")
+    creator = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    life_cycle_state = models.CharField(max_length=20, choices=LIFE_CYCLE_CHOICES, default=RunLifeCycleState.QUEUED)
+    result_state = models.CharField(max_length=40, choices=RESULT_CHOICES, null=True, blank=True)
+    state_message = models.TextField(blank=True, default="")
+    termination_code = models.CharField(max_length=40, choices=CODE_CHOICES, null=True, blank=True)
+    termination_type = models.CharField(max_length=20, choices=TYPE_CHOICES, null=True, blank=True)
+    cancel_reason = models.CharField(
+        max_length=10, choices=[(c.value, c.value) for c in CancelReason], null=True, blank=True
+    )
+    queue_enabled = models.BooleanField(default=True)
+
+    # [{name, default, value}] as the API shows them; `value` is what tasks see.
+    job_parameters = models.JSONField(default=list, blank=True)
+    overriding_parameters = models.JSONField(null=True, blank=True)
+    idempotency_token = models.CharField(max_length=64, null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)  # the API's start_time: when it was asked for
+    started_at = models.DateTimeField(null=True, blank=True)  # admitted past the queue
+    ended_at = models.DateTimeField(null=True, blank=True)
+    timeout_at = models.DateTimeField(null=True, blank=True)
+    trigger_time = models.DateTimeField(null=True, blank=True)
+    repair_count = models.PositiveIntegerField(default=0)
+    # Bumped first thing in every transaction that changes this run's tasks: on Postgres the row
+    # lock serializes them (no lost wake-up between two finishing tasks); SQLite is serial anyway.
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_token"],
+                condition=models.Q(idempotency_token__isnull=False),
+                name="one_run_per_idempotency_token",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["job", "-id"], name="run_job_newest"),
+            models.Index(fields=["job", "life_cycle_state"], name="run_job_state"),
+            models.Index(fields=["life_cycle_state", "timeout_at"], name="run_state_deadline"),
+        ]
+
+    def __str__(self):
+        return f"run {self.id} of job {self.job_id}"
+
+
+class Repair(models.Model):
+    """One repair of a run (repair_id); the original run is the implicit first entry."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="repairs")
+    creator = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    rerun_tasks = models.JSONField(default=list)
+    job_parameters = models.JSONField(null=True, blank=True)
+    life_cycle_state = models.CharField(max_length=20, choices=LIFE_CYCLE_CHOICES, default=RunLifeCycleState.RUNNING)
+    result_state = models.CharField(max_length=40, choices=RESULT_CHOICES, null=True, blank=True)
+    termination_code = models.CharField(max_length=40, choices=CODE_CHOICES, null=True, blank=True)
+    termination_type = models.CharField(max_length=20, choices=TYPE_CHOICES, null=True, blank=True)
+    state_message = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["run", "id"]
+
+    def __str__(self):
+        return f"repair {self.id} of run {self.run_id}"
+
+
+class TaskRun(models.Model):
+    """One attempt of one task in a run (its id is the task run's run_id)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="task_runs")
+    repair = models.ForeignKey(Repair, null=True, blank=True, on_delete=models.CASCADE, related_name="task_runs")
+    task_key = models.CharField(max_length=100)
+    attempt_number = models.PositiveIntegerField(default=0)
+    original_attempt = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The latest attempt of its task in this run; older attempts and repaired-over ones are False.
+    is_current = models.BooleanField(default=True)
+
+    life_cycle_state = models.CharField(max_length=20, choices=LIFE_CYCLE_CHOICES, default=RunLifeCycleState.BLOCKED)
+    result_state = models.CharField(max_length=40, choices=RESULT_CHOICES, null=True, blank=True)
+    state_message = models.TextField(blank=True, default="")
+    termination_code = models.CharField(max_length=40, choices=CODE_CHOICES, null=True, blank=True)
+    termination_type = models.CharField(max_length=20, choices=TYPE_CHOICES, null=True, blank=True)
+    outcome = models.CharField(max_length=10, null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(null=True, blank=True)  # handed to the broker
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)  # WAITING_FOR_RETRY until then
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker_host = models.CharField(max_length=255, blank=True, default="")
+    process_id = models.IntegerField(null=True, blank=True)
+
+    resolved_values = models.JSONField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    error_trace = models.TextField(blank=True, default="")
+    notebook_result = models.JSONField(null=True, blank=True)
+    task_values = models.JSONField(default=dict, blank=True)
+    log_path = models.CharField(max_length=1024, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["run", "task_key"], name="taskrun_run_task"),
+            models.Index(fields=["run", "is_current"], name="taskrun_run_current"),
+            models.Index(fields=["life_cycle_state", "heartbeat_at"], name="taskrun_state_heartbeat"),
+            models.Index(fields=["life_cycle_state", "retry_at"], name="taskrun_state_retry"),
+        ]
+
+    def __str__(self):
+        return f"{self.task_key} #{self.attempt_number} of run {self.run_id}"
+
+
+class RunEvent(models.Model):
+    """Append-only: every state change of a run or task attempt, in order."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    task_run = models.ForeignKey(TaskRun, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=40)  # dotted: run.queued, task.running, task.finished, ...
+    at = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "id"], name="event_run_order")]
+
+    def __str__(self):
+        return f"{self.type} run {self.run_id}"
+
+
+class ClockLease(models.Model):
+    """Which cluster node's clock loop is ticking; taken and renewed by compare-and-swap."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    holder = models.CharField(max_length=200, blank=True, default="")
+    expires_at = models.DateTimeField()

@@ -1,0 +1,79 @@
+"""What one task attempt sees: its task settings with every {{reference}} substituted,
+job parameters pushed into key/value parameters, and its upstream tasks' values."""
+
+import copy
+
+from jobs.spec.refs import ReferenceContext, resolve
+from jobs.spec.settings import task_type_of
+from runs.engine.parameters import parameter_values
+
+# Task types whose key/value parameters receive the job parameters (the job's win on a clash).
+KEY_VALUE_PARAMETERS = {
+    "notebook_task": "base_parameters",
+    "python_wheel_task": "named_parameters",
+    "sql_task": "parameters",
+}
+
+
+def upstream_facts(run):
+    """tasks.<key>.* for references and dbutils: the current attempt of every task in the run."""
+    facts = {}
+    for attempt in run.task_runs.filter(is_current=True):
+        facts[attempt.task_key] = {
+            "run_id": attempt.id,
+            "result_state": attempt.result_state or "",
+            "error_code": attempt.termination_code if attempt.result_state not in (None, "SUCCESS") else "",
+            "execution_count": attempt.attempt_number + 1,
+            "values": attempt.task_values or {},
+        }
+    return facts
+
+
+def reference_context(run, attempt, facts):
+    return ReferenceContext(
+        job_id=run.job_id,
+        job_name=run.job_version.settings.get("name") or run.run_name,
+        run_id=run.id,
+        repair_count=run.repair_count,
+        start_time=run.started_at or run.created_at,
+        trigger_time=run.trigger_time or run.created_at,
+        trigger_type=run.trigger,
+        job_parameters=parameter_values(run.job_parameters),
+        task_name=attempt.task_key,
+        task_run_id=attempt.id,
+        task_execution_count=attempt.attempt_number + 1,
+        tasks=facts,
+    )
+
+
+def _resolve_all(value, ctx):
+    if isinstance(value, str):
+        return resolve(value, ctx)
+    if isinstance(value, list):
+        return [_resolve_all(item, ctx) for item in value]
+    if isinstance(value, dict):
+        return {key: _resolve_all(item, ctx) for key, item in value.items()}
+    return value
+
+
+def resolve_task(task, run, attempt, facts):
+    """A copy of the task dict with its type block resolved; returns (task, widgets)."""
+    task = copy.deepcopy(task)
+    type_name = task_type_of(task)
+    ctx = reference_context(run, attempt, facts)
+    block = _resolve_all(task.get(type_name) or {}, ctx)
+    job_values = parameter_values(run.job_parameters)
+    kv_field = KEY_VALUE_PARAMETERS.get(type_name)
+    if kv_field and (kv_field in block or type_name != "python_wheel_task"):
+        block[kv_field] = {**(block.get(kv_field) or {}), **job_values}
+    task[type_name] = block
+    widgets = {**job_values, **(block.get(kv_field) or {} if kv_field else {})}
+    return task, widgets
+
+
+def resolved_values(task):
+    """The API's resolved_values block for a task run."""
+    type_name = task_type_of(task)
+    block = task.get(type_name) or {}
+    shown = {key: value for key, value in block.items() if key in ("parameters", "named_parameters", "base_parameters", "command")}
+    return {type_name: shown} if type_name else {}

@@ -1,0 +1,133 @@
+"""The django-q2 task that runs one task attempt in its own supervised OS process."""
+
+import logging
+import socket
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from runs.dispatch import finish_attempt, task_settings
+from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode, TerminationType
+from runs.events import record
+from runs.executors.launch import LaunchError, prepare_attempt
+from runs.executors.supervisor import read_attempt_result, supervise
+from runs.models import TaskRun
+from runs.resolution import resolve_task, resolved_values, upstream_facts
+
+log = logging.getLogger(__name__)
+HOST = socket.gethostname()
+
+
+def execute_attempt(attempt_id):
+    """Entry point for the broker. A redelivered or canceled attempt is a no-op."""
+    attempt = claim_attempt(attempt_id)
+    if attempt is None:
+        return "not claimed"
+    try:
+        return run_claimed_attempt(attempt)
+    except Exception as exc:  # a bug here must fail the attempt visibly, never leave it RUNNING
+        log.exception("attempt %s failed inside the worker", attempt_id)
+        finish_attempt(
+            attempt_id,
+            result_state=R.FAILED,
+            life_cycle_state=L.INTERNAL_ERROR,
+            termination_code=TerminationCode.INTERNAL_ERROR,
+            termination_type=TerminationType.INTERNAL_ERROR,
+            message=f"Internal error in the worker: {type(exc).__name__}: {exc}",
+        )
+        return "internal error"
+
+
+def claim_attempt(attempt_id):
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = TaskRun.objects.filter(id=attempt_id, life_cycle_state=L.PENDING).update(
+            life_cycle_state=L.RUNNING, started_at=now, heartbeat_at=now, worker_host=HOST
+        )
+        if not claimed:
+            return None
+        attempt = TaskRun.objects.select_related("run__job_version", "run__job").get(id=attempt_id)
+        record(attempt.run, "task.running", attempt, now, task_key=attempt.task_key,
+               attempt_number=attempt.attempt_number)
+    return attempt
+
+
+def attempt_dir(attempt):
+    return settings.LAKEFLOW_HOME / "attempts" / str(attempt.run_id) / str(attempt.id)
+
+
+def run_claimed_attempt(attempt):
+    run = attempt.run
+    task = task_settings(run.job_version, attempt.task_key)
+    if task is None:
+        return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION,
+                    f"Task {attempt.task_key} is not in the job's settings any more")
+    facts = upstream_facts(run)
+    task, widgets = resolve_task(task, run, attempt, facts)
+    directory = attempt_dir(attempt)
+    log_path = directory / "output.log"
+    TaskRun.objects.filter(id=attempt.id).update(resolved_values=resolved_values(task), log_path=str(log_path))
+    try:
+        spec = prepare_attempt(
+            task,
+            attempt_dir=directory,
+            workspace_root=settings.LAKEFLOW_WORKSPACE_ROOT,
+            widgets=widgets,
+            upstream_values={key: fact["values"] for key, fact in facts.items()},
+        )
+    except LaunchError as exc:
+        directory.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(exc.message + "\n")
+        return fail(attempt, exc.code, exc.message)
+
+    timeout = task.get("timeout_seconds") or None
+    outcome = supervise(
+        spec,
+        log_path=log_path,
+        timeout_seconds=timeout,
+        should_cancel=lambda: still_running(attempt.id) is False,
+        heartbeat_every=settings.LAKEFLOW_HEARTBEAT_SECONDS,
+        on_heartbeat=lambda: beat(attempt.id),
+        on_start=lambda pid: TaskRun.objects.filter(id=attempt.id).update(process_id=pid),
+    )
+    result = read_attempt_result(spec)
+    fields = dict(
+        exit_code=outcome.exit_code,
+        error=result.error or "",
+        error_trace=result.error_trace or "",
+        notebook_result=result.notebook_result,
+        task_values=result.task_values or {},
+    )
+    if outcome.canceled:
+        finish_attempt(attempt.id, result_state=R.CANCELED, message="Canceled by user", **fields)
+        return "canceled"
+    if outcome.timed_out:
+        finish_attempt(attempt.id, result_state=R.TIMEDOUT,
+                       message=f"Task timed out after {timeout} seconds", **fields)
+        return "timed out"
+    if outcome.exit_code == 0:
+        finish_attempt(attempt.id, result_state=R.SUCCESS, **fields)
+        return "success"
+    message = result.error or f"Task exited with code {outcome.exit_code}"
+    finish_attempt(attempt.id, result_state=R.FAILED, message=message,
+                   termination_code=result.error_code or TerminationCode.RUN_EXECUTION_ERROR, **fields)
+    return "failed"
+
+
+def fail(attempt, code, message):
+    finish_attempt(attempt.id, result_state=R.FAILED, termination_code=code,
+                   termination_type=TerminationType.CLIENT_ERROR, message=message, error=message)
+    return "failed"
+
+
+def still_running(attempt_id):
+    """False once a cancel (TERMINATING) or the reaper took the attempt away from us."""
+    state = TaskRun.objects.filter(id=attempt_id).values_list("life_cycle_state", flat=True).first()
+    return state == L.RUNNING
+
+
+def beat(attempt_id):
+    TaskRun.objects.filter(id=attempt_id, life_cycle_state__in=[L.RUNNING, L.TERMINATING]).update(
+        heartbeat_at=timezone.now()
+    )

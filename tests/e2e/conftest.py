@@ -1,0 +1,221 @@
+"""Real processes for end-to-end tests: `manage.py serve` on SQLite, and a web server plus
+`qcluster` node on Postgres + Redis, each driven over HTTP with the official databricks-sdk."""
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+# Scripts the e2e jobs run, written into each server's workspace root.
+SCRIPTS = {
+    "ok.py": """
+        import sys, time
+        print("ok", " ".join(sys.argv[1:]), flush=True)
+        if len(sys.argv) > 1 and sys.argv[1].replace(".", "").isdigit():
+            time.sleep(float(sys.argv[1]))
+    """,
+    "fail.py": """
+        print("about to fail", flush=True)
+        raise ValueError("boom from fail.py")
+    """,
+    "fail_until_marker.py": """
+        # Fails until the marker file exists; with "create" it creates it first (so a retry passes).
+        import os, sys
+        marker = sys.argv[1]
+        if not os.path.exists(marker):
+            if len(sys.argv) > 2 and sys.argv[2] == "create":
+                open(marker, "w").close()
+            raise RuntimeError(f"marker {marker} is missing")
+        print("marker found", flush=True)
+    """,
+    "sleeper.py": """
+        # Writes "pid ppid" to argv[1], then sleeps; exits at once if argv[2] (a marker) exists.
+        import os, sys, time
+        if len(sys.argv) > 2 and os.path.exists(sys.argv[2]):
+            print("marker exists, quick exit", flush=True)
+            sys.exit(0)
+        if len(sys.argv) > 2:
+            open(sys.argv[2], "w").close()
+        with open(sys.argv[1], "w") as f:
+            f.write(f"{os.getpid()} {os.getppid()}")
+        print("sleeping", flush=True)
+        time.sleep(120)
+    """,
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=30.0, interval=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as exc:  # the server may not be up yet
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Server:
+    """A running orchestrator: its URL, an API token, its workspace dir and its processes."""
+
+    def __init__(self, name, env, commands, workspace):
+        self.name, self.env, self.workspace = name, env, workspace
+        self.port = int(env["LAKEFLOW_PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.logs = []
+        self.procs = []
+        for label, argv in commands:
+            log = open(Path(env["LAKEFLOW_HOME"]) / f"{label}.log", "wb")
+            self.logs.append(log)
+            self.procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                               start_new_session=True))
+        wait_until(self.responds, timeout=60, what=f"{name} to answer HTTP")
+        self.token = self.manage("createapitoken", "e2e", "--superuser").strip().splitlines()[-1]
+
+    def responds(self):
+        for proc in self.procs:
+            assert proc.poll() is None, f"{self.name} process exited early: {self.log_text()[-3000:]}"
+        return requests.get(self.url + "/.well-known/databricks-config", timeout=2).status_code == 200
+
+    def manage(self, *args):
+        done = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def client(self):
+        from databricks.sdk import WorkspaceClient
+
+        return WorkspaceClient(host=self.url, token=self.token)
+
+    def script(self, name):
+        return str(self.workspace / name)
+
+    def log_text(self):
+        home = Path(self.env["LAKEFLOW_HOME"])
+        return "\n".join(p.read_text(errors="replace") for p in sorted(home.glob("*.log")))
+
+    def stop(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for log in self.logs:
+            log.close()
+
+
+def base_env(home, workspace, port):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "DJANGO_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="lakeflow_site.settings",
+        LAKEFLOW_HOME=str(home),
+        LAKEFLOW_WORKSPACE_ROOT=str(workspace),
+        LAKEFLOW_PORT=str(port),
+        LAKEFLOW_HEARTBEAT_SECONDS="1",
+        LAKEFLOW_LOST_AFTER_SECONDS="5",
+        LAKEFLOW_WORKERS="4",
+        LAKEFLOW_ADMIN_PASSWORD="e2e-password",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    env.pop("LAKEFLOW_Q_SYNC", None)
+    return env
+
+
+def make_workspace(tmp):
+    workspace = tmp / "workspace"
+    workspace.mkdir()
+    for name, body in SCRIPTS.items():
+        (workspace / name).write_text(textwrap.dedent(body))
+    return workspace
+
+
+def postgres_admin_dsn():
+    import psycopg
+
+    for user in ("postgres", "root"):
+        dsn = f"postgresql://{user}@127.0.0.1:5432/test"
+        try:
+            with psycopg.connect(dsn, connect_timeout=3):
+                return dsn, user
+        except psycopg.OperationalError:
+            continue
+    raise RuntimeError("PostgreSQL on 127.0.0.1:5432 accepts neither user postgres nor root")
+
+
+@pytest.fixture(scope="session")
+def sqlite_server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("serve-sqlite")
+    port = free_port()
+    env = base_env(home / "home", make_workspace(home), port)
+    server = Server("serve (SQLite)", env, [("serve", [PYTHON, "manage.py", "serve", "--port", str(port)])],
+                    home / "workspace")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def scaleout_server(tmp_path_factory):
+    """Postgres + Redis, a web process and a qcluster node, as in the scale-out mode."""
+    import psycopg
+
+    admin_dsn, user = postgres_admin_dsn()
+    database = f"lakeflow_e2e_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    home = tmp_path_factory.mktemp("scaleout")
+    port = free_port()
+    env = base_env(home / "home", make_workspace(home), port)
+    Path(env["LAKEFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    env.update(
+        DATABASE_URL=f"postgresql://{user}@127.0.0.1:5432/{database}",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        LAKEFLOW_CLUSTER_NAME=f"lakeflow-{database}",
+    )
+    migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert migrate.returncode == 0, migrate.stderr
+    server = Server(
+        "web + qcluster (Postgres + Redis)",
+        env,
+        [
+            ("web", [PYTHON, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port), "lakeflow_site.asgi:application"]),
+            ("qcluster", [PYTHON, "manage.py", "qcluster"]),
+        ],
+        home / "workspace",
+    )
+    yield server
+    server.stop()
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "scaleout"], scope="session")
+def server(request):
+    return request.getfixturevalue(f"{request.param}_server")

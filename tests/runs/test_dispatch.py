@@ -1,0 +1,159 @@
+from datetime import timedelta
+
+from django.utils import timezone
+
+from runs.admission import create_run
+from runs.clock import enforce_run_timeouts, promote_due_retries, reap_lost_attempts
+from runs.dispatch import cancel_run, finish_attempt
+from runs.engine.states import RunLifeCycleState as L, RunResultState as R
+from runs.models import Run, RunEvent, TaskRun
+from runs.worker import claim_attempt
+from tests.runs.conftest import make_job, shell
+
+
+def attempt(run, key):
+    return TaskRun.objects.get(run=run, task_key=key, is_current=True)
+
+
+def test_a_new_run_hands_only_its_root_tasks_to_the_broker_after_commit(alice, broker):
+    job = make_job(alice, [shell("a"), shell("b", depends_on=["a"]), shell("c")])
+    run, created = create_run(job, creator=alice)
+
+    assert created and run.life_cycle_state == L.RUNNING
+    assert sorted(broker.take()) == sorted([attempt(run, "a").id, attempt(run, "c").id])
+    assert attempt(run, "b").life_cycle_state == L.BLOCKED
+
+
+def test_a_finished_task_dispatches_its_downstream_at_once(alice, broker):
+    job = make_job(alice, [shell("a"), shell("b", depends_on=["a"])])
+    run, _ = create_run(job)
+    a = claim_attempt(broker.take()[0])
+
+    finish_attempt(a.id, result_state=R.SUCCESS)
+
+    b = attempt(run, "b")
+    assert b.life_cycle_state == L.PENDING
+    assert broker.take() == [b.id]
+
+
+def test_a_redelivered_attempt_is_a_no_op(alice, broker):
+    job = make_job(alice, [shell("a")])
+    create_run(job)
+    attempt_id = broker.take()[0]
+
+    assert claim_attempt(attempt_id) is not None
+    assert claim_attempt(attempt_id) is None
+    assert TaskRun.objects.get(id=attempt_id).life_cycle_state == L.RUNNING
+
+
+def test_a_result_for_an_attempt_that_was_already_finished_is_discarded(alice, broker):
+    job = make_job(alice, [shell("a")])
+    run, _ = create_run(job)
+    a = claim_attempt(broker.take()[0])
+
+    assert finish_attempt(a.id, result_state=R.SUCCESS) is True
+    assert finish_attempt(a.id, result_state=R.FAILED) is False
+    assert Run.objects.get(id=run.id).result_state == R.SUCCESS
+
+
+def test_a_killed_worker_is_reaped_and_its_task_retried(alice, broker):
+    job = make_job(alice, [shell("a", max_retries=1)])
+    run, _ = create_run(job)
+    a = claim_attempt(broker.take()[0])
+    later = timezone.now() + timedelta(minutes=5)  # long past the heartbeat deadline
+
+    assert reap_lost_attempts(later) == 1
+
+    lost = TaskRun.objects.get(id=a.id)
+    assert (lost.life_cycle_state, lost.result_state) == (L.INTERNAL_ERROR, R.FAILED)
+    assert "stopped responding" in lost.state_message
+    retry = attempt(run, "a")
+    assert retry.attempt_number == 1 and retry.original_attempt_id == a.id
+    assert retry.life_cycle_state == L.PENDING
+    assert broker.take() == [retry.id]
+
+
+def test_a_retry_waits_for_its_interval_measured_from_the_failed_attempts_start(alice, broker):
+    job = make_job(alice, [shell("a", max_retries=1, min_retry_interval_millis=60_000)])
+    run, _ = create_run(job)
+    a = claim_attempt(broker.take()[0])
+    finish_attempt(a.id, result_state=R.FAILED)
+    retry = attempt(run, "a")
+    assert retry.life_cycle_state == L.WAITING_FOR_RETRY
+    assert retry.retry_at == a.started_at + timedelta(seconds=60)
+
+    assert promote_due_retries(a.started_at + timedelta(seconds=59)) == 0
+    assert promote_due_retries(a.started_at + timedelta(seconds=60)) == 1
+    assert attempt(run, "a").life_cycle_state == L.PENDING
+    assert broker.take() == [retry.id]
+
+
+def test_a_second_run_is_queued_behind_max_concurrent_runs_and_starts_when_the_first_ends(alice, broker):
+    job = make_job(alice, [shell("a")], max_concurrent_runs=1, queue={"enabled": True})
+    first, _ = create_run(job)
+    second, _ = create_run(job)
+    assert second.life_cycle_state == L.QUEUED
+    a = claim_attempt(broker.take()[0])
+
+    finish_attempt(a.id, result_state=R.SUCCESS)
+
+    assert Run.objects.get(id=second.id).life_cycle_state == L.RUNNING
+    assert broker.take() == [attempt(second, "a").id]
+
+
+def test_with_the_queue_off_a_run_over_the_limit_is_skipped(alice, broker):
+    job = make_job(alice, [shell("a")], max_concurrent_runs=1, queue={"enabled": False})
+    create_run(job)
+    second, _ = create_run(job)
+
+    assert second.life_cycle_state == L.SKIPPED
+    assert second.result_state == R.MAXIMUM_CONCURRENT_RUNS_REACHED
+
+
+def test_the_same_idempotency_token_gives_the_same_run(alice, broker):
+    job = make_job(alice, [shell("a")], max_concurrent_runs=5)
+    first, created = create_run(job, idempotency_token="tok-1")
+    again, created_again = create_run(job, idempotency_token="tok-1")
+
+    assert created and not created_again
+    assert again.id == first.id
+    assert Run.objects.count() == 1
+
+
+def test_cancel_stops_active_attempts_and_the_all_done_cleanup_still_runs(alice, broker):
+    job = make_job(alice, [shell("a"), shell("b", depends_on=["a"]),
+                           shell("cleanup", depends_on=["a"], run_if="ALL_DONE")])
+    run, _ = create_run(job)
+    a = claim_attempt(broker.take()[0])
+
+    cancel_run(run.id)
+    assert attempt(run, "a").life_cycle_state == L.TERMINATING  # its worker kills the process
+    finish_attempt(a.id, result_state=R.CANCELED)
+
+    assert attempt(run, "b").result_state == R.UPSTREAM_CANCELED
+    cleanup = attempt(run, "cleanup")
+    assert cleanup.life_cycle_state == L.PENDING
+    finish_attempt(claim_attempt(cleanup.id).id, result_state=R.SUCCESS)
+    run.refresh_from_db()
+    assert (run.life_cycle_state, run.result_state) == (L.TERMINATED, R.CANCELED)
+
+
+def test_a_run_past_its_timeout_is_canceled_as_timed_out(alice, broker):
+    job = make_job(alice, [shell("a")], timeout_seconds=30)
+    run, _ = create_run(job)
+    broker.take()
+
+    assert enforce_run_timeouts(timezone.now() + timedelta(seconds=29)) == 0
+    assert enforce_run_timeouts(timezone.now() + timedelta(seconds=31)) == 1
+    run.refresh_from_db()
+    assert (run.life_cycle_state, run.result_state) == (L.TERMINATED, R.TIMEDOUT)
+
+
+def test_every_state_change_is_an_event_row(alice, broker):
+    job = make_job(alice, [shell("a")])
+    run, _ = create_run(job)
+    a = claim_attempt(broker.take()[0])
+    finish_attempt(a.id, result_state=R.SUCCESS)
+
+    types = list(RunEvent.objects.filter(run=run).order_by("id").values_list("type", flat=True))
+    assert types == ["run.queued", "run.started", "task.pending", "task.running", "task.finished", "run.finished"]
