@@ -1,0 +1,520 @@
+"""Parse and validate `JobSettings` (jobs/create, reset, update) and runs/submit bodies.
+
+`validate_job_settings` collects every problem with the path of the field at fault,
+so an API caller or the edit form can show them all at once, and returns a new,
+normalized dict with the defaults Databricks would read back. Fields this module
+does not own (schedule, trigger, notifications, clusters, ...) pass through verbatim.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from . import dag, refs
+
+EXECUTABLE_TASK_TYPES = (
+    "spark_python_task", "python_wheel_task", "shell_command_task", "notebook_task",
+    "sql_task", "condition_task", "for_each_task", "run_job_task",
+)
+# Databricks task types we recognise (so a task is not "typeless") but cannot run.
+UNSUPPORTED_TASK_TYPES = (
+    "spark_jar_task", "spark_submit_task", "pipeline_task", "dbt_task", "dbt_cloud_task",
+    "dbt_platform_task", "dashboard_task", "alert_task", "power_bi_task",
+    "clean_rooms_notebook_task", "python_operator_task", "ai_runtime_task",
+    "gen_ai_compute_task", "ai_function_task",
+)
+TASK_TYPES = EXECUTABLE_TASK_TYPES + UNSUPPORTED_TASK_TYPES
+
+RUN_IF = ("ALL_SUCCESS", "AT_LEAST_ONE_SUCCESS", "NONE_FAILED", "ALL_DONE",
+          "AT_LEAST_ONE_FAILED", "ALL_FAILED")
+CONDITION_OPS = ("EQUAL_TO", "NOT_EQUAL", "GREATER_THAN", "GREATER_THAN_OR_EQUAL",
+                 "LESS_THAN", "LESS_THAN_OR_EQUAL")
+SOURCES = ("WORKSPACE", "GIT")
+SQL_TASK_KINDS = {"query": "query_id", "file": "path", "alert": "alert_id",
+                  "dashboard": "dashboard_id"}
+
+MAX_TASKS = 1000
+MAX_TAGS = 25
+MAX_NAME_BYTES = 4096
+MAX_DESCRIPTION_CHARS = 27_700
+MAX_TASK_KEY_CHARS = 100
+MAX_CONCURRENT_RUNS = 1000
+MAX_FOR_EACH_CONCURRENCY = 100
+
+TASK_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+PARAMETER_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+# Fields a one-time run (runs/submit) has no use for: it has no job to schedule or run again.
+NOT_FOR_SUBMIT = ("parameters", "schedule", "trigger", "continuous", "max_concurrent_runs")
+TASK_DEFAULTS = {"run_if": "ALL_SUCCESS", "timeout_seconds": 0, "max_retries": 0,
+                 "min_retry_interval_millis": 0, "retry_on_timeout": False}
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str  # e.g. "tasks[2].depends_on[0].task_key" or "max_concurrent_runs"
+    message: str
+
+
+class SettingsInvalid(Exception):
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{p.path}: {p.message}" for p in self.problems))
+
+
+def task_type_of(task: dict) -> str | None:
+    """The task-type key of `task`, or None if it has none (or several)."""
+    present = [name for name in TASK_TYPES if name in task]
+    return present[0] if len(present) == 1 else None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _at(base: str, key: str) -> str:
+    return f"{base}.{key}" if base else key
+
+
+class _Checker:
+    """Collects problems. Field helpers take (object, its path, key) and return the
+    value only when it is usable, so callers can go on checking what depends on it."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.task_keys: set[str] = set()
+        self.parameter_names: set[str] = set()
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def _get(self, obj: dict, base: str, key: str, required: bool) -> tuple[bool, Any]:
+        if key in obj:
+            return True, obj[key]
+        if required:
+            self.add(_at(base, key), "is required")
+        return False, None
+
+    def string(self, obj: dict, base: str, key: str, *, required: bool = False,
+               non_empty: bool = False) -> str | None:
+        present, value = self._get(obj, base, key, required)
+        if not present:
+            return None
+        if not isinstance(value, str):
+            self.add(_at(base, key), "must be a string")
+        elif non_empty and not value.strip():
+            self.add(_at(base, key), "must not be empty")
+        else:
+            return value
+        return None
+
+    def integer(self, obj: dict, base: str, key: str, *, low: int | None = None,
+                high: int | None = None, required: bool = False) -> int | None:
+        present, value = self._get(obj, base, key, required)
+        if not present:
+            return None
+        if not _is_int(value):
+            self.add(_at(base, key), "must be an integer")
+        elif high is not None and not low <= value <= high:
+            self.add(_at(base, key), f"must be between {low} and {high:,}")
+        elif low is not None and value < low:
+            self.add(_at(base, key), f"must be at least {low}")
+        else:
+            return value
+        return None
+
+    def boolean(self, obj: dict, base: str, key: str, *, required: bool = False) -> None:
+        present, value = self._get(obj, base, key, required)
+        if present and not isinstance(value, bool):
+            self.add(_at(base, key), "must be true or false")
+
+    def choice(self, obj: dict, base: str, key: str, choices: tuple[str, ...], *,
+               required: bool = False) -> None:
+        present, value = self._get(obj, base, key, required)
+        if present and value not in choices:
+            self.add(_at(base, key), f"must be one of {', '.join(choices)}")
+
+    def obj(self, obj: dict, base: str, key: str, *, required: bool = False) -> dict | None:
+        present, value = self._get(obj, base, key, required)
+        if present and not isinstance(value, dict):
+            self.add(_at(base, key), "must be an object")
+            return None
+        return value
+
+    def str_list(self, obj: dict, base: str, key: str) -> None:
+        present, value = self._get(obj, base, key, False)
+        if present and not isinstance(value, list):
+            self.add(_at(base, key), "must be a list of strings")
+        elif present:
+            for i, item in enumerate(value):
+                if not isinstance(item, str):
+                    self.add(f"{_at(base, key)}[{i}]", "must be a string")
+
+    def str_map(self, obj: dict, base: str, key: str) -> None:
+        for name, value in (self.obj(obj, base, key) or {}).items():
+            if not isinstance(value, str):
+                self.add(f"{_at(base, key)}.{name}", "must be a string")
+
+    def references(self, value: Any, path: str, in_for_each: bool) -> None:
+        """Check every string inside `value` for references to things that do not exist."""
+        todo = [(value, path)]
+        while todo:
+            value, path = todo.pop()
+            if isinstance(value, str):
+                for message in refs.unknown_reference_messages(
+                        value, task_keys=self.task_keys,
+                        job_parameter_names=self.parameter_names, in_for_each=in_for_each):
+                    self.add(path, message)
+            elif isinstance(value, dict):
+                todo.extend((v, f"{path}.{k}") for k, v in reversed(value.items()))
+            elif isinstance(value, list):
+                todo.extend((v, f"{path}[{i}]") for i, v in reversed(list(enumerate(value))))
+
+
+# --- task types -----------------------------------------------------------------
+
+
+# Field rules per task type; the cross-field rules follow in _check_type_block.
+_SHAPES: dict[str, dict[str, str]] = {
+    "spark_python_task": {"python_file": "required", "parameters": "str_list", "source": "source"},
+    "python_wheel_task": {"package_name": "required", "entry_point": "required",
+                          "parameters": "str_list", "named_parameters": "str_map"},
+    # Our extension: `command` runs in a shell; `parameters` arrive as $1..$n.
+    "shell_command_task": {"command": "required", "parameters": "str_list"},
+    "notebook_task": {"notebook_path": "required", "base_parameters": "str_map",
+                      "source": "source", "warehouse_id": "str"},
+    "sql_task": {"warehouse_id": "required", "parameters": "str_map"},
+    "condition_task": {"op": "op", "left": "operand", "right": "operand"},
+    "run_job_task": {"job_id": "job_id", "job_parameters": "str_map"},
+    "for_each_task": {"inputs": "operand", "concurrency": "concurrency", "task": "object"},
+}
+
+
+def _check_field(c: _Checker, block: dict, path: str, key: str, rule: str) -> None:
+    if rule == "required":
+        c.string(block, path, key, required=True, non_empty=True)
+    elif rule in ("str", "operand"):
+        c.string(block, path, key, required=rule == "operand")
+    elif rule == "str_list":
+        c.str_list(block, path, key)
+    elif rule == "str_map":
+        c.str_map(block, path, key)
+    elif rule == "source":
+        c.choice(block, path, key, SOURCES)
+    elif rule == "op":
+        c.choice(block, path, key, CONDITION_OPS, required=True)
+    elif rule == "job_id":
+        c.integer(block, path, key, required=True, low=0)
+    elif rule == "concurrency":
+        c.integer(block, path, key, low=1, high=MAX_FOR_EACH_CONCURRENCY)
+    elif rule == "object":
+        c.obj(block, path, key, required=True)
+
+
+def _check_type_block(c: _Checker, kind: str, block: dict, path: str) -> None:
+    for key, rule in _SHAPES[kind].items():
+        _check_field(c, block, path, key, rule)
+    if kind == "python_wheel_task" and block.get("parameters") and block.get("named_parameters"):
+        c.add(path, "set parameters or named_parameters, not both")
+    elif kind == "sql_task":
+        kinds = [name for name in SQL_TASK_KINDS if name in block]
+        if len(kinds) != 1:
+            found = f" (found {' and '.join(kinds)})" if kinds else ""
+            c.add(path, f"set exactly one of {', '.join(SQL_TASK_KINDS)}{found}")
+        for name in kinds:
+            inner = c.obj(block, path, name)
+            if inner is not None:
+                c.string(inner, f"{path}.{name}", SQL_TASK_KINDS[name], required=True, non_empty=True)
+                c.choice(inner, f"{path}.{name}", "source", SOURCES)
+    elif kind == "for_each_task":
+        inputs = block.get("inputs")
+        if isinstance(inputs, str) and not refs.find_references(inputs):
+            try:
+                parsed = json.loads(inputs)
+            except ValueError:
+                parsed = None
+            if not isinstance(parsed, list):
+                c.add(f"{path}.inputs", "must be a JSON array or a {{...}} reference")
+        nested = block.get("task")
+        if isinstance(nested, dict) and "for_each_task" in nested:
+            c.add(f"{path}.task.for_each_task",
+                  "a for-each task cannot run another for-each task; use a run_job_task")
+        if isinstance(nested, dict) and nested.get("depends_on"):
+            c.add(f"{path}.task.depends_on", "the task inside a for-each task cannot depend on others")
+
+
+# --- tasks ----------------------------------------------------------------------
+
+
+def _check_task_fields(c: _Checker, task: dict, path: str, in_for_each: bool) -> None:
+    """Common fields and the task-type block; depends_on is checked by the caller."""
+    key = c.string(task, path, "task_key", required=True)
+    if key is not None:
+        if not TASK_KEY_PATTERN.fullmatch(key):
+            c.add(f"{path}.task_key", f"'{key}' may only contain letters, digits, _ and -")
+        elif len(key) > MAX_TASK_KEY_CHARS:
+            c.add(f"{path}.task_key", f"must be at most {MAX_TASK_KEY_CHARS} characters")
+    c.choice(task, path, "run_if", RUN_IF)
+    c.integer(task, path, "timeout_seconds", low=0)
+    c.integer(task, path, "max_retries", low=-1)
+    c.integer(task, path, "min_retry_interval_millis", low=0)
+    c.boolean(task, path, "retry_on_timeout")
+    c.boolean(task, path, "disabled")
+    c.string(task, path, "description")
+
+    present = [name for name in TASK_TYPES if name in task]
+    if not present:
+        c.add(path, f"task has no task type: set one of {', '.join(EXECUTABLE_TASK_TYPES)}")
+        return
+    if len(present) > 1:
+        c.add(path, f"task has more than one task type: {' and '.join(present)}")
+        return
+    kind = present[0]
+    if kind in UNSUPPORTED_TASK_TYPES:
+        c.add(f"{path}.{kind}", f"{kind} is not supported by this server")
+        return
+    block = c.obj(task, path, kind, required=True)
+    if block is None:
+        return
+    _check_type_block(c, kind, block, f"{path}.{kind}")
+    if kind != "for_each_task":
+        c.references(block, f"{path}.{kind}", in_for_each)
+        return
+    # The wrapper's own strings (inputs) are outside the loop; the nested task is inside it.
+    c.references({k: v for k, v in block.items() if k != "task"}, f"{path}.{kind}", in_for_each)
+    nested = block.get("task")
+    if isinstance(nested, dict) and "for_each_task" not in nested:
+        _check_task_fields(c, nested, f"{path}.{kind}.task", in_for_each=True)
+
+
+def _with_task_defaults(task: dict) -> dict:
+    # `disabled` is not defaulted: Databricks reads it back only on explicitly disabled tasks.
+    for name, value in TASK_DEFAULTS.items():
+        task.setdefault(name, value)
+    nested = task.get("for_each_task")
+    if isinstance(nested, dict) and isinstance(nested.get("task"), dict):
+        _with_task_defaults(nested["task"])
+    return task
+
+
+def _check_tasks(c: _Checker, tasks: list) -> None:
+    if len(tasks) > MAX_TASKS:
+        c.add("tasks", f"a job may have at most {MAX_TASKS:,} tasks; this one has {len(tasks):,}")
+    first_index: dict[str, int] = {}
+    kinds: dict[str, str | None] = {}
+    for i, task in enumerate(tasks):
+        key = task.get("task_key") if isinstance(task, dict) else None
+        if isinstance(key, str) and key not in first_index:
+            first_index[key] = i
+            kinds[key] = task_type_of(task)
+
+    deps: dict[str, list[str]] = {}
+    for i, task in enumerate(tasks):
+        path = f"tasks[{i}]"
+        if not isinstance(task, dict):
+            c.add(path, "must be an object")
+            continue
+        _check_task_fields(c, task, path, in_for_each=False)
+        key = task.get("task_key")
+        duplicate = isinstance(key, str) and first_index[key] != i
+        if duplicate:
+            c.add(f"{path}.task_key", f"duplicate task_key '{key}' (also tasks[{first_index[key]}])")
+        upstream = _check_depends_on(c, task, path, key, kinds)
+        if isinstance(key, str) and not duplicate:
+            deps[key] = upstream
+
+    cycle = dag.find_cycle(deps)
+    if cycle:
+        c.add("tasks", "dependency cycle " + " -> ".join(cycle))
+
+
+def _check_depends_on(c: _Checker, task: dict, path: str, key: Any,
+                      kinds: dict[str, str | None]) -> list[str]:
+    """Problems in `depends_on`; returns the upstream keys that exist (for the cycle check)."""
+    if "depends_on" not in task:
+        return []
+    entries = task["depends_on"]
+    if not isinstance(entries, list):
+        c.add(f"{path}.depends_on", "must be a list")
+        return []
+    upstream: list[str] = []
+    for j, entry in enumerate(entries):
+        at = f"{path}.depends_on[{j}]"
+        if not isinstance(entry, dict):
+            c.add(at, "must be an object with a task_key")
+            continue
+        parent = c.string(entry, at, "task_key", required=True)
+        if parent is None:
+            continue
+        if parent not in kinds:
+            c.add(f"{at}.task_key", f"there is no task '{parent}' in this job")
+            continue
+        if parent == key:
+            # Reported here rather than as a one-task cycle.
+            c.add(f"{at}.task_key", f"task '{parent}' cannot depend on itself")
+            continue
+        if parent in upstream:
+            c.add(f"{at}.task_key", f"'{parent}' is listed more than once")
+            continue
+        upstream.append(parent)
+        if "outcome" in entry:
+            if kinds[parent] != "condition_task":
+                c.add(f"{at}.outcome", f"only allowed when depending on a condition_task; "
+                                       f"'{parent}' is not one")
+            elif entry["outcome"] not in ("true", "false"):
+                c.add(f"{at}.outcome", 'must be "true" or "false"')
+    return upstream
+
+
+# --- the job --------------------------------------------------------------------
+
+
+def _check_parameters(c: _Checker, parameters: Any) -> set[str]:
+    if not isinstance(parameters, list):
+        c.add("parameters", "must be a list of {name, default}")
+        return set()
+    names: set[str] = set()
+    for i, parameter in enumerate(parameters):
+        path = f"parameters[{i}]"
+        if not isinstance(parameter, dict):
+            c.add(path, "must be an object with name and default")
+            continue
+        name = c.string(parameter, path, "name", required=True)
+        if name is not None:
+            if not PARAMETER_NAME_PATTERN.fullmatch(name):
+                c.add(f"{path}.name", f"'{name}' may only contain letters, digits, _, . and -")
+            elif name in names:
+                c.add(f"{path}.name", f"duplicate parameter name '{name}'")
+            names.add(name)
+        c.string(parameter, path, "default", required=True)
+    return names
+
+
+def _check_job_fields(c: _Checker, data: dict, for_submit: bool) -> None:
+    name_field = "run_name" if for_submit else "name"
+    name = c.string(data, "", name_field)
+    if name is not None and len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        c.add(name_field, f"must be at most {MAX_NAME_BYTES:,} bytes in UTF-8")
+    description = c.string(data, "", "description")
+    if description is not None and len(description) > MAX_DESCRIPTION_CHARS:
+        c.add("description", f"must be at most {MAX_DESCRIPTION_CHARS:,} characters")
+    tags = c.obj(data, "", "tags")
+    if tags is not None:
+        if len(tags) > MAX_TAGS:
+            c.add("tags", f"a job may have at most {MAX_TAGS} tags; this one has {len(tags)}")
+        for tag, value in tags.items():
+            if not isinstance(value, str):
+                c.add(f"tags.{tag}", "must be a string")
+    c.integer(data, "", "timeout_seconds", low=0)
+    queue = c.obj(data, "", "queue")
+    if queue is not None:
+        c.boolean(queue, "queue", "enabled", required=True)
+    if for_submit:
+        for field_name in NOT_FOR_SUBMIT:
+            if field_name in data:
+                c.add(field_name, "is not accepted by runs/submit (one-time runs)")
+        return
+    c.integer(data, "", "max_concurrent_runs", low=0, high=MAX_CONCURRENT_RUNS)
+    if data.get("schedule") is not None and data.get("continuous") is not None:
+        c.add("continuous", "cannot be combined with schedule")
+
+
+def validate_job_settings(data: Any, *, api_version: str = "2.2", for_submit: bool = False) -> dict:
+    """A new, normalized copy of `data`; raises SettingsInvalid listing every problem."""
+    if not isinstance(data, dict):
+        raise SettingsInvalid([Problem("settings", "must be a JSON object")])
+    c = _Checker()
+    _check_job_fields(c, data, for_submit)
+    if not for_submit and "parameters" in data:
+        c.parameter_names = _check_parameters(c, data["parameters"])
+    tasks = data.get("tasks", [])
+    if not isinstance(tasks, list):
+        c.add("tasks", "must be a list of tasks")
+        tasks = []
+    c.task_keys = {t["task_key"] for t in tasks
+                   if isinstance(t, dict) and isinstance(t.get("task_key"), str)}
+    # Job parameter defaults may reference job facts, so they get the same check.
+    parameters = data.get("parameters") if not for_submit else None
+    for i, parameter in enumerate(parameters if isinstance(parameters, list) else []):
+        if isinstance(parameter, dict) and isinstance(parameter.get("default"), str):
+            c.references(parameter["default"], f"parameters[{i}].default", in_for_each=False)
+    _check_tasks(c, tasks)
+    if c.problems:
+        raise SettingsInvalid(c.problems)
+
+    settings = copy.deepcopy(data)
+    if for_submit:
+        settings.setdefault("run_name", "Untitled")
+    else:
+        settings.setdefault("name", "Untitled")
+        settings.setdefault("max_concurrent_runs", 1)
+        settings.setdefault("format", "MULTI_TASK")
+    settings.setdefault("timeout_seconds", 0)
+    # Jobs API 2.2 queues by default; 2.0 and 2.1 do not.
+    settings.setdefault("queue", {"enabled": api_version not in ("2.0", "2.1")})
+    settings["tasks"] = [_with_task_defaults(task) for task in settings.get("tasks", [])]
+    return settings
+
+
+# --- jobs/update ----------------------------------------------------------------
+
+_KEYED_LISTS = {"tasks": "task_key", "job_clusters": "job_cluster_key"}
+
+
+def _merge_by_key(current: list, incoming: list, key_field: str) -> list:
+    merged = list(current)
+    position = {item.get(key_field): i for i, item in enumerate(merged)
+                if isinstance(item, dict) and isinstance(item.get(key_field), str)}
+    for item in incoming:
+        key = item.get(key_field) if isinstance(item, dict) else None
+        if isinstance(key, str) and key in position:
+            merged[position[key]] = item
+        else:
+            if isinstance(key, str):
+                position[key] = len(merged)
+            merged.append(item)
+    return merged
+
+
+def merge_update(settings: dict, new_settings: dict, fields_to_remove: list[str]) -> dict:
+    """The settings after jobs/update: removals first, then `new_settings` merged in.
+
+    Removing first lets one call drop `tasks/x` and add a fresh task `x`. The result
+    is not validated; pass it to `validate_job_settings`.
+    """
+    result = copy.deepcopy(settings)
+    problems = []
+    for i, entry in enumerate(fields_to_remove):
+        path = f"fields_to_remove[{i}]"
+        if not isinstance(entry, str):
+            problems.append(Problem(path, "must be a string"))
+            continue
+        field_name, _, key = entry.partition("/")
+        if key and field_name in _KEYED_LISTS:
+            key_field = _KEYED_LISTS[field_name]
+            items = result.get(field_name) or []
+            kept = [item for item in items
+                    if not (isinstance(item, dict) and item.get(key_field) == key)]
+            if len(kept) == len(items):
+                problems.append(Problem(path, f"there is no {key_field} '{key}' to remove"))
+            result[field_name] = kept
+        elif key:
+            problems.append(Problem(path, "only tasks/<task_key> and job_clusters/<key> "
+                                          "may name an entry; other nested fields cannot be removed"))
+        elif entry in result:
+            del result[entry]
+        else:
+            problems.append(Problem(path, f"there is no field '{entry}' to remove"))
+    if problems:
+        raise SettingsInvalid(problems)
+
+    for name, value in copy.deepcopy(new_settings).items():
+        key_field = _KEYED_LISTS.get(name)
+        if key_field and isinstance(value, list) and isinstance(result.get(name), list):
+            result[name] = _merge_by_key(result[name], value, key_field)
+        else:
+            result[name] = value
+    return result
