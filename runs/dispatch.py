@@ -140,7 +140,8 @@ def start_attempts(run, attempts, now):
 
 
 def skip_attempt(run, attempt, action, now):
-    updated = TaskRun.objects.filter(id=attempt.id, life_cycle_state=L.BLOCKED).update(
+    # A retry still waiting when the run is canceled is skipped too, not only blocked tasks.
+    updated = TaskRun.objects.filter(id=attempt.id, life_cycle_state__in=[L.BLOCKED, L.WAITING_FOR_RETRY]).update(
         life_cycle_state=L.TERMINATED,
         result_state=action.result_state,
         state_message=action.message,

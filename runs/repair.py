@@ -5,7 +5,6 @@ from django.utils import timezone
 
 from runs.dispatch import advance_locked, current_attempts, graph_for_version, lock_run, status_of
 from runs.engine.parameters import ParametersInvalid, effective_job_parameters
-from runs.engine.planner import TaskStatus
 from runs.engine.repair import RepairInvalid, tasks_to_rerun
 from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L
 from runs.events import record
@@ -38,11 +37,7 @@ def repair_run(run_id, *, rerun_tasks=None, rerun_all_failed_tasks=False, rerun_
         version = run.job.current_version if run.job.current_version_id else run.job_version
         graph = graph_for_version(version)
         attempts = current_attempts(run)
-        statuses = {
-            node.task_key: status_of(attempts[node.task_key]) if node.task_key in attempts
-            else TaskStatus(task_key=node.task_key, life_cycle_state=L.BLOCKED)
-            for node in graph.nodes
-        }
+        statuses = {node.task_key: status_of(attempts[node.task_key]) for node in graph.nodes if node.task_key in attempts}
         try:
             keys = tasks_to_rerun(graph, statuses, rerun_tasks=rerun_tasks,
                                   rerun_all_failed_tasks=bool(rerun_all_failed_tasks),

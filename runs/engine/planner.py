@@ -1,0 +1,456 @@
+"""The run state machine: from each task's latest attempt, what happens next. Pure.
+
+The shell loads the run's task statuses, calls `next_actions`, applies the actions with
+compare-and-swap in the same transaction and calls again only when something changed. So one
+call returns the whole consequence of the statuses it was given: tasks are visited once in
+topological order and every skip decided on the way counts as done for the tasks below it.
+A task that is started or retried is not done, and everything below it waits.
+
+Reference §2.2 (run_if), §2.3 (disabled), §4.6 (retries), §4.10 (cancel).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import ChainMap
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+
+from runs.engine.retry import retry_not_before_ms, should_retry
+from runs.engine.states import (
+    CANCELED_RESULTS,
+    SUCCESSFUL_RESULTS,
+    CancelReason,
+    RunIf,
+    RunLifeCycleState,
+    RunResultState,
+    TerminationCode,
+    TerminationType,
+    is_finished,
+)
+
+L = RunLifeCycleState
+R = RunResultState
+
+# Messages name at most this many tasks: a fan-in of 1,000 must not write a novel.
+_NAMED_AT_MOST = 5
+
+
+# --- the definition ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dependency:
+    task_key: str
+    outcome: str | None = None  # "true"/"false": only for condition-task parents
+
+
+@dataclass(frozen=True)
+class TaskNode:
+    task_key: str
+    depends_on: tuple[Dependency, ...] = ()
+    run_if: RunIf = RunIf.ALL_SUCCESS
+    disabled: bool = False
+    max_retries: int = 0  # -1 = retry forever
+    min_retry_interval_millis: int = 0
+    retry_on_timeout: bool = False
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Task nodes in topological order, with the lookups the planner needs built once.
+
+    Equality and hashing use `nodes` only; the lookups are derived from them.
+    """
+
+    nodes: tuple[TaskNode, ...]
+    by_key: Mapping[str, TaskNode] = field(init=False, repr=False, compare=False)
+    position: Mapping[str, int] = field(init=False, repr=False, compare=False)
+    downstream: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    leaves: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        nodes = tuple(self.nodes)
+        position: dict[str, int] = {}
+        children: dict[str, dict[str, None]] = {}
+        for i, node in enumerate(nodes):
+            key = node.task_key
+            if key in position:
+                raise ValueError(f"duplicate task_key {key!r}")
+            for dep in node.depends_on:
+                # Checking order here means every Graph is safe to plan, however it was built.
+                if dep.task_key not in position:
+                    raise ValueError(
+                        f"task {key!r} depends on {dep.task_key!r}, which is unknown or comes after it; "
+                        "build the graph with build_graph to sort it"
+                    )
+                children[dep.task_key][key] = None
+            position[key] = i
+            children[key] = {}
+        object.__setattr__(self, "nodes", nodes)
+        object.__setattr__(self, "by_key", MappingProxyType({node.task_key: node for node in nodes}))
+        object.__setattr__(self, "position", MappingProxyType(position))
+        object.__setattr__(self, "downstream", MappingProxyType({k: tuple(v) for k, v in children.items()}))
+        object.__setattr__(self, "leaves", tuple(k for k, v in children.items() if not v))
+
+    def descendants(self, keys: Iterable[str]) -> set[str]:
+        """Every task downstream of `keys`, transitively, not counting `keys` themselves."""
+        found: set[str] = set()
+        stack = list(keys)
+        while stack:
+            for child in self.downstream[stack.pop()]:
+                if child not in found:
+                    found.add(child)
+                    stack.append(child)
+        return found
+
+
+def build_graph(nodes: Iterable[TaskNode]) -> Graph:
+    """Sort nodes so every task follows its upstream tasks; ties keep the given order.
+
+    Kahn's algorithm with a heap of input positions: iterative, so a 1,000-task chain is fine.
+    The input should already be validated (jobs/spec); bad input still raises ValueError
+    rather than producing a plan that never finishes.
+    """
+    nodes = list(nodes)
+    index: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        if node.task_key in index:
+            raise ValueError(f"duplicate task_key {node.task_key!r}")
+        index[node.task_key] = i
+    waiting_on = [0] * len(nodes)
+    children: list[list[int]] = [[] for _ in nodes]
+    for i, node in enumerate(nodes):
+        for up in dict.fromkeys(dep.task_key for dep in node.depends_on):
+            if up not in index:
+                raise ValueError(f"task {node.task_key!r} depends on unknown task {up!r}")
+            children[index[up]].append(i)
+            waiting_on[i] += 1
+    ready = [i for i, count in enumerate(waiting_on) if count == 0]
+    heapq.heapify(ready)
+    order: list[TaskNode] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(nodes[i])
+        for child in children[i]:
+            waiting_on[child] -= 1
+            if waiting_on[child] == 0:
+                heapq.heappush(ready, child)
+    if len(order) != len(nodes):
+        stuck = [node.task_key for i, node in enumerate(nodes) if waiting_on[i]]
+        raise ValueError(f"dependency cycle among {quote_keys(stuck)}")
+    return Graph(tuple(order))
+
+
+def _outcome(value) -> str | None:
+    # The API sends "true"/"false"; a YAML bundle may hand us a real boolean.
+    return None if value is None else str(value).lower()
+
+
+def node_from_task(task: Mapping) -> TaskNode:
+    """A TaskNode from one Jobs API task dict; missing or null fields take the API defaults."""
+    return TaskNode(
+        task_key=task["task_key"],
+        depends_on=tuple(
+            Dependency(dep["task_key"], _outcome(dep.get("outcome"))) for dep in task.get("depends_on") or ()
+        ),
+        run_if=RunIf(task.get("run_if") or RunIf.ALL_SUCCESS),
+        disabled=bool(task.get("disabled") or False),
+        max_retries=int(task.get("max_retries") or 0),
+        min_retry_interval_millis=int(task.get("min_retry_interval_millis") or 0),
+        retry_on_timeout=bool(task.get("retry_on_timeout") or False),
+    )
+
+
+def graph_from_tasks(tasks: list[dict]) -> Graph:
+    return build_graph(node_from_task(task) for task in tasks)
+
+
+# --- statuses and actions ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """The LATEST attempt of one task in this run."""
+
+    task_key: str
+    life_cycle_state: RunLifeCycleState
+    result_state: RunResultState | None = None
+    attempt_number: int = 0  # 0-based
+    start_time_ms: int | None = None  # start of this attempt (None if it never started)
+    outcome: str | None = None  # condition tasks: "true"/"false"
+
+
+@dataclass(frozen=True)
+class StartTask:
+    task_key: str
+
+
+@dataclass(frozen=True)
+class SkipTask:
+    task_key: str
+    result_state: RunResultState
+    message: str
+
+
+@dataclass(frozen=True)
+class RetryTask:
+    task_key: str
+    attempt_number: int
+    not_before_ms: int
+
+
+@dataclass(frozen=True)
+class FinishRun:
+    result_state: RunResultState
+    termination_code: TerminationCode
+    termination_type: TerminationType
+    message: str
+
+
+Action = StartTask | SkipTask | RetryTask | FinishRun
+
+
+class Upstream(Enum):
+    """How a finished dependency looks to the task below it (the brief's S/X/F/C/D)."""
+
+    SUCCEEDED = "S"
+    EXCLUDED = "X"
+    FAILED = "F"
+    CANCELED = "C"
+    DISABLED = "D"
+
+
+def classify(status: TaskStatus) -> Upstream:
+    """How a task that is done looks downstream. Unknown or missing results count as failed,
+    so a surprise never lets an ALL_SUCCESS task run."""
+    if status.life_cycle_state == L.INTERNAL_ERROR:
+        return Upstream.FAILED
+    result = status.result_state
+    if result in SUCCESSFUL_RESULTS:
+        return Upstream.SUCCEEDED
+    if result == R.EXCLUDED:
+        return Upstream.EXCLUDED
+    if result == R.DISABLED:
+        return Upstream.DISABLED
+    if result in CANCELED_RESULTS:
+        return Upstream.CANCELED
+    return Upstream.FAILED
+
+
+def _as_seen_by(dep: Dependency, parent: Upstream, parent_status: TaskStatus | None) -> Upstream:
+    # Only a condition that ran and succeeded took a branch; a failed one fails its children.
+    if dep.outcome is None or parent is not Upstream.SUCCEEDED:
+        return parent
+    taken = _outcome(parent_status.outcome) if parent_status else None
+    return Upstream.SUCCEEDED if taken == dep.outcome else Upstream.EXCLUDED
+
+
+def is_done(node: TaskNode, status: TaskStatus, cancel_reason: CancelReason | None = None) -> bool:
+    """Finished and not about to be retried: its downstream may be decided."""
+    return is_finished(status.life_cycle_state) and not should_retry(node, status, cancel_reason)
+
+
+# --- run_if --------------------------------------------------------------------------------
+
+# run_if values whose task is ordinary work: it needs its parents to have succeeded, and a
+# cancel stops it. The others handle failures (or clean up) and still run during a cancel.
+_SUCCESS_PATH = frozenset({RunIf.ALL_SUCCESS, RunIf.AT_LEAST_ONE_SUCCESS, RunIf.NONE_FAILED})
+
+
+def quote_keys(keys: list[str]) -> str:
+    """'a', 'b' and 3 more: task keys for a message, cut short so a big fan-in stays readable."""
+    shown = ", ".join(f"'{key}'" for key in keys[:_NAMED_AT_MOST])
+    more = len(keys) - _NAMED_AT_MOST
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _upstream_tasks(keys: list[str], verb_one: str, verb_many: str) -> str:
+    if len(keys) == 1:
+        return f"upstream task {quote_keys(keys)} {verb_one}"
+    return f"upstream tasks {quote_keys(keys)} {verb_many}"
+
+
+def decide_run_if(run_if: RunIf, upstream: Sequence[tuple[str, Upstream]]) -> tuple[RunResultState | None, str]:
+    """(None, "") when the task runs, else the result it is skipped with and why.
+
+    `upstream` is (task_key, how it looks to this task) for each dependency, all done.
+    """
+    kinds = [kind for _, kind in upstream]
+    if all(kind is Upstream.EXCLUDED for kind in kinds):
+        return R.EXCLUDED, "Every upstream task was excluded"
+
+    def keys(kind: Upstream) -> list[str]:
+        return [key for key, k in upstream if k is kind]
+
+    failed, canceled, disabled = keys(Upstream.FAILED), keys(Upstream.CANCELED), keys(Upstream.DISABLED)
+    # EXCLUDED counts as successful unless every dependency was excluded (handled above).
+    succeeded = [kind for kind in kinds if kind in (Upstream.SUCCEEDED, Upstream.EXCLUDED)]
+    if run_if == RunIf.ALL_DONE:
+        return None, ""
+    if run_if == RunIf.ALL_SUCCESS:
+        met, why = len(succeeded) == len(kinds), ""
+    elif run_if == RunIf.AT_LEAST_ONE_SUCCESS:
+        met, why = bool(succeeded), "no upstream task succeeded"
+    elif run_if == RunIf.NONE_FAILED:
+        met = not failed and not canceled and Upstream.SUCCEEDED in kinds
+        why = "" if failed or canceled else "no upstream task ran and succeeded"
+    elif run_if == RunIf.AT_LEAST_ONE_FAILED:
+        met, why = bool(failed), "no upstream task failed"
+    else:  # ALL_FAILED
+        met, why = len(failed) == len(kinds), "not every upstream task failed"
+    if met:
+        return None, ""
+
+    # A child that cannot run because of disabled parents is itself disabled (§2.3).
+    disabled_cause = _upstream_tasks(disabled, "is disabled", "are disabled") if disabled else ""
+    if run_if in _SUCCESS_PATH:
+        if canceled:
+            result, cause = R.UPSTREAM_CANCELED, _upstream_tasks(canceled, "was canceled", "were canceled")
+        elif failed:
+            result, cause = R.UPSTREAM_FAILED, _upstream_tasks(failed, "failed", "failed")
+        elif disabled:
+            result, cause = R.DISABLED, disabled_cause
+        else:
+            result, cause = R.EXCLUDED, ""
+    else:
+        result, cause = (R.DISABLED if disabled else R.EXCLUDED), disabled_cause
+    reason = "; ".join(part for part in (why, cause) if part)
+    if run_if == RunIf.ALL_SUCCESS:
+        return result, reason[:1].upper() + reason[1:]
+    return result, f"run_if {run_if.value}: {reason}"
+
+
+# --- the planner ---------------------------------------------------------------------------
+
+_CANCELED_BEFORE_START = "Run was canceled before the task started"
+
+
+def _decide_blocked(
+    node: TaskNode,
+    done: Mapping[str, Upstream],
+    statuses: Mapping[str, TaskStatus],
+    cancel_reason: CancelReason | None,
+) -> StartTask | SkipTask | None:
+    """What a BLOCKED task does now, or None while any dependency is not done."""
+    upstream: list[tuple[str, Upstream]] = []
+    for dep in node.depends_on:
+        parent = done.get(dep.task_key)
+        if parent is None:
+            return None
+        upstream.append((dep.task_key, _as_seen_by(dep, parent, statuses.get(dep.task_key))))
+    key = node.task_key
+    if node.disabled:
+        return SkipTask(key, R.DISABLED, "Task is disabled")
+    if not upstream:
+        if cancel_reason is not None:
+            return SkipTask(key, R.CANCELED, _CANCELED_BEFORE_START)
+        return StartTask(key)
+    result, message = decide_run_if(node.run_if, upstream)
+    if result is not None:
+        return SkipTask(key, result, message)
+    if cancel_reason is not None and node.run_if in _SUCCESS_PATH:
+        return SkipTask(key, R.CANCELED, _CANCELED_BEFORE_START)
+    return StartTask(key)
+
+
+def next_actions(
+    graph: Graph,
+    statuses: Mapping[str, TaskStatus],
+    *,
+    now_ms: int,
+    cancel_reason: CancelReason | None = None,
+) -> list[Action]:
+    """Everything that follows from `statuses`, in topological order; FinishRun last.
+
+    A task missing from `statuses` is taken as BLOCKED (never started).
+    """
+    actions: list[Action] = []
+    done: dict[str, Upstream] = {}  # as the tasks below see them, including this call's skips
+    skipped: dict[str, TaskStatus] = {}  # what this call's skips will make of their tasks
+    everything_done = True
+    for node in graph.nodes:
+        key = node.task_key
+        status = statuses.get(key) or TaskStatus(key, L.BLOCKED)
+        state = status.life_cycle_state
+        if state == L.BLOCKED:
+            action = _decide_blocked(node, done, statuses, cancel_reason)
+        elif state == L.WAITING_FOR_RETRY and cancel_reason is not None:
+            # Nobody else will ever start this attempt; dropping it lets the run finish.
+            action = SkipTask(key, R.CANCELED, "Run was canceled while the task waited for its retry")
+        elif is_finished(state):
+            if not should_retry(node, status, cancel_reason):
+                done[key] = classify(status)
+                continue
+            action = RetryTask(key, status.attempt_number + 1, retry_not_before_ms(node, status, now_ms))
+        else:  # running, about to run, or waiting for its retry time
+            action = None
+        if action is None:
+            everything_done = False
+            continue
+        actions.append(action)
+        if isinstance(action, SkipTask):
+            skipped[key] = TaskStatus(key, L.SKIPPED, action.result_state, status.attempt_number)
+            done[key] = classify(skipped[key])
+        else:
+            everything_done = False
+    if everything_done:
+        final = ChainMap(skipped, statuses)
+        actions.append(run_result_from_leaves(graph, final, cancel_reason=cancel_reason))
+    return actions
+
+
+# --- the run's result ----------------------------------------------------------------------
+
+
+def _own_failure(status: TaskStatus) -> bool:
+    # UPSTREAM_FAILED tasks never ran; naming them would hide the task that broke.
+    return classify(status) is Upstream.FAILED and status.result_state != R.UPSTREAM_FAILED
+
+
+def _own_cancel(status: TaskStatus) -> bool:
+    return status.result_state == R.CANCELED and status.life_cycle_state != L.INTERNAL_ERROR
+
+
+def _tasks(keys: list[str], verb_one: str, verb_many: str) -> str:
+    if len(keys) == 1:
+        return f"Task {quote_keys(keys)} {verb_one}"
+    return f"Tasks {quote_keys(keys)} {verb_many}"
+
+
+def run_result_from_leaves(
+    graph: Graph,
+    statuses: Mapping[str, TaskStatus],
+    *,
+    cancel_reason: CancelReason | None = None,
+) -> FinishRun:
+    """The run's result once every task is done (reference §2.2, "Job run result")."""
+    Code, Type = TerminationCode, TerminationType
+    if cancel_reason == CancelReason.USER:
+        return FinishRun(R.CANCELED, Code.USER_CANCELED, Type.SUCCESS, "Run was canceled by a user")
+    if cancel_reason == CancelReason.TIMEOUT:
+        message = "Run was canceled: the job's timeout ran out"
+        return FinishRun(R.TIMEDOUT, Code.CANCELED, Type.CLIENT_ERROR, message)
+    in_order = [statuses.get(node.task_key) or TaskStatus(node.task_key, L.BLOCKED) for node in graph.nodes]
+    kinds = {status.task_key: classify(status) for status in in_order}
+
+    failed_leaves = [key for key in graph.leaves if kinds[key] is Upstream.FAILED]
+    if failed_leaves:
+        culprits = [s.task_key for s in in_order if _own_failure(s)] or failed_leaves
+        message = _tasks(culprits, "failed", "failed")
+        return FinishRun(R.FAILED, Code.RUN_EXECUTION_ERROR, Type.CLIENT_ERROR, message)
+
+    canceled_leaves = [key for key in graph.leaves if kinds[key] is Upstream.CANCELED]
+    if canceled_leaves:
+        culprits = [s.task_key for s in in_order if _own_cancel(s)] or canceled_leaves
+        message = _tasks(culprits, "was canceled", "were canceled")
+        return FinishRun(R.CANCELED, Code.USER_CANCELED, Type.SUCCESS, message)
+
+    troubled = [key for key, kind in kinds.items() if kind in (Upstream.FAILED, Upstream.CANCELED)]
+    if troubled:
+        culprits = [s.task_key for s in in_order if _own_failure(s) or _own_cancel(s)] or troubled
+        message = _tasks(culprits, "did not succeed", "did not succeed") + ", but every leaf task succeeded"
+        return FinishRun(R.SUCCESS_WITH_FAILURES, Code.SUCCESS_WITH_FAILURES, Type.SUCCESS, message)
+    return FinishRun(R.SUCCESS, Code.SUCCESS, Type.SUCCESS, "All tasks succeeded")
