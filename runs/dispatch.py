@@ -6,7 +6,7 @@ workers finishing two parents of the same task cannot both miss that it is ready
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db import transaction
 from django.db.models import F
@@ -42,7 +42,7 @@ def to_ms(moment):
 
 
 def from_ms(ms):
-    return timezone.datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=dt_timezone.utc)
 
 
 _graphs = {}

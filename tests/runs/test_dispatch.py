@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from runs.admission import create_run
 from runs.clock import enforce_run_timeouts, promote_due_retries, reap_lost_attempts
-from runs.dispatch import cancel_run, finish_attempt
+from runs.dispatch import cancel_run, finish_attempt, to_ms
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R
 from runs.models import Run, RunEvent, TaskRun
 from runs.worker import claim_attempt
@@ -80,7 +80,7 @@ def test_a_retry_waits_for_its_interval_measured_from_the_failed_attempts_start(
     finish_attempt(a.id, result_state=R.FAILED)
     retry = attempt(run, "a")
     assert retry.life_cycle_state == L.WAITING_FOR_RETRY
-    assert retry.retry_at == a.started_at + timedelta(seconds=60)
+    assert to_ms(retry.retry_at) == to_ms(a.started_at) + 60_000  # the API counts in milliseconds
 
     assert promote_due_retries(a.started_at + timedelta(seconds=59)) == 0
     assert promote_due_retries(a.started_at + timedelta(seconds=60)) == 1
