@@ -91,7 +91,7 @@ def run_claimed_attempt(attempt):
         on_heartbeat=lambda: beat(attempt.id),
         on_start=lambda pid: TaskRun.objects.filter(id=attempt.id).update(process_id=pid),
     )
-    result = read_attempt_result(spec)
+    result = read_attempt_result(spec, outcome)
     fields = dict(
         exit_code=outcome.exit_code,
         error=result.error or "",

@@ -84,6 +84,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.logs = []
         self.procs = []
+        Path(env["LAKEFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
         for label, argv in commands:
             log = open(Path(env["LAKEFLOW_HOME"]) / f"{label}.log", "wb")
             self.logs.append(log)

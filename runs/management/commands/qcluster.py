@@ -30,9 +30,9 @@ class Command(QClusterCommand):
         )
         try:
             super().handle(*args, **options)
-        finally:
+        except BaseException:
             clock.terminate()
-            try:
-                clock.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                clock.kill()
+            raise
+        # django-q2's handle returns once the cluster is up; this process then lives until the
+        # cluster stops (multiprocessing joins the sentinel at exit), and the clock with it: it
+        # gets SIGTERM from PR_SET_PDEATHSIG when we exit, however we exit.

@@ -1,0 +1,157 @@
+"""Jobs API 2.2 and 2.1: jobs/create, get, list, update and reset.
+
+jobs/delete and jobs/run-now act on runs, so they live in runs/api.py (nothing in `jobs`
+imports `runs`). The API version only changes the queue default of a new job's settings and
+whether jobs/get pages a job's arrays (2.2) or returns them whole (2.1).
+"""
+
+from django.utils import timezone
+
+from jobs.http import (
+    ApiError,
+    api_view,
+    bool_param,
+    does_not_exist,
+    id_param,
+    int_param,
+    keyset_page,
+    next_object_page_token,
+    object_page_number,
+    object_param,
+    slice_page,
+    str_list_param,
+    str_param,
+)
+from jobs.models import Job
+from jobs.spec.settings import merge_update, validate_job_settings
+
+# The arrays of JobSettings that jobs/get (2.2) and jobs/list return 100 at a time.
+PAGED_SETTINGS_ARRAYS = ("tasks", "job_clusters", "parameters", "environments")
+# jobs/list leaves these out unless expand_tasks is set.
+EXPANDED_ONLY = ("tasks", "job_clusters")
+
+
+def find_job(job_id):
+    """A job the API shows: not deleted, not the hidden job behind a runs/submit run."""
+    job = (
+        Job.objects.filter(id=job_id, kind=Job.Kind.JOB, deleted_at__isnull=True)
+        .select_related("creator", "current_version")
+        .first()
+    )
+    if job is None:
+        raise does_not_exist("Job", job_id)
+    return job
+
+
+def require_manage_permission(job, user):
+    if not (user.is_superuser or job.creator_id == user.id):
+        raise ApiError(403, "PERMISSION_DENIED",
+                       f"User {user.get_username()} does not have Owner or Admin permissions on job {job.id}; "
+                       "only its creator or a superuser may change or delete it")
+
+
+def to_ms(moment):
+    return int(moment.timestamp() * 1000)
+
+
+def job_dict(job, settings, *, with_run_as=True):
+    """A Job (jobs/get); without run_as, a BaseJob (jobs/list), which has no run_as_user_name."""
+    body = {"job_id": job.id, "created_time": to_ms(job.created_at), "settings": settings}
+    creator = job.creator.get_username() if job.creator else None
+    run_as = (job.settings.get("run_as") or {}).get("user_name") or creator
+    if creator:
+        body["creator_user_name"] = creator
+    if run_as and with_run_as:
+        body["run_as_user_name"] = run_as
+    return body
+
+
+def settings_page(settings, page):
+    """(settings with page `page` of each paged array, whether any array has a later page)."""
+    paged, more = dict(settings), False
+    for name in PAGED_SETTINGS_ARRAYS:
+        if isinstance(settings.get(name), list):
+            paged[name], has_more = slice_page(settings[name], page)
+            more = more or has_more
+    return paged, more
+
+
+def settings_from_body(data):
+    """A jobs/create body is JobSettings plus access_control_list, which this server ignores."""
+    return {key: value for key, value in data.items() if key != "access_control_list"}
+
+
+@api_view("POST")
+def create_job(request, data, api_version):
+    settings = validate_job_settings(settings_from_body(data), api_version=api_version)
+    job = Job(kind=Job.Kind.JOB, creator=request.user)
+    job.save_version(settings, request.user)
+    return {"job_id": job.id}
+
+
+@api_view("GET")
+def get_job(request, data, api_version):
+    job = find_job(id_param(data, "job_id"))
+    if api_version == "2.1":
+        return job_dict(job, job.settings)
+    page = object_page_number(data)
+    settings, more = settings_page(job.settings, page)
+    body = job_dict(job, settings)
+    if more:
+        body["next_page_token"] = next_object_page_token(page)
+    return body
+
+
+@api_view("GET")
+def list_jobs(request, data, api_version):
+    limit = int_param(data, "limit", default=20, low=1, high=100)
+    offset = int_param(data, "offset", default=0, low=0)
+    expand_tasks = bool_param(data, "expand_tasks")
+    jobs = Job.objects.filter(kind=Job.Kind.JOB, deleted_at__isnull=True).select_related("creator", "current_version")
+    name = str_param(data, "name")
+    if name is not None:
+        jobs = jobs.filter(name__iexact=name)
+    rows, next_token, prev_token = keyset_page(jobs, limit=limit, page_token=str_param(data, "page_token"),
+                                               offset=offset)
+    listed = []
+    for job in rows:
+        if expand_tasks:
+            settings, more = settings_page(job.settings, 0)
+        else:
+            settings = {k: v for k, v in job.settings.items() if k not in EXPANDED_ONLY}
+            more = False
+        item = job_dict(job, settings, with_run_as=False)
+        if expand_tasks:
+            item["has_more"] = more
+        listed.append(item)
+    body = {"jobs": listed, "has_more": next_token is not None}
+    if next_token:
+        body["next_page_token"] = next_token
+    if prev_token:
+        body["prev_page_token"] = prev_token
+    return body
+
+
+@api_view("POST")
+def update_job(request, data, api_version):
+    job = find_job(id_param(data, "job_id"))
+    require_manage_permission(job, request.user)
+    new_settings = object_param(data, "new_settings") or {}
+    fields_to_remove = str_list_param(data, "fields_to_remove") or []
+    merged = merge_update(job.settings, new_settings, fields_to_remove)
+    job.save_version(validate_job_settings(merged, api_version=api_version), request.user)
+    return {}
+
+
+@api_view("POST")
+def reset_job(request, data, api_version):
+    job = find_job(id_param(data, "job_id"))
+    require_manage_permission(job, request.user)
+    new_settings = object_param(data, "new_settings", required=True)
+    job.save_version(validate_job_settings(new_settings, api_version=api_version), request.user)
+    return {}
+
+
+def soft_delete_job(job, now=None):
+    Job.objects.filter(id=job.id, deleted_at__isnull=True).update(deleted_at=now or timezone.now())
+

@@ -1,0 +1,342 @@
+"""What every Jobs API view shares: authentication, JSON in and out, errors, typed readers, paging.
+
+Who may do what, for the whole API:
+
+- every call needs an active user: `Authorization: Bearer <token>` (an ApiToken), or the session
+  of a user signed in to the web UI, so the API can be browsed; a session POST must pass CSRF;
+- any such user may read every job and run, and may run, cancel and repair any job;
+- changing or deleting a job (jobs/update, jobs/reset, jobs/delete) needs its creator or a
+  superuser; deleting a run (runs/delete) needs the run's creator, its job's creator or a
+  superuser; anyone else gets 403 PERMISSION_DENIED.
+
+Errors answer `{"error_code", "message"}` with the Databricks code and HTTP status.
+"""
+
+import base64
+import binascii
+import json
+import logging
+import re
+from functools import wraps
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
+from django.http import JsonResponse
+from django.http.request import RawPostDataException
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+
+from jobs.models import ApiToken
+from jobs.spec.settings import SettingsInvalid
+
+log = logging.getLogger(__name__)
+
+INT64_MAX = 2**63 - 1
+BAD_REQUEST_DETAIL = "type.googleapis.com/google.rpc.BadRequest"
+
+
+class ApiError(Exception):
+    """An answer other than 200: raise it anywhere below an api_view."""
+
+    def __init__(self, http_status, error_code, message, details=None):
+        super().__init__(message)
+        self.http_status = http_status
+        self.error_code = error_code
+        self.message = message
+        self.details = details
+
+    def response(self):
+        body = {"error_code": self.error_code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return JsonResponse(body, status=self.http_status)
+
+
+def invalid(message):
+    return ApiError(400, "INVALID_PARAMETER_VALUE", message)
+
+
+def invalid_state(message):
+    return ApiError(400, "INVALID_STATE", message)
+
+
+def does_not_exist(kind, identifier):
+    return ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"{kind} {identifier} does not exist.")
+
+
+def settings_error(exc):
+    """SettingsInvalid as a 400: every problem in `details`, once as {path, message} and once in
+    google.rpc.BadRequest form, which the databricks-sdk parses into `get_error_details()`."""
+    details = [{"path": p.path, "message": p.message} for p in exc.problems]
+    details.append({
+        "@type": BAD_REQUEST_DETAIL,
+        "field_violations": [{"field": p.path, "description": p.message} for p in exc.problems],
+    })
+    return ApiError(400, "INVALID_PARAMETER_VALUE", str(exc), details)
+
+
+# --- the decorators ----------------------------------------------------------------------
+
+
+def api_view(method):
+    """Authenticate, check the method, read the query (GET) or JSON body (POST) into a dict,
+    call `view(request, data, **kwargs)` and answer its dict as JSON; errors become JSON too."""
+
+    def decorate(view):
+        @csrf_exempt  # Bearer calls carry no cookie; session calls are checked in authenticate()
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            try:
+                request.user = authenticate(request)
+                if request.method != method:
+                    raise ApiError(405, "BAD_REQUEST",
+                                   f"{request.path} accepts {method} requests, not {request.method}")
+                data = read_json_body(request) if method == "POST" else request.GET.dict()
+                return JsonResponse(view(request, data, *args, **kwargs))
+            except ApiError as exc:
+                return exc.response()
+            except SettingsInvalid as exc:
+                return settings_error(exc).response()
+            except OperationalError:
+                # The database is locked, restarting or unreachable: the SDK retries a 503.
+                log.warning("API call %s %s met a database error", request.method, request.path, exc_info=True)
+                response = ApiError(503, "TEMPORARILY_UNAVAILABLE", "The database is busy; try again").response()
+                response["Retry-After"] = "1"
+                return response
+            except Exception:
+                log.exception("API call %s %s failed", request.method, request.path)
+                return ApiError(500, "INTERNAL_ERROR", "Internal error; the server log has the details").response()
+
+        return wrapper
+
+    return decorate
+
+
+def client_errors(*exception_types):
+    """Answer these domain exceptions with 400 and their message; an exception that carries an
+    `error_code` (RepairRefused: INVALID_STATE) keeps it, others are INVALID_PARAMETER_VALUE.
+    Stack it below api_view."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            try:
+                return view(*args, **kwargs)
+            except exception_types as exc:
+                raise ApiError(400, getattr(exc, "error_code", "INVALID_PARAMETER_VALUE"), str(exc)) from exc
+
+        return wrapper
+
+    return decorate
+
+
+def authenticate(request):
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, raw = header.partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            raise ApiError(401, "UNAUTHENTICATED", "The Authorization header must be 'Bearer <token>'")
+        user = ApiToken.authenticate(raw.strip())
+        if user is None:
+            raise ApiError(401, "UNAUTHENTICATED",
+                           "Invalid access token: it is unknown, revoked, or its user is inactive")
+        return user
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_active:
+        rejected = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+        if rejected is not None:
+            raise ApiError(403, "PERMISSION_DENIED", "CSRF check failed: send the CSRF token, or use a Bearer token")
+        return user
+    raise ApiError(401, "UNAUTHENTICATED", "Credentials are required: send 'Authorization: Bearer <token>'")
+
+
+def read_json_body(request):
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise ApiError(413, "BAD_REQUEST", f"The request body is larger than the server's limit of "
+                                           f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes")
+    except RawPostDataException:  # a multipart form, already read for its CSRF token
+        raise ApiError(400, "MALFORMED_REQUEST", "The request body must be JSON, not a form")
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw, parse_constant=reject_constant)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
+        raise ApiError(400, "MALFORMED_REQUEST", f"The request body is not valid JSON: {exc}")
+    if not isinstance(data, dict):
+        raise ApiError(400, "MALFORMED_REQUEST",
+                       f"The request body must be a JSON object, not {json_type(data)}")
+    return data
+
+
+def reject_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_type(value):
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "an array", dict: "an object", type(None): "null"}[type(value)]
+
+
+# --- typed readers: one rule for query strings and JSON bodies -----------------------------
+# Integers may come as JSON numbers or decimal strings (proto3 JSON sends int64 as strings),
+# booleans as JSON booleans or "true"/"false"; a boolean is never an integer.
+
+MISSING = object()
+DECIMAL = re.compile(r"-?[0-9]+")
+
+
+def _value(data, name, required):
+    value = data.get(name, MISSING)
+    if value is MISSING or value is None:
+        if required:
+            raise invalid(f"Missing required field: {name}")
+        return MISSING
+    return value
+
+
+def int_param(data, name, *, required=False, default=None, low=None, high=None):
+    value = _value(data, name, required)
+    if value is MISSING:
+        return default
+    if isinstance(value, str) and DECIMAL.fullmatch(value.strip()):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(f"{name} must be an integer, not {json_type(value)}: {value!r}")
+    low = -INT64_MAX - 1 if low is None else low
+    high = INT64_MAX if high is None else high
+    if not low <= value <= high:
+        raise invalid(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def id_param(data, name, *, required=True):
+    """A job, run or repair id: a positive int64."""
+    return int_param(data, name, required=required, low=1)
+
+
+def bool_param(data, name, *, default=False):
+    value = _value(data, name, False)
+    if value is MISSING:
+        return default
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise invalid(f"{name} must be true or false, not {json_type(value)}: {value!r}")
+    return value
+
+
+def str_param(data, name, *, required=False, default=None, choices=None, max_length=None):
+    value = _value(data, name, required)
+    if value is MISSING:
+        return default
+    if not isinstance(value, str):
+        raise invalid(f"{name} must be a string, not {json_type(value)}")
+    if choices is not None and value not in choices:
+        raise invalid(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    if max_length is not None and len(value) > max_length:
+        raise invalid(f"{name} must be at most {max_length} characters long")
+    return value
+
+
+def object_param(data, name, *, required=False):
+    value = _value(data, name, required)
+    if value is MISSING:
+        return None
+    if not isinstance(value, dict):
+        raise invalid(f"{name} must be an object, not {json_type(value)}")
+    return value
+
+
+def str_list_param(data, name):
+    value = _value(data, name, False)
+    if value is MISSING:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise invalid(f"{name} must be an array of strings")
+    return value
+
+
+# --- paging ------------------------------------------------------------------------------
+# Tokens are opaque to clients: URL-safe base64 of a small JSON object. A list page remembers
+# the id next to it (keyset paging, stable while rows are added); an object page its number.
+
+
+def encode_page_token(position):
+    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_page_token(token, *keys):
+    """The position inside `token`, which must hold exactly one of `keys` with an int64 >= 0."""
+    try:
+        position = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        [(key, value)] = position.items()
+    except (binascii.Error, ValueError, AttributeError):
+        key = value = None
+    if key not in keys or isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_MAX:
+        raise invalid(f"page_token {token!r} is not a token this server handed out")
+    return position
+
+
+def keyset_page(queryset, *, limit, page_token=None, offset=0):
+    """One page of `queryset`, newest (highest id) first.
+
+    Returns (rows, next_page_token, prev_page_token); a token is None where there is no page,
+    so the last page has no next_page_token. `offset` (deprecated in the API) applies only
+    without a page_token."""
+    if page_token:
+        position = decode_page_token(page_token, "after", "before")
+        if "after" in position:
+            rows = list(queryset.filter(id__lt=position["after"]).order_by("-id")[:limit])
+        else:
+            rows = list(queryset.filter(id__gt=position["before"]).order_by("id")[:limit])[::-1]
+    else:
+        rows = list(queryset.order_by("-id")[offset:offset + limit])
+    if not rows:
+        return rows, None, None
+    newer = queryset.filter(id__gt=rows[0].id).exists()
+    older = queryset.filter(id__lt=rows[-1].id).exists()
+    return (
+        rows,
+        encode_page_token({"after": rows[-1].id}) if older else None,
+        encode_page_token({"before": rows[0].id}) if newer else None,
+    )
+
+
+OBJECT_PAGE_SIZE = 100
+
+
+def object_page_number(data):
+    """The page of a job's or run's arrays (tasks, parameters...) that `page_token` asks for."""
+    token = str_param(data, "page_token")
+    return decode_page_token(token, "page")["page"] if token else 0
+
+
+def slice_page(items, page):
+    """(this page's items, whether a later page has more)."""
+    start = page * OBJECT_PAGE_SIZE
+    return items[start:start + OBJECT_PAGE_SIZE], len(items) > start + OBJECT_PAGE_SIZE
+
+
+def next_object_page_token(page):
+    return encode_page_token({"page": page + 1})
+
+
+# --- endpoints that are not the Jobs API -------------------------------------------------
+
+
+def databricks_config(request):
+    """GET /.well-known/databricks-config, read by the databricks-sdk when it starts (no auth).
+
+    No oidc_endpoint: the SDK then stays with the personal access token it was given."""
+    return JsonResponse({"workspace_id": "1", "oidc_endpoint": ""})
+
+
+@csrf_exempt
+def endpoint_not_found(request, *args, **kwargs):
+    return ApiError(404, "ENDPOINT_NOT_FOUND", f"No API endpoint {request.method} {request.path}").response()

@@ -1,0 +1,39 @@
+"""The Jobs API, under /api/2.2/ and /api/2.1/ with the same views, and the discovery
+document the databricks-sdk reads first."""
+
+from django.urls import path, re_path
+
+from jobs import api as jobs_api
+from jobs.http import databricks_config, endpoint_not_found
+from runs import api as runs_api
+
+app_name = "api"
+
+API_VERSIONS = ("2.1", "2.2")
+ENDPOINTS = [
+    ("jobs/create", jobs_api.create_job),
+    ("jobs/get", jobs_api.get_job),
+    ("jobs/list", jobs_api.list_jobs),
+    ("jobs/update", jobs_api.update_job),
+    ("jobs/reset", jobs_api.reset_job),
+    ("jobs/delete", runs_api.delete_job),
+    ("jobs/run-now", runs_api.run_now),
+    ("jobs/runs/submit", runs_api.submit),
+    ("jobs/runs/get", runs_api.get_run),
+    ("jobs/runs/list", runs_api.list_runs),
+    ("jobs/runs/get-output", runs_api.get_run_output),
+    ("jobs/runs/cancel", runs_api.cancel_run),
+    ("jobs/runs/cancel-all", runs_api.cancel_all_runs),
+    ("jobs/runs/repair", runs_api.repair_run),
+    ("jobs/runs/delete", runs_api.delete_run),
+    ("jobs/runs/export", runs_api.export_run),
+]
+
+urlpatterns = [
+    path(f"api/{version}/{route}", view, {"api_version": version}, name=f"{route.replace('/', '-')}-{version}")
+    for version in API_VERSIONS
+    for route, view in ENDPOINTS
+] + [
+    path(".well-known/databricks-config", databricks_config, name="databricks-config"),
+    re_path(r"^api/", endpoint_not_found, name="endpoint-not-found"),
+]

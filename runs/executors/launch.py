@@ -1,0 +1,237 @@
+"""Turn one resolved task into the command line of its attempt process (runs in the worker).
+
+``prepare_attempt`` checks what can be checked cheaply (the script exists, the task type is
+supported), writes ``spec.json`` for ``runner.py`` into the attempt directory and returns a
+``LaunchSpec``; ``supervisor.supervise`` starts and watches the process.
+
+Standard library only: nothing in ``runs/executors`` imports Django or the project.
+"""
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+RUNNER_PATH = str(Path(__file__).resolve().with_name("runner.py"))
+
+# ``python runner.py SPEC`` works too, but Python never caches the bytecode of a script it runs:
+# compiling runner.py costs ~4 ms per task here. Loading it as a module reuses __pycache__.
+RUNNER_BOOTSTRAP = (
+    "import sys\n"
+    "from importlib.machinery import SourceFileLoader\n"
+    "if sys.path[:1] == ['']: del sys.path[0]\n"  # -c puts the cwd first; a script does not
+    "runner = type(sys)('_lakeflow_runner')\n"
+    "runner.__file__ = sys.argv[1]\n"
+    "SourceFileLoader(runner.__name__, runner.__file__).exec_module(runner)\n"
+    "sys.exit(runner.main(sys.argv[1:]))\n"
+)
+
+SPEC_FILE = "spec.json"
+RESULT_FILE = "result.json"
+VALUES_FILE = "values.json"
+
+TASK_VALUES_PATH_ENV = "LAKEFLOW_TASK_VALUES_PATH"
+"""Where the task's values go; a shell task may write a JSON object there itself."""
+
+ATTEMPT_DIR_ENV = "LAKEFLOW_ATTEMPT_DIR"
+TASK_KEY_ENV = "LAKEFLOW_TASK_KEY"
+
+SUPPORTED_TYPES = ("spark_python_task", "python_wheel_task", "shell_command_task")
+
+_URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+
+
+class LaunchError(Exception):
+    """The attempt cannot start; the worker fails the task with this code and message."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code  # "RESOURCE_NOT_FOUND" or "INVALID_RUN_CONFIGURATION"
+        self.message = message
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    argv: list[str]
+    cwd: str
+    env: dict[str, str]
+    result_path: str
+    values_path: str
+    spec_path: str | None  # None: no runner (shell tasks)
+
+
+def prepare_attempt(
+    task: dict,
+    *,
+    attempt_dir: Path,
+    workspace_root: Path,
+    python: str = sys.executable,
+    widgets: dict[str, str] | None = None,
+    upstream_values: dict[str, dict] | None = None,
+    env: dict[str, str] | None = None,
+) -> LaunchSpec:
+    """Prepare one attempt of ``task`` (a Jobs API task dict, references already resolved)."""
+    task_type = task_type_of(task)
+    body = task[task_type]
+    attempt_dir = Path(attempt_dir).resolve()
+    workspace_root = Path(workspace_root).resolve()
+
+    if task_type == "spark_python_task":
+        python_file = _resolve_python_file(body.get("python_file"), workspace_root)
+        runner_spec = {
+            "kind": "python_file",
+            "python_file": python_file,
+            "argv": [python_file, *_string_list(body, "parameters", task_type)],
+        }
+        cwd = os.path.dirname(python_file)
+    elif task_type == "python_wheel_task":
+        package_name = _required_string(body, "package_name", task_type)
+        entry_point = _required_string(body, "entry_point", task_type)
+        named = body.get("named_parameters") or {}
+        if not isinstance(named, dict):
+            raise LaunchError("INVALID_RUN_CONFIGURATION",
+                              f"{task_type}.named_parameters must be an object")
+        runner_spec = {
+            "kind": "python_wheel",
+            "package_name": package_name,
+            "entry_point": entry_point,
+            "argv": [
+                entry_point,
+                *_string_list(body, "parameters", task_type),
+                *(f"--{name}={_as_string(value, f'{task_type}.named_parameters.{name}')}"
+                  for name, value in named.items()),
+            ],
+        }
+        cwd = _existing_dir(workspace_root)
+    elif task_type == "shell_command_task":
+        command = _required_string(body, "command", task_type)
+        parameters = _string_list(body, "parameters", task_type)
+        runner_spec = None
+        cwd = _existing_dir(workspace_root)
+    else:
+        raise LaunchError("INVALID_RUN_CONFIGURATION",
+                          f"{task_type} tasks are not supported by this executor yet")
+
+    attempt_dir.mkdir(parents=True, exist_ok=True)
+    result_path = str(attempt_dir / RESULT_FILE)
+    values_path = str(attempt_dir / VALUES_FILE)
+    # A redelivered attempt reuses its directory: never let it read an earlier process's files.
+    for stale in (result_path, values_path):
+        try:
+            os.unlink(stale)
+        except FileNotFoundError:
+            pass
+
+    task_env = {**os.environ, **(env or {})}
+    task_env.update({
+        "PYTHONUNBUFFERED": "1",  # the log shows output as it happens
+        TASK_VALUES_PATH_ENV: values_path,
+        ATTEMPT_DIR_ENV: str(attempt_dir),
+    })
+    if task.get("task_key"):
+        task_env[TASK_KEY_ENV] = str(task["task_key"])
+
+    if runner_spec is None:
+        # Parameters become "$1".."$n": they never pass through the shell parser.
+        return LaunchSpec(
+            argv=["bash", "-c", command, "lakeflow-task", *parameters],
+            cwd=cwd,
+            env=task_env,
+            result_path=result_path,
+            values_path=values_path,
+            spec_path=None,
+        )
+
+    runner_spec.update({
+        "task_key": task.get("task_key"),
+        "widgets": dict(widgets or {}),
+        "upstream_values": dict(upstream_values or {}),
+        "result_path": result_path,
+        "values_path": values_path,
+    })
+    spec_path = str(attempt_dir / SPEC_FILE)
+    with open(spec_path, "w", encoding="utf-8") as f:
+        json.dump(runner_spec, f, ensure_ascii=False, indent=1)
+    return LaunchSpec(
+        argv=[python, "-c", RUNNER_BOOTSTRAP, RUNNER_PATH, spec_path],
+        cwd=cwd,
+        env=task_env,
+        result_path=result_path,
+        values_path=values_path,
+        spec_path=spec_path,
+    )
+
+
+def task_type_of(task: dict) -> str:
+    """The task's type key, e.g. ``spark_python_task``."""
+    types = [key for key, value in task.items() if key.endswith("_task") and isinstance(value, dict)]
+    if len(types) != 1:
+        found = ", ".join(types) if types else "none"
+        raise LaunchError("INVALID_RUN_CONFIGURATION",
+                          f"A task needs exactly one task type; found {found}")
+    return types[0]
+
+
+def _resolve_python_file(python_file, workspace_root: Path) -> str:
+    """An absolute path, a local ``file://`` URI, or a path relative to the workspace root.
+
+    ``/Workspace/...`` paths are taken literally (there is no Databricks workspace to map them
+    to), and remote URIs (``dbfs:``, ``s3:``, ...) are rejected.
+    """
+    if not isinstance(python_file, str) or not python_file:
+        raise LaunchError("INVALID_RUN_CONFIGURATION", "spark_python_task.python_file is required")
+    scheme = _URI_SCHEME.match(python_file)
+    if scheme and scheme.group(1).lower() == "file":
+        uri = urlparse(python_file)
+        if uri.netloc not in ("", "localhost"):
+            raise LaunchError("INVALID_RUN_CONFIGURATION",
+                              f"python_file {python_file} is on another host; "
+                              "only local file:// URIs are supported")
+        path = unquote(uri.path)
+    elif scheme:
+        raise LaunchError("INVALID_RUN_CONFIGURATION",
+                          f"python_file {python_file}: {scheme.group(1)}: URIs are not supported; "
+                          "use an absolute path, a file:// URI or a path relative to the workspace")
+    elif os.path.isabs(python_file):
+        path = python_file
+    else:
+        path = str(workspace_root / python_file)
+    path = os.path.abspath(path)
+    if not os.path.exists(path):
+        raise LaunchError("RESOURCE_NOT_FOUND", f"python_file {path} does not exist")
+    if not os.path.isfile(path):
+        raise LaunchError("RESOURCE_NOT_FOUND", f"python_file {path} is not a file")
+    return path
+
+
+def _existing_dir(path: Path) -> str:
+    if not path.is_dir():
+        raise LaunchError("RESOURCE_NOT_FOUND", f"workspace root {path} does not exist")
+    return str(path)
+
+
+def _required_string(body: dict, name: str, task_type: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise LaunchError("INVALID_RUN_CONFIGURATION", f"{task_type}.{name} is required")
+    return value
+
+
+def _string_list(body: dict, name: str, task_type: str) -> list[str]:
+    values = body.get(name) or []
+    if not isinstance(values, list):
+        raise LaunchError("INVALID_RUN_CONFIGURATION", f"{task_type}.{name} must be a list")
+    return [_as_string(value, f"{task_type}.{name}[{i}]") for i, value in enumerate(values)]
+
+
+def _as_string(value, where: str) -> str:
+    # Numbers are accepted as their text (JSON authors write [1, 2]); anything else is a mistake.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise LaunchError("INVALID_RUN_CONFIGURATION",
+                      f"{where} must be a string, not {type(value).__name__}")

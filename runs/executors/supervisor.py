@@ -1,0 +1,366 @@
+"""Start one attempt process and watch it until it ends, times out or is canceled (in the worker).
+
+The attempt runs in its own session (so its process group holds the whole tree it starts),
+writes stdout and stderr into one log file opened here, and reports through the files named in
+its ``LaunchSpec`` (``read_attempt_result``).
+
+The parent-death signal: the child asks the kernel for SIGKILL when the worker dies
+(``PR_SET_PDEATHSIG``, Linux), so a SIGKILLed worker leaves no task process running. The signal
+goes to the direct child only: processes that the task starts itself (bash's children, a
+script's subprocesses) do not get it, and a grandchild that detaches (``setsid``, a daemon)
+also leaves the process group. After a worker dies, the reaper can kill the rest with
+``kill_process_tree(pid)`` on the same host, using the pid that ``on_start`` reported.
+
+No threads: the worker is a forked django-q2 process, and ``preexec_fn`` is only safe in a
+process without threads. The parent-death signal is tied to the *thread* that started the
+child, so call ``supervise`` from the worker's main thread.
+"""
+
+import os
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .dbutils import MAX_TASK_VALUE_BYTES
+from .launch import LaunchError, LaunchSpec
+from .runner import PDEATHSIG_SET_ENV, SUPERVISOR_PID_ENV
+
+MAX_LOG_BYTES = 5 * 1024 * 1024
+"""``get-output`` returns the last 5 MB of the log."""
+
+_PR_SET_PDEATHSIG = 1
+_KILL_POLL_SECONDS = 0.02
+_AFTER_SIGKILL_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int | None  # negative: killed by that signal (subprocess convention)
+    timed_out: bool
+    canceled: bool
+    pid: int  # also the process group id
+    duration_ms: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and not self.canceled
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    error: str | None = None
+    error_trace: str | None = None
+    error_code: str | None = None
+    notebook_result: str | None = None
+    notebook_result_truncated: bool = False
+    task_values: dict = field(default_factory=dict)
+
+
+def supervise(
+    spec: LaunchSpec,
+    *,
+    log_path: Path,
+    timeout_seconds: float | None,
+    poll_interval: float = 0.1,
+    check_every: float = 0.5,
+    should_cancel: Callable[[], bool] = lambda: False,
+    heartbeat_every: float = 5.0,
+    on_heartbeat: Callable[[], None] = lambda: None,
+    on_start: Callable[[int], None] = lambda pid: None,
+    kill_grace_seconds: float = 2.0,
+) -> Outcome:
+    """Run the attempt to its end; on timeout or cancel kill its whole process tree.
+
+    ``timeout_seconds`` of None or 0 means no timeout (as in the Jobs API). ``should_cancel`` is
+    called at most every ``check_every`` seconds and ``on_heartbeat`` every ``heartbeat_every``
+    seconds. If a callback raises, the tree is killed and the exception propagates. Whatever the
+    task leaves running in its process group when it exits is killed too.
+    """
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    worker_pid = os.getpid()
+    prctl = _prctl()
+    env = dict(spec.env)
+    if spec.spec_path is not None:  # only the runner reads these
+        env[SUPERVISOR_PID_ENV] = str(worker_pid)
+        if prctl is not None:
+            env[PDEATHSIG_SET_ENV] = "1"
+
+    with open(log_path, "ab", buffering=0) as log:
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                spec.argv,
+                cwd=spec.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=_child_setup(worker_pid, prctl),
+            )
+        except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+            log.write(f"Could not start the task process: {exc}\n".encode())
+            raise LaunchError("RESOURCE_NOT_FOUND",
+                              f"Could not start the task process: {exc}") from exc
+
+    pidfd = _pidfd_open(proc.pid)
+    timed_out = canceled = False
+    try:
+        on_start(proc.pid)
+        deadline = started + timeout_seconds if timeout_seconds else None
+        next_check = started + check_every
+        next_beat = started + heartbeat_every
+        while True:
+            now = time.monotonic()
+            wake = min(next_check, next_beat, deadline if deadline is not None else next_beat)
+            if _wait_for_exit(proc.pid, pidfd, max(0.0, min(poll_interval, wake - now))):
+                break
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                timed_out = True
+                break
+            if now >= next_check:
+                next_check = now + check_every
+                if should_cancel():
+                    canceled = True
+                    break
+            if now >= next_beat:
+                next_beat = now + heartbeat_every
+                on_heartbeat()
+        if timed_out or canceled:
+            kill_process_tree(proc.pid, kill_grace_seconds)
+        else:
+            # The leader is a zombie we have not reaped yet, so its pid still names this group.
+            _signal_group(proc.pid, signal.SIGKILL)
+        exit_code = proc.wait()
+    except BaseException:
+        kill_process_tree(proc.pid, kill_grace_seconds)
+        proc.wait()
+        raise
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+    return Outcome(
+        exit_code=exit_code,
+        timed_out=timed_out,
+        canceled=canceled,
+        pid=proc.pid,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+
+
+def kill_process_tree(pgid: int, grace_seconds: float = 2.0) -> None:
+    """SIGTERM the process group, SIGKILL whatever is left after ``grace_seconds``; wait for it.
+
+    Returns once no live process is left in the group (zombies waiting for their parent do not
+    count), or about two seconds after the SIGKILL if the kernel is slow to deliver it.
+    A caller that is not the group leader's parent must make sure the pid still belongs to the
+    task (pids are reused).
+    """
+    if not _signal_group(pgid, signal.SIGTERM):
+        return
+    if _wait_until_gone(pgid, grace_seconds):
+        return
+    _signal_group(pgid, signal.SIGKILL)
+    _wait_until_gone(pgid, _AFTER_SIGKILL_SECONDS)
+
+
+def read_log_tail(path: Path, max_bytes: int = MAX_LOG_BYTES) -> tuple[str, bool]:
+    """The last ``max_bytes`` of the log as text, and whether earlier bytes were left out."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            truncated = size > max_bytes
+            f.seek(max(0, size - max_bytes))
+            data = f.read(max_bytes)
+    except FileNotFoundError:
+        return "", False
+    if truncated:
+        # Start at a character boundary, not inside a multi-byte UTF-8 sequence.
+        skip = 0
+        while skip < min(3, len(data)) and data[skip] & 0xC0 == 0x80:
+            skip += 1
+        data = data[skip:]
+    return data.decode("utf-8", errors="replace"), truncated
+
+
+def read_attempt_result(spec: LaunchSpec, outcome: Outcome | None = None) -> AttemptResult:
+    """What the attempt reported. Missing or garbled files count as "nothing reported".
+
+    With ``outcome``, a failed attempt that reported no error (a shell command, a killed or
+    crashed interpreter) gets one from its exit status. Timeouts and cancels get none: the
+    worker words those itself.
+    """
+    result = _read_json_object(spec.result_path)
+    error = _string_or_none(result.get("error"))
+    if error is None and outcome is not None and not outcome.succeeded:
+        if not (outcome.timed_out or outcome.canceled):
+            error = _exit_status_error(spec, outcome.exit_code)
+    return AttemptResult(
+        error=error,
+        error_trace=_string_or_none(result.get("error_trace")),
+        error_code=_string_or_none(result.get("error_code")),
+        notebook_result=_string_or_none(result.get("notebook_result")),
+        notebook_result_truncated=result.get("notebook_result_truncated") is True,
+        task_values=_valid_task_values(_read_json_object(spec.values_path)),
+    )
+
+
+def _exit_status_error(spec: LaunchSpec, exit_code: int | None) -> str | None:
+    what = "Command" if spec.spec_path is None else "Task process"
+    if exit_code is None:
+        return None
+    if exit_code < 0:
+        try:
+            name = signal.Signals(-exit_code).name
+        except ValueError:
+            name = f"signal {-exit_code}"
+        return f"{what} was killed by {name}"
+    return f"{what} exited with code {exit_code}"
+
+
+def _read_json_object(path: str) -> dict:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _valid_task_values(values: dict) -> dict:
+    """Keep what ``taskValues.set`` would accept; a shell task writes the file by hand."""
+    import json
+
+    kept = {}
+    for key, value in values.items():
+        if not key:
+            continue
+        try:
+            size = len(json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8"))
+        except ValueError:
+            continue
+        if size <= MAX_TASK_VALUE_BYTES:
+            kept[key] = value
+    return kept
+
+
+def _string_or_none(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _prctl():
+    """libc's prctl, loaded before the fork (the child must not load libraries), or None."""
+    global _PRCTL
+    if _PRCTL is _UNSET:
+        try:
+            import ctypes
+
+            _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            _PRCTL = None
+    return _PRCTL
+
+
+_UNSET = object()
+_PRCTL = _UNSET
+
+
+def _child_setup(worker_pid: int, prctl):
+    def setup():
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL.value)
+        # The worker may have died between fork and prctl: then nobody would kill us later.
+        if os.getppid() != worker_pid:
+            os._exit(1)
+
+    return setup
+
+
+def _pidfd_open(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _wait_for_exit(pid: int, pidfd: int | None, timeout: float) -> bool:
+    """True once the process has exited. Does not reap it (see ``supervise``)."""
+    if pidfd is not None:
+        poller = select.poll()  # not select.select: it cannot watch descriptors above 1023
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    end = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        if _has_exited(pid):
+            return True
+        left = end - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 0.05)
+
+
+def _has_exited(pid: int) -> bool:
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return info is not None
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to the group; False if the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_until_gone(pgid: int, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while True:
+        if not _group_has_live_members(pgid):
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(_KILL_POLL_SECONDS)
+
+
+def _group_has_live_members(pgid: int) -> bool:
+    """Whether a process other than a zombie is still in the group.
+
+    ``killpg(pgid, 0)`` alone cannot tell: it also succeeds for zombies, such as our own
+    unreaped child or orphans whose new parent does not reap them.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Fields after the command name, which is in parentheses and may contain anything.
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
