@@ -140,9 +140,9 @@ def test_repair_reruns_only_the_failed_task_and_its_dependents(server, tmp_path)
 
     marker.touch()
     repair = w.jobs.repair_run(run_id=first.run_id, rerun_all_failed_tasks=True)
-    repaired = w.jobs.wait_get_run_job_terminated_or_skipped(first.run_id, timeout=WAIT)
+    repaired = repair.result(timeout=WAIT)
 
-    assert repair.repair_id
+    assert repair.response.repair_id
     after = tasks_by_key(repaired)
     assert repaired.state.result_state == jobs.RunResultState.SUCCESS
     assert after["good"].run_id == before["good"].run_id  # kept, not re-run
@@ -152,7 +152,7 @@ def test_repair_reruns_only_the_failed_task_and_its_dependents(server, tmp_path)
     assert after["after_bad"].state.result_state == jobs.RunResultState.SUCCESS
     history = w.jobs.get_run(first.run_id, include_history=True).repair_history
     assert [h.type for h in history] == [jobs.RepairHistoryItemType.ORIGINAL, jobs.RepairHistoryItemType.REPAIR]
-    assert history[1].id == repair.repair_id
+    assert history[1].id == repair.response.repair_id
 
 
 def test_a_second_run_queues_behind_max_concurrent_runs(server):
