@@ -8,6 +8,7 @@ whether jobs/get pages a job's arrays (2.2) or returns them whole (2.1).
 from django.utils import timezone
 
 from jobs.http import (
+    list_page_body,
     ApiError,
     api_view,
     bool_param,
@@ -124,12 +125,7 @@ def list_jobs(request, data, api_version):
         if expand_tasks:
             item["has_more"] = more
         listed.append(item)
-    body = {"jobs": listed, "has_more": next_token is not None}
-    if next_token:
-        body["next_page_token"] = next_token
-    if prev_token:
-        body["prev_page_token"] = prev_token
-    return body
+    return list_page_body("jobs", listed, next_token, prev_token)
 
 
 @api_view("POST")

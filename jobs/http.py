@@ -311,6 +311,16 @@ def keyset_page(queryset, *, limit, page_token=None, offset=0):
 OBJECT_PAGE_SIZE = 100
 
 
+def list_page_body(key, items, next_token, prev_token):
+    """A jobs/list or runs/list answer. The last page omits next_page_token: the SDK pages on it."""
+    body = {key: items, "has_more": next_token is not None}
+    if next_token:
+        body["next_page_token"] = next_token
+    if prev_token:
+        body["prev_page_token"] = prev_token
+    return body
+
+
 def object_page_number(data):
     """The page of a job's or run's arrays (tasks, parameters...) that `page_token` asks for."""
     token = str_param(data, "page_token")

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from jobs.api import find_job, require_manage_permission, soft_delete_job
 from jobs.http import (
+    list_page_body,
     api_view,
     bool_param,
     client_errors,
@@ -195,12 +196,7 @@ def list_runs(request, data, api_version):
         if expand_tasks:
             item["has_more"] = more
         listed.append(item)
-    body = {"runs": listed, "has_more": next_token is not None}
-    if next_token:
-        body["next_page_token"] = next_token
-    if prev_token:
-        body["prev_page_token"] = prev_token
-    return body
+    return list_page_body("runs", listed, next_token, prev_token)
 
 
 @api_view("GET")

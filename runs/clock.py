@@ -48,7 +48,8 @@ def promote_due_retries(now):
             if TaskRun.objects.filter(id=attempt_id, life_cycle_state=L.WAITING_FOR_RETRY).update(
                 life_cycle_state=L.PENDING, queued_at=now
             ):
-                record(run, "task.pending", TaskRun(id=attempt_id), now)
+                attempt = TaskRun.objects.get(id=attempt_id)
+                record(run, "task.pending", attempt, now, task_key=attempt.task_key)
                 enqueue_on_commit([attempt_id])
                 promoted += 1
     return promoted
