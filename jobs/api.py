@@ -24,6 +24,7 @@ from jobs.http import (
     str_param,
 )
 from jobs.models import Job
+from jobs.checks import check_settings_against_server
 from jobs.spec.settings import merge_update, validate_job_settings
 
 # The arrays of JobSettings that jobs/get (2.2) and jobs/list return 100 at a time.
@@ -84,7 +85,7 @@ def settings_from_body(data):
 
 @api_view("POST")
 def create_job(request, data, api_version):
-    settings = validate_job_settings(settings_from_body(data), api_version=api_version)
+    settings = check_settings_against_server(validate_job_settings(settings_from_body(data), api_version=api_version))
     job = Job(kind=Job.Kind.JOB, creator=request.user)
     job.save_version(settings, request.user)
     return {"job_id": job.id}
@@ -135,7 +136,8 @@ def update_job(request, data, api_version):
     new_settings = object_param(data, "new_settings") or {}
     fields_to_remove = str_list_param(data, "fields_to_remove") or []
     merged = merge_update(job.settings, new_settings, fields_to_remove)
-    job.save_version(validate_job_settings(merged, api_version=api_version), request.user)
+    settings = validate_job_settings(merged, api_version=api_version)
+    job.save_version(check_settings_against_server(settings, job.id), request.user)
     return {}
 
 
@@ -144,7 +146,8 @@ def reset_job(request, data, api_version):
     job = find_job(id_param(data, "job_id"))
     require_manage_permission(job, request.user)
     new_settings = object_param(data, "new_settings", required=True)
-    job.save_version(validate_job_settings(new_settings, api_version=api_version), request.user)
+    settings = validate_job_settings(new_settings, api_version=api_version)
+    job.save_version(check_settings_against_server(settings, job.id), request.user)
     return {}
 
 

@@ -51,6 +51,23 @@ LAKEFLOW_HEARTBEAT_SECONDS = env_float("LAKEFLOW_HEARTBEAT_SECONDS", 5.0)
 LAKEFLOW_LOST_AFTER_SECONDS = env_float("LAKEFLOW_LOST_AFTER_SECONDS", 20.0)
 
 
+def _warehouses(text):
+    """sql_task warehouses by id: "id=url,id2=url2"; `default` is the embedded DuckDB file."""
+    found = {"default": f"duckdb:///{LAKEFLOW_HOME / 'warehouse.duckdb'}"}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, url = item.partition("=")
+        if not sep or not name.strip() or not url.strip():
+            raise ValueError(f"LAKEFLOW_WAREHOUSES: expected id=url, got {item!r}")
+        found[name.strip()] = url.strip()
+    return found
+
+
+# The address users reach this server at: {{workspace.url}} in task parameters.
+LAKEFLOW_BASE_URL = env_str("LAKEFLOW_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+LAKEFLOW_WAREHOUSES = _warehouses(env_str("LAKEFLOW_WAREHOUSES", ""))
+
+
 def _secret_key():
     key = env_str("SECRET_KEY")
     if key:

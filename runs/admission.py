@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs.models import Job
-from runs.dispatch import advance_locked, lock_run
+from runs.dispatch import advance_locked, lock_run, new_task_runs, settle_parent_on_commit
 from runs.engine.parameters import effective_job_parameters
 from runs.engine.states import (
     SLOT_HOLDING_RUN_LIFE_CYCLES,
@@ -22,7 +22,7 @@ from runs.engine.states import (
     TerminationType,
 )
 from runs.events import record
-from runs.models import Run, TaskRun
+from runs.models import Run
 
 
 class RunRefused(ValueError):
@@ -31,7 +31,7 @@ class RunRefused(ValueError):
 
 def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ONE_TIME,
                run_type=Run.RunType.JOB_RUN, run_name=None, idempotency_token=None, creator=None,
-               queue_enabled=None, now=None):
+               queue_enabled=None, only=None, parent_task_run=None, now=None):
     """Make a run of job and admit it if a slot is free. Returns (run, created)."""
     now = now or timezone.now()
     version = version or job.current_version
@@ -43,6 +43,7 @@ def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ON
     if not settings.get("tasks"):
         raise RunRefused(f"Job {job.id} has no tasks to run")
     params = effective_job_parameters(settings.get("parameters", []), job_parameters)
+    selected = only_tasks(version, only)
     if queue_enabled is None:
         queue_enabled = bool((settings.get("queue") or {}).get("enabled", False))
     try:
@@ -59,6 +60,8 @@ def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ON
                 job_parameters=params,
                 overriding_parameters={"job_parameters": job_parameters} if job_parameters else None,
                 idempotency_token=idempotency_token or None,
+                only_tasks=selected,
+                parent_task_run=parent_task_run,
                 created_at=now,
             )
             record(run, "run.queued", None, now, trigger=trigger)
@@ -71,6 +74,19 @@ def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ON
         return existing, False
     run.refresh_from_db()
     return run, True
+
+
+def only_tasks(version, only):
+    """run-now `only` as the run's task keys, or None for the whole job."""
+    if not only:
+        return None
+    from runs.dispatch import graph_for_version
+    from runs.engine.partial import OnlyInvalid, select_only
+
+    try:
+        return select_only(graph_for_version(version), list(only))
+    except OnlyInvalid as exc:
+        raise RunRefused(str(exc)) from exc
 
 
 def admit_queued_runs(job_id, now=None):
@@ -111,6 +127,7 @@ def skip_run(run, limit, now):
     )
     if updated:
         record(run, "run.skipped", None, now, message=message)
+        settle_parent_on_commit(run)
 
 
 def start_run(run_id, now):
@@ -126,9 +143,10 @@ def start_run(run_id, now):
         state_message="",
     )
     run.life_cycle_state, run.started_at = L.RUNNING, now
-    TaskRun.objects.bulk_create(
-        [TaskRun(run=run, task_key=task["task_key"], created_at=now) for task in run.job_version.settings["tasks"]]
-    )
+    tasks = run.job_version.settings["tasks"]
+    if run.only_tasks is not None:
+        tasks = [task for task in tasks if task["task_key"] in set(run.only_tasks)]
+    new_task_runs(run, tasks, now)
     record(run, "run.started", None, now)
     advance_locked(run, now)
     return True

@@ -35,7 +35,8 @@ from runs.admission import RunRefused, create_run
 from runs.engine.parameters import ParametersInvalid
 from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L, is_finished
 from runs.models import Run, TaskRun
-from runs.serializers import export_html, run_dict, run_output_dict, task_run_as_run
+from jobs.checks import check_settings_against_server
+from runs.serializers import export_html, notebook_views, run_dict, run_output_dict, task_run_as_run
 
 # Per-task-type parameters of API 2.0/2.1; this server takes job_parameters instead.
 LEGACY_PARAMETERS = ("jar_params", "notebook_params", "python_params", "python_named_params",
@@ -93,8 +94,6 @@ def cancel_runs(run_ids, message=None):
 def run_now(request, data, api_version):
     job = find_job(id_param(data, "job_id"))
     refuse_legacy_parameters(data)
-    if str_list_param(data, "only"):
-        raise invalid("only is not supported yet: run the whole job, or repair a run with rerun_tasks")
     queue = object_param(data, "queue")
     run, _ = create_run(
         job,
@@ -102,6 +101,7 @@ def run_now(request, data, api_version):
         idempotency_token=idempotency_token(data),
         creator=request.user,
         queue_enabled=bool_param(queue, "enabled", default=None) if queue is not None else None,
+        only=str_list_param(data, "only"),
     )
     return {"run_id": run.id, "number_in_job": run.id}
 
@@ -127,7 +127,7 @@ def submit(request, data, api_version):
     if existing is not None:
         return {"run_id": existing.id}
     requested = {key: value for key, value in data.items() if key not in SUBMIT_REQUEST_FIELDS}
-    settings = validate_job_settings(requested, api_version=api_version, for_submit=True)
+    settings = check_settings_against_server(validate_job_settings(requested, api_version=api_version, for_submit=True))
     if not settings["tasks"]:
         raise invalid("tasks: a one-time run needs at least one task")
     with transaction.atomic():
@@ -281,7 +281,13 @@ def delete_run(request, data, api_version):
 def export_run(request, data, api_version):
     run_id = id_param(data, "run_id")
     views_to_export = str_param(data, "views_to_export", default="CODE", choices=("CODE", "DASHBOARDS", "ALL"))
-    run = Run.objects.select_related("job_version").filter(id=run_id).first() or find_task_run(run_id).run
+    run = Run.objects.select_related("job_version").filter(id=run_id).first()
+    attempt = find_task_run(run_id) if run is None else None
     if views_to_export == "DASHBOARDS":  # runs here have no dashboards
         return {"views": []}
-    return {"views": [{"name": run.run_name or f"Run {run.id}", "type": "NOTEBOOK", "content": export_html(run)}]}
+    if attempt is not None and attempt.executed_notebook:
+        return {"views": notebook_views([attempt])}
+    run = run or attempt.run
+    summary = {"name": run.run_name or f"Run {run.id}", "type": "NOTEBOOK", "content": export_html(run)}
+    notebooks = run.task_runs.exclude(executed_notebook="").filter(is_current=True).order_by("id")
+    return {"views": [summary, *notebook_views(notebooks)]}

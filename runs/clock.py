@@ -21,7 +21,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from runs.admission import admit_queued_runs
-from runs.dispatch import cancel_run, enqueue_attempts, enqueue_on_commit, finish_attempt, lock_run
+from runs.control_flow import settle_waiting_tasks
+from runs.dispatch import WAITING_TYPES, cancel_run, enqueue_attempts, enqueue_on_commit, finish_attempt, lock_run
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode, TerminationType
 from runs.events import record
 from runs.models import ClockLease, Run, TaskRun
@@ -58,7 +59,9 @@ def promote_due_retries(now):
 def reap_lost_attempts(now):
     """Fail (and so retry, per policy) attempts whose worker stopped sending heartbeats."""
     cutoff = now - timedelta(seconds=settings.LAKEFLOW_LOST_AFTER_SECONDS)
-    lost = TaskRun.objects.filter(life_cycle_state__in=[L.RUNNING, L.TERMINATING], heartbeat_at__lt=cutoff)
+    # For-each and run-job attempts have no process to beat for them; their iterations or child run do.
+    lost = TaskRun.objects.filter(life_cycle_state__in=[L.RUNNING, L.TERMINATING], heartbeat_at__lt=cutoff).exclude(
+        task_type__in=WAITING_TYPES)
     reaped = 0
     for attempt in lost:
         kill_if_local(attempt)
@@ -116,7 +119,7 @@ def admit_waiting_runs(now):
 
 
 FAST_STEPS = (promote_due_retries, enforce_run_timeouts)
-SLOW_STEPS = (reap_lost_attempts, requeue_stale_pending, admit_waiting_runs)
+SLOW_STEPS = (reap_lost_attempts, requeue_stale_pending, admit_waiting_runs, settle_waiting_tasks)
 SLOW_EVERY = 2.0
 
 

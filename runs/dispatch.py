@@ -12,6 +12,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from jobs.spec.settings import task_type_of
+from runs.engine.partial import restrict_tasks
 from runs.engine.planner import (
     FinishRun,
     RetryTask,
@@ -47,15 +49,28 @@ def from_ms(ms):
 
 _graphs = {}
 
+# Task types that run inside the worker, without a task process of their own.
+CONTROL_FLOW_TYPES = ("condition_task", "for_each_task", "run_job_task")
+# Their attempts stay RUNNING while iterations or a child run work: no heartbeat to watch.
+WAITING_TYPES = ("for_each_task", "run_job_task")
 
-def graph_for_version(version):
-    """The planner's graph of a job version; versions are immutable, so it is cached per process."""
-    graph = _graphs.get(version.id)
+
+def graph_for_version(version, only=None):
+    """The planner's graph of a job version (limited to `only`, for a partial run).
+
+    Versions are immutable, so graphs are cached per process."""
+    cache_key = (version.id, tuple(only) if only is not None else None)
+    graph = _graphs.get(cache_key)
     if graph is None:
         if len(_graphs) >= 256:
             _graphs.clear()
-        graph = _graphs[version.id] = graph_from_tasks(version.settings.get("tasks", []))
+        tasks = restrict_tasks(version.settings.get("tasks", []), only)
+        graph = _graphs[cache_key] = graph_from_tasks(tasks)
     return graph
+
+
+def graph_for_run(run):
+    return graph_for_version(run.job_version, run.only_tasks)
 
 
 def task_settings(version, task_key):
@@ -65,6 +80,24 @@ def task_settings(version, task_key):
     return None
 
 
+def attempt_task_settings(version, attempt):
+    """The task dict an attempt runs: the nested task for a for-each iteration."""
+    if not attempt.for_each_key:
+        return task_settings(version, attempt.task_key)
+    wrapper = task_settings(version, attempt.for_each_key)
+    nested = ((wrapper or {}).get("for_each_task") or {}).get("task")
+    return nested if isinstance(nested, dict) and nested.get("task_key") == attempt.task_key else None
+
+
+def new_task_runs(run, tasks, now, repair=None):
+    """BLOCKED attempt rows for top-level tasks (dicts of the job's settings)."""
+    return TaskRun.objects.bulk_create([
+        TaskRun(run=run, repair=repair, task_key=task["task_key"], task_type=task_type_of(task) or "",
+                created_at=now)
+        for task in tasks
+    ])
+
+
 def lock_run(run_id):
     """Serialize changes to one run: the UPDATE holds the row lock until commit on Postgres."""
     Run.objects.filter(id=run_id).update(version=F("version") + 1)
@@ -72,7 +105,8 @@ def lock_run(run_id):
 
 
 def current_attempts(run):
-    return {attempt.task_key: attempt for attempt in run.task_runs.filter(is_current=True)}
+    """The latest attempt of every top-level task (for-each iterations are not tasks of the run)."""
+    return {attempt.task_key: attempt for attempt in run.task_runs.filter(is_current=True, for_each_key="")}
 
 
 def status_of(attempt):
@@ -112,8 +146,15 @@ def advance_run(run_id, now=None):
 
 def advance_locked(run, now):
     """The planner step; the caller holds the run lock inside a transaction."""
-    graph = graph_for_version(run.job_version)
+    graph = graph_for_run(run)
     attempts = current_attempts(run)
+    looping = [a for a in attempts.values()
+               if a.task_type == "for_each_task" and a.life_cycle_state in (L.RUNNING, L.TERMINATING)]
+    if looping:
+        from runs.control_flow import advance_for_each
+
+        if any([advance_for_each(run, wrapper, now) for wrapper in looping]):
+            attempts = current_attempts(run)
     statuses = {key: status_of(attempt) for key, attempt in attempts.items()}
     actions = next_actions(graph, statuses, now_ms=to_ms(now), cancel_reason=run.cancel_reason)
     to_start = [attempts[a.task_key] for a in actions if isinstance(a, StartTask)]
@@ -173,6 +214,10 @@ def schedule_retry(run, failed, action, now):
         run=run,
         repair_id=failed.repair_id,
         task_key=failed.task_key,
+        task_type=failed.task_type,
+        for_each_key=failed.for_each_key,
+        iteration=failed.iteration,
+        iteration_input=failed.iteration_input,
         attempt_number=action.attempt_number,
         original_attempt_id=failed.original_attempt_id or failed.id,
         life_cycle_state=L.PENDING if due else L.WAITING_FOR_RETRY,
@@ -206,9 +251,24 @@ def finish_run(run, action, now):
         state_message=action.message,
     )
     record(run, "run.finished", None, now, result_state=action.result_state, message=action.message)
+    settle_parent_on_commit(run)
     from runs.admission import admit_queued_runs
 
     admit_queued_runs(run.job_id, now)
+
+
+def settle_parent_on_commit(run):
+    """A run started by a run_job_task ended: its parent task follows, once this commits.
+
+    After commit, not inside: the parent run is locked by its own transaction, and locking it
+    here (child first) while a cancel locks parent then child could deadlock on Postgres. If
+    the process dies in between, the clock's settle step finds the parent task anyway.
+    """
+    if run.parent_task_run_id:
+        from runs.control_flow import settle_run_job_task
+
+        parent_id = run.parent_task_run_id
+        transaction.on_commit(lambda: settle_run_job_task(parent_id))
 
 
 def finish_attempt(attempt_id, *, result_state, now=None, life_cycle_state=L.TERMINATED,
@@ -283,6 +343,11 @@ def cancel_attempt(run, attempt, now, message="Canceled by user"):
         )
         if updated:
             record(run, "task.terminating", attempt, now, task_key=attempt.task_key, message=message)
+            if attempt.task_type == "run_job_task":
+                from runs.control_flow import cancel_child_runs_on_commit
+
+                cancel_child_runs_on_commit(attempt.id)
+            # A for-each task's iterations are stopped by advance_for_each, which sees it TERMINATING.
             return True
     return False
 
@@ -306,6 +371,7 @@ def cancel_run(run_id, *, reason="USER", now=None, message=None):
                 cancel_reason=reason,
             )
             record(run, "run.finished", None, now, result_state=R.CANCELED, message=message)
+            settle_parent_on_commit(run)
             return True
         Run.objects.filter(id=run.id).update(cancel_reason=reason, life_cycle_state=L.TERMINATING)
         run.cancel_reason, run.life_cycle_state = reason, L.TERMINATING

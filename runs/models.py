@@ -70,6 +70,12 @@ class Run(models.Model):
     timeout_at = models.DateTimeField(null=True, blank=True)
     trigger_time = models.DateTimeField(null=True, blank=True)
     repair_count = models.PositiveIntegerField(default=0)
+    # run-now `only`: the task keys this run is limited to (None: every task of the job).
+    only_tasks = models.JSONField(null=True, blank=True)
+    # A child run started by a run_job_task: the parent's task run (the API's trigger_info.run_id).
+    parent_task_run = models.ForeignKey(
+        "TaskRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"
+    )
     # Bumped first thing in every transaction that changes this run's tasks: on Postgres the row
     # lock serializes them (no lost wake-up between two finishing tasks); SQLite is serial anyway.
     version = models.BigIntegerField(default=0)
@@ -120,9 +126,15 @@ class TaskRun(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="task_runs")
     repair = models.ForeignKey(Repair, null=True, blank=True, on_delete=models.CASCADE, related_name="task_runs")
     task_key = models.CharField(max_length=100)
+    task_type = models.CharField(max_length=40, blank=True, default="")  # notebook_task, for_each_task, ...
+    # For-each iterations: the for-each task's key and the element's index and value. Top-level
+    # task runs have for_each_key "" and iteration None.
+    for_each_key = models.CharField(max_length=100, blank=True, default="")
+    iteration = models.PositiveIntegerField(null=True, blank=True)
+    iteration_input = models.JSONField(null=True, blank=True)
     attempt_number = models.PositiveIntegerField(default=0)
     original_attempt = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    # The latest attempt of its task in this run; older attempts and repaired-over ones are False.
+    # The latest attempt of its task (or iteration) in this run; older and repaired-over ones are False.
     is_current = models.BooleanField(default=True)
 
     life_cycle_state = models.CharField(max_length=20, choices=LIFE_CYCLE_CHOICES, default=RunLifeCycleState.BLOCKED)
@@ -147,12 +159,15 @@ class TaskRun(models.Model):
     error_trace = models.TextField(blank=True, default="")
     notebook_result = models.JSONField(null=True, blank=True)
     task_values = models.JSONField(default=dict, blank=True)
+    sql_output = models.JSONField(null=True, blank=True)  # the query_output block with the preview
+    executed_notebook = models.CharField(max_length=1024, blank=True, default="")  # .ipynb with outputs
     log_path = models.CharField(max_length=1024, blank=True, default="")
 
     class Meta:
         indexes = [
             models.Index(fields=["run", "task_key"], name="taskrun_run_task"),
             models.Index(fields=["run", "is_current"], name="taskrun_run_current"),
+            models.Index(fields=["run", "for_each_key", "is_current"], name="taskrun_iterations"),
             models.Index(fields=["life_cycle_state", "heartbeat_at"], name="taskrun_state_heartbeat"),
             models.Index(fields=["life_cycle_state", "retry_at"], name="taskrun_state_retry"),
         ]

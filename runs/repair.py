@@ -3,7 +3,7 @@
 from django.db import transaction
 from django.utils import timezone
 
-from runs.dispatch import advance_locked, current_attempts, graph_for_version, lock_run, status_of
+from runs.dispatch import advance_locked, current_attempts, graph_for_version, lock_run, new_task_runs, status_of
 from runs.engine.parameters import ParametersInvalid, effective_job_parameters
 from runs.engine.repair import RepairInvalid, tasks_to_rerun
 from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L
@@ -35,7 +35,11 @@ def repair_run(run_id, *, rerun_tasks=None, rerun_all_failed_tasks=False, rerun_
                 f"latest_repair_id must be {latest.id}"
             )
         version = run.job.current_version if run.job.current_version_id else run.job_version
-        graph = graph_for_version(version)
+        only = run.only_tasks
+        if only is not None:  # a partial run stays partial: the tasks the new version still has
+            keys_now = {task["task_key"] for task in version.settings.get("tasks", [])}
+            only = [key for key in only if key in keys_now]
+        graph = graph_for_version(version, only)
         attempts = current_attempts(run)
         statuses = {node.task_key: status_of(attempts[node.task_key]) for node in graph.nodes if node.task_key in attempts}
         try:
@@ -56,13 +60,12 @@ def repair_run(run_id, *, rerun_tasks=None, rerun_all_failed_tasks=False, rerun_
             raise RepairRefused(str(exc)) from exc
         repair = Repair.objects.create(run=run, creator=user, created_at=now, rerun_tasks=keys,
                                        job_parameters=job_parameters or None)
-        TaskRun.objects.filter(run=run, task_key__in=keys, is_current=True).update(is_current=False)
-        TaskRun.objects.bulk_create(
-            [TaskRun(run=run, repair=repair, task_key=key, created_at=now) for key in keys]
-        )
+        TaskRun.objects.filter(run=run, task_key__in=keys, is_current=True, for_each_key="").update(is_current=False)
+        by_key = {task["task_key"]: task for task in version.settings.get("tasks", [])}
+        new_task_runs(run, [by_key[key] for key in keys], now, repair=repair)
         Run.objects.filter(id=run.id).update(
             life_cycle_state=L.RUNNING, result_state=None, termination_code=None, termination_type=None,
-            state_message="", ended_at=None, cancel_reason=None, job_version=version,
+            state_message="", ended_at=None, cancel_reason=None, job_version=version, only_tasks=only,
             repair_count=run.repair_count + 1, job_parameters=params,
         )
         run = lock_run(run.id)

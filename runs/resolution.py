@@ -3,7 +3,9 @@ job parameters pushed into key/value parameters, and its upstream tasks' values.
 
 import copy
 
-from jobs.spec.refs import ReferenceContext, resolve
+from django.conf import settings
+
+from jobs.spec.refs import NOT_IN_FOR_EACH, ReferenceContext, resolve
 from jobs.spec.settings import task_type_of
 from runs.engine.parameters import parameter_values
 
@@ -18,7 +20,7 @@ KEY_VALUE_PARAMETERS = {
 def upstream_facts(run):
     """tasks.<key>.* for references and dbutils: the current attempt of every task in the run."""
     facts = {}
-    for attempt in run.task_runs.filter(is_current=True):
+    for attempt in run.task_runs.filter(is_current=True, for_each_key=""):
         facts[attempt.task_key] = {
             "run_id": attempt.id,
             "result_state": attempt.result_state or "",
@@ -26,10 +28,12 @@ def upstream_facts(run):
             "execution_count": attempt.attempt_number + 1,
             "values": attempt.task_values or {},
         }
+        if isinstance(attempt.sql_output, dict) and "rows" in attempt.sql_output:
+            facts[attempt.task_key]["output"] = {"rows": attempt.sql_output["rows"]}
     return facts
 
 
-def reference_context(run, attempt, facts):
+def reference_context(run, attempt, facts, task=None):
     return ReferenceContext(
         job_id=run.job_id,
         job_name=run.job_version.settings.get("name") or run.run_name,
@@ -42,7 +46,11 @@ def reference_context(run, attempt, facts):
         task_name=attempt.task_key,
         task_run_id=attempt.id,
         task_execution_count=attempt.attempt_number + 1,
+        task_notebook_path=((task or {}).get("notebook_task") or {}).get("notebook_path"),
         tasks=facts,
+        workspace_id=0,
+        workspace_url=settings.LAKEFLOW_BASE_URL,
+        input=attempt.iteration_input if attempt.iteration is not None else NOT_IN_FOR_EACH,
     )
 
 
@@ -60,7 +68,7 @@ def resolve_task(task, run, attempt, facts):
     """A copy of the task dict with its type block resolved; returns (task, widgets)."""
     task = copy.deepcopy(task)
     type_name = task_type_of(task)
-    ctx = reference_context(run, attempt, facts)
+    ctx = reference_context(run, attempt, facts, task)
     block = _resolve_all(task.get(type_name) or {}, ctx)
     job_values = parameter_values(run.job_parameters)
     kv_field = KEY_VALUE_PARAMETERS.get(type_name)

@@ -12,7 +12,7 @@ import functools
 from django.template import Context, Template
 
 from jobs.http import slice_page
-from runs.dispatch import default_code, default_type
+from runs.dispatch import attempt_task_settings, default_code, default_type
 from runs.engine.states import (
     STATUS_STATE_OF_LIFE_CYCLE,
     RunLifeCycleState as L,
@@ -83,7 +83,7 @@ def run_page_url(base_url, job_id, run_id):
 def ordered_attempts(run):
     """Every attempt of the run: in the job's task order, then oldest attempt first."""
     order = {task["task_key"]: i for i, task in enumerate(run.job_version.settings.get("tasks", []))}
-    attempts = list(run.task_runs.all())
+    attempts = list(run.task_runs.filter(for_each_key=""))
     attempts.sort(key=lambda a: (order.get(a.task_key, len(order)), a.task_key, a.id))
     return attempts
 
@@ -116,6 +116,13 @@ def task_run_dict(attempt, task_settings, *, job_id, base_url, now, include_reso
     )
     if attempt.outcome and isinstance(body.get("condition_task"), dict):
         body["condition_task"]["outcome"] = attempt.outcome
+    if attempt.task_type == "for_each_task" and isinstance(body.get("for_each_task"), dict):
+        from runs.control_flow import iteration_stats
+
+        body["for_each_task"]["stats"] = iteration_stats(attempt.run, attempt)
+    if attempt.iteration is not None:
+        # Not in the SDK's RunTask: which element of the for-each inputs this iteration ran.
+        body["iteration"] = {"index": attempt.iteration, "input": attempt.iteration_input}
     if include_resolved_values and attempt.resolved_values:
         body["resolved_values"] = attempt.resolved_values
     return body
@@ -124,7 +131,7 @@ def task_run_dict(attempt, task_settings, *, job_id, base_url, now, include_reso
 def task_run_as_run(attempt, *, base_url, now, include_resolved_values=False):
     """A task run in the `Run` shape: runs/get-output's metadata, runs/get of a task run id."""
     run = attempt.run
-    task = task_run_dict(attempt, task_settings_by_key(run).get(attempt.task_key), job_id=run.job_id,
+    task = task_run_dict(attempt, attempt_task_settings(run.job_version, attempt), job_id=run.job_id,
                          base_url=base_url, now=now, include_resolved_values=include_resolved_values)
     body = {
         "job_id": run.job_id,
@@ -137,7 +144,8 @@ def task_run_as_run(attempt, *, base_url, now, include_resolved_values=False):
         "trigger": run.trigger,
         "job_parameters": run.job_parameters,
         "tasks": [task],
-        "iterations": [],
+        "iterations": iteration_dicts(attempt, base_url=base_url, now=now,
+                                      include_resolved_values=include_resolved_values),
     }
     for name in ("attempt_number", "original_attempt_run_id", "start_time", "end_time", "setup_duration",
                  "execution_duration", "cleanup_duration", "run_duration", "state", "status", "run_page_url"):
@@ -145,6 +153,19 @@ def task_run_as_run(attempt, *, base_url, now, include_resolved_values=False):
     if run.creator_id:
         body["creator_user_name"] = user_name(run.creator)
     return body
+
+
+def iteration_dicts(attempt, *, base_url, now, include_resolved_values=False):
+    """A for-each task run's iterations as RunTasks, every attempt, by index then age."""
+    if attempt.task_type != "for_each_task":
+        return []
+    run = attempt.run
+    rows = run.task_runs.filter(for_each_key=attempt.task_key).order_by("iteration", "id")
+    if attempt.repair_id is None:
+        rows = rows.filter(repair__isnull=True)  # a repaired-over for-each shows what it ran itself
+    nested = (task_settings_by_key(run).get(attempt.task_key) or {}).get("for_each_task", {}).get("task")
+    return [task_run_dict(row, nested, job_id=run.job_id, base_url=base_url, now=now,
+                          include_resolved_values=include_resolved_values) for row in rows]
 
 
 # --- job runs ------------------------------------------------------------------------------
@@ -180,6 +201,8 @@ def run_dict(run, *, base_url, now, with_tasks=True, include_history=False, incl
     }
     if run.creator_id:
         body["creator_user_name"] = user_name(run.creator)
+    if run.parent_task_run_id:
+        body["trigger_info"] = {"run_id": run.parent_task_run_id}
     if settings.get("description"):
         body["description"] = settings["description"]
 
@@ -273,6 +296,14 @@ def run_output_dict(attempt, *, base_url, now):
                                        "truncated": bool(result.get("truncated", False))}
         else:
             body["notebook_output"] = {"result": str(result), "truncated": False}
+    elif attempt.task_type == "notebook_task" and attempt.result_state:
+        body["notebook_output"] = {}  # the notebook ran but never called dbutils.notebook.exit
+    if attempt.sql_output is not None:
+        body["sql_output"] = {"query_output": attempt.sql_output}
+    if attempt.task_type == "run_job_task":
+        child = attempt.child_runs.order_by("-id").values_list("id", flat=True).first()
+        if child:
+            body["run_job_output"] = {"run_id": child}
     return body
 
 
@@ -310,6 +341,22 @@ pre{background:#f6f8fa;padding:.8rem;overflow:auto;max-height:30rem;white-space:
 {{ a.error_trace }}</pre>{% endif %}
 {% endfor %}</body></html>
 """
+
+
+def notebook_views(attempts):
+    """runs/export views of the notebooks these attempts executed, rendered with their outputs."""
+    views = []
+    for attempt in attempts:
+        if attempt.executed_notebook:
+            from runs.executors.notebook import render_html
+
+            try:
+                content = render_html(attempt.executed_notebook)
+            except OSError:
+                continue  # removed from disk since
+            views.append({"name": f"{attempt.task_key} (task run {attempt.id})", "type": "NOTEBOOK",
+                          "content": content})
+    return views
 
 
 def export_html(run):

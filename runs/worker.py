@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from runs.dispatch import finish_attempt, task_settings
+from runs.dispatch import CONTROL_FLOW_TYPES, attempt_task_settings, finish_attempt
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode, TerminationType
 from runs.events import record
 from runs.executors.launch import LaunchError, prepare_attempt
@@ -21,6 +21,11 @@ HOST = socket.gethostname()
 
 def execute_attempt(attempt_id):
     """Entry point for the broker. A redelivered or canceled attempt is a no-op."""
+    task_type = TaskRun.objects.filter(id=attempt_id).values_list("task_type", flat=True).first()
+    if task_type in CONTROL_FLOW_TYPES:
+        from runs.control_flow import execute_control_flow
+
+        return execute_control_flow(attempt_id)
     attempt = claim_attempt(attempt_id)
     if attempt is None:
         return "not claimed"
@@ -59,7 +64,7 @@ def attempt_dir(attempt):
 
 def run_claimed_attempt(attempt):
     run = attempt.run
-    task = task_settings(run.job_version, attempt.task_key)
+    task = attempt_task_settings(run.job_version, attempt)
     if task is None:
         return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION,
                     f"Task {attempt.task_key} is not in the job's settings any more")
@@ -75,6 +80,7 @@ def run_claimed_attempt(attempt):
             workspace_root=settings.LAKEFLOW_WORKSPACE_ROOT,
             widgets=widgets,
             upstream_values={key: fact["values"] for key, fact in facts.items()},
+            warehouses=settings.LAKEFLOW_WAREHOUSES,
         )
     except LaunchError as exc:
         directory.mkdir(parents=True, exist_ok=True)
@@ -96,8 +102,11 @@ def run_claimed_attempt(attempt):
         exit_code=outcome.exit_code,
         error=result.error or "",
         error_trace=result.error_trace or "",
-        notebook_result=result.notebook_result,
+        notebook_result=None if result.notebook_result is None else {
+            "result": result.notebook_result, "truncated": result.notebook_result_truncated},
         task_values=result.task_values or {},
+        sql_output=result.sql_output,
+        executed_notebook=executed_notebook(spec),
     )
     if outcome.canceled:
         finish_attempt(attempt.id, result_state=R.CANCELED, message="Canceled by user", **fields)
@@ -113,6 +122,21 @@ def run_claimed_attempt(attempt):
     finish_attempt(attempt.id, result_state=R.FAILED, message=message,
                    termination_code=result.error_code or TerminationCode.RUN_EXECUTION_ERROR, **fields)
     return "failed"
+
+
+def executed_notebook(spec):
+    """The saved notebook with its outputs, for notebook tasks that got as far as writing it."""
+    import json
+    import os
+
+    if not spec.spec_path:
+        return ""
+    try:
+        with open(spec.spec_path, encoding="utf-8") as f:
+            path = json.load(f).get("executed_path") or ""
+    except (OSError, ValueError):
+        return ""
+    return path if path and os.path.exists(path) else ""
 
 
 def fail(attempt, code, message):

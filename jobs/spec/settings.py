@@ -226,7 +226,18 @@ def _check_type_block(c: _Checker, kind: str, block: dict, path: str) -> None:
             c.add(path, f"set exactly one of {', '.join(SQL_TASK_KINDS)}{found}")
         for name in kinds:
             inner = c.obj(block, path, name)
-            if inner is not None:
+            if inner is None:
+                continue
+            if name in ("alert", "dashboard"):
+                c.add(f"{path}.{name}", f"SQL {name}s are not supported by this server; run a query or a file")
+            elif name == "query":
+                # query_text is our extension for inline SQL: there are no saved queries here.
+                if "query_text" in inner:
+                    c.string(inner, f"{path}.query", "query_text", required=True, non_empty=True)
+                else:
+                    c.add(f"{path}.query.query_text", "is required: saved queries (query_id) are not "
+                          "supported here; put the SQL in query_text or use file.path")
+            else:
                 c.string(inner, f"{path}.{name}", SQL_TASK_KINDS[name], required=True, non_empty=True)
                 c.choice(inner, f"{path}.{name}", "source", SOURCES)
     elif kind == "for_each_task":

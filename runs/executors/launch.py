@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from .errors import LaunchError
+
 RUNNER_PATH = str(Path(__file__).resolve().with_name("runner.py"))
 
 # ``python runner.py SPEC`` works too, but Python never caches the bytecode of a script it runs:
@@ -39,18 +41,9 @@ TASK_VALUES_PATH_ENV = "LAKEFLOW_TASK_VALUES_PATH"
 ATTEMPT_DIR_ENV = "LAKEFLOW_ATTEMPT_DIR"
 TASK_KEY_ENV = "LAKEFLOW_TASK_KEY"
 
-SUPPORTED_TYPES = ("spark_python_task", "python_wheel_task", "shell_command_task")
+SUPPORTED_TYPES = ("spark_python_task", "python_wheel_task", "shell_command_task", "notebook_task", "sql_task")
 
 _URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
-
-
-class LaunchError(Exception):
-    """The attempt cannot start; the worker fails the task with this code and message."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code  # "RESOURCE_NOT_FOUND" or "INVALID_RUN_CONFIGURATION"
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -72,6 +65,7 @@ def prepare_attempt(
     widgets: dict[str, str] | None = None,
     upstream_values: dict[str, dict] | None = None,
     env: dict[str, str] | None = None,
+    warehouses: dict[str, str] | None = None,
 ) -> LaunchSpec:
     """Prepare one attempt of ``task`` (a Jobs API task dict, references already resolved)."""
     task_type = task_type_of(task)
@@ -110,6 +104,18 @@ def prepare_attempt(
         command = _required_string(body, "command", task_type)
         parameters = _string_list(body, "parameters", task_type)
         runner_spec = None
+        cwd = _existing_dir(workspace_root)
+    elif task_type == "notebook_task":
+        from . import notebook
+
+        runner_spec = {"kind": "notebook",
+                       **notebook.prepare(body, workspace_root=workspace_root, attempt_dir=attempt_dir)}
+        cwd = runner_spec.get("cwd") or _existing_dir(workspace_root)
+    elif task_type == "sql_task":
+        from . import sql
+
+        runner_spec = {"kind": "sql", **sql.prepare(body, workspace_root=workspace_root,
+                                                     attempt_dir=attempt_dir, warehouses=warehouses or {})}
         cwd = _existing_dir(workspace_root)
     else:
         raise LaunchError("INVALID_RUN_CONFIGURATION",

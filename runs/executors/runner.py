@@ -208,6 +208,18 @@ def _find_entry_point(package_name, entry_point):
     )
 
 
+def _executor_module(kind):
+    """runs.executors.notebook / .sql: heavier modules, imported from the project by package."""
+    import importlib
+
+    project_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, project_root)
+    try:
+        return importlib.import_module(f"runs.executors.{kind}")
+    finally:
+        sys.path.remove(project_root)
+
+
 def _drop_runner_dir_from_path():
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
@@ -234,6 +246,9 @@ def _execute(spec, notebook_exit):
             _run_python_file(spec)
         elif kind == "python_wheel":
             _run_wheel(spec)
+        elif kind in ("notebook", "sql"):
+            # These report their own result (cell errors, the exit value, the SQL preview).
+            return _executor_module(kind).run(spec)
         else:
             raise _TaskError("INVALID_RUN_CONFIGURATION", f"Unknown task kind {kind!r} in the spec")
     except notebook_exit:
@@ -278,7 +293,7 @@ def main(argv):
 
     result = _execute(spec, dbutils._NotebookExit)
 
-    if result["exit_code"] == 0:
+    if result["exit_code"] == 0 and "notebook_result" not in result:
         result["notebook_result"] = instance.notebook.result
         if instance.notebook.result_truncated:
             result["notebook_result_truncated"] = True

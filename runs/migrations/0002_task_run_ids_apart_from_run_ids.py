@@ -14,8 +14,10 @@ def start_task_run_ids_high(apps, schema_editor):
     table = apps.get_model("runs", "TaskRun")._meta.db_table
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
+            cursor.execute("SELECT COALESCE(MAX(id), 0) FROM " + connection.ops.quote_name(table))
+            highest = max(cursor.fetchone()[0], FIRST_TASK_RUN_ID - 1)
             cursor.execute("DELETE FROM sqlite_sequence WHERE name = %s", [table])
-            cursor.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, FIRST_TASK_RUN_ID - 1])
+            cursor.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, highest])
         elif connection.vendor == "postgresql":
             cursor.execute(
                 "SELECT setval(pg_get_serial_sequence(%s, 'id'), GREATEST(%s, (SELECT COALESCE(MAX(id), 0) FROM "

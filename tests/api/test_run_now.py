@@ -63,12 +63,6 @@ def test_legacy_task_parameters_are_refused_in_favour_of_job_parameters(api, leg
     assert "job_parameters" in response.json()["message"]
 
 
-def test_running_only_some_tasks_is_refused_as_not_supported_yet(api):
-    job_id = create_job(api)
-    response = api.post("jobs/run-now", {"job_id": job_id, "only": ["hello"]})
-    assert response.status_code == 400 and "not supported yet" in response.json()["message"]
-
-
 def test_a_job_without_tasks_cannot_run(api):
     job_id = create_job(api, tasks=[])
     response = api.post("jobs/run-now", {"job_id": job_id})

@@ -1,0 +1,61 @@
+"""Save-time checks that need the server's state: the jobs a run_job_task starts (they exist,
+and no job ends up running itself) and the SQL warehouses tasks name (they are configured)."""
+
+from django.conf import settings as django_settings
+
+from jobs.models import Job
+from jobs.spec.settings import Problem, SettingsInvalid
+
+
+def _tasks_with_paths(settings):
+    """(path, task) for every task, including the task inside a for-each."""
+    for i, task in enumerate(settings.get("tasks") or []):
+        yield f"tasks[{i}]", task
+        nested = (task.get("for_each_task") or {}).get("task")
+        if isinstance(nested, dict):
+            yield f"tasks[{i}].for_each_task.task", nested
+
+
+def run_job_targets(settings):
+    return {(task.get("run_job_task") or {}).get("job_id") for _, task in _tasks_with_paths(settings)} - {None}
+
+
+def _cycle_back_to(job_id, start_id):
+    """The chain of job ids from start_id that runs job_id again, or None."""
+    seen, stack = set(), [(start_id, [start_id])]
+    while stack:
+        current, chain = stack.pop()
+        if current == job_id:
+            return chain
+        if current in seen:
+            continue
+        seen.add(current)
+        job = Job.objects.filter(id=current, deleted_at__isnull=True).select_related("current_version").first()
+        if job is not None and job.current_version_id:
+            stack.extend((target, chain + [target]) for target in run_job_targets(job.settings))
+    return None
+
+
+def check_settings_against_server(settings, job_id=None):
+    """Raise SettingsInvalid listing every problem; job_id is the job being saved (None: new)."""
+    problems = []
+    warehouses = django_settings.LAKEFLOW_WAREHOUSES
+    for path, task in _tasks_with_paths(settings):
+        target = (task.get("run_job_task") or {}).get("job_id")
+        if isinstance(target, int):
+            where = f"{path}.run_job_task.job_id"
+            if not Job.objects.filter(id=target, kind=Job.Kind.JOB, deleted_at__isnull=True).exists():
+                problems.append(Problem(where, f"job {target} does not exist"))
+            elif job_id is not None:
+                chain = _cycle_back_to(job_id, target)
+                if chain:
+                    path_text = " -> ".join(str(j) for j in [job_id, *chain])
+                    problems.append(Problem(where, f"job {job_id} would run itself: {path_text}"))
+        warehouse = (task.get("sql_task") or {}).get("warehouse_id")
+        if isinstance(warehouse, str) and warehouse and "{{" not in warehouse and warehouse not in warehouses:
+            problems.append(Problem(f"{path}.sql_task.warehouse_id",
+                                    f"SQL warehouse '{warehouse}' is not configured; configured: "
+                                    f"{', '.join(sorted(warehouses))} (set LAKEFLOW_WAREHOUSES)"))
+    if problems:
+        raise SettingsInvalid(problems)
+    return settings

@@ -1,0 +1,311 @@
+"""Control-flow tasks, run inside the worker without a task process (reference §2.4).
+
+- condition_task: resolve both operands, compare, finish with outcome "true"/"false".
+- for_each_task: one iteration row per input element; the for-each attempt stays RUNNING while
+  `advance_for_each` (called from every planner step of the run) starts, retries and cancels
+  iterations, and finishes it when the last one is done.
+- run_job_task: start a run of another job and stay RUNNING; the child run's end settles it.
+
+Each start happens in one transaction with the claim, so a worker that dies half-way leaves the
+attempt PENDING for the clock to hand out again, never RUNNING with nothing behind it.
+"""
+
+import json
+import logging
+from dataclasses import replace
+
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.spec.refs import find_references, resolve
+from jobs.spec.settings import task_type_of
+from runs.dispatch import (
+    attempt_task_settings,
+    cancel_attempt,
+    cancel_run,
+    finish_attempt,
+    lock_run,
+    schedule_retry,
+    skip_attempt,
+    start_attempts,
+    status_of,
+    task_settings,
+    to_ms,
+)
+from runs.engine.condition import ConditionError, evaluate_condition, outcome_text
+from runs.engine.foreach import IterationFacts, for_each_stats, iteration_graph, plan_iterations
+from runs.engine.planner import FinishRun, RetryTask, SkipTask, StartTask, node_from_task
+from runs.engine.states import (
+    CancelReason,
+    FINISHED_LIFE_CYCLES,
+    RunLifeCycleState as L,
+    RunResultState as R,
+    TerminationCode,
+    TerminationType,
+)
+from runs.events import record
+from runs.models import Run, TaskRun
+from runs.resolution import reference_context, upstream_facts
+
+log = logging.getLogger(__name__)
+
+# A run_job_task chain deeper than this is refused at run time (save time rejects cycles).
+MAX_RUN_JOB_DEPTH = 10
+
+
+def execute_control_flow(attempt_id):
+    """Claim and start a control-flow attempt in one transaction; returns what happened."""
+    now = timezone.now()
+    with transaction.atomic():
+        run_id = TaskRun.objects.filter(id=attempt_id).values_list("run_id", flat=True).first()
+        if run_id is None:
+            return "not claimed"
+        run = lock_run(run_id)
+        claimed = TaskRun.objects.filter(id=attempt_id, life_cycle_state=L.PENDING).update(
+            life_cycle_state=L.RUNNING, started_at=now, heartbeat_at=now
+        )
+        if not claimed:
+            return "not claimed"
+        attempt = TaskRun.objects.get(id=attempt_id)
+        record(run, "task.running", attempt, now, task_key=attempt.task_key, attempt_number=attempt.attempt_number)
+        task = attempt_task_settings(run.job_version, attempt)
+        if task is None:
+            return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION,
+                        f"Task {attempt.task_key} is not in the job's settings any more", now)
+        facts = upstream_facts(run)
+        kind = task_type_of(task)
+        if kind == "condition_task":
+            return run_condition(run, attempt, task, facts, now)
+        if kind == "for_each_task":
+            return start_for_each(run, attempt, task, facts, now)
+        if kind == "run_job_task":
+            return start_run_job(run, attempt, task, facts, now)
+        return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION, f"{kind} is not a control-flow task", now)
+
+
+def fail(attempt, code, message, now):
+    finish_attempt(attempt.id, result_state=R.FAILED, termination_code=code,
+                   termination_type=TerminationType.CLIENT_ERROR, message=message, error=message, now=now)
+    return "failed"
+
+
+def _unresolved(text):
+    return [ref.text for ref in find_references(text)]
+
+
+# --- condition_task ------------------------------------------------------------------------
+
+
+def run_condition(run, attempt, task, facts, now):
+    block = task["condition_task"]
+    ctx = reference_context(run, attempt, facts)
+    left, right = (resolve(str(block.get(side, "")), ctx) for side in ("left", "right"))
+    op = block.get("op", "")
+    resolved = {"condition_task": {"op": op, "left": left, "right": right}}
+    TaskRun.objects.filter(id=attempt.id).update(resolved_values=resolved)
+    unresolved = _unresolved(left) + _unresolved(right)
+    if unresolved:
+        return fail(attempt, TerminationCode.RUN_EXECUTION_ERROR,
+                    f"Condition operand {', '.join(unresolved)} could not be resolved", now)
+    try:
+        outcome = outcome_text(evaluate_condition(op, left, right))
+    except ConditionError as exc:
+        return fail(attempt, TerminationCode.RUN_EXECUTION_ERROR, str(exc), now)
+    finish_attempt(attempt.id, result_state=R.SUCCESS, outcome=outcome, now=now,
+                   message=f"Condition {left!r} {op} {right!r} is {outcome}")
+    return outcome
+
+
+# --- for_each_task -------------------------------------------------------------------------
+
+
+def resolve_inputs(raw, ctx):
+    """The for-each inputs as a list, or ValueError saying what is wrong with them."""
+    if isinstance(raw, list):
+        return raw
+    text = resolve(str(raw), ctx)
+    unresolved = _unresolved(text)
+    if unresolved:
+        raise ValueError(f"for_each_task.inputs: {', '.join(unresolved)} could not be resolved")
+    try:
+        items = json.loads(text)
+    except ValueError:
+        raise ValueError(f"for_each_task.inputs must be a JSON array; got {text[:200]!r}") from None
+    if not isinstance(items, list):
+        raise ValueError(f"for_each_task.inputs must be a JSON array; got a {type(items).__name__}: {text[:200]!r}")
+    return items
+
+
+def current_iterations(run, for_each_key):
+    return list(TaskRun.objects.filter(run=run, for_each_key=for_each_key, is_current=True).order_by("iteration"))
+
+
+def start_for_each(run, attempt, task, facts, now):
+    block = task["for_each_task"]
+    try:
+        items = resolve_inputs(block.get("inputs"), reference_context(run, attempt, facts))
+    except ValueError as exc:
+        return fail(attempt, TerminationCode.RUN_EXECUTION_ERROR, str(exc), now)
+    nested = block["task"]
+    TaskRun.objects.filter(id=attempt.id).update(
+        resolved_values={"for_each_task": {"inputs": json.dumps(items), "concurrency": block.get("concurrency") or 1}}
+    )
+    # A repaired for-each keeps the iterations that succeeded on the same input: only the rest run again.
+    kept = {
+        row.iteration: row for row in current_iterations(run, attempt.task_key)
+        if row.iteration < len(items) and row.result_state == R.SUCCESS and row.iteration_input == items[row.iteration]
+        and row.task_key == nested["task_key"]
+    }
+    TaskRun.objects.filter(run=run, for_each_key=attempt.task_key, is_current=True).exclude(
+        id__in=[row.id for row in kept.values()]).update(is_current=False)
+    kind = task_type_of(nested) or ""
+    TaskRun.objects.bulk_create([
+        TaskRun(run=run, repair_id=attempt.repair_id, task_key=nested["task_key"], task_type=kind,
+                for_each_key=attempt.task_key, iteration=i, iteration_input=item, created_at=now)
+        for i, item in enumerate(items) if i not in kept
+    ], batch_size=500)
+    record(run, "task.iterations_created", attempt, now, task_key=attempt.task_key, total=len(items), kept=len(kept))
+    from runs.dispatch import advance_locked
+
+    advance_locked(run, now)
+    return f"{len(items)} iterations"
+
+
+def advance_for_each(run, wrapper, now):
+    """Plan the iterations of a RUNNING or TERMINATING for-each attempt; True once it finished."""
+    task = task_settings(run.job_version, wrapper.task_key) or {}
+    block = task.get("for_each_task") or {}
+    if not isinstance(block.get("task"), dict):
+        return False
+    canceling = wrapper.life_cycle_state == L.TERMINATING or run.cancel_reason is not None
+    rows = current_iterations(run, wrapper.task_key)
+    if canceling:
+        for row in rows:
+            if row.life_cycle_state in (L.BLOCKED, L.PENDING, L.WAITING_FOR_RETRY, L.RUNNING):
+                cancel_attempt(run, row, now, "For-each task was canceled")
+        rows = current_iterations(run, wrapper.task_key)
+    by_key = {str(row.iteration): row for row in rows}
+    statuses = {key: replace(status_of(row), task_key=key) for key, row in by_key.items()}
+    graph = iteration_graph(node_from_task(block["task"]), len(rows))
+    actions = plan_iterations(graph, statuses, concurrency=int(block.get("concurrency") or 1), now_ms=to_ms(now),
+                              cancel_reason=CancelReason.USER if canceling else None)
+    start_attempts(run, [by_key[a.task_key] for a in actions if isinstance(a, StartTask)], now)
+    for action in actions:
+        if isinstance(action, SkipTask):
+            skip_attempt(run, by_key[action.task_key], action, now)
+        elif isinstance(action, RetryTask):
+            schedule_retry(run, by_key[action.task_key], action, now)
+        elif isinstance(action, FinishRun):
+            return finish_for_each(run, wrapper, action, now)
+    return False
+
+
+def finish_for_each(run, wrapper, action, now):
+    updated = TaskRun.objects.filter(id=wrapper.id, life_cycle_state__in=[L.RUNNING, L.TERMINATING]).update(
+        life_cycle_state=L.TERMINATED,
+        result_state=action.result_state,
+        termination_code=action.termination_code,
+        termination_type=action.termination_type,
+        state_message=action.message,
+        error=action.message if action.result_state == R.FAILED else "",
+        ended_at=now,
+    )
+    if updated:
+        record(run, "task.finished", wrapper, now, task_key=wrapper.task_key, result_state=action.result_state,
+               message=action.message)
+    return bool(updated)
+
+
+def iteration_stats(run, wrapper):
+    """The API's for_each_task.stats of one for-each attempt (its current iterations)."""
+    rows = current_iterations(run, wrapper.task_key) if wrapper.started_at else []
+    facts = [IterationFacts(status_of(row), row.state_message or row.error, row.termination_code or "")
+             for row in rows]
+    return for_each_stats(facts, len(rows))
+
+
+# --- run_job_task --------------------------------------------------------------------------
+
+
+def run_job_depth(run):
+    """How many run_job_task parents the run has above it."""
+    depth, parent_task_run_id = 0, run.parent_task_run_id
+    while parent_task_run_id and depth <= MAX_RUN_JOB_DEPTH:
+        parent_task_run_id = TaskRun.objects.filter(id=parent_task_run_id).values_list(
+            "run__parent_task_run_id", flat=True).first()
+        depth += 1
+    return depth
+
+
+def start_run_job(run, attempt, task, facts, now):
+    from jobs.models import Job
+    from runs.admission import RunRefused, create_run
+    from runs.engine.parameters import ParametersInvalid
+
+    block = task["run_job_task"]
+    ctx = reference_context(run, attempt, facts)
+    parameters = {name: resolve(str(value), ctx) for name, value in (block.get("job_parameters") or {}).items()}
+    TaskRun.objects.filter(id=attempt.id).update(
+        resolved_values={"run_job_task": {"job_id": block.get("job_id"), "job_parameters": parameters}}
+    )
+    job = Job.objects.filter(id=block.get("job_id"), kind=Job.Kind.JOB, deleted_at__isnull=True).first()
+    if job is None or job.current_version_id is None:
+        return fail(attempt, TerminationCode.RESOURCE_NOT_FOUND, f"Job {block.get('job_id')} does not exist", now)
+    if run_job_depth(run) >= MAX_RUN_JOB_DEPTH:
+        return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION,
+                    f"run_job_task chains are limited to {MAX_RUN_JOB_DEPTH} levels", now)
+    try:
+        child, _ = create_run(job, job_parameters=parameters or None, trigger=Run.Trigger.RUN_JOB_TASK,
+                              creator=run.creator, parent_task_run=attempt, now=now)
+    except (RunRefused, ParametersInvalid) as exc:
+        return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION, f"Cannot start job {job.id}: {exc}", now)
+    record(run, "task.child_run_started", attempt, now, task_key=attempt.task_key, child_run_id=child.id,
+           child_job_id=job.id)
+    if child.life_cycle_state in FINISHED_LIFE_CYCLES:  # skipped at once (max_concurrent_runs, no queue)
+        transaction.on_commit(lambda: settle_run_job_task(attempt.id))
+    return f"started run {child.id}"
+
+
+# How the parent task ends for each result of the child run ("follows the child's").
+CHILD_RESULT_TO_TASK = {
+    R.SUCCESS: R.SUCCESS,
+    R.SUCCESS_WITH_FAILURES: R.SUCCESS,
+    R.CANCELED: R.CANCELED,
+    R.TIMEDOUT: R.TIMEDOUT,
+}
+
+
+def settle_run_job_task(attempt_id, now=None):
+    """Finish a run_job_task attempt from its child run, if the child has ended. True if it did."""
+    child = Run.objects.filter(parent_task_run_id=attempt_id).order_by("-id").first()
+    if child is None or child.life_cycle_state not in FINISHED_LIFE_CYCLES:
+        return False
+    result = CHILD_RESULT_TO_TASK.get(child.result_state, R.FAILED)
+    message = f"Run {child.id} of job {child.job_id} ended {child.result_state or child.life_cycle_state}"
+    if child.state_message:
+        message += f": {child.state_message}"
+    return finish_attempt(attempt_id, result_state=result, message=message,
+                          error=message if result == R.FAILED else "", now=now or timezone.now())
+
+
+def cancel_child_runs_on_commit(attempt_id):
+    def cancel_children():
+        for child_id in Run.objects.filter(parent_task_run_id=attempt_id).values_list("id", flat=True):
+            cancel_run(child_id, message="Canceled with the task that started it")
+        settle_run_job_task(attempt_id)
+
+    transaction.on_commit(cancel_children)
+
+
+def settle_waiting_tasks(now):
+    """Clock step, a safety net: run_job_task attempts whose child ended (or whose cancel was
+    not passed on) while the process that should have settled them died."""
+    waiting = TaskRun.objects.filter(task_type="run_job_task", life_cycle_state__in=[L.RUNNING, L.TERMINATING])
+    settled = 0
+    for attempt_id, state in waiting.values_list("id", "life_cycle_state"):
+        if state == L.TERMINATING:
+            for child_id in Run.objects.filter(parent_task_run_id=attempt_id).exclude(
+                    life_cycle_state__in=FINISHED_LIFE_CYCLES).values_list("id", flat=True):
+                cancel_run(child_id, now=now, message="Canceled with the task that started it")
+        settled += bool(settle_run_job_task(attempt_id, now))
+    return settled

@@ -1,0 +1,128 @@
+"""For-each tasks: which iterations start, retry or finish, and the loop's stats. Pure.
+
+Iterations are independent copies of the nested task, so the ordinary planner decides each one
+(retries per iteration, cancel); this module adds the concurrency limit and words the loop's
+own result. Iteration keys are their indexes as text.
+"""
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from runs.engine.planner import (
+    Action,
+    FinishRun,
+    Graph,
+    RetryTask,
+    SkipTask,
+    StartTask,
+    TaskNode,
+    TaskStatus,
+    next_actions,
+)
+from runs.engine.states import (
+    CancelReason,
+    RunLifeCycleState as L,
+    RunResultState as R,
+    TerminationCode,
+    TerminationType,
+    is_finished,
+)
+
+ACTIVE = frozenset({L.PENDING, L.QUEUED, L.RUNNING, L.TERMINATING})
+ERROR_MESSAGES_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class IterationFacts:
+    """The latest attempt of one iteration, for stats: its status plus how it failed."""
+
+    status: TaskStatus
+    error_message: str = ""
+    termination_code: str = ""
+
+
+def iteration_graph(nested: TaskNode, count: int) -> Graph:
+    return Graph(tuple(replace(nested, task_key=str(i), depends_on=()) for i in range(count)))
+
+
+def plan_iterations(
+    graph: Graph,
+    statuses: Mapping[str, TaskStatus],
+    *,
+    concurrency: int,
+    now_ms: int,
+    cancel_reason: CancelReason | None = None,
+) -> list[Action]:
+    """The planner's actions for the iterations, starting at most `concurrency` at once.
+
+    A FinishRun at the end means every iteration is done: it is the for-each task's result.
+    """
+    actions = next_actions(graph, statuses, now_ms=now_ms, cancel_reason=cancel_reason)
+    busy = sum(1 for s in statuses.values() if s.life_cycle_state in ACTIVE or s.life_cycle_state == L.WAITING_FOR_RETRY)
+    # Retries keep their slot (they wait in WAITING_FOR_RETRY or start at once).
+    busy += sum(1 for a in actions if isinstance(a, RetryTask))
+    free = max(0, concurrency - busy)
+    planned: list[Action] = []
+    for action in actions:
+        if isinstance(action, StartTask):
+            if free == 0:
+                continue
+            free -= 1
+        if isinstance(action, FinishRun):
+            action = loop_result(statuses, actions, cancel_reason)
+        planned.append(action)
+    return planned
+
+
+def loop_result(statuses: Mapping[str, TaskStatus], actions: Sequence[Action],
+                cancel_reason: CancelReason | None) -> FinishRun:
+    final = dict(statuses)
+    for action in actions:
+        if isinstance(action, SkipTask):
+            final[action.task_key] = TaskStatus(action.task_key, L.SKIPPED, action.result_state)
+    total = len(final)
+    failed = [k for k, s in final.items() if _failed(s)]
+    canceled = [k for k, s in final.items() if s.result_state in (R.CANCELED, R.UPSTREAM_CANCELED)]
+    if cancel_reason is not None or (canceled and not failed):
+        return FinishRun(R.CANCELED, TerminationCode.USER_CANCELED, TerminationType.SUCCESS,
+                         f"For-each canceled: {total - len(canceled)} of {total} iterations finished")
+    if failed:
+        first = ", ".join(str(int(k)) for k in sorted(failed, key=int)[:5])
+        return FinishRun(R.FAILED, TerminationCode.RUN_EXECUTION_ERROR, TerminationType.CLIENT_ERROR,
+                         f"{len(failed)} of {total} iterations failed (index {first}"
+                         f"{' and more' if len(failed) > 5 else ''})")
+    return FinishRun(R.SUCCESS, TerminationCode.SUCCESS, TerminationType.SUCCESS,
+                     f"All {total} iterations succeeded")
+
+
+def _failed(status: TaskStatus) -> bool:
+    return status.life_cycle_state == L.INTERNAL_ERROR or status.result_state in (
+        R.FAILED, R.TIMEDOUT, R.UPSTREAM_FAILED, R.MAXIMUM_CONCURRENT_RUNS_REACHED)
+
+
+def for_each_stats(iterations: Sequence[IterationFacts], total: int) -> dict:
+    """The API's ForEachStats: counts over the latest attempt of every iteration.
+
+    scheduled = handed to a worker or waiting for a retry, not yet finished; active = running.
+    """
+    states = [f.status for f in iterations]
+    done = [s for s in states if is_finished(s.life_cycle_state) and s.life_cycle_state != L.WAITING_FOR_RETRY]
+    errors = Counter(
+        (f.error_message or f.status.result_state or "failed", f.termination_code or "")
+        for f in iterations if _failed(f.status)
+    )
+    return {
+        "task_run_stats": {
+            "total_iterations": total,
+            "scheduled_iterations": sum(1 for s in states if s.life_cycle_state in (L.PENDING, L.QUEUED, L.WAITING_FOR_RETRY)),
+            "active_iterations": sum(1 for s in states if s.life_cycle_state in (L.RUNNING, L.TERMINATING)),
+            "completed_iterations": len(done),
+            "succeeded_iterations": sum(1 for s in done if s.result_state == R.SUCCESS),
+            "failed_iterations": sum(1 for s in done if _failed(s)),
+        },
+        "error_message_stats": [
+            {"error_message": message[:500], "count": count, "termination_category": code}
+            for (message, code), count in errors.most_common(ERROR_MESSAGES_SHOWN)
+        ],
+    }
