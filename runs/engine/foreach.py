@@ -42,8 +42,10 @@ class IterationFacts:
     termination_code: str = ""
 
 
-def iteration_graph(nested: TaskNode, count: int) -> Graph:
-    return Graph(tuple(replace(nested, task_key=str(i), depends_on=()) for i in range(count)))
+def iteration_graph(nested: TaskNode, keys: int | Sequence[str]) -> Graph:
+    """Independent copies of the nested task, keyed by iteration index: all of them, or some."""
+    keys = [str(i) for i in range(keys)] if isinstance(keys, int) else keys
+    return Graph(tuple(replace(nested, task_key=key, depends_on=()) for key in keys))
 
 
 def plan_iterations(
@@ -53,13 +55,21 @@ def plan_iterations(
     concurrency: int,
     now_ms: int,
     cancel_reason: CancelReason | None = None,
+    total: int | None = None,
+    busy_elsewhere: int = 0,
 ) -> list[Action]:
     """The planner's actions for the iterations, starting at most `concurrency` at once.
 
-    A FinishRun at the end means every iteration is done: it is the for-each task's result.
+    `graph` and `statuses` may cover only the iterations that still need a decision (the shell
+    leaves out those that succeeded and those running): `busy_elsewhere` counts the running
+    ones left out, `total` all iterations, for the message. A FinishRun at the end means every
+    iteration is done (none busy elsewhere): it is the for-each task's result.
     """
     actions = next_actions(graph, statuses, now_ms=now_ms, cancel_reason=cancel_reason)
-    busy = sum(1 for s in statuses.values() if s.life_cycle_state in ACTIVE or s.life_cycle_state == L.WAITING_FOR_RETRY)
+    if busy_elsewhere and actions and isinstance(actions[-1], FinishRun):
+        actions.pop()
+    busy = busy_elsewhere + sum(
+        1 for s in statuses.values() if s.life_cycle_state in ACTIVE or s.life_cycle_state == L.WAITING_FOR_RETRY)
     # Retries keep their slot (they wait in WAITING_FOR_RETRY or start at once).
     busy += sum(1 for a in actions if isinstance(a, RetryTask))
     free = max(0, concurrency - busy)
@@ -70,18 +80,18 @@ def plan_iterations(
                 continue
             free -= 1
         if isinstance(action, FinishRun):
-            action = loop_result(statuses, actions, cancel_reason)
+            action = loop_result(statuses, actions, cancel_reason, total)
         planned.append(action)
     return planned
 
 
 def loop_result(statuses: Mapping[str, TaskStatus], actions: Sequence[Action],
-                cancel_reason: CancelReason | None) -> FinishRun:
+                cancel_reason: CancelReason | None, total: int | None = None) -> FinishRun:
     final = dict(statuses)
     for action in actions:
         if isinstance(action, SkipTask):
             final[action.task_key] = TaskStatus(action.task_key, L.SKIPPED, action.result_state)
-    total = len(final)
+    total = len(final) if total is None else total
     failed = [k for k, s in final.items() if _failed(s)]
     canceled = [k for k, s in final.items() if s.result_state in (R.CANCELED, R.UPSTREAM_CANCELED)]
     if cancel_reason is not None or (canceled and not failed):

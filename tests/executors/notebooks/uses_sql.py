@@ -1,0 +1,7 @@
+# Databricks notebook source
+print("python first")
+
+# COMMAND ----------
+
+# MAGIC %sql
+# MAGIC SELECT 1
