@@ -159,7 +159,8 @@ def prepare_attempt(
         "values_path": values_path,
     })
     spec_path = str(attempt_dir / SPEC_FILE)
-    with open(spec_path, "w", encoding="utf-8") as f:
+    # Owner-only: a SQL task's spec holds its warehouse URL, password included.
+    with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as f:
         json.dump(runner_spec, f, ensure_ascii=False, indent=1)
     return LaunchSpec(
         argv=[python, "-c", RUNNER_BOOTSTRAP, RUNNER_PATH, spec_path],

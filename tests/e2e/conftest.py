@@ -52,6 +52,49 @@ SCRIPTS = {
         print("sleeping", flush=True)
         time.sleep(120)
     """,
+    "produce.py": """
+        # Sets task values the Databricks way: dbutils is a builtin in every task process.
+        import sys
+        dbutils.jobs.taskValues.set("n", int(sys.argv[1]))
+        dbutils.jobs.taskValues.set("items", [{"name": "ada"}, {"name": "alan"}, {"name": "grace"}])
+        print("produced", sys.argv[1], flush=True)
+    """,
+    "consume.py": """
+        import sys
+        print("consumed", " ".join(sys.argv[1:]), "values:", dbutils.jobs.taskValues.get("producer", "n"), flush=True)
+    """,
+    "item.py": """
+        # One for-each iteration; fails for the element named in argv[2] until argv[3] exists.
+        import os, sys
+        print("item", sys.argv[1], flush=True)
+        if len(sys.argv) > 3 and sys.argv[1] == sys.argv[2] and not os.path.exists(sys.argv[3]):
+            raise RuntimeError(f"item {sys.argv[1]} is broken")
+    """,
+    "widgets_notebook.py": """
+        # Databricks notebook source
+        # MAGIC %md
+        # MAGIC # A notebook with widgets
+
+        # COMMAND ----------
+
+        dbutils.widgets.text("greeting", "hello")
+        who = dbutils.widgets.get("who")
+        print(dbutils.widgets.get("greeting"), who)
+        dbutils.jobs.taskValues.set("who", who)
+
+        # COMMAND ----------
+
+        dbutils.notebook.exit(f"{dbutils.widgets.get('greeting')} {who}")
+
+        # COMMAND ----------
+
+        raise RuntimeError("cells after dbutils.notebook.exit must not run")
+    """,
+    "report.sql": """
+        -- Two statements and a parameter bound as :limit_n
+        CREATE OR REPLACE TABLE e2e_numbers AS SELECT range AS n FROM range(10);
+        SELECT n, n * n AS square FROM e2e_numbers WHERE n < CAST(:limit_n AS INTEGER) ORDER BY n;
+    """,
 }
 
 
@@ -141,6 +184,8 @@ def base_env(home, workspace, port):
         LAKEFLOW_LOST_AFTER_SECONDS="5",
         LAKEFLOW_WORKERS="4",
         LAKEFLOW_ADMIN_PASSWORD="e2e-password",
+        # A Postgres warehouse for sql_task, beside the embedded DuckDB `default`.
+        LAKEFLOW_WAREHOUSES=f"pg={postgres_admin_dsn()[0]}",
         PYTHONUNBUFFERED="1",
     )
     env.pop("DATABASE_URL", None)
@@ -153,7 +198,7 @@ def make_workspace(tmp):
     workspace = tmp / "workspace"
     workspace.mkdir()
     for name, body in SCRIPTS.items():
-        (workspace / name).write_text(textwrap.dedent(body))
+        (workspace / name).write_text(textwrap.dedent(body).lstrip("\n"))
     return workspace
 
 

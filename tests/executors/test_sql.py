@@ -1,0 +1,410 @@
+"""sql_task: statement splitting and marker binding, then real task processes on DuckDB and Postgres."""
+
+import base64
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from runs.executors import sql
+from runs.executors.errors import LaunchError
+from runs.executors.launch import prepare_attempt
+from runs.executors.supervisor import read_attempt_result, read_log_tail, supervise
+
+FIXTURES = Path(__file__).resolve().with_name("sql")
+
+
+def run_sql(tmp_path, sql_task, warehouses, attempt="a"):
+    """Run one sql_task attempt in a real task process; return (outcome, result, log text)."""
+    spec = prepare_attempt({"task_key": "q", "sql_task": sql_task}, attempt_dir=tmp_path / attempt,
+                           workspace_root=tmp_path, warehouses=warehouses)
+    log_path = tmp_path / attempt / "log.txt"
+    outcome = supervise(spec, log_path=log_path, timeout_seconds=60)
+    return outcome, read_attempt_result(spec, outcome), read_log_tail(log_path)[0]
+
+
+def inline(query_text, warehouse_id="default", **parameters):
+    return {"warehouse_id": warehouse_id, "query": {"query_text": query_text},
+            "parameters": parameters}
+
+
+@pytest.fixture
+def duckdb_file(tmp_path):
+    return tmp_path / "warehouse" / "warehouse.duckdb"  # the directory does not exist yet
+
+
+@pytest.fixture
+def duckdb_warehouses(duckdb_file):
+    return {"default": f"duckdb:///{duckdb_file}"}  # four slashes, as the settings write it
+
+
+# --- splitting and markers ---------------------------------------------------------------------
+
+def texts(source):
+    return [statement.text for statement in sql.split_statements(source)]
+
+
+def test_statements_split_on_semicolons_outside_strings_comments_and_dollar_quotes():
+    assert texts("SELECT 'a;b'; SELECT $$c;d$$;\n-- e; f\nSELECT 3 /* g; h */") == [
+        "SELECT 'a;b';", "SELECT $$c;d$$;", "-- e; f\nSELECT 3 /* g; h */"]
+
+
+def test_empty_and_comment_only_statements_are_skipped():
+    assert texts(";;\n-- only a comment\n/* and another */;\nSELECT 1;\n  ;\n-- trailing\n") == [
+        "SELECT 1;"]
+    assert texts("-- nothing to run\n") == []
+
+
+def test_a_postgres_function_body_stays_one_statement():
+    source = ("CREATE FUNCTION f() RETURNS int AS $body$ BEGIN RETURN 1; END; $body$ LANGUAGE plpgsql;"
+              " SELECT f()")
+    assert len(texts(source)) == 2
+
+
+def test_the_log_summary_is_the_first_line_of_code_cut_at_120_characters():
+    statement, = sql.split_statements("-- why\n/* how */\nSELECT a,\n  b FROM t")
+    assert statement.summary == "SELECT a,"
+    long, = sql.split_statements("SELECT " + "x" * 200)
+    assert len(long.summary) == 120 and long.summary.endswith("...")
+
+
+def only(source):
+    statement, = sql.split_statements(source)
+    return statement
+
+
+def test_markers_ignore_casts_strings_comments_assignments_and_slices():
+    statement = only("SELECT :a, x::INTEGER, 'a:b', \"c:d\", arr[lo:hi], y := 1, $$:e$$ -- :f\n"
+                     "/* :g */ FROM t WHERE id = :b AND n = :a::int")
+    assert sql.markers(statement) == ["a", "b"]
+
+
+def test_other_placeholder_styles_are_not_our_markers():
+    assert sql.markers(only("SELECT ?, $1, $name, %s, :1")) == []
+
+
+def test_duckdb_markers_become_dollar_names():
+    statement = only("SELECT :a::INTEGER, 'x:y', '50%' WHERE b = :b")
+    assert sql.to_driver_sql(statement, "duckdb") == "SELECT $a::INTEGER, 'x:y', '50%' WHERE b = $b"
+
+
+def test_psycopg_markers_become_pyformat_and_every_other_percent_is_doubled():
+    statement = only("SELECT :a, 'x:y' WHERE c LIKE '%100%' -- 5%\n AND b = :b::text")
+    assert sql.to_driver_sql(statement, "postgres") == (
+        "SELECT %(a)s, 'x:y' WHERE c LIKE '%%100%%' -- 5%%\n AND b = %(b)s::text")
+
+
+def test_statements_without_markers_are_sent_as_written_without_parameters():
+    statement = only("SELECT 'it''s 100%'")
+    assert sql.bind([statement], {"a": "1"}, "postgres") == [("SELECT 'it''s 100%'", None)]
+
+
+def test_bind_passes_each_statement_only_the_values_it_uses():
+    statements = sql.split_statements("SELECT :a, :a; SELECT :b")
+    assert sql.bind(statements, {"a": "1", "b": "2", "c": "3"}, "duckdb") == [
+        ("SELECT $a, $a;", {"a": "1"}), ("SELECT $b", {"b": "2"})]
+
+
+def test_a_marker_without_a_value_names_the_statement_and_the_known_parameters():
+    statements = sql.split_statements("SELECT 1; SELECT :region")
+    with pytest.raises(ValueError) as failure:
+        sql.bind(statements, {"b": "1", "a": "2"}, "duckdb")
+    assert str(failure.value) == ("Statement 2 uses :region, but the task has no parameter "
+                                  "'region' (parameters: a, b)")
+
+
+# --- values and preview ------------------------------------------------------------------------
+
+def test_values_become_json_safe():
+    import datetime
+    import decimal
+    import uuid
+
+    values = [decimal.Decimal("1.50"), datetime.date(2024, 1, 2), datetime.datetime(2024, 1, 2, 3, 4),
+              datetime.time(5, 6), b"\x01\xff", uuid.UUID(int=1), float("nan"), float("-inf"),
+              {"k": [decimal.Decimal("2")]}, datetime.timedelta(days=1)]
+    assert [sql.json_safe(v) for v in values] == [
+        "1.50", "2024-01-02", "2024-01-02T03:04:00", "05:06:00", base64.b64encode(b"\x01\xff").decode(),
+        "00000000-0000-0000-0000-000000000001", "NaN", "-Infinity", {"k": ["2"]}, "1 day, 0:00:00"]
+
+
+def test_repeated_column_names_get_a_suffix():
+    assert sql.unique_columns(["a", "a", "b", "a", "a_2"]) == ["a", "a_2", "b", "a_3", "a_2_2"]
+
+
+def test_duckdb_urls_with_three_or_four_slashes_name_an_absolute_file():
+    assert sql.duckdb_path("duckdb:////srv/w.duckdb") == "/srv/w.duckdb"
+    assert sql.duckdb_path("duckdb:///srv/w.duckdb") == "/srv/w.duckdb"
+    assert sql.duckdb_path("duckdb:///:memory:") == ":memory:"
+
+
+# --- prepare: configuration errors -------------------------------------------------------------
+
+def prepare(tmp_path, sql_task, warehouses=None):
+    return prepare_attempt({"task_key": "q", "sql_task": sql_task}, attempt_dir=tmp_path / "a",
+                           workspace_root=tmp_path,
+                           warehouses=warehouses or {"default": "duckdb:///:memory:",
+                                                     "pg": "postgresql://u:pw@h/db"})
+
+
+def test_an_unknown_warehouse_lists_the_configured_ones(tmp_path):
+    with pytest.raises(LaunchError) as failure:
+        prepare(tmp_path, inline("SELECT 1", warehouse_id="x"))
+    assert failure.value.code == "RESOURCE_NOT_FOUND"
+    assert failure.value.message == ("SQL warehouse 'x' is not configured; configured: default, pg "
+                                     "(set LAKEFLOW_WAREHOUSES)")
+
+
+def test_a_missing_warehouse_id_is_a_configuration_error(tmp_path):
+    with pytest.raises(LaunchError) as failure:
+        prepare(tmp_path, {"query": {"query_text": "SELECT 1"}})
+    assert failure.value.code == "INVALID_RUN_CONFIGURATION"
+
+
+def test_a_missing_file_names_its_path(tmp_path):
+    with pytest.raises(LaunchError) as failure:
+        prepare(tmp_path, {"warehouse_id": "default", "file": {"path": "reports/missing.sql"}})
+    assert failure.value.code == "RESOURCE_NOT_FOUND"
+    assert str(tmp_path / "reports" / "missing.sql") in failure.value.message
+
+
+@pytest.mark.parametrize("sql_task, words", [
+    ({"query": {"query_id": "abc"}}, "saved queries (query_id) are not supported; "
+                                     "use query.query_text or file.path"),
+    ({"file": {"path": "q.sql", "source": "GIT"}}, "GIT"),
+    ({"alert": {"alert_id": "a"}}, "alert is not supported"),
+    ({"dashboard": {"dashboard_id": "d"}}, "dashboard is not supported"),
+    ({"file": {"path": "q.sql"}, "query": {"query_text": "SELECT 1"}}, "exactly one of file or query"),
+    ({}, "exactly one of file or query"),
+])
+def test_unsupported_sources_are_configuration_errors(tmp_path, sql_task, words):
+    with pytest.raises(LaunchError) as failure:
+        prepare(tmp_path, {"warehouse_id": "default", **sql_task})
+    assert failure.value.code == "INVALID_RUN_CONFIGURATION"
+    assert words in failure.value.message
+
+
+def test_the_spec_names_the_warehouse_the_file_and_the_parameters(tmp_path):
+    (tmp_path / "q.sql").write_text("SELECT 1")
+    spec = prepare(tmp_path, {"warehouse_id": "pg", "file": {"path": "q.sql"},
+                              "parameters": {"n": 3, "s": "x"}})
+    written = json.loads(Path(spec.spec_path).read_text())
+    assert {k: written[k] for k in ("kind", "warehouse_id", "warehouse_url", "sql_file", "parameters")} == {
+        "kind": "sql", "warehouse_id": "pg", "warehouse_url": "postgresql://u:pw@h/db",
+        "sql_file": str(tmp_path / "q.sql"), "parameters": {"n": "3", "s": "x"}}
+
+
+# --- DuckDB ------------------------------------------------------------------------------------
+
+def test_a_file_of_statements_returns_the_preview_of_its_last_select(tmp_path, duckdb_warehouses):
+    shutil.copy(FIXTURES / "orders.sql", tmp_path / "orders.sql")
+    outcome, result, log = run_sql(tmp_path, {
+        "warehouse_id": "default", "file": {"path": "orders.sql"},
+        "parameters": {"region": "north", "min_total": "10"}}, duckdb_warehouses)
+    assert outcome.succeeded, result.error
+    output = result.sql_output
+    assert output["columns"] == ["id", "total", "note", "eight"]
+    assert output["rows"] == [
+        {"id": 1, "total": "10.50", "note": "time 12:30; a:b", "eight": 8},
+        {"id": 2, "total": "99.99", "note": "dollar; quoted :x", "eight": 8}]
+    assert (output["row_count_shown"], output["truncated"]) == (2, False)
+    assert output["query_text"] == (FIXTURES / "orders.sql").read_text()
+    assert output["warehouse_id"] == "default"
+    assert output["sql_statements"] == [{"lookup_key": f"statement-{n}"} for n in (1, 2, 3)]
+    assert output["output_link"] == ""
+    assert "[statement 1/3] CREATE TABLE orders" in log and "[statement 3/3] SELECT id, total" in log
+    assert "10.50 | time 12:30; a:b" in log
+
+
+def test_an_absolute_file_path_is_used_as_is(tmp_path, duckdb_warehouses):
+    outcome, result, _ = run_sql(tmp_path, {
+        "warehouse_id": "default", "file": {"path": str(FIXTURES / "orders.sql")},
+        "parameters": {"region": "other", "min_total": "50"}}, duckdb_warehouses)
+    assert outcome.succeeded, result.error
+    assert [row["id"] for row in result.sql_output["rows"]] == [2]
+
+
+def test_statements_that_return_no_rows_leave_the_last_preview(tmp_path, duckdb_warehouses):
+    outcome, result, _ = run_sql(tmp_path, inline(
+        "CREATE TABLE t AS SELECT 1 AS x; SELECT x FROM t; INSERT INTO t VALUES (2); "
+        "UPDATE t SET x = 3 WHERE x = 2; SET threads = 1"), duckdb_warehouses)
+    assert outcome.succeeded, result.error
+    assert result.sql_output["rows"] == [{"x": 1}]
+
+
+def test_a_task_without_a_select_has_an_empty_preview(tmp_path, duckdb_warehouses):
+    _, result, _ = run_sql(tmp_path, inline("CREATE TABLE t (x INTEGER)"), duckdb_warehouses)
+    assert {k: result.sql_output[k] for k in ("columns", "rows", "row_count_shown", "truncated")} == {
+        "columns": [], "rows": [], "row_count_shown": 0, "truncated": False}
+
+
+def test_a_marker_without_a_value_fails_before_any_statement_runs(tmp_path, duckdb_warehouses, duckdb_file):
+    outcome, result, log = run_sql(tmp_path, inline("CREATE TABLE t (x INTEGER); SELECT :nope", n="1"),
+                                   duckdb_warehouses)
+    assert outcome.exit_code == 1
+    assert result.error == ("Statement 2 uses :nope, but the task has no parameter 'nope' "
+                            "(parameters: n)")
+    assert result.error_code == "INVALID_RUN_CONFIGURATION"
+    assert "[statement 1/2]" not in log and not duckdb_file.exists()
+
+
+def test_a_sql_error_fails_with_the_database_message_and_the_statement_number(tmp_path, duckdb_warehouses):
+    outcome, result, log = run_sql(tmp_path, inline(
+        "SELECT 1; SELECT * FROM no_such_table; SELECT 3"), duckdb_warehouses)
+    assert outcome.exit_code == 1
+    assert result.error.startswith("Statement 2 of 3 failed: Catalog Error: Table with name "
+                                   "no_such_table does not exist")
+    assert result.error_trace == "SELECT * FROM no_such_table;"
+    assert "[statement 3/3]" not in log and result.error.splitlines()[0] in log
+
+
+def test_at_most_a_thousand_rows_are_shown(tmp_path, duckdb_warehouses):
+    _, result, log = run_sql(tmp_path, inline("SELECT range AS n FROM range(1500)"), duckdb_warehouses)
+    output = result.sql_output
+    assert output["rows"][:2] == [{"n": 0}, {"n": 1}] and len(output["rows"]) == 1000
+    assert (output["row_count_shown"], output["truncated"]) == (1000, True)
+    assert "(20 of 1000 preview rows (truncated))" in log and "\n19\n" in log and "\n20\n" not in log
+
+
+def test_wide_rows_are_cut_at_48_kb(tmp_path, duckdb_warehouses):
+    _, result, _ = run_sql(tmp_path, inline("SELECT range AS n, repeat('x', 1000) AS wide FROM range(100)"),
+                           duckdb_warehouses)
+    output = result.sql_output
+    assert output["truncated"] is True
+    assert 40 < output["row_count_shown"] < 100
+    assert len(json.dumps(output["rows"]).encode()) <= 48 * 1024
+
+
+def test_dates_decimals_and_binary_values_are_json_safe(tmp_path, duckdb_warehouses):
+    outcome, result, _ = run_sql(tmp_path, inline(
+        "SELECT DATE '2024-01-02' AS d, TIMESTAMP '2024-01-02 03:04:05' AS ts, TIME '06:07:08' AS t, "
+        "12.30::DECIMAL(10, 2) AS m, '\\x01'::BLOB AS b, 'nan'::DOUBLE AS f, [1.5::DECIMAL(3, 1)] AS l, "
+        "{'k': DATE '2024-01-03'} AS s, '00000000-0000-0000-0000-000000000001'::UUID AS u"),
+        duckdb_warehouses)
+    assert outcome.succeeded, result.error
+    assert result.sql_output["rows"] == [{
+        "d": "2024-01-02", "ts": "2024-01-02T03:04:05", "t": "06:07:08", "m": "12.30",
+        "b": base64.b64encode(b"\x01").decode(), "f": "NaN", "l": ["1.5"], "s": {"k": "2024-01-03"},
+        "u": "00000000-0000-0000-0000-000000000001"}]
+
+
+def test_two_tasks_on_the_same_file_take_turns(tmp_path, duckdb_warehouses):
+    query = ("CREATE TABLE IF NOT EXISTS t (n BIGINT); INSERT INTO t SELECT range FROM range(300000); "
+             "INSERT INTO t SELECT range FROM range(300000); SELECT count(*) AS c FROM t")
+    results = {}
+
+    def one(name):
+        results[name] = run_sql(tmp_path, inline(query), duckdb_warehouses, attempt=name)
+
+    threads = [threading.Thread(target=one, args=(name,)) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counts = sorted(result.sql_output["rows"][0]["c"] for _, result, _ in results.values())
+    assert all(outcome.succeeded for outcome, _, _ in results.values())
+    assert counts == [600000, 1200000]
+
+
+def test_a_task_waits_for_the_warehouse_lock(tmp_path, duckdb_warehouses, duckdb_file):
+    duckdb_file.parent.mkdir()
+    fd = os.open(f"{duckdb_file}.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    released = threading.Timer(1.0, os.close, (fd,))  # closing the descriptor releases the lock
+    released.start()
+    started = time.monotonic()
+    try:
+        outcome, result, log = run_sql(tmp_path, inline("SELECT 1 AS one"), duckdb_warehouses)
+    finally:
+        released.join()
+    assert outcome.succeeded, result.error
+    assert "waiting for the warehouse lock" in log
+    assert time.monotonic() - started >= 1.0
+
+
+# --- Postgres ----------------------------------------------------------------------------------
+
+PG_URL = "postgresql://{user}@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    psycopg = pytest.importorskip("psycopg")
+    for user in ("postgres", "root"):
+        url = PG_URL.format(user=user)
+        try:
+            psycopg.connect(url, connect_timeout=3).close()
+            return url
+        except psycopg.OperationalError:
+            continue
+    pytest.skip("no PostgreSQL server on 127.0.0.1:5432 (database test, user postgres or root)")
+
+
+@pytest.fixture
+def pg_schema(pg_url):
+    """A schema of its own for one test, dropped afterwards."""
+    import psycopg
+
+    schema = f"lakeflow_sql_test_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    yield schema
+    with psycopg.connect(pg_url, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.mark.postgres
+def test_postgres_binds_markers_and_keeps_percent_literals(tmp_path, pg_url, pg_schema):
+    outcome, result, log = run_sql(tmp_path, inline(
+        f"CREATE TABLE {pg_schema}.t (id int, label text);\n"
+        f"INSERT INTO {pg_schema}.t VALUES (1, :label), (2, 'plain'), (3, 'it''s 5%');\n"
+        f"SELECT id, label, :label = label AS same, 1.50::numeric AS m, DATE '2024-01-02' AS d "
+        f"FROM {pg_schema}.t WHERE label LIKE '%100%%' OR id = :id::int ORDER BY id",
+        warehouse_id="pg", label="it's 100%", id="2"), {"pg": pg_url})
+    assert outcome.succeeded, result.error
+    assert result.sql_output["rows"] == [
+        {"id": 1, "label": "it's 100%", "same": True, "m": "1.50", "d": "2024-01-02"},
+        {"id": 2, "label": "plain", "same": False, "m": "1.50", "d": "2024-01-02"}]
+    assert result.sql_output["warehouse_id"] == "pg"
+    assert "[statement 3/3] SELECT id, label" in log
+
+
+@pytest.mark.postgres
+def test_each_postgres_statement_commits_and_an_error_carries_the_server_message(tmp_path, pg_url,
+                                                                                pg_schema):
+    import psycopg
+
+    outcome, result, _ = run_sql(tmp_path, inline(
+        f"CREATE TABLE {pg_schema}.kept (id int);\n"
+        f"INSERT INTO {pg_schema}.kept VALUES (1);\n"
+        f"SELECT * FROM {pg_schema}.missing", warehouse_id="pg"), {"pg": pg_url})
+    assert outcome.exit_code == 1
+    assert result.error.startswith(f'Statement 3 of 3 failed: relation "{pg_schema}.missing" '
+                                   "does not exist")
+    assert result.error_trace == f"SELECT * FROM {pg_schema}.missing"
+    with psycopg.connect(pg_url) as connection:
+        assert connection.execute(f"SELECT id FROM {pg_schema}.kept").fetchall() == [(1,)]
+
+
+@pytest.mark.postgres
+def test_begin_and_commit_in_the_sql_still_group_statements(tmp_path, pg_url, pg_schema):
+    outcome, result, _ = run_sql(tmp_path, inline(
+        f"CREATE TABLE {pg_schema}.t (id int); BEGIN; INSERT INTO {pg_schema}.t VALUES (1); "
+        f"ROLLBACK; SELECT count(*) AS n FROM {pg_schema}.t", warehouse_id="pg"), {"pg": pg_url})
+    assert outcome.succeeded, result.error
+    assert result.sql_output["rows"] == [{"n": 0}]
+
+
+@pytest.mark.postgres
+def test_a_connection_failure_names_the_warehouse_but_not_the_password(tmp_path):
+    outcome, result, _ = run_sql(tmp_path, inline("SELECT 1", warehouse_id="pg"),
+                                 {"pg": "postgresql://someone:s3cret@127.0.0.1:1/test"})
+    assert outcome.exit_code == 1
+    assert result.error.startswith("Cannot connect to SQL warehouse 'pg': ")
+    assert "s3cret" not in result.error
