@@ -17,6 +17,12 @@ KEY_VALUE_PARAMETERS = {
 }
 
 
+# {{job.trigger.type}} as Databricks spells it: lower case, and "onetime" without the underscore.
+TRIGGER_TYPE_REFERENCE = {"ONE_TIME": "onetime", "PERIODIC": "periodic", "RUN_JOB_TASK": "run_job_task",
+                          "FILE_ARRIVAL": "file_arrival", "TABLE": "table", "CONTINUOUS": "continuous",
+                          "CONTINUOUS_RESTART": "continuous", "RETRY": "retry"}
+
+
 def upstream_facts(run):
     """tasks.<key>.* for references and dbutils: the current attempt of every task in the run."""
     facts = {}
@@ -41,7 +47,7 @@ def reference_context(run, attempt, facts, task=None):
         repair_count=run.repair_count,
         start_time=run.started_at or run.created_at,
         trigger_time=run.trigger_time or run.created_at,
-        trigger_type=run.trigger,
+        trigger_type=TRIGGER_TYPE_REFERENCE.get(run.trigger, run.trigger.lower()),
         job_parameters=parameter_values(run.job_parameters),
         task_name=attempt.task_key,
         task_run_id=attempt.id,

@@ -231,7 +231,7 @@ def test_canceling_a_for_each_stops_every_iteration(api, committed, held_broker)
 
 def test_a_run_job_task_starts_the_child_waits_and_follows_its_result(api, committed):
     child_id = create_job(api, name="child", parameters=[{"name": "who", "default": "nobody"}],
-                          tasks=[shell_task("greet", 'echo "hello {{job.parameters.who}}"')])
+                          tasks=[shell_task("greet", 'echo "hello {{job.parameters.who}} via {{job.trigger.type}}"')])
     parent_id = create_job(api, name="parent", tasks=[
         {"task_key": "call", "run_job_task": {"job_id": child_id, "job_parameters": {"who": "{{job.name}}"}}},
         shell_task("after", "echo after", depends_on=["call"]),
@@ -243,7 +243,7 @@ def test_a_run_job_task_starts_the_child_waits_and_follows_its_result(api, commi
     child = api.get_ok("jobs/runs/get", run_id=output["run_job_output"]["run_id"])
     assert child["job_id"] == child_id and child["trigger"] == "RUN_JOB_TASK"
     assert child["trigger_info"] == {"run_id": call["run_id"]}
-    assert "hello parent" in log_of(api, child["tasks"][0])
+    assert "hello parent via run_job_task" in log_of(api, child["tasks"][0])
 
 
 def test_a_failing_child_fails_the_run_job_task(api, committed):
