@@ -23,7 +23,7 @@ from jobs.http import (
     str_list_param,
     str_param,
 )
-from jobs.models import Job
+from jobs.models import Job, TriggerState
 from jobs.checks import check_settings_against_server
 from jobs.spec.settings import merge_update, validate_job_settings
 
@@ -65,6 +65,34 @@ def job_dict(job, settings, *, with_run_as=True):
         body["creator_user_name"] = creator
     if run_as and with_run_as:
         body["run_as_user_name"] = run_as
+    state = TriggerState.objects.filter(job=job).first() if with_run_as else None
+    if state is not None:
+        body["trigger_state"] = trigger_state_dict(state)
+    return body
+
+
+def trigger_state_dict(state):
+    """The SDK's TriggerStateProto, plus what our clock knows (times in epoch ms; 0 = never)."""
+    body = {
+        "pause_status": "PAUSED" if state.paused else "UNPAUSED",
+        # Ours: when the clock looks next (a schedule's next slot), and what it last did.
+        "next_check_time": to_ms(state.next_check_at) if state.next_check_at else 0,
+        "last_fired_time": to_ms(state.last_fired_at) if state.last_fired_at else 0,
+        "last_run_id": state.last_run_id or 0,
+    }
+    if state.last_error:
+        body["last_error"] = state.last_error
+    if state.kind == TriggerState.Kind.FILE_ARRIVAL:
+        body["file_arrival"] = {"using_file_events": False, "files_seen": len(state.snapshot or {}),
+                                "last_checked_time": to_ms(state.checked_at) if state.checked_at else 0}
+    elif state.kind == TriggerState.Kind.TABLE_UPDATE:
+        config = state.config.get("table_update") or state.config.get("table") or {}
+        pending = {name.lower() for name in state.updated_tables or {}}
+        body["table"] = {"using_scalable_monitoring": False, "last_seen_table_states": [
+            {"table_name": name, "has_seen_updates": name.lower() in pending} for name in config.get("table_names") or []]}
+    elif state.kind == TriggerState.Kind.CONTINUOUS:
+        body["continuous"] = {"consecutive_failures": state.failures,
+                              "next_run_not_before": to_ms(state.next_check_at) if state.next_check_at else 0}
     return body
 
 
@@ -153,4 +181,5 @@ def reset_job(request, data, api_version):
 
 def soft_delete_job(job, now=None):
     Job.objects.filter(id=job.id, deleted_at__isnull=True).update(deleted_at=now or timezone.now())
+    TriggerState.objects.filter(job=job).delete()  # a deleted job's schedule never fires again
 

@@ -56,6 +56,26 @@ def check_settings_against_server(settings, job_id=None):
             problems.append(Problem(f"{path}.sql_task.warehouse_id",
                                     f"SQL warehouse '{warehouse}' is not configured; configured: "
                                     f"{', '.join(sorted(warehouses))} (set LAKEFLOW_WAREHOUSES)"))
+    problems += watched_directory_problems(settings)
     if problems:
         raise SettingsInvalid(problems)
     return settings
+
+
+def watched_directory_problems(settings):
+    """A file-arrival trigger must watch a directory this server can read (checked at save)."""
+    import os
+
+    from jobs.spec.triggers import local_path_of
+
+    url = ((settings.get("trigger") or {}).get("file_arrival") or {}).get("url")
+    if not isinstance(url, str) or not url:
+        return []
+    path = local_path_of(url)
+    where = "trigger.file_arrival.url"
+    if not os.path.isdir(path):
+        return [Problem(where, f"directory {path} does not exist" if not os.path.exists(path)
+                        else f"{path} is not a directory")]
+    if not os.access(path, os.R_OK | os.X_OK):
+        return [Problem(where, f"directory {path} cannot be read by this server")]
+    return []

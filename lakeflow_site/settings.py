@@ -62,6 +62,10 @@ def _warehouses(text):
     return found
 
 
+# Continuous jobs: after n failed runs in a row the next waits base * 2^(n-1) seconds, at most max.
+LAKEFLOW_CONTINUOUS_BACKOFF_SECONDS = env_float("LAKEFLOW_CONTINUOUS_BACKOFF_SECONDS", 10.0)
+LAKEFLOW_CONTINUOUS_BACKOFF_MAX_SECONDS = env_float("LAKEFLOW_CONTINUOUS_BACKOFF_MAX_SECONDS", 600.0)
+
 # The address users reach this server at: {{workspace.url}} in task parameters.
 LAKEFLOW_BASE_URL = env_str("LAKEFLOW_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 

@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs.models import Job
-from runs.dispatch import advance_locked, lock_run, new_task_runs, settle_parent_on_commit
+from runs.dispatch import advance_locked, lock_run, new_task_runs, run_ended
 from runs.engine.parameters import effective_job_parameters
 from runs.engine.states import (
     SLOT_HOLDING_RUN_LIFE_CYCLES,
@@ -31,8 +31,12 @@ class RunRefused(ValueError):
 
 def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ONE_TIME,
                run_type=Run.RunType.JOB_RUN, run_name=None, idempotency_token=None, creator=None,
-               queue_enabled=None, only=None, parent_task_run=None, now=None):
-    """Make a run of job and admit it if a slot is free. Returns (run, created)."""
+               queue_enabled=None, only=None, parent_task_run=None, trigger_time=None, trigger_slot=None,
+               trigger_details=None, now=None):
+    """Make a run of job and admit it if a slot is free. Returns (run, created).
+
+    A second run for the same schedule slot (trigger_slot) is refused by a unique constraint:
+    the caller gets (the run that slot already made, False)."""
     now = now or timezone.now()
     version = version or job.current_version
     settings = version.settings
@@ -62,13 +66,20 @@ def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ON
                 idempotency_token=idempotency_token or None,
                 only_tasks=selected,
                 parent_task_run=parent_task_run,
+                trigger_time=trigger_time,
+                trigger_slot=trigger_slot,
+                trigger_details=trigger_details,
                 created_at=now,
             )
             record(run, "run.queued", None, now, trigger=trigger)
             admit_queued_runs(job.id, now)
     except IntegrityError:
-        # Two requests with one idempotency token: the other one made the run.
-        existing = Run.objects.filter(idempotency_token=idempotency_token).first()
+        # Two requests with one idempotency token, or two clocks firing one slot: the other made the run.
+        existing = None
+        if idempotency_token:
+            existing = Run.objects.filter(idempotency_token=idempotency_token).first()
+        if existing is None and trigger_slot is not None:
+            existing = Run.objects.filter(job=job, trigger_slot=trigger_slot).first()
         if existing is None:
             raise
         return existing, False
@@ -127,7 +138,7 @@ def skip_run(run, limit, now):
     )
     if updated:
         record(run, "run.skipped", None, now, message=message)
-        settle_parent_on_commit(run)
+        run_ended(run, R.MAXIMUM_CONCURRENT_RUNS_REACHED, now)
 
 
 def start_run(run_id, now):

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from runs.admission import admit_queued_runs
 from runs.control_flow import settle_waiting_tasks
+from runs.triggers import run_due_triggers
 from runs.dispatch import WAITING_TYPES, cancel_run, enqueue_attempts, enqueue_on_commit, finish_attempt, lock_run
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode, TerminationType
 from runs.events import record
@@ -118,7 +119,7 @@ def admit_waiting_runs(now):
     return sum(len(admit_queued_runs(job_id, now)) for job_id in job_ids)
 
 
-FAST_STEPS = (promote_due_retries, enforce_run_timeouts)
+FAST_STEPS = (run_due_triggers, promote_due_retries, enforce_run_timeouts)
 SLOW_STEPS = (reap_lost_attempts, requeue_stale_pending, admit_waiting_runs, settle_waiting_tasks)
 SLOW_EVERY = 2.0
 

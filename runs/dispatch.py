@@ -251,10 +251,19 @@ def finish_run(run, action, now):
         state_message=action.message,
     )
     record(run, "run.finished", None, now, result_state=action.result_state, message=action.message)
-    settle_parent_on_commit(run)
+    run_ended(run, action.result_state, now)
     from runs.admission import admit_queued_runs
 
     admit_queued_runs(run.job_id, now)
+
+
+def run_ended(run, result_state, now):
+    """What follows from any run ending: its run_job_task parent, its continuous job's next run."""
+    settle_parent_on_commit(run)
+    if run.trigger in (Run.Trigger.CONTINUOUS, Run.Trigger.CONTINUOUS_RESTART):
+        from runs.triggers import continuous_run_ended
+
+        continuous_run_ended(run, result_state, now)
 
 
 def settle_parent_on_commit(run):
@@ -371,7 +380,7 @@ def cancel_run(run_id, *, reason="USER", now=None, message=None):
                 cancel_reason=reason,
             )
             record(run, "run.finished", None, now, result_state=R.CANCELED, message=message)
-            settle_parent_on_commit(run)
+            run_ended(run, R.CANCELED, now)
             return True
         Run.objects.filter(id=run.id).update(cancel_reason=reason, life_cycle_state=L.TERMINATING)
         run.cancel_reason, run.life_cycle_state = reason, L.TERMINATING

@@ -69,6 +69,11 @@ class Run(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     timeout_at = models.DateTimeField(null=True, blank=True)
     trigger_time = models.DateTimeField(null=True, blank=True)
+    # Schedule and periodic runs: the slot they were fired for. Unique per job, so a slot makes
+    # one run however many clocks try (two nodes during a lease handover, a restart).
+    trigger_slot = models.DateTimeField(null=True, blank=True)
+    # What fired it: {"file_arrival": {"location"}} or {"table_update": {"updated_tables", "tables"}}.
+    trigger_details = models.JSONField(null=True, blank=True)
     repair_count = models.PositiveIntegerField(default=0)
     # run-now `only`: the task keys this run is limited to (None: every task of the job).
     only_tasks = models.JSONField(null=True, blank=True)
@@ -86,7 +91,12 @@ class Run(models.Model):
                 fields=["idempotency_token"],
                 condition=models.Q(idempotency_token__isnull=False),
                 name="one_run_per_idempotency_token",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["job", "trigger_slot"],
+                condition=models.Q(trigger_slot__isnull=False),
+                name="one_run_per_schedule_slot",
+            ),
         ]
         indexes = [
             models.Index(fields=["job", "-id"], name="run_job_newest"),
@@ -174,6 +184,20 @@ class TaskRun(models.Model):
 
     def __str__(self):
         return f"{self.task_key} #{self.attempt_number} of run {self.run_id}"
+
+
+class TableWrite(models.Model):
+    """A table a SQL task wrote: what table-update triggers watch. Append-only."""
+
+    table_name = models.CharField(max_length=400)  # <warehouse>.<schema>.<table>, lower case
+    task_run = models.ForeignKey(TaskRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["table_name", "id"], name="tablewrite_by_table")]
+
+    def __str__(self):
+        return f"{self.table_name} at {self.at:%Y-%m-%d %H:%M:%S}"
 
 
 class RunEvent(models.Model):

@@ -57,7 +57,22 @@ def reference_context(run, attempt, facts, task=None):
         workspace_id=0,
         workspace_url=settings.LAKEFLOW_BASE_URL,
         input=attempt.iteration_input if attempt.iteration is not None else NOT_IN_FOR_EACH,
+        file_arrival_location=((run.trigger_details or {}).get("file_arrival") or {}).get("location"),
+        table_update=table_update_context((run.trigger_details or {}).get("table_update")),
     )
+
+
+def table_update_context(details):
+    """The run's table_update details with commit times as datetimes, for the reference resolver."""
+    if not details:
+        return None
+    from datetime import datetime
+
+    tables = {}
+    for name, facts in (details.get("tables") or {}).items():
+        moment = facts.get("commit_timestamp")
+        tables[name] = {**facts, "commit_timestamp": datetime.fromisoformat(moment) if moment else None}
+    return {"updated_tables": details.get("updated_tables") or [], "tables": tables}
 
 
 def _resolve_all(value, ctx):

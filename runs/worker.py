@@ -98,6 +98,10 @@ def run_claimed_attempt(attempt):
         on_start=lambda pid: TaskRun.objects.filter(id=attempt.id).update(process_id=pid),
     )
     result = read_attempt_result(spec, outcome)
+    if result.written_tables:
+        from runs.triggers import record_table_writes
+
+        record_table_writes(attempt, result.written_tables, timezone.now())
     fields = dict(
         exit_code=outcome.exit_code,
         error=result.error or "",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import dag, refs
+from .triggers import check_triggers, with_trigger_defaults
 
 EXECUTABLE_TASK_TYPES = (
     "spark_python_task", "python_wheel_task", "shell_command_task", "notebook_task",
@@ -429,8 +430,7 @@ def _check_job_fields(c: _Checker, data: dict, for_submit: bool) -> None:
                 c.add(field_name, "is not accepted by runs/submit (one-time runs)")
         return
     c.integer(data, "", "max_concurrent_runs", low=0, high=MAX_CONCURRENT_RUNS)
-    if data.get("schedule") is not None and data.get("continuous") is not None:
-        c.add("continuous", "cannot be combined with schedule")
+    c.problems.extend(check_triggers(data))
 
 
 def validate_job_settings(data: Any, *, api_version: str = "2.2", for_submit: bool = False) -> dict:
@@ -463,6 +463,7 @@ def validate_job_settings(data: Any, *, api_version: str = "2.2", for_submit: bo
         settings.setdefault("name", "Untitled")
         settings.setdefault("max_concurrent_runs", 1)
         settings.setdefault("format", "MULTI_TASK")
+        settings = with_trigger_defaults(settings)
     settings.setdefault("timeout_seconds", 0)
     # Jobs API 2.2 queues by default; 2.0 and 2.1 do not.
     settings.setdefault("queue", {"enabled": api_version not in ("2.0", "2.1")})

@@ -59,6 +59,7 @@ class AttemptResult:
     notebook_result_truncated: bool = False
     task_values: dict = field(default_factory=dict)
     sql_output: dict | None = None  # sql_task: the query_output block with the result preview
+    written_tables: list = field(default_factory=list)  # sql_task: <warehouse>.<schema>.<table> it wrote
 
 
 def supervise(
@@ -210,6 +211,7 @@ def read_attempt_result(spec: LaunchSpec, outcome: Outcome | None = None) -> Att
         notebook_result_truncated=result.get("notebook_result_truncated") is True,
         task_values=_valid_task_values(_read_json_object(spec.values_path)),
         sql_output=result.get("sql_output") if isinstance(result.get("sql_output"), dict) else None,
+        written_tables=[t for t in result.get("written_tables") or [] if isinstance(t, str)],
     )
 
 

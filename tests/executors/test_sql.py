@@ -119,6 +119,123 @@ def test_a_marker_without_a_value_names_the_statement_and_the_known_parameters()
                                   "'region' (parameters: a, b)")
 
 
+# --- tables written ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("statement, tables", [
+    ("INSERT INTO orders VALUES (1)", ["main.orders"]),
+    ("INSERT OR REPLACE INTO orders BY NAME SELECT 1 AS id", ["main.orders"]),
+    ("INSERT OR IGNORE INTO sales.orders (id) VALUES (1)", ["sales.orders"]),
+    ("CREATE TABLE t (x INT)", ["main.t"]),
+    ("CREATE OR REPLACE TABLE IF NOT EXISTS Sales.T AS SELECT * FROM other", ["sales.t"]),
+    ("CREATE UNLOGGED TABLE t (x INT)", ["main.t"]),
+    ("UPDATE t SET x = 1 FROM other WHERE other.id = t.id", ["main.t"]),
+    ("UPDATE ONLY s.t AS alias SET x = 1", ["s.t"]),
+    ("DELETE FROM t USING other WHERE t.id = other.id", ["main.t"]),
+    ("MERGE INTO target AS t USING source AS s ON t.id = s.id "
+     "WHEN MATCHED THEN UPDATE SET x = s.x WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.x)",
+     ["main.target"]),
+    ("COPY t FROM '/tmp/in.csv' (HEADER)", ["main.t"]),
+    ("COPY s.t (a, b) FROM STDIN", ["s.t"]),
+    ("COPY (SELECT * FROM t) TO '/tmp/out.csv'", []),
+    ("COPY t TO '/tmp/out.csv'", []),
+    ("COPY FROM DATABASE a TO b", []),
+    ("TRUNCATE t", ["main.t"]),
+    ("TRUNCATE TABLE ONLY a, s.b RESTART IDENTITY", ["main.a", "s.b"]),
+    ("ALTER TABLE IF EXISTS t ADD COLUMN y INT", ["main.t"]),
+    ("ALTER VIEW v RENAME TO w", []),
+    ("CREATE VIEW v AS SELECT * FROM t", []),
+    ("CREATE INDEX i ON t (x)", []),
+    ("SELECT * FROM t", []),
+    ("SELECT 'INSERT INTO t VALUES (1)'", []),
+    ("DROP TABLE t", []),
+])
+def test_the_tables_each_kind_of_statement_writes(statement, tables):
+    assert sql.written_tables(statement, default_schema="main") == tables
+
+
+def test_only_the_target_counts_not_the_tables_read():
+    assert sql.written_tables("INSERT INTO t SELECT * FROM other JOIN s.third USING (id)",
+                              default_schema="public") == ["public.t"]
+
+
+def test_a_cte_before_the_statement_is_not_a_target():
+    statement = ("WITH x AS (SELECT * FROM a), y (n) AS MATERIALIZED (SELECT 1 FROM b) "
+                 "INSERT INTO t SELECT * FROM x, y")
+    assert sql.written_tables(statement, default_schema="main") == ["main.t"]
+    assert sql.written_tables("WITH x AS (SELECT 1) SELECT * FROM x", default_schema="main") == []
+
+
+def test_a_data_modifying_cte_writes_its_table_too():
+    statement = ("WITH moved AS (DELETE FROM inbox WHERE done RETURNING *) "
+                 "INSERT INTO archive SELECT * FROM moved")
+    assert sql.written_tables(statement, default_schema="public") == ["public.archive", "public.inbox"]
+
+
+def test_quoted_names_keep_their_case_and_lose_their_quotes():
+    assert sql.written_tables('INSERT INTO "Sales"."Order ""Lines""" VALUES (1)',
+                              default_schema="main") == ['Sales.Order "Lines"']
+    assert sql.written_tables("INSERT INTO `Events` VALUES (1)", default_schema="main") == [
+        "main.Events"]
+    assert sql.written_tables("insert into SALES.Orders values (1)", default_schema="main") == [
+        "sales.orders"]
+
+
+def test_a_three_part_name_drops_its_database():
+    assert sql.written_tables("INSERT INTO warehouse.sales.orders VALUES (1)",
+                              default_schema="main") == ["sales.orders"]
+
+
+def test_names_that_are_also_keywords_are_table_names():
+    assert sql.written_tables("INSERT INTO events VALUES (1); UPDATE user SET a = 1; "
+                              "DELETE FROM data", default_schema="main") == [
+        "main.data", "main.events", "main.user"]
+
+
+def test_comments_are_not_read_as_sql():
+    statement = ("-- INSERT INTO commented\n/* UPDATE also_commented SET x = 1 */\n"
+                 "INSERT /* INTO nope */ INTO real_one VALUES ('DELETE FROM nope') -- TRUNCATE x")
+    assert sql.written_tables(statement, default_schema="main") == ["main.real_one"]
+
+
+def test_temporary_tables_are_left_out():
+    for statement in ("CREATE TEMP TABLE t AS SELECT 1", "CREATE TEMPORARY TABLE t (x INT)",
+                      "CREATE OR REPLACE TEMP TABLE t AS SELECT 1", "INSERT INTO temp.t VALUES (1)",
+                      "INSERT INTO temp.main.t VALUES (1)", "INSERT INTO pg_temp.t VALUES (1)"):
+        assert sql.written_tables(statement, default_schema="main") == [], statement
+    assert sql.written_tables("INSERT INTO temperatures.t VALUES (1)", default_schema="main") == [
+        "temperatures.t"]
+
+
+def writes_of(*texts, default_schema="main"):
+    writes = sql.TableWrites(default_schema)
+    for text in texts:
+        for statement in sql.split_statements(text):
+            writes.ran(statement)
+    return writes.tables("wh")
+
+
+def test_the_run_qualifies_names_with_the_warehouse_and_lists_each_once():
+    assert writes_of("INSERT INTO b VALUES (1)", "INSERT INTO a VALUES (1)",
+                     "UPDATE main.b SET x = 2") == ["wh.main.a", "wh.main.b"]
+
+
+def test_writes_to_a_temporary_table_created_earlier_are_left_out():
+    assert writes_of("CREATE TEMP TABLE staging (x INT)", "INSERT INTO staging VALUES (1)",
+                     "INSERT INTO t SELECT * FROM staging") == ["wh.main.t"]
+    # Named with its schema, the permanent table of the same name is meant.
+    assert writes_of("CREATE TEMP TABLE t (x INT)", "INSERT INTO main.t VALUES (1)") == ["wh.main.t"]
+
+
+def test_writes_in_a_transaction_count_once_committed():
+    assert writes_of("BEGIN", "INSERT INTO a VALUES (1)") == []  # closing the session rolls back
+    assert writes_of("BEGIN TRANSACTION", "INSERT INTO a VALUES (1)", "COMMIT") == ["wh.main.a"]
+    assert writes_of("START TRANSACTION", "INSERT INTO a VALUES (1)", "END") == ["wh.main.a"]
+    assert writes_of("BEGIN", "INSERT INTO a VALUES (1)", "ROLLBACK",
+                     "INSERT INTO b VALUES (1)") == ["wh.main.b"]
+    assert writes_of("BEGIN", "INSERT INTO a VALUES (1)", "ROLLBACK TO SAVEPOINT s",
+                     "COMMIT") == ["wh.main.a"]  # partly undone: better a trigger too many
+
+
 # --- values and preview ------------------------------------------------------------------------
 
 def test_values_become_json_safe():
@@ -328,6 +445,51 @@ def test_a_task_waits_for_the_warehouse_lock(tmp_path, duckdb_warehouses, duckdb
     assert time.monotonic() - started >= 1.0
 
 
+def run_for_result_file(tmp_path, sql_task, warehouses, attempt="w"):
+    """(outcome, the result file as the task process wrote it): it has every key, not only the
+    ones the worker reads today."""
+    spec = prepare_attempt({"task_key": "q", "sql_task": sql_task}, attempt_dir=tmp_path / attempt,
+                           workspace_root=tmp_path, warehouses=warehouses)
+    outcome = supervise(spec, log_path=tmp_path / attempt / "log.txt", timeout_seconds=60)
+    return outcome, json.loads(Path(spec.result_path).read_text())
+
+
+MULTI_STATEMENT = """
+CREATE SCHEMA IF NOT EXISTS sales;
+CREATE TABLE sales.orders (id INT, total INT);
+CREATE TABLE "Audit" (msg VARCHAR);
+CREATE TEMP TABLE staging AS SELECT 1 AS id, 10 AS total;  -- temporary: not listed
+INSERT INTO staging VALUES (2, 20);
+INSERT INTO {db}.sales.orders SELECT * FROM staging;
+UPDATE sales.orders SET total = total + 1 WHERE id = 1;
+WITH big AS (SELECT * FROM sales.orders WHERE total > 15) INSERT INTO "Audit" SELECT 'big' FROM big;
+SELECT * FROM sales.orders;
+"""
+
+
+def test_a_duckdb_task_reports_the_tables_it_wrote(tmp_path, duckdb_warehouses):
+    (tmp_path / "load.sql").write_text(MULTI_STATEMENT.format(db="warehouse"))
+    outcome, result = run_for_result_file(
+        tmp_path, {"warehouse_id": "default", "file": {"path": "load.sql"}}, duckdb_warehouses)
+    assert outcome.succeeded, result.get("error")
+    assert result["written_tables"] == ["default.main.Audit", "default.sales.orders"]
+
+
+def test_a_failed_duckdb_task_still_reports_what_the_statements_before_wrote(
+        tmp_path, duckdb_warehouses, duckdb_file):
+    import duckdb
+
+    outcome, result = run_for_result_file(tmp_path, inline(
+        "CREATE TABLE a (x INT); BEGIN; INSERT INTO a VALUES (1); CREATE TABLE b (x INT); "
+        "INSERT INTO missing VALUES (1); COMMIT; CREATE TABLE never (x INT)"), duckdb_warehouses)
+    assert outcome.exit_code == 1
+    assert result["error"].startswith("Statement 5 of 7 failed")
+    # The open transaction was rolled back with the failure: only a's creation happened.
+    assert result["written_tables"] == ["default.main.a"]
+    with duckdb.connect(str(duckdb_file)) as connection:
+        assert connection.execute("SELECT table_name FROM duckdb_tables()").fetchall() == [("a",)]
+
+
 # --- Postgres ----------------------------------------------------------------------------------
 
 PG_URL = "postgresql://{user}@127.0.0.1:5432/test"
@@ -408,3 +570,19 @@ def test_a_connection_failure_names_the_warehouse_but_not_the_password(tmp_path)
     assert outcome.exit_code == 1
     assert result.error.startswith("Cannot connect to SQL warehouse 'pg': ")
     assert "s3cret" not in result.error
+
+
+@pytest.mark.postgres
+def test_a_postgres_task_reports_the_tables_it_wrote(tmp_path, pg_url, pg_schema):
+    outcome, result = run_for_result_file(tmp_path, inline(
+        f"CREATE TABLE {pg_schema}.orders (id int, total int);\n"
+        f"CREATE TEMP TABLE staging AS SELECT 1 AS id, 10 AS total;\n"
+        f"INSERT INTO {pg_schema}.orders SELECT * FROM staging;\n"
+        f"CREATE TABLE {pg_schema}.\"Archive\" (id int);\n"
+        f"WITH gone AS (DELETE FROM {pg_schema}.orders WHERE total > 5 RETURNING id)\n"
+        f"  INSERT INTO {pg_schema}.\"Archive\" SELECT id FROM gone;\n"
+        f"BEGIN; TRUNCATE {pg_schema}.\"Archive\"; ROLLBACK;\n"
+        f"SELECT count(*) FROM test.{pg_schema}.orders",
+        warehouse_id="pg"), {"pg": pg_url})
+    assert outcome.succeeded, result.get("error")
+    assert result["written_tables"] == [f"pg.{pg_schema}.Archive", f"pg.{pg_schema}.orders"]

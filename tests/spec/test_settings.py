@@ -67,7 +67,9 @@ def test_settings_must_be_an_object():
      "parameters[1].name", "duplicate parameter name 'env'"),
     ({"tasks": {"a": {}}}, "tasks", "must be a list of tasks"),
     ({"schedule": {"quartz_cron_expression": "0 0 6 * * ?", "timezone_id": "UTC"},
-      "continuous": {"pause_status": "UNPAUSED"}}, "continuous", "cannot be combined with schedule"),
+      "continuous": {"pause_status": "UNPAUSED"}}, "continuous",
+     "cannot be combined with schedule; a job runs on one of schedule, trigger or continuous: "
+     "remove continuous or schedule"),
 ])
 def test_each_job_field_check_reports_its_own_path(fields, path, message):
     assert problems_of(job(notebook("a"), **fields)) == {path: message}
@@ -428,6 +430,8 @@ def test_fields_owned_by_other_modules_pass_through_verbatim():
         "x_future_field": {"anything": [1, 2]},
     }
     settings = validate_job_settings(job(notebook("a", job_cluster_key="c", libraries=[{"pypi": {}}]), **extra))
+    # Verbatim, except that a schedule reads back with its default pause_status, as on Databricks.
+    extra["schedule"]["pause_status"] = "UNPAUSED"
     assert {key: settings[key] for key in extra} == extra
     assert settings["tasks"][0]["libraries"] == [{"pypi": {}}]
 

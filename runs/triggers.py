@@ -1,0 +1,250 @@
+"""The clock's trigger steps: schedules, periodic triggers, file arrival, table updates and
+continuous jobs start runs by themselves (reference §1.4–1.6).
+
+Each step reads the TriggerState rows that are due (an index on paused, next_check_at), decides
+with the pure rules in runs/engine (schedule slots, arrival timers) and starts runs through
+create_run. A schedule slot makes at most one run: Run has a unique constraint on (job,
+trigger_slot), so a second clock firing the same slot (a lease handover, a restart) gets the
+existing run back. After downtime only the latest missed slot fires, as in Lakeflow.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from jobs.models import Job, TriggerState
+from runs.engine.states import RunLifeCycleState as L, RunResultState as R
+from runs.models import Run, TableWrite
+
+log = logging.getLogger(__name__)
+
+Kind = TriggerState.Kind
+FILE_CHECK_EVERY = timedelta(seconds=2)
+TABLE_CHECK_EVERY = timedelta(seconds=1)
+CONTINUOUS_CHECK_EVERY = timedelta(seconds=5)  # a safety net: a run's end re-checks at once
+ERROR_RETRY_EVERY = timedelta(seconds=10)
+ACTIVE_RUN_STATES = (L.QUEUED, L.PENDING, L.RUNNING, L.TERMINATING)
+
+
+def run_due_triggers(now):
+    """The clock step: one indexed query for every trigger that is due, then each kind's rule."""
+    states = list(TriggerState.objects.filter(paused=False, next_check_at__lte=now).select_related("job"))
+    started = 0
+    for kinds, handle in HANDLERS:
+        mine = [state for state in states if state.kind in kinds]
+        if mine:
+            started += handle(mine, now)
+    return started
+
+
+def advance(state, old_check_at, **fields):
+    """Save the state if no other clock moved it since we read it (compare-and-swap)."""
+    return bool(TriggerState.objects.filter(job_id=state.job_id, next_check_at=old_check_at).update(**fields))
+
+
+def start_run(job, now, **kwargs):
+    from runs.admission import RunRefused, create_run
+
+    try:
+        run, created = create_run(job, now=now, **kwargs)
+    except RunRefused as exc:
+        log.warning("trigger of job %s could not start a run: %s", job.id, exc)
+        return None, False
+    return run, created
+
+
+# --- schedule and periodic -------------------------------------------------------------------
+
+
+def slot_due(state, now):
+    """(the latest slot at or before now, the first slot after now) for a schedule or periodic trigger."""
+    config = state.config
+    if state.kind == Kind.SCHEDULE:
+        from jobs.spec.cron import parse_quartz
+        from runs.engine.schedule import latest_slot, next_slot
+
+        cron = parse_quartz(config["quartz_cron_expression"])
+        zone = config.get("timezone_id") or "UTC"
+        return latest_slot(cron, zone, now), next_slot(cron, zone, now)
+    from runs.engine.schedule import periodic_latest, periodic_next
+
+    periodic = config["periodic"]
+    return (periodic_latest(periodic["interval"], periodic["unit"], state.enabled_at, now),
+            periodic_next(periodic["interval"], periodic["unit"], state.enabled_at, now))
+
+
+def fire_schedules(states, now):
+    """Start the run of every schedule slot that has come; only the latest if several were missed."""
+    fired = 0
+    for state in states:
+        slot, following = slot_due(state, now)
+        if slot is None or (state.last_slot and slot <= state.last_slot) or slot < state.enabled_at:
+            advance(state, state.next_check_at, next_check_at=following)
+            continue
+        if not advance(state, state.next_check_at, next_check_at=following, last_slot=slot, last_fired_at=now):
+            continue  # another clock took this slot's step
+        run, created = start_run(state.job, now, trigger=Run.Trigger.PERIODIC, trigger_time=slot, trigger_slot=slot)
+        if run is not None:
+            TriggerState.objects.filter(job_id=state.job_id).update(last_run=run)
+            fired += created
+    return fired
+
+
+# --- file arrival ------------------------------------------------------------------------------
+
+
+def check_file_arrivals(states, now):
+    from runs.engine.arrival import ArrivalState, fired, observe, should_fire
+    from runs.watch import WatchError, local_path, new_files, scan_directory
+
+    started = 0
+    for state in states:
+        config = state.config["file_arrival"]
+        try:
+            listing = scan_directory(local_path(config["url"]))
+        except WatchError as exc:
+            # Shown on the job's trigger state; other triggers go on.
+            advance(state, state.next_check_at, last_error=str(exc), checked_at=now,
+                    next_check_at=now + ERROR_RETRY_EVERY)
+            continue
+        arrival = ArrivalState.from_dict(state.arrival or {})
+        arrived = new_files(state.snapshot, listing) if state.snapshot is not None else []
+        arrival = observe(arrival, changed=bool(arrived), now=now)
+        fields = dict(snapshot=listing, last_error="", checked_at=now, next_check_at=now + FILE_CHECK_EVERY)
+        fire = should_fire(arrival, now=now, min_between_seconds=config.get("min_time_between_triggers_seconds") or 0,
+                           wait_after_seconds=config.get("wait_after_last_change_seconds") or 0)
+        if fire:
+            arrival = fired(arrival, now)
+            fields["last_fired_at"] = now
+        if not advance(state, state.next_check_at, arrival=arrival.as_dict(), **fields) or not fire:
+            continue
+        run, created = start_run(state.job, now, trigger=Run.Trigger.FILE_ARRIVAL, trigger_time=now,
+                                 trigger_details={"file_arrival": {"location": config["url"]}})
+        if run is not None:
+            TriggerState.objects.filter(job_id=state.job_id).update(last_run=run)
+            started += created
+    return started
+
+
+# --- table updates -----------------------------------------------------------------------------
+
+
+def is_path(name):
+    return name.startswith(("/", "file:"))
+
+
+def table_updates_since(state, names, now):
+    """{table: {version, commit_timestamp}} of the watched tables updated since the last look,
+    and the new seen_write_id and Delta snapshot."""
+    from runs.watch import WatchError, delta_table_version, local_path
+
+    updated = {}
+    catalog_names = [n.lower() for n in names if not is_path(n)]
+    last_id = state.seen_write_id
+    for write in TableWrite.objects.filter(id__gt=state.seen_write_id, table_name__in=catalog_names).order_by("id"):
+        updated[write.table_name] = {"version": write.id, "commit_timestamp": write.at.isoformat()}
+    newest = TableWrite.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    last_id = max(last_id, newest)
+    seen = dict(state.snapshot or {})
+    for name in filter(is_path, names):
+        try:
+            found = delta_table_version(local_path(name))
+        except WatchError:
+            found = None
+        if found is None:
+            continue
+        version, committed = found
+        if name in seen and seen[name] != version:
+            updated[name] = {"version": version, "commit_timestamp": committed.isoformat()}
+        seen[name] = version
+    return updated, last_id, seen
+
+
+def check_table_updates(states, now):
+    from runs.engine.arrival import ArrivalState, fired, observe, should_fire, tables_ready
+
+    started = 0
+    for state in states:
+        config = state.config.get("table_update") or state.config.get("table") or {}
+        names = list(config.get("table_names") or [])
+        updated, last_id, seen = table_updates_since(state, names, now)
+        pending = {**(state.updated_tables or {}), **updated}
+        arrival = observe(ArrivalState.from_dict(state.arrival or {}), changed=bool(updated), now=now)
+        fire = tables_ready(config.get("condition") or "ANY_UPDATED", names, set(pending)) and should_fire(
+            arrival, now=now, min_between_seconds=config.get("min_time_between_triggers_seconds") or 0,
+            wait_after_seconds=config.get("wait_after_last_change_seconds") or 0)
+        fields = dict(seen_write_id=last_id, snapshot=seen, checked_at=now, next_check_at=now + TABLE_CHECK_EVERY,
+                      updated_tables={} if fire else pending)
+        if fire:
+            arrival = fired(arrival, now)
+            fields["last_fired_at"] = now
+        if not advance(state, state.next_check_at, arrival=arrival.as_dict(), **fields) or not fire:
+            continue
+        details = {"table_update": {"updated_tables": sorted(pending), "tables": pending}}
+        run, created = start_run(state.job, now, trigger=Run.Trigger.TABLE, trigger_time=now, trigger_details=details)
+        if run is not None:
+            TriggerState.objects.filter(job_id=state.job_id).update(last_run=run)
+            started += created
+    return started
+
+
+def record_table_writes(attempt, tables, now):
+    """Called by the worker when a SQL task wrote tables; table triggers see them on their next look."""
+    TableWrite.objects.bulk_create([TableWrite(table_name=name.lower(), task_run=attempt, at=now) for name in tables])
+    TriggerState.objects.filter(kind=Kind.TABLE_UPDATE, paused=False).update(next_check_at=now)
+
+
+# --- continuous ------------------------------------------------------------------------------
+
+
+def continuous_backoff(failures):
+    """How long a continuous job waits before its next run after `failures` failed runs in a row."""
+    if failures == 0:
+        return timedelta(0)
+    base = settings.LAKEFLOW_CONTINUOUS_BACKOFF_SECONDS
+    return timedelta(seconds=min(base * 2 ** (failures - 1), settings.LAKEFLOW_CONTINUOUS_BACKOFF_MAX_SECONDS))
+
+
+def keep_continuous_jobs_running(states, now):
+    """Exactly one active run per unpaused continuous job: start one when none is active."""
+    started = 0
+    for state in states:
+        with transaction.atomic():
+            # The job's admission lock: no two clocks start its run at once.
+            Job.objects.filter(id=state.job_id).update(admission_seq=F("admission_seq") + 1)
+            if Run.objects.filter(job_id=state.job_id, life_cycle_state__in=ACTIVE_RUN_STATES).exists():
+                advance(state, state.next_check_at, next_check_at=now + CONTINUOUS_CHECK_EVERY)
+                continue
+            if not advance(state, state.next_check_at, next_check_at=now + CONTINUOUS_CHECK_EVERY,
+                           last_fired_at=now):
+                continue
+            trigger = Run.Trigger.CONTINUOUS_RESTART if state.failures else Run.Trigger.CONTINUOUS
+            run, created = start_run(state.job, now, trigger=trigger, trigger_time=now)
+            if run is not None:
+                TriggerState.objects.filter(job_id=state.job_id).update(last_run=run)
+                started += created
+    return started
+
+
+def continuous_run_ended(run, result_state, now=None):
+    """A run of a continuous job ended: the next starts at once, or after a backoff if it failed."""
+    state = TriggerState.objects.filter(job_id=run.job_id, kind=Kind.CONTINUOUS).first()
+    if state is None:
+        return
+    now = now or timezone.now()
+    failed = result_state not in (R.SUCCESS, R.SUCCESS_WITH_FAILURES, R.CANCELED)
+    failures = state.failures + 1 if failed else 0
+    next_check = None if state.paused else now + continuous_backoff(failures)
+    TriggerState.objects.filter(job_id=run.job_id).update(failures=failures, next_check_at=next_check)
+
+
+HANDLERS = (
+    ((Kind.SCHEDULE, Kind.PERIODIC), fire_schedules),
+    ((Kind.CONTINUOUS,), keep_continuous_jobs_running),
+    ((Kind.TABLE_UPDATE,), check_table_updates),
+    ((Kind.FILE_ARRIVAL,), check_file_arrivals),
+)
