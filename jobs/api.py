@@ -91,8 +91,10 @@ def trigger_state_dict(state):
         body["table"] = {"using_scalable_monitoring": False, "last_seen_table_states": [
             {"table_name": name, "has_seen_updates": name.lower() in pending} for name in config.get("table_names") or []]}
     elif state.kind == TriggerState.Kind.CONTINUOUS:
-        body["continuous"] = {"consecutive_failures": state.failures,
-                              "next_run_not_before": to_ms(state.next_check_at) if state.next_check_at else 0}
+        # The SDK's ContinuousTriggerState: the restart backoff after failed runs.
+        backing_off = bool(state.failures and state.next_check_at and state.next_check_at > timezone.now())
+        body["continuous"] = {"consecutive_failures": state.failures, "is_backing_off": backing_off,
+                              "next_attempt_ms": to_ms(state.next_check_at) if state.next_check_at else 0}
     return body
 
 

@@ -222,8 +222,8 @@ def keep_continuous_jobs_running(states, now):
             if not advance(state, state.next_check_at, next_check_at=now + CONTINUOUS_CHECK_EVERY,
                            last_fired_at=now):
                 continue
-            trigger = Run.Trigger.CONTINUOUS_RESTART if state.failures else Run.Trigger.CONTINUOUS
-            run, created = start_run(state.job, now, trigger=trigger, trigger_time=now)
+            # CONTINUOUS_RESTART is for a user's manual restart (the SDK's TriggerType), not a backoff.
+            run, created = start_run(state.job, now, trigger=Run.Trigger.CONTINUOUS, trigger_time=now)
             if run is not None:
                 TriggerState.objects.filter(job_id=state.job_id).update(last_run=run)
                 started += created

@@ -127,14 +127,28 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.logs = []
         self.procs = []
+        self.labels = []
         Path(env["LAKEFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
         for label, argv in commands:
-            log = open(Path(env["LAKEFLOW_HOME"]) / f"{label}.log", "wb")
-            self.logs.append(log)
-            self.procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                               start_new_session=True))
+            self.start(label, argv)
         wait_until(self.responds, timeout=60, what=f"{name} to answer HTTP")
         self.token = self.manage("createapitoken", "e2e", "--superuser").strip().splitlines()[-1]
+
+    def start(self, label, argv):
+        """Start one more process of this server (a web process, a cluster node, ...)."""
+        log = open(Path(self.env["LAKEFLOW_HOME"]) / f"{label}.log", "ab")
+        self.logs.append(log)
+        self.labels.append(label)
+        self.procs.append(subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True))
+        return self.procs[-1]
+
+    def kill(self, proc, sig=signal.SIGKILL):
+        """Kill one process and everything it started, as a crashed machine would lose them."""
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=60)
+        index = self.procs.index(proc)
+        del self.procs[index], self.labels[index]
 
     def responds(self):
         for proc in self.procs:
@@ -181,7 +195,7 @@ def base_env(home, workspace, port):
         LAKEFLOW_WORKSPACE_ROOT=str(workspace),
         LAKEFLOW_PORT=str(port),
         LAKEFLOW_HEARTBEAT_SECONDS="1",
-        LAKEFLOW_LOST_AFTER_SECONDS="5",
+        LAKEFLOW_LOST_AFTER_SECONDS="10",
         LAKEFLOW_WORKERS="4",
         LAKEFLOW_ADMIN_PASSWORD="e2e-password",
         # A Postgres warehouse for sql_task, beside the embedded DuckDB `default`.
@@ -226,16 +240,19 @@ def sqlite_server(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def scaleout_server(tmp_path_factory):
-    """Postgres + Redis, a web process and a qcluster node, as in the scale-out mode."""
+QCLUSTER = [PYTHON, "manage.py", "qcluster"]
+
+
+def start_scaleout(tmp_path_factory, name, nodes):
+    """A fresh Postgres database, Redis, one web process and `nodes` qcluster nodes; returns
+    (server, database name)."""
     import psycopg
 
     admin_dsn, user = postgres_admin_dsn()
     database = f"lakeflow_e2e_{secrets.token_hex(4)}"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
-    home = tmp_path_factory.mktemp("scaleout")
+    home = tmp_path_factory.mktemp(name)
     port = free_port()
     env = base_env(home / "home", make_workspace(home), port)
     Path(env["LAKEFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
@@ -247,19 +264,36 @@ def scaleout_server(tmp_path_factory):
     migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=300)
     assert migrate.returncode == 0, migrate.stderr
-    server = Server(
-        "web + qcluster (Postgres + Redis)",
-        env,
-        [
-            ("web", [PYTHON, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port), "lakeflow_site.asgi:application"]),
-            ("qcluster", [PYTHON, "manage.py", "qcluster"]),
-        ],
-        home / "workspace",
-    )
+    web = ("web", [PYTHON, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port), "lakeflow_site.asgi:application"])
+    nodes = [(f"qcluster-{i}", QCLUSTER) for i in range(1, nodes + 1)]
+    server = Server(f"web + {len(nodes)} qcluster (Postgres + Redis)", env, [web, *nodes], home / "workspace")
+    server.database_url = env["DATABASE_URL"]
+    return server, database
+
+
+def drop_database(database):
+    import psycopg
+
+    with psycopg.connect(postgres_admin_dsn()[0], autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def scaleout_server(tmp_path_factory):
+    """Postgres + Redis, a web process and a qcluster node, as in the scale-out mode."""
+    server, database = start_scaleout(tmp_path_factory, "scaleout", nodes=1)
     yield server
     server.stop()
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    drop_database(database)
+
+
+@pytest.fixture
+def two_node_server(tmp_path_factory):
+    """Two qcluster nodes (each with its standby clock) on one Postgres database and Redis."""
+    server, database = start_scaleout(tmp_path_factory, "two-nodes", nodes=2)
+    yield server
+    server.stop()
+    drop_database(database)
 
 
 @pytest.fixture(params=["sqlite", "scaleout"], scope="session")

@@ -214,7 +214,7 @@ def test_a_continuous_job_keeps_exactly_one_run_going_and_backs_off_after_failur
     assert run_due_triggers(timezone.now()) == 0  # still backing off
     assert run_due_triggers(state.next_check_at) == 1
     second = runs_of(job)[-1]
-    assert second.trigger == "CONTINUOUS_RESTART"
+    assert second.trigger == "CONTINUOUS"
 
     finish_run_with(second, R.FAILED)
     state.refresh_from_db()

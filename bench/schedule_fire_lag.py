@@ -1,0 +1,179 @@
+"""Schedule fire lag and exactly-once firing with two cluster nodes on one Postgres database.
+
+Starts the scale-out mode for real (a fresh Postgres database on 127.0.0.1:5432, Redis on
+127.0.0.1:6379, a daphne web process and two `qcluster` nodes, each with its standby clock),
+creates JOBS jobs with the Quartz schedule `* * * * * ?` (every second) through the official
+databricks-sdk, lets them fire for --seconds, and optionally SIGKILLs the node whose clock
+holds the lease half-way (--kill). Then it reads every run from the database and prints:
+
+- fire lag (run created minus its schedule slot) p50 / p95 / max, in steady state and, with
+  --kill, around the takeover;
+- start lag (run admitted minus slot) p50 / p95;
+- duplicate slots (more than one run for a job and slot) and missed slots (seconds between a
+  job's first and last fired slot that made no run).
+
+Run it from the repository root: `python bench/schedule_fire_lag.py --seconds 180 --kill`.
+"""
+
+import argparse
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+JOBS = 3
+
+
+def admin_dsn():
+    for user in ("postgres", "root"):
+        dsn = f"postgresql://{user}@127.0.0.1:5432/test"
+        try:
+            with psycopg.connect(dsn, connect_timeout=3):
+                return dsn, user
+        except psycopg.OperationalError:
+            continue
+    raise SystemExit("PostgreSQL on 127.0.0.1:5432 accepts neither user postgres nor root")
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def summary(name, lags):
+    if not lags:
+        return f"{name}: no runs"
+    return (f"{name}: n={len(lags)}  p50={statistics.median(lags) * 1000:.0f} ms  "
+            f"p95={percentile(lags, 0.95) * 1000:.0f} ms  max={max(lags) * 1000:.0f} ms")
+
+
+def start(label, argv, env, home):
+    log = open(home / f"{label}.log", "ab")
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def lease_holder_node(dsn, nodes):
+    with psycopg.connect(dsn) as conn:
+        (holder,) = conn.execute("SELECT holder FROM runs_clocklease WHERE expires_at > now()").fetchone()
+    clock_pid = int(holder.split(":")[1])
+    parent = int(Path(f"/proc/{clock_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return next(node for node in nodes if node.pid == parent)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=180, help="how long the schedules fire")
+    parser.add_argument("--kill", action="store_true", help="SIGKILL the clock's node half-way")
+    args = parser.parse_args()
+
+    dsn, user = admin_dsn()
+    database = f"lakeflow_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    home = Path(f"/tmp/{database}")
+    (home / "workspace").mkdir(parents=True)
+    (home / "workspace" / "noop.py").write_text("")
+    port = 18000 + secrets.randbelow(2000)
+    db_url = f"postgresql://{user}@127.0.0.1:5432/{database}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "DJANGO_"))}
+    env.update(DJANGO_SETTINGS_MODULE="lakeflow_site.settings", LAKEFLOW_HOME=str(home), DATABASE_URL=db_url,
+               LAKEFLOW_WORKSPACE_ROOT=str(home / "workspace"), REDIS_URL="redis://127.0.0.1:6379/0",
+               LAKEFLOW_CLUSTER_NAME=f"lakeflow-{database}", LAKEFLOW_ADMIN_PASSWORD="bench")
+    procs = []
+    try:
+        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
+                       capture_output=True)
+        procs.append(start("web", [PYTHON, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port),
+                                   "lakeflow_site.asgi:application"], env, home))
+        nodes = [start(f"qcluster-{i}", [PYTHON, "manage.py", "qcluster"], env, home) for i in (1, 2)]
+        procs += nodes
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if requests.get(url + "/.well-known/databricks-config", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        token = subprocess.run([PYTHON, "manage.py", "createapitoken", "bench", "--superuser"], cwd=ROOT, env=env,
+                               check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+
+        from databricks.sdk import WorkspaceClient
+        from databricks.sdk.service import jobs
+
+        w = WorkspaceClient(host=url, token=token)
+        task = jobs.Task(task_key="t", spark_python_task=jobs.SparkPythonTask(python_file="noop.py"))
+        schedule = jobs.CronSchedule(quartz_cron_expression="* * * * * ?", timezone_id="UTC",
+                                     pause_status=jobs.PauseStatus.UNPAUSED)
+        job_ids = [w.jobs.create(name=f"every second {i}", schedule=schedule, tasks=[task]).job_id
+                   for i in range(JOBS)]
+        print(f"{JOBS} jobs firing every second for {args.seconds} s on two qcluster nodes "
+              f"(Postgres + Redis){', killing the clock node half-way' if args.kill else ''} ...", flush=True)
+        killed_at = None
+        deadline = time.time() + args.seconds
+        if args.kill:
+            time.sleep(args.seconds / 2)
+            victim = lease_holder_node(db_url, nodes)
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait()
+            killed_at = time.time()
+            procs.remove(victim)
+        time.sleep(max(0.0, deadline - time.time()))
+        paused = jobs.CronSchedule(quartz_cron_expression="* * * * * ?", timezone_id="UTC",
+                                   pause_status=jobs.PauseStatus.PAUSED)
+        for job_id in job_ids:
+            w.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=paused))
+
+        with psycopg.connect(db_url) as conn:
+            rows = conn.execute(
+                "SELECT job_id, trigger_slot, created_at, started_at FROM runs_run "
+                "WHERE job_id = ANY(%s) ORDER BY job_id, trigger_slot", (job_ids,)).fetchall()
+        report(rows, killed_at)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def report(rows, killed_at):
+    from collections import Counter, defaultdict
+
+    per_job = defaultdict(list)
+    for job_id, slot, created, started in rows:
+        per_job[job_id].append((slot, created, started))
+    duplicates = sum(n - 1 for n in Counter((job_id, slot) for job_id, slot, *_ in rows).values() if n > 1)
+    missed = 0
+    for fired in per_job.values():
+        slots = sorted({slot for slot, *_ in fired})
+        missed += int((slots[-1] - slots[0]).total_seconds()) + 1 - len(slots)
+    # Around the takeover: slots from the kill to 30 s after it.
+    near_kill = lambda slot: killed_at is not None and killed_at - 1 <= slot.timestamp() <= killed_at + 30  # noqa: E731
+    steady = [(created - slot).total_seconds() for slot, created, _ in sum(per_job.values(), []) if not near_kill(slot)]
+    takeover = [(created - slot).total_seconds() for slot, created, _ in sum(per_job.values(), []) if near_kill(slot)]
+    started = [(begun - slot).total_seconds() for slot, _, begun in sum(per_job.values(), []) if begun and not near_kill(slot)]
+    print(f"runs: {len(rows)}  duplicate slots: {duplicates}  missed slots: {missed}")
+    print(summary("fire lag, steady state (created - slot)", steady))
+    print(summary("start lag, steady state (admitted - slot)", started))
+    if killed_at is not None:
+        print(summary("fire lag, 30 s after the clock's node was killed", takeover))
+        print("  (a killed clock's lease expires after 15 s; then only the latest missed slot fires)")
+
+
+if __name__ == "__main__":
+    main()
