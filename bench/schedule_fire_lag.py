@@ -153,21 +153,27 @@ def main():
 
 def report(rows, killed_at):
     from collections import Counter, defaultdict
+    from datetime import timedelta
 
     per_job = defaultdict(list)
     for job_id, slot, created, started in rows:
         per_job[job_id].append((slot, created, started))
     duplicates = sum(n - 1 for n in Counter((job_id, slot) for job_id, slot, *_ in rows).values() if n > 1)
-    missed = 0
-    for fired in per_job.values():
-        slots = sorted({slot for slot, *_ in fired})
-        missed += int((slots[-1] - slots[0]).total_seconds()) + 1 - len(slots)
     # Around the takeover: slots from the kill to 30 s after it.
     near_kill = lambda slot: killed_at is not None and killed_at - 1 <= slot.timestamp() <= killed_at + 30  # noqa: E731
+    missed = Counter()
+    for fired in per_job.values():
+        seen = {slot for slot, *_ in fired}
+        slots = sorted(seen)
+        for second in range(int((slots[-1] - slots[0]).total_seconds()) + 1):
+            slot = slots[0] + timedelta(seconds=second)
+            if slot not in seen:
+                missed["takeover" if near_kill(slot) else "steady"] += 1
     steady = [(created - slot).total_seconds() for slot, created, _ in sum(per_job.values(), []) if not near_kill(slot)]
     takeover = [(created - slot).total_seconds() for slot, created, _ in sum(per_job.values(), []) if near_kill(slot)]
     started = [(begun - slot).total_seconds() for slot, _, begun in sum(per_job.values(), []) if begun and not near_kill(slot)]
-    print(f"runs: {len(rows)}  duplicate slots: {duplicates}  missed slots: {missed}")
+    print(f"runs: {len(rows)}  duplicate slots: {duplicates}  missed slots: {missed['steady']} in steady state"
+          + (f", {missed['takeover']} while the lease moved to the other node" if killed_at else ""))
     print(summary("fire lag, steady state (created - slot)", steady))
     print(summary("start lag, steady state (admitted - slot)", started))
     if killed_at is not None:
