@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+import plotly
 
 
 def env_str(name, default=""):
@@ -96,6 +97,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "channels",
+    "crispy_forms",
+    "crispy_bootstrap5",
     # Before django_q: runs' `qcluster` command wraps django-q2's to start the clock beside it.
     "jobs",
     "runs",
@@ -184,13 +188,29 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# plotly.min.js comes from the installed plotly package: no CDN, no copy in the repository.
+STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", Path(plotly.__file__).parent / "package_data")]
 STATIC_ROOT = LAKEFLOW_HOME / "static"
 STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise expects it, even when serving from the finders
 # Serve the admin's and our static files straight from the apps: no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "jobs:list"
+LOGOUT_REDIRECT_URL = "login"
+
+CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
+CRISPY_TEMPLATE_PACK = "bootstrap5"
+
+# Live run pages: with Redis, workers nudge the web processes through channels-redis; the
+# embedded default needs no broker (the consumer reads new RunEvent rows itself).
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                  "CONFIG": {"hosts": [REDIS_URL]}}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# How often a live run page's socket looks for new events when nothing nudged it.
+LAKEFLOW_LIVE_POLL_SECONDS = env_float("LAKEFLOW_LIVE_POLL_SECONDS", 0.1)
 
 # API bodies: job settings with 1,000 tasks fit easily; anything larger is refused with a clear error.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("LAKEFLOW_MAX_BODY_BYTES", 10 * 1024 * 1024)

@@ -1,0 +1,165 @@
+"""Dashboard pages of jobs: the jobs list and a job's page (run-history matrix, duration chart,
+Run now). Authoring (new, edit, versions) lives in jobs/authoring.py."""
+
+import json
+import re
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from jobs.models import Job, TriggerState
+from runs.live import state_class, state_label
+from runs.models import Run, TaskRun
+
+JOBS_PER_PAGE = 25
+CHIPS_PER_JOB = 8
+RUNS_IN_MATRIX = 25
+RUNS_IN_CHART = 200
+TAG_FILTER = re.compile(r"^([A-Za-z0-9_.\-]+)(?::(.*))?$")
+
+
+def live_jobs():
+    return Job.objects.filter(kind=Job.Kind.JOB, deleted_at__isnull=True)
+
+
+def find_job_or_404(job_id):
+    job = live_jobs().select_related("current_version", "creator").filter(id=job_id).first()
+    if job is None:
+        raise Http404(f"Job {job_id} does not exist")
+    return job
+
+
+def run_chip(run):
+    return {"id": run.id, "state": state_class(run.life_cycle_state, run.result_state),
+            "label": state_label(run.life_cycle_state, run.result_state), "at": run.created_at}
+
+
+def trigger_summary(state):
+    """(what fires the job, paused?, next time) for the list and the job page."""
+    if state is None:
+        return {"kind": "Manual", "paused": False, "next": None}
+    kind = {"schedule": "Schedule", "periodic": "Periodic", "file_arrival": "File arrival",
+            "table_update": "Table update", "continuous": "Continuous"}[state.kind]
+    detail = ""
+    if state.kind == TriggerState.Kind.SCHEDULE:
+        detail = f'{state.config.get("quartz_cron_expression")} ({state.config.get("timezone_id") or "UTC"})'
+    elif state.kind == TriggerState.Kind.PERIODIC:
+        periodic = state.config.get("periodic") or {}
+        detail = f'every {periodic.get("interval")} {str(periodic.get("unit", "")).lower()}'
+    elif state.kind == TriggerState.Kind.FILE_ARRIVAL:
+        detail = (state.config.get("file_arrival") or {}).get("url", "")
+    elif state.kind == TriggerState.Kind.TABLE_UPDATE:
+        detail = ", ".join((state.config.get("table_update") or {}).get("table_names") or [])
+    timed = state.kind in (TriggerState.Kind.SCHEDULE, TriggerState.Kind.PERIODIC)
+    return {"kind": kind, "detail": detail, "paused": state.paused, "error": state.last_error,
+            "next": state.next_check_at if timed and not state.paused else None}
+
+
+def filter_jobs(jobs, query):
+    """Words match the name; `tag:key` or `tag:key:value` match a tag (JSON lookups, indexed by name order)."""
+    for word in query.split():
+        if word.startswith("tag:") and TAG_FILTER.match(word[4:]) and "__" not in word:
+            key, value = TAG_FILTER.match(word[4:]).groups()
+            lookup = f"current_version__settings__tags__{key}"
+            jobs = jobs.filter(**({lookup: value} if value is not None else {f"current_version__settings__tags__has_key": key}))
+        else:
+            jobs = jobs.filter(name__icontains=word)
+    return jobs
+
+
+@login_required
+def job_list(request):
+    query = request.GET.get("q", "").strip()
+    jobs = filter_jobs(live_jobs(), query).select_related("current_version").order_by("name", "id")
+    page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    states = {s.job_id: s for s in TriggerState.objects.filter(job_id__in=[job.id for job in page])}
+    rows = []
+    for job in page:
+        recent = Run.objects.filter(job=job).order_by("-id")[:CHIPS_PER_JOB]  # index run_job_newest
+        rows.append({"job": job, "tags": job.settings.get("tags") or {}, "chips": [run_chip(r) for r in recent][::-1],
+                     "trigger": trigger_summary(states.get(job.id)), "tasks": len(job.settings.get("tasks") or [])})
+    return render(request, "jobs/list.html", {"nav": "jobs", "rows": rows, "page": page, "query": query})
+
+
+def matrix(job, runs):
+    """Rows: task keys (the current version's order, then keys only older runs had); columns: runs."""
+    attempts = TaskRun.objects.filter(run__in=runs, for_each_key="", is_current=True).only(
+        "id", "run_id", "task_key", "life_cycle_state", "result_state", "started_at", "ended_at", "attempt_number")
+    cells, keys = {}, [t["task_key"] for t in job.settings.get("tasks") or []]
+    now = timezone.now()
+    for attempt in attempts:
+        cells[(attempt.task_key, attempt.run_id)] = {
+            "task_run_id": attempt.id, "state": state_class(attempt.life_cycle_state, attempt.result_state),
+            "label": state_label(attempt.life_cycle_state, attempt.result_state), "attempt": attempt.attempt_number,
+            "seconds": (((attempt.ended_at or now) - attempt.started_at).total_seconds() if attempt.started_at else None)}
+        if attempt.task_key not in keys:
+            keys.append(attempt.task_key)
+    return [{"key": key, "cells": [cells.get((key, run.id)) for run in runs]} for key in keys]
+
+
+def duration_series(job):
+    """The last RUNS_IN_CHART finished runs, oldest first, for the plotly trend chart."""
+    runs = list(Run.objects.filter(job=job, ended_at__isnull=False).order_by("-id")
+                .values("id", "created_at", "started_at", "ended_at", "result_state")[:RUNS_IN_CHART])[::-1]
+    return [{"run_id": r["id"], "at": (r["started_at"] or r["created_at"]).isoformat(),
+             "seconds": round((r["ended_at"] - (r["started_at"] or r["created_at"])).total_seconds(), 3),
+             "failed": r["result_state"] not in ("SUCCESS", "SUCCESS_WITH_FAILURES")} for r in runs]
+
+
+@login_required
+def job_detail(request, job_id):
+    job = find_job_or_404(job_id)
+    runs = Run.objects.filter(job=job).order_by("-id")
+    before = request.GET.get("before")
+    if before and before.isdigit():
+        runs = runs.filter(id__lt=int(before))
+    runs = list(runs[:RUNS_IN_MATRIX])
+    older = runs and Run.objects.filter(job=job, id__lt=runs[-1].id).exists()
+    now = timezone.now()
+    columns = [{**run_chip(run), "trigger": run.trigger, "repairs": run.repair_count,
+                "seconds": ((run.ended_at or now) - (run.started_at or run.created_at)).total_seconds()}
+               for run in runs]
+    parameters = job.settings.get("parameters") or []
+    return render(request, "jobs/detail.html", {
+        "nav": "jobs", "job": job, "settings": job.settings, "columns": columns, "matrix": matrix(job, runs),
+        "older": runs[-1].id if older else None, "newest_first": before is None,
+        "trigger": trigger_summary(TriggerState.objects.filter(job=job).first()),
+        "parameters": parameters, "chart": duration_series(job),
+        "version": job.current_version,
+    })
+
+
+def parameters_from_form(post, defaults):
+    """Job parameters from the Run-now-with-parameters dialog: one field per parameter, or JSON."""
+    raw = post.get("parameters_json", "").strip()
+    if raw:
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"The parameters are not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise ValueError('The parameters must be a JSON object, e.g. {"date": "2026-01-01"}')
+        return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+    given = {p["name"]: post.get(f"param-{p['name']}") for p in defaults if f"param-{p['name']}" in post}
+    return {name: value for name, value in given.items() if value is not None} or None
+
+
+@login_required
+@require_POST
+def run_now(request, job_id):
+    from runs.admission import RunRefused, create_run
+    from runs.engine.parameters import ParametersInvalid
+
+    job = find_job_or_404(job_id)
+    try:
+        parameters = parameters_from_form(request.POST, job.settings.get("parameters") or [])
+        run, _ = create_run(job, job_parameters=parameters, creator=request.user)
+    except (ValueError, RunRefused, ParametersInvalid) as exc:
+        messages.error(request, f"The run did not start: {exc}")
+        return redirect("jobs:detail", job_id=job.id)
+    return redirect("runs:detail", job_id=job.id, run_id=run.id)

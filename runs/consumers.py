@@ -1,0 +1,60 @@
+"""The run page's websocket: a new snapshot of the run each time its events move on.
+
+Each socket looks for a RunEvent newer than the last it sent, every LAKEFLOW_LIVE_POLL_SECONDS
+(one indexed query), or at once when a worker nudges the run's group through channels-redis.
+A finished run is looked at once a second only: a repair can still wake it up.
+"""
+
+import asyncio
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from runs.live import latest_event_id, run_group, run_snapshot
+from runs.models import Run
+
+
+class RunConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        if not await database_sync_to_async(Run.objects.filter(id=self.run_id).exists)():
+            await self.close(code=4404)
+            return
+        self.nudged = asyncio.Event()
+        await self.channel_layer.group_add(run_group(self.run_id), self.channel_name)
+        await self.accept()
+        self.watcher = asyncio.create_task(self.watch())
+
+    async def disconnect(self, code):
+        watcher = getattr(self, "watcher", None)
+        if watcher is not None:
+            watcher.cancel()
+        if hasattr(self, "run_id"):
+            await self.channel_layer.group_discard(run_group(self.run_id), self.channel_name)
+
+    async def run_changed(self, message):
+        self.nudged.set()
+
+    async def watch(self):
+        sent_event, finished = -1, False
+        while True:
+            event_id = await database_sync_to_async(latest_event_id)(self.run_id)
+            if event_id != sent_event:
+                snapshot = await database_sync_to_async(self.snapshot)()
+                await self.send_json(snapshot)
+                sent_event, finished = snapshot["event_id"], snapshot["finished"]
+            poll = 1.0 if finished else settings.LAKEFLOW_LIVE_POLL_SECONDS
+            try:
+                await asyncio.wait_for(self.nudged.wait(), timeout=poll)
+            except asyncio.TimeoutError:
+                pass
+            self.nudged.clear()
+
+    def snapshot(self):
+        run = Run.objects.select_related("job_version").get(id=self.run_id)
+        return run_snapshot(run)

@@ -1,0 +1,275 @@
+"""Dashboard pages of runs: the runs list, a run's page (live graph, Gantt, task attempts, root
+cause, repair history) and its actions (cancel run, cancel task, repair), all behind sign-in."""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from jobs.spec.dag import downstream_of
+from runs import dispatch
+from runs.engine.states import RunLifeCycleState as L, is_finished
+from runs.executors.supervisor import read_log_tail
+from runs.live import run_snapshot, state_class, state_label
+from runs.models import Run, TaskRun
+
+RUNS_PER_PAGE = 50
+LOG_PAGE_BYTES = 256 * 1024
+NEEDS_RERUN = {"FAILED", "TIMEDOUT", "CANCELED", "UPSTREAM_FAILED", "UPSTREAM_CANCELED", "MAXIMUM_CONCURRENT_RUNS_REACHED"}
+
+
+def find_run_or_404(run_id, job_id=None):
+    runs = Run.objects.select_related("job", "job_version", "creator")
+    run = runs.filter(id=run_id).first()
+    if run is None or (job_id is not None and run.job_id != job_id):
+        raise Http404(f"Run {run_id} does not exist")
+    return run
+
+
+def find_task_run_or_404(task_run_id):
+    attempt = TaskRun.objects.select_related("run", "run__job").filter(id=task_run_id).first()
+    if attempt is None:
+        raise Http404(f"Task run {task_run_id} does not exist")
+    return attempt
+
+
+def run_url(run, **query):
+    url = reverse("runs:detail", kwargs={"job_id": run.job_id, "run_id": run.id})
+    return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+
+@login_required
+def run_list(request):
+    runs = Run.objects.select_related("job").order_by("-id")
+    state = request.GET.get("state", "")
+    if state == "active":
+        runs = runs.exclude(life_cycle_state__in=[L.TERMINATED, L.SKIPPED, L.INTERNAL_ERROR])
+    elif state == "failed":
+        runs = runs.filter(result_state__in=["FAILED", "TIMEDOUT", "CANCELED"])
+    before = request.GET.get("before", "")
+    if before.isdigit():  # keyset pages: no COUNT(*) over millions of runs
+        runs = runs.filter(id__lt=int(before))
+    page = list(runs[:RUNS_PER_PAGE + 1])
+    now = timezone.now()
+    rows = [{"run": run, "state": state_class(run.life_cycle_state, run.result_state),
+             "label": state_label(run.life_cycle_state, run.result_state),
+             "seconds": ((run.ended_at or now) - (run.started_at or run.created_at)).total_seconds()}
+            for run in page[:RUNS_PER_PAGE]]
+    next_before = page[RUNS_PER_PAGE - 1].id if len(page) > RUNS_PER_PAGE else None
+    return render(request, "runs/list.html", {"nav": "runs", "rows": rows, "state": state, "next_before": next_before})
+
+
+@login_required
+def run_redirect(request, run_id):
+    """/runs/<id>/ for a run id or a task run id (the API hands out both)."""
+    run = Run.objects.filter(id=run_id).first()
+    if run is not None:
+        return redirect(run_url(run))
+    attempt = find_task_run_or_404(run_id)
+    return redirect(run_url(attempt.run, task=attempt.id))
+
+
+def repair_choices(run, snapshot):
+    """Task keys of the run with those preselected for a repair: what did not succeed, and downstream."""
+    deps = {node["key"]: node["depends_on"] for node in snapshot["nodes"]}
+    failed = {node["key"] for node in snapshot["nodes"] if node["state"] in ("failed", "canceled", "upstream")}
+    chosen = failed | downstream_of(deps, failed)
+    return [{"key": node["key"], "label": node["label"], "state": node["state"], "checked": node["key"] in chosen}
+            for node in snapshot["nodes"]]
+
+
+def repair_history(run):
+    entries = [{"label": "Original run", "at": run.created_at, "tasks": None, "state": None}]
+    for number, repair in enumerate(run.repairs.order_by("id"), start=1):
+        entries.append({"label": f"Repair {number}", "id": repair.id, "at": repair.created_at,
+                        "tasks": repair.rerun_tasks, "by": repair.creator,
+                        "state": state_class(repair.life_cycle_state, repair.result_state),
+                        "state_label": state_label(repair.life_cycle_state, repair.result_state)})
+    return entries
+
+
+def explain_failure(run):
+    try:
+        from runs.rootcause import explain
+    except ImportError:  # pragma: no cover - the module ships with the dashboard
+        return None
+    return explain(run)
+
+
+@login_required
+def run_detail(request, job_id, run_id):
+    run = find_run_or_404(run_id, job_id)
+    snapshot = run_snapshot(run)
+    selected = None
+    wanted = request.GET.get("task")
+    if wanted and wanted.isdigit():
+        selected = TaskRun.objects.filter(id=int(wanted), run=run).first()
+    root_cause = explain_failure(run) if snapshot["finished"] else None
+    if selected is None and root_cause and root_cause.get("origins"):
+        selected = TaskRun.objects.filter(id=root_cause["origins"][0]["task_run_id"]).first()
+    return render(request, "runs/detail.html", {
+        "nav": "jobs", "run": run, "job": run.job, "snapshot": snapshot,
+        "root_cause": root_cause, "repairs": repair_history(run), "selected": selected,
+        "repair_choices": repair_choices(run, snapshot) if snapshot["finished"] else [],
+        "parameters": run.job_parameters or [], "job_deleted": run.job.deleted_at is not None,
+        "parent_run": run.parent_task_run.run if run.parent_task_run_id else None,
+    })
+
+
+@login_required
+def run_state(request, run_id):
+    """The polling fallback of the live page: the same snapshot the websocket sends."""
+    return JsonResponse(run_snapshot(find_run_or_404(run_id)))
+
+
+@login_required
+@require_POST
+def cancel_run(request, run_id):
+    run = find_run_or_404(run_id)
+    if dispatch.cancel_run(run.id, message=f"Canceled by {request.user.get_username()}"):
+        messages.info(request, f"Canceling run {run.id}.")
+    else:
+        messages.warning(request, f"Run {run.id} had already finished; there was nothing to cancel.")
+    return redirect(run_url(run))
+
+
+@login_required
+@require_POST
+def cancel_task(request, task_run_id):
+    attempt = find_task_run_or_404(task_run_id)
+    if is_finished(attempt.life_cycle_state):
+        messages.warning(request, f"Task {attempt.task_key} had already finished; there was nothing to cancel.")
+    else:
+        dispatch.cancel_task_run(attempt.id)
+        messages.info(request, f"Canceling task {attempt.task_key}.")
+    return redirect(run_url(attempt.run, task=attempt.id))
+
+
+def parameters_override(post):
+    raw = post.get("parameters_json", "").strip()
+    if not raw:
+        given = {key[len("param-"):]: value for key, value in post.items() if key.startswith("param-")}
+        return given or None
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError('The parameters must be a JSON object, e.g. {"date": "2026-01-01"}')
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+
+
+@login_required
+@require_POST
+def repair_run(request, run_id):
+    from runs.engine.parameters import ParametersInvalid
+    from runs.repair import RepairRefused, repair_run as repair
+
+    run = find_run_or_404(run_id)
+    keys = request.POST.getlist("rerun_tasks")
+    latest = run.repairs.order_by("-id").values_list("id", flat=True).first()
+    try:
+        parameters = parameters_override(request.POST)
+        repair(run.id, rerun_tasks=keys or None, rerun_all_failed_tasks=not keys, job_parameters=parameters,
+               latest_repair_id=latest, user=request.user)
+    except json.JSONDecodeError as exc:
+        messages.error(request, f"The repair did not start: the parameters are not valid JSON ({exc})")
+    except (RepairRefused, ParametersInvalid, ValueError) as exc:
+        messages.error(request, f"The repair did not start: {exc}")
+    else:
+        messages.success(request, f"Repairing {', '.join(keys) if keys else 'the failed tasks'}.")
+    return redirect(run_url(run))
+
+
+def task_output(attempt):
+    """What the attempt produced, for its panel: notebook result, SQL preview, task values."""
+    output = {"values": attempt.task_values or {}, "notebook_result": None, "sql": attempt.sql_output,
+              "notebook_html": bool(attempt.executed_notebook)}
+    if attempt.notebook_result is not None:
+        result = attempt.notebook_result
+        output["notebook_result"] = result.get("result") if isinstance(result, dict) else result
+    return output
+
+
+@login_required
+def task_panel(request, task_run_id):
+    """One attempt's details, as an HTML fragment the run page swaps in (or a page of its own)."""
+    attempt = find_task_run_or_404(task_run_id)
+    log, truncated = read_log_tail(attempt.log_path, LOG_PAGE_BYTES) if attempt.log_path else ("", False)
+    siblings = TaskRun.objects.filter(run=attempt.run, task_key=attempt.task_key,
+                                      for_each_key=attempt.for_each_key, iteration=attempt.iteration).order_by("id")
+    iterations = []
+    if attempt.task_type == "for_each_task":
+        iterations = list(TaskRun.objects.filter(run=attempt.run, for_each_key=attempt.task_key, is_current=True)
+                          .order_by("iteration")[:200])
+    context = {
+        "attempt": attempt, "run": attempt.run, "log": log, "log_truncated": truncated,
+        "log_offset": log_size(attempt), "output": task_output(attempt), "attempts": list(siblings),
+        "state": state_class(attempt.life_cycle_state, attempt.result_state),
+        "label": state_label(attempt.life_cycle_state, attempt.result_state),
+        "finished": is_finished(attempt.life_cycle_state), "iterations": iterations,
+        "iteration_states": {i.id: state_class(i.life_cycle_state, i.result_state) for i in iterations},
+        "resolved": json.dumps(attempt.resolved_values, indent=2) if attempt.resolved_values else "",
+    }
+    template = "runs/_task_panel.html" if request.GET.get("fragment") else "runs/task_page.html"
+    return render(request, template, context)
+
+
+def log_size(attempt):
+    import os
+
+    try:
+        return os.path.getsize(attempt.log_path) if attempt.log_path else 0
+    except OSError:
+        return 0
+
+
+def whole_characters(data):
+    """Cut a trailing, incomplete UTF-8 sequence: the next read starts with it."""
+    for cut in range(1, min(4, len(data)) + 1):
+        byte = data[-cut]
+        if byte & 0xC0 != 0x80:  # the lead byte of the last sequence
+            length = 1 if byte < 0x80 else 2 if byte >= 0xC0 and byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return data if length <= cut else data[:-cut]
+    return data
+
+
+@login_required
+def task_log(request, task_run_id):
+    """Log bytes from `offset` on (at most LOG_PAGE_BYTES), for the live-tailing log view."""
+    attempt = find_task_run_or_404(task_run_id)
+    try:
+        offset = max(0, int(request.GET.get("offset", "0")))
+    except ValueError:
+        offset = 0
+    text = ""
+    if attempt.log_path:
+        try:
+            with open(attempt.log_path, "rb") as f:
+                f.seek(offset)
+                data = whole_characters(f.read(LOG_PAGE_BYTES))
+            offset += len(data)
+            text = data.decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            pass
+    return JsonResponse({"text": text, "offset": offset, "finished": is_finished(attempt.life_cycle_state)})
+
+
+@login_required
+def task_output_html(request, task_run_id):
+    """The executed notebook rendered to HTML (nbconvert with the bleach cleaner), in a sandboxed frame."""
+    attempt = find_task_run_or_404(task_run_id)
+    if not attempt.executed_notebook:
+        raise Http404("This task run kept no notebook")
+    from runs.executors.notebook import render_html
+
+    try:
+        html = render_html(attempt.executed_notebook)
+    except OSError:
+        raise Http404("The executed notebook is no longer on disk") from None
+    response = HttpResponse(html)
+    # Notebook output is the user's HTML: no scripts, and it cannot reach this site's cookies.
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+    return response
