@@ -1,0 +1,691 @@
+"""The job authoring forms: JobSettings shown as a job form plus one form per task, turned back
+into JobSettings, and the validator's problems placed next to the fields they concern.
+
+The forms model the common fields. Everything else (job clusters, notifications, a task's
+libraries, a notebook's source, ...) is carried over from the settings being edited, so
+loading a job and saving it unchanged gives back the same settings.
+"""
+
+import copy
+import json
+import re
+
+import yaml
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import HTML, Div, Layout
+from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.template.defaultfilters import pluralize
+
+from jobs.spec.settings import CONDITION_OPS, MAX_TASKS, RUN_IF, TASK_DEFAULTS, TASK_TYPES, task_type_of
+from jobs.spec.triggers import PERIODIC_UNITS, SUPPORTED_TRIGGERS, TIMERS, UNSUPPORTED_TRIGGERS
+from jobs.triggers import trigger_block
+
+# --- text fields for lists and maps -----------------------------------------------------
+
+
+def _fits_a_line(text):
+    return isinstance(text, str) and text != "" and text == text.strip() and "\n" not in text
+
+
+class LinesField(forms.CharField):
+    """A list of strings, one per line. A JSON array is accepted too, and shown for lists
+    whose items would not survive as lines (empty, multi-line or padded strings)."""
+
+    widget = forms.Textarea(attrs={"rows": 2})
+
+    def prepare_value(self, value):
+        if not isinstance(value, list):
+            return value
+        if all(_fits_a_line(item) for item in value) and not (value and value[0].startswith("[")):
+            return "\n".join(value)
+        return json.dumps(value, ensure_ascii=False)
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        if text.startswith("["):
+            return _json(text, list, "a JSON array")
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class PairsField(forms.CharField):
+    """A string map written as name=value lines; a JSON object is accepted too."""
+
+    widget = forms.Textarea(attrs={"rows": 2})
+
+    def prepare_value(self, value):
+        if isinstance(value, dict):
+            value = list(value.items())
+        if not isinstance(value, list):
+            return value
+        if all(_fits_a_line(name) and "=" not in name and (text == "" or _fits_a_line(text))
+               for name, text in value) and not (value and value[0][0].startswith("{")):
+            return "\n".join(f"{name}={text}" for name, text in value)
+        return json.dumps(dict(value), ensure_ascii=False)
+
+    def to_python(self, value):
+        pairs = self.pairs(super().to_python(value))
+        seen = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ValidationError(f"'{name}' is given more than once")
+            seen.add(name)
+        return dict(pairs)
+
+    @staticmethod
+    def pairs(text):
+        if text.startswith("{"):
+            return list(_json(text, dict, "a JSON object").items())
+        pairs = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            name, sep, value = line.partition("=")
+            if not sep or not name.strip():
+                raise ValidationError(f"line {number}: write name=value (got '{line.strip()}')")
+            pairs.append((name.strip(), value.strip()))
+        return pairs
+
+
+class JobParametersField(PairsField):
+    """Job parameters as name=default lines; duplicates are left to the validator, which names them."""
+
+    def prepare_value(self, value):
+        if isinstance(value, list) and all(isinstance(p, dict) for p in value):
+            value = [(p.get("name"), p.get("default")) for p in value]
+        return super().prepare_value(value)
+
+    def to_python(self, value):
+        return [{"name": name, "default": default}
+                for name, default in self.pairs(forms.CharField.to_python(self, value))]
+
+
+class JsonObjectField(forms.CharField):
+    widget = forms.Textarea(attrs={"rows": 6, "class": "font-monospace", "spellcheck": "false"})
+
+    def prepare_value(self, value):
+        return json.dumps(value, indent=2, ensure_ascii=False) if isinstance(value, dict) else value
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        return _json(text, dict, "a JSON object") if text else None
+
+
+class DependsOnField(forms.CharField):
+    """depends_on as `a, b, check:true`: task keys, with the outcome after a condition task's key."""
+
+    def prepare_value(self, value):
+        if not isinstance(value, list):
+            return value
+        return ", ".join(f"{d.get('task_key')}:{d['outcome']}" if "outcome" in d else str(d.get("task_key"))
+                         for d in value if isinstance(d, dict))
+
+    def to_python(self, value):
+        entries = []
+        for item in filter(None, (part.strip() for part in super().to_python(value).split(","))):
+            key, sep, outcome = item.partition(":")
+            entries.append({"task_key": key.strip(), **({"outcome": outcome.strip()} if sep else {})})
+        return entries
+
+
+def _json(text, kind, what):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+    if not isinstance(value, kind):
+        raise ValidationError(f"must be {what}")
+    return value
+
+
+# --- layout helpers ---------------------------------------------------------------------
+
+
+def _row(*fields, widths=None):
+    """Fields side by side on medium screens and up; `widths` in twelfths, equal by default."""
+    widths = widths or [12 // len(fields)] * len(fields)
+    return Div(*(Div(name, css_class=f"col-md-{width}") for name, width in zip(fields, widths)), css_class="row g-3")
+
+
+def _when(field, values, *fields):
+    """A group that job_form.js shows only while `field` has one of `values` (space-separated)."""
+    return Div(*fields, data_when_field=field, data_when_value=values)
+
+
+def _card(title, *fields, css="mb-3"):
+    return Div(HTML(f'<div class="card-header fw-semibold">{title}</div>'),
+               Div(*fields, css_class="card-body"), css_class=f"card shadow-sm {css}")
+
+
+def _helper(layout, error_title=None):
+    helper = FormHelper()
+    if error_title:
+        helper.form_error_title = error_title
+    helper.form_tag = False
+    helper.disable_csrf = True
+    helper.layout = layout
+    return helper
+
+
+# --- the job ----------------------------------------------------------------------------
+
+TRIGGER_KINDS = [("", "None: run it by hand or through the API"), ("schedule", "Scheduled (cron)"),
+                 ("periodic", "Periodic"), ("file_arrival", "File arrival"), ("table_update", "Table update"),
+                 ("continuous", "Continuous")]
+TRIGGER_BLOCK = {"schedule": "schedule", "continuous": "continuous",
+                 "periodic": "trigger", "file_arrival": "trigger", "table_update": "trigger"}
+PAUSABLE = " ".join(TRIGGER_BLOCK)
+# Per trigger kind: form field -> key in its block (schedule, or trigger.<kind>).
+TRIGGER_FIELDS = {
+    "schedule": {"cron_expression": "quartz_cron_expression", "timezone_id": "timezone_id"},
+    "periodic": {"periodic_interval": "interval", "periodic_unit": "unit"},
+    "file_arrival": {"file_arrival_url": "url", **{timer: timer for timer in TIMERS}},
+    "table_update": {"table_names": "table_names", "table_condition": "condition",
+                     **{timer: timer for timer in TIMERS}},
+    "continuous": {},
+}
+
+
+class JobForm(forms.Form):
+    use_required_attribute = False  # the server validates, exactly as the API does
+
+    name = forms.CharField(required=False, widget=forms.TextInput(attrs={"placeholder": "Untitled"}))
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    tags = PairsField(required=False, help_text="One key=value per line, e.g. <code>team=data</code>.")
+    parameters = JobParametersField(
+        required=False, label="Job parameters",
+        help_text="One name=default per line; tasks read them as <code>{{job.parameters.name}}</code>.")
+    trigger_kind = forms.ChoiceField(choices=TRIGGER_KINDS, required=False, label="Trigger")
+    cron_expression = forms.CharField(
+        required=False, label="Quartz cron expression", widget=forms.TextInput(attrs={"placeholder": "0 0 6 * * ?"}),
+        help_text="Seconds, minutes, hours, day of month, month, day of week; <code>0 0 6 * * ?</code> is 06:00 daily.")
+    timezone_id = forms.CharField(required=False, label="Time zone", initial="UTC",
+                                  widget=forms.TextInput(attrs={"list": "time-zones"}))
+    periodic_interval = forms.IntegerField(required=False, label="Every", initial=1)
+    periodic_unit = forms.ChoiceField(choices=[(u, u.lower()) for u in PERIODIC_UNITS], required=False,
+                                      label="Unit", initial="DAYS")
+    file_arrival_url = forms.CharField(
+        required=False, label="Watched directory", widget=forms.TextInput(attrs={"placeholder": "/data/incoming"}),
+        help_text="An absolute path or a <code>file:///</code> URI of a directory this server can read; "
+                  "new files start a run.")
+    table_names = LinesField(required=False, label="Tables", help_text="One table name per line, at most 10.")
+    table_condition = forms.ChoiceField(
+        choices=[("ANY_UPDATED", "Any of the tables is updated"), ("ALL_UPDATED", "All of the tables are updated")],
+        required=False, label="Run when", initial="ANY_UPDATED")
+    min_time_between_triggers_seconds = forms.IntegerField(
+        required=False, label="Minimum seconds between runs", help_text="At least 60; leave empty for no limit.")
+    wait_after_last_change_seconds = forms.IntegerField(
+        required=False, label="Wait seconds after the last change",
+        help_text="At least 60; leave empty to start at once.")
+    paused = forms.BooleanField(required=False, label="Paused: the trigger does not start runs")
+    max_concurrent_runs = forms.IntegerField(required=False, initial=1, label="Maximum concurrent runs")
+    timeout_seconds = forms.IntegerField(required=False, initial=0, label="Timeout (seconds)",
+                                         help_text="A run still going after this long is stopped; 0 means no timeout.")
+    queue_enabled = forms.BooleanField(
+        required=False, initial=True,
+        label="Queue runs that would exceed the concurrency limit (otherwise they are skipped)")
+
+    helper = _helper(Layout(
+        _card("Job details", "name", "description", _row("tags", "parameters")),
+        _card("Schedules and triggers",
+              _row("trigger_kind", widths=[6]),
+              _when("trigger_kind", "schedule", _row("cron_expression", "timezone_id", widths=[7, 5])),
+              _when("trigger_kind", "periodic", _row("periodic_interval", "periodic_unit", widths=[3, 3])),
+              _when("trigger_kind", "file_arrival", "file_arrival_url"),
+              _when("trigger_kind", "table_update", _row("table_names", "table_condition", widths=[7, 5])),
+              _when("trigger_kind", "file_arrival table_update", _row(*TIMERS)),
+              _when("trigger_kind", PAUSABLE, "paused")),
+        _card("Run settings", _row("max_concurrent_runs", "timeout_seconds"), "queue_enabled"),
+    ), error_title="The job was not saved")
+
+    def clean(self):
+        # Fields of the other trigger kinds are hidden: their contents cannot block a save.
+        in_use = TRIGGER_FIELDS.get(self.cleaned_data.get("trigger_kind"), {})
+        for fields in TRIGGER_FIELDS.values():
+            for name in set(fields) - set(in_use):
+                self._errors.pop(name, None)
+        return self.cleaned_data
+
+
+def job_initial(settings):
+    initial = {
+        "name": settings.get("name", ""), "description": settings.get("description", ""),
+        "tags": settings.get("tags") or {}, "parameters": settings.get("parameters") or [],
+        "max_concurrent_runs": settings.get("max_concurrent_runs", 1),
+        "queue_enabled": (settings.get("queue") or {}).get("enabled", True),
+        "timeout_seconds": settings.get("timeout_seconds", 0),
+    }
+    found = trigger_block(settings)
+    if found:
+        kind, config, paused = found
+        inner = config if kind == "schedule" else config.get(kind.value) or config.get("table") or {}
+        initial.update(trigger_kind=kind.value, paused=paused,
+                       **{field: inner[key] for field, key in TRIGGER_FIELDS[kind.value].items() if key in inner})
+    return initial
+
+
+# --- a task -----------------------------------------------------------------------------
+
+# Every type in EXECUTABLE_TASK_TYPES, in the order the form offers them.
+TASK_TYPE_LABELS = {"notebook_task": "Notebook", "spark_python_task": "Python script",
+                    "python_wheel_task": "Python wheel", "sql_task": "SQL", "shell_command_task": "Shell command",
+                    "condition_task": "If/else condition", "for_each_task": "For each",
+                    "run_job_task": "Run another job"}
+RUN_IF_LABELS = {"ALL_SUCCESS": "All succeeded", "AT_LEAST_ONE_SUCCESS": "At least one succeeded",
+                 "NONE_FAILED": "None failed", "ALL_DONE": "All done", "AT_LEAST_ONE_FAILED": "At least one failed",
+                 "ALL_FAILED": "All failed"}
+COMMON_TASK_FIELDS = ("task_key", "description", "depends_on", "run_if", "timeout_seconds", "max_retries",
+                      "min_retry_interval_millis", "retry_on_timeout")
+# Per task type: form field -> key inside the task-type block (dotted where it is nested).
+TYPE_FIELDS = {
+    "notebook_task": {"notebook_path": "notebook_path", "notebook_base_parameters": "base_parameters"},
+    "spark_python_task": {"python_file": "python_file", "python_parameters": "parameters"},
+    "python_wheel_task": {"wheel_package_name": "package_name", "wheel_entry_point": "entry_point",
+                          "wheel_parameters": "parameters", "wheel_named_parameters": "named_parameters"},
+    "sql_task": {"sql_warehouse_id": "warehouse_id", "sql_file_path": "file.path",
+                 "sql_query_text": "query.query_text", "sql_parameters": "parameters"},
+    "shell_command_task": {"shell_command": "command", "shell_parameters": "parameters"},
+    "condition_task": {"condition_left": "left", "condition_op": "op", "condition_right": "right"},
+    "run_job_task": {"run_job_id": "job_id", "run_job_parameters": "job_parameters"},
+    "for_each_task": {"for_each_inputs": "inputs", "for_each_concurrency": "concurrency", "for_each_task": "task"},
+}
+SQL_KIND_FIELDS = {"file": "sql_file_path", "query": "sql_query_text"}
+# An empty operand is a real value: `{{tasks.a.values.x}} == ""` is a fair condition.
+BLANK_IS_A_VALUE = {"condition_left", "condition_right"}
+
+_TASK_HEADER = """<div class="card-header d-flex align-items-center gap-2">
+  <span class="task-number fw-semibold">Task</span><code class="task-title">{{ form.task_key.value|default:"" }}</code>
+  <div class="ms-auto btn-group btn-group-sm" role="group" aria-label="Task order">
+    <button type="button" class="btn btn-outline-secondary" data-task-action="up">Move up</button>
+    <button type="button" class="btn btn-outline-secondary" data-task-action="down">Move down</button>
+    <button type="button" class="btn btn-outline-danger" data-task-action="remove">Remove</button>
+  </div></div>"""
+
+
+def _code(rows=3):
+    return forms.Textarea(attrs={"rows": rows, "class": "font-monospace", "spellcheck": "false"})
+
+
+class TaskForm(forms.Form):
+    use_required_attribute = False
+
+    # The task as it was loaded: what the form does not model is kept from here.
+    original = JsonObjectField(required=False, widget=forms.HiddenInput)
+    task_key = forms.CharField(required=False, label="Task name",
+                               help_text="Letters, digits, _ and -; unique in the job.")
+    task_type = forms.ChoiceField(choices=list(TASK_TYPE_LABELS.items()),
+                                  required=False, label="Type", initial="notebook_task")
+    notebook_path = forms.CharField(required=False, label="Notebook path")
+    notebook_base_parameters = PairsField(required=False, label="Parameters",
+                                          help_text="One name=value per line; the notebook reads them as widgets.")
+    python_file = forms.CharField(required=False, label="Python file",
+                                  help_text="An absolute path, or relative to the workspace root.")
+    python_parameters = LinesField(required=False, label="Parameters", help_text="One argument per line.")
+    wheel_package_name = forms.CharField(required=False, label="Package name")
+    wheel_entry_point = forms.CharField(required=False, label="Entry point")
+    wheel_parameters = LinesField(required=False, label="Parameters", help_text="One argument per line.")
+    wheel_named_parameters = PairsField(required=False, label="Named parameters", help_text="One name=value per line.")
+    sql_warehouse_id = forms.CharField(required=False, label="SQL warehouse",
+                                       widget=forms.TextInput(attrs={"list": "warehouses"}))
+    sql_kind = forms.ChoiceField(choices=[("query", "Query text"), ("file", "SQL file")], required=False,
+                                 label="SQL from", initial="query")
+    sql_file_path = forms.CharField(required=False, label="SQL file path")
+    sql_query_text = forms.CharField(required=False, label="Query", widget=_code(4))
+    sql_parameters = PairsField(required=False, label="Parameters",
+                                help_text="One name=value per line; the SQL reads :name.")
+    shell_command = forms.CharField(required=False, label="Command", widget=_code(3))
+    shell_parameters = LinesField(required=False, label="Parameters",
+                                  help_text="One per line; the command sees $1, $2, ...")
+    condition_left = forms.CharField(required=False, label="Left operand", strip=False)
+    condition_op = forms.ChoiceField(choices=[(op, op.replace("_", " ").lower()) for op in CONDITION_OPS],
+                                     required=False, label="Operator")
+    condition_right = forms.CharField(required=False, label="Right operand", strip=False)
+    run_job_id = forms.IntegerField(required=False, label="Job id",
+                                    widget=forms.NumberInput(attrs={"list": "job-ids"}))
+    run_job_parameters = PairsField(required=False, label="Job parameters", help_text="One name=value per line.")
+    for_each_inputs = forms.CharField(
+        required=False, label="Inputs",
+        help_text='A JSON array, e.g. <code>["a", "b"]</code>, or a <code>{{...}}</code> reference.')
+    for_each_concurrency = forms.IntegerField(required=False, label="Concurrency",
+                                              help_text="Iterations at once, 1 to 100.")
+    for_each_task = JsonObjectField(required=False, label="Task to run for each input (JSON)",
+                                    help_text='A task object, e.g. <code>{"task_key": "one", "shell_command_task": '
+                                              '{"command": "echo {{input}}"}}</code>.')
+    depends_on = DependsOnField(required=False, label="Depends on",
+                                help_text="Task names separated by commas. After an if/else task add the branch: "
+                                          "<code>check:true</code>.")
+    run_if = forms.ChoiceField(choices=[(r, RUN_IF_LABELS[r]) for r in RUN_IF], required=False,
+                               label="Run if dependencies", initial="ALL_SUCCESS")
+    max_retries = forms.IntegerField(required=False, initial=0, label="Retries", help_text="-1 retries without limit.")
+    min_retry_interval_millis = forms.IntegerField(required=False, initial=0, label="Milliseconds between retries")
+    timeout_seconds = forms.IntegerField(required=False, initial=0, label="Timeout (seconds)",
+                                         help_text="0 means no timeout.")
+    retry_on_timeout = forms.BooleanField(required=False, label="Retry when the task times out")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 1}))
+
+    helper = _helper(Layout(Div(
+        HTML(_TASK_HEADER),
+        Div("original",
+            _row("task_key", "task_type"),
+            _when("task_type", "notebook_task", "notebook_path", "notebook_base_parameters"),
+            _when("task_type", "spark_python_task", "python_file", "python_parameters"),
+            _when("task_type", "python_wheel_task", _row("wheel_package_name", "wheel_entry_point"),
+                  _row("wheel_parameters", "wheel_named_parameters")),
+            _when("task_type", "sql_task", _row("sql_warehouse_id", "sql_kind"),
+                  _when("sql_kind", "query", "sql_query_text"), _when("sql_kind", "file", "sql_file_path"),
+                  "sql_parameters"),
+            _when("task_type", "shell_command_task", "shell_command", "shell_parameters"),
+            _when("task_type", "condition_task", _row("condition_left", "condition_op", "condition_right",
+                                                      widths=[5, 2, 5])),
+            _when("task_type", "run_job_task", _row("run_job_id", "run_job_parameters", widths=[4, 8])),
+            _when("task_type", "for_each_task",
+                  _row("for_each_inputs", "for_each_concurrency", widths=[8, 4]), "for_each_task"),
+            _row("depends_on", "run_if", widths=[8, 4]),
+            _row("max_retries", "min_retry_interval_millis", "timeout_seconds"),
+            "retry_on_timeout", "description",
+            css_class="card-body"),
+        css_class="card task-card shadow-sm mb-3")))
+
+    def type_fields_in_use(self):
+        data = self.cleaned_data
+        fields = dict(TYPE_FIELDS.get(data.get("task_type"), {}))
+        if data.get("task_type") == "sql_task":
+            fields.pop(SQL_KIND_FIELDS["query" if data.get("sql_kind") == "file" else "file"])
+        return fields
+
+    def clean(self):
+        # Fields of the other task types are hidden: their contents cannot block a save.
+        in_use = self.type_fields_in_use()
+        for fields in TYPE_FIELDS.values():
+            for name in set(fields) - set(in_use):
+                self._errors.pop(name, None)
+        return self.cleaned_data
+
+    def task(self):
+        """This task of JobSettings, over the task it was loaded from."""
+        data = self.cleaned_data
+        task = copy.deepcopy(data.get("original") or {})
+        for name in COMMON_TASK_FIELDS:
+            _put(task, name, data.get(name), TASK_DEFAULTS.get(name, _ABSENT))
+        kind = data.get("task_type")
+        for other in TASK_TYPES:
+            if other != kind:
+                task.pop(other, None)
+        if kind:
+            block = task[kind] if isinstance(task.get(kind), dict) else {}
+            if kind == "sql_task":
+                for other in {"file", "query", "alert", "dashboard"} - {data.get("sql_kind") or "query"}:
+                    block.pop(other, None)
+            for name, key in self.type_fields_in_use().items():
+                _put_path(block, key, data.get(name), keep_blank=name in BLANK_IS_A_VALUE)
+            task[kind] = block
+        return task
+
+
+def task_initial(task):
+    kind = task_type_of(task) or ""
+    block = task.get(kind) or {}
+    initial = {"original": task, "task_type": kind,
+               **{name: task.get(name, TASK_DEFAULTS.get(name, "")) for name in COMMON_TASK_FIELDS}}
+    initial["depends_on"] = task.get("depends_on") or []
+    for name, key in TYPE_FIELDS.get(kind, {}).items():
+        initial[name] = _get_path(block, key)
+    if kind == "sql_task":
+        initial["sql_kind"] = "file" if "file" in block else "query"
+    return {name: value for name, value in initial.items() if value is not None}
+
+
+class BaseTaskFormSet(forms.BaseFormSet):
+    def _construct_form(self, i, **kwargs):
+        # Every task card is a task: a blank one is reported by the validator, not skipped.
+        return super()._construct_form(i, empty_permitted=False, **kwargs)
+
+
+# One form over the limit is read, so the validator is the one to say there are too many tasks.
+TaskFormSet = forms.formset_factory(TaskForm, formset=BaseTaskFormSet, extra=0,
+                                    max_num=MAX_TASKS, absolute_max=MAX_TASKS + 1)
+
+
+# --- settings <- form values ------------------------------------------------------------
+
+_ABSENT = object()
+
+
+def _is_blank(value):
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _put(target, key, value, default=_ABSENT, keep_blank=False):
+    """Write a form value into settings so that an unchanged form changes nothing: a blank value
+    removes the key (unless it was blank already), a default is not added where it was absent."""
+    if _is_blank(value) and not keep_blank:
+        if not (key in target and _is_blank(target[key])):
+            target.pop(key, None)
+    elif not (value == default and key not in target):
+        target[key] = value
+
+
+def _dict_at(parent, key):
+    """parent[key] as a dict to write into, made empty if it is not one."""
+    if not isinstance(parent.get(key), dict):
+        parent[key] = {}
+    return parent[key]
+
+
+def _put_path(block, dotted, value, keep_blank=False):
+    *parents, key = dotted.split(".")
+    for parent in parents:
+        block = _dict_at(block, parent)
+    _put(block, key, value, keep_blank=keep_blank)
+
+
+def _get_path(block, dotted):
+    for key in dotted.split("."):
+        block = block.get(key) if isinstance(block, dict) else None
+    return block
+
+
+def _put_trigger(settings, data):
+    kind = data.get("trigger_kind")
+    block_name = TRIGGER_BLOCK.get(kind)
+    for name in set(TRIGGER_BLOCK.values()) - {block_name}:
+        settings.pop(name, None)
+    if block_name is None:
+        return
+    block = target = _dict_at(settings, block_name)
+    if block_name == "trigger":
+        name = "table" if kind == "table_update" and "table" in block else kind  # the deprecated spelling stays
+        for other in set(SUPPORTED_TRIGGERS + UNSUPPORTED_TRIGGERS) - {name}:
+            block.pop(other, None)
+        target = _dict_at(block, name)
+    for field, key in TRIGGER_FIELDS[kind].items():
+        _put(target, key, data.get(field), default="ANY_UPDATED" if key == "condition" else _ABSENT)
+    block["pause_status"] = "PAUSED" if data.get("paused") else "UNPAUSED"
+
+
+def job_settings(job_form, task_forms, current):
+    """JobSettings from valid forms, over `current` (the settings being edited)."""
+    settings = copy.deepcopy(current)
+    data = job_form.cleaned_data
+    for name in ("name", "description", "tags", "parameters", "max_concurrent_runs", "timeout_seconds"):
+        _put(settings, name, data.get(name))
+    queue = settings["queue"] if isinstance(settings.get("queue"), dict) else {}
+    settings["queue"] = {**queue, "enabled": bool(data.get("queue_enabled"))}
+    _put_trigger(settings, data)
+    _put(settings, "tasks", [form.task() for form in task_forms])
+    return settings
+
+
+# --- problems -> fields -----------------------------------------------------------------
+
+
+def _trigger_paths(kind):
+    if kind in ("schedule", "continuous"):
+        return [kind]
+    return [f"trigger.{kind}", "trigger.table"] if kind == "table_update" else [f"trigger.{kind}"]
+
+
+# Settings paths -> job form fields; a path not listed goes to its nearest listed parent.
+JOB_FIELD_AT = {
+    **{name: name for name in ("name", "description", "tags", "parameters", "max_concurrent_runs", "timeout_seconds")},
+    "queue": "queue_enabled", "schedule": "trigger_kind", "trigger": "trigger_kind", "continuous": "trigger_kind",
+    **{f"{block}.pause_status": "paused" for block in ("schedule", "trigger", "continuous")},
+    **{f"{path}.{key}": field for kind, fields in TRIGGER_FIELDS.items() for path in _trigger_paths(kind)
+       for field, key in fields.items()},
+}
+# Paths inside one task, relative to tasks[i].
+TASK_FIELD_AT = {
+    "": "task_type", **{name: name for name in COMMON_TASK_FIELDS},
+    **{kind: "task_type" for kind in TASK_TYPES},
+    **{f"{kind}.{key}": name for kind, fields in TYPE_FIELDS.items() for name, key in fields.items()},
+    "sql_task": "sql_kind", "sql_task.file": "sql_file_path", "sql_task.query": "sql_query_text",
+}
+TASK_PATH = re.compile(r"tasks\[(\d+)\](?:\.(.*))?")
+CYCLE = "dependency cycle "  # the validator reports a cycle on `tasks` as "dependency cycle a -> b -> a"
+
+
+def field_at(path, table):
+    """(form field, its own path) for the longest leading part of `path` that `table` knows."""
+    probe = path
+    while probe not in table:
+        cut = max(probe.rfind("."), probe.rfind("["))
+        if cut < 0:
+            return None, None
+        probe = probe[:cut]
+    return table[probe], probe
+
+
+def _message(problem_path, field_path, message):
+    # A field that stands for more than one setting says which one the message is about.
+    return message if problem_path == field_path else f"{problem_path}: {message}"
+
+
+def place_problems(problems, job_form, task_forms):
+    """Add each validator problem to the form field it concerns; returns the ones that have none."""
+    keys = [form.cleaned_data.get("task_key") for form in task_forms]
+    unplaced = []
+    for problem in problems:
+        match = TASK_PATH.fullmatch(problem.path)
+        if match and int(match[1]) < len(task_forms):
+            rest = match[2] or ""
+            name, own_path = field_at(rest, TASK_FIELD_AT)
+            if name is not None:
+                task_forms[int(match[1])].add_error(name, _message(rest, own_path, problem.message))
+                continue
+        elif problem.path == "tasks" and problem.message.startswith(CYCLE):
+            on_cycle = set(problem.message[len(CYCLE):].split(" -> "))
+            forms_on_cycle = [form for form, key in zip(task_forms, keys) if key in on_cycle]
+            for form in forms_on_cycle:
+                form.add_error("depends_on", problem.message)
+            if forms_on_cycle:
+                continue
+        elif not match:
+            name, own_path = field_at(problem.path, JOB_FIELD_AT)
+            if name is not None:
+                job_form.add_error(name, _message(problem.path, own_path, problem.message))
+                continue
+        unplaced.append(problem)
+    return unplaced
+
+
+class JobEditor:
+    """The job form and its task forms, loaded from JobSettings and saved as JobSettings."""
+
+    def __init__(self, current, data=None):
+        self.current = current
+        tasks = current.get("tasks") if isinstance(current.get("tasks"), list) else []
+        # A new job starts with one blank task; a job saved without tasks shows none.
+        initial = [task_initial(task) for task in tasks] if current else [{}]
+        self.job_form = JobForm(data, initial=job_initial(current))
+        self.tasks = TaskFormSet(data, initial=None if data is not None else initial, prefix="tasks")
+
+    def is_valid(self):
+        valid = self.job_form.is_valid() & self.tasks.is_valid()  # both, so every error shows at once
+        if not valid:
+            self._summarize(unplaced=[])
+        return valid
+
+    def settings(self):
+        return job_settings(self.job_form, self.tasks.forms, self.current)
+
+    def show_problems(self, problems):
+        self._summarize(place_problems(problems, self.job_form, self.tasks.forms))
+
+    def _summarize(self, unplaced):
+        marked = sum(len(errors) for form in (self.job_form, *self.tasks.forms)
+                     for name, errors in form.errors.items() if name != NON_FIELD_ERRORS)
+        if marked:
+            self.job_form.add_error(None, f"{marked} problem{pluralize(marked)} marked below, next to the field.")
+        for message in self.tasks.non_form_errors():
+            self.job_form.add_error(None, message)
+        for problem in unplaced:
+            self.job_form.add_error(None, f"{problem.path}: {problem.message}")
+
+
+# --- JSON and YAML ----------------------------------------------------------------------
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (commands, SQL) in block style, so they read as written."""
+
+
+_Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML in which 2026-01-01 stays a string: JobSettings hold no dates."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def settings_as_text(settings, fmt="yaml"):
+    if fmt == "json":
+        return json.dumps(settings, indent=2, ensure_ascii=False) + "\n"
+    return yaml.dump(settings, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=4096)
+
+
+def settings_from_text(text, fmt="yaml"):
+    """The settings `text` holds, as JSON values; raises ValidationError naming the line at fault."""
+    try:
+        value = json.loads(text) if fmt == "json" else yaml.load(text, Loader=_Loader)
+        return json.loads(json.dumps(value))  # JSON values only, as the API would receive them
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"Not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValidationError(f"Not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"Holds a value JSON cannot: {exc}") from None
+
+
+class SourceForm(forms.Form):
+    """The whole JobSettings as YAML or JSON text."""
+
+    use_required_attribute = False
+    FORMATS = (("yaml", "YAML"), ("json", "JSON"))
+
+    format = forms.ChoiceField(choices=FORMATS, required=False, initial="yaml", widget=forms.HiddenInput)
+    source = forms.CharField(required=False, strip=False, label="Job settings",
+                             widget=forms.Textarea(attrs={"rows": 30, "class": "font-monospace source-editor",
+                                                          "spellcheck": "false"}))
+
+    helper = _helper(Layout("format", "source"))
+    helper.form_show_errors = False  # source.html lists them above the text, where they are seen
+
+    def clean(self):
+        if "source" in self.cleaned_data:
+            try:
+                self.cleaned_data["settings"] = settings_from_text(
+                    self.cleaned_data["source"], self.cleaned_data.get("format") or "yaml")
+            except ValidationError as error:
+                self.add_error("source", error)
+        return self.cleaned_data
+
+    def show_problems(self, problems):
+        for problem in problems:
+            self.add_error("source", f"{problem.path}: {problem.message}")
