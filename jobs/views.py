@@ -80,7 +80,8 @@ def job_list(request):
     states = {s.job_id: s for s in TriggerState.objects.filter(job_id__in=[job.id for job in page])}
     rows = []
     for job in page:
-        recent = Run.objects.filter(job=job).order_by("-id")[:CHIPS_PER_JOB]  # index run_job_newest
+        recent = Run.objects.filter(job=job).order_by("-id").only(  # index run_job_newest
+            "id", "job_id", "life_cycle_state", "result_state", "created_at")[:CHIPS_PER_JOB]
         rows.append({"job": job, "tags": job.settings.get("tags") or {}, "chips": [run_chip(r) for r in recent][::-1],
                      "trigger": trigger_summary(states.get(job.id)), "tasks": len(job.settings.get("tasks") or [])})
     return render(request, "jobs/list.html", {"nav": "jobs", "rows": rows, "page": page, "query": query})

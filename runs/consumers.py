@@ -14,6 +14,8 @@ from django.conf import settings
 from runs.live import latest_event_id, run_group, run_snapshot
 from runs.models import Run
 
+BIG_RUN_TASKS = 200
+
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
@@ -41,14 +43,17 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         self.nudged.set()
 
     async def watch(self):
-        sent_event, finished = -1, False
+        sent_event, finished, big = -1, False, False
         while True:
             event_id = await database_sync_to_async(latest_event_id)(self.run_id)
             if event_id != sent_event:
                 snapshot = await database_sync_to_async(self.snapshot)()
                 await self.send_json(snapshot)
                 sent_event, finished = snapshot["event_id"], snapshot["finished"]
-            poll = 1.0 if finished else settings.LAKEFLOW_LIVE_POLL_SECONDS
+                big = len(snapshot["nodes"]) > BIG_RUN_TASKS
+            # A finished run can only wake up by a repair; a big run's snapshot costs a
+            # thousand rows, so it goes out at most once a second.
+            poll = 1.0 if finished or big else settings.LAKEFLOW_LIVE_POLL_SECONDS
             try:
                 await asyncio.wait_for(self.nudged.wait(), timeout=poll)
             except asyncio.TimeoutError:

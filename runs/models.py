@@ -101,6 +101,8 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["job", "-id"], name="run_job_newest"),
             models.Index(fields=["job", "life_cycle_state"], name="run_job_state"),
+            # The root cause's "last successful run" of a job that has failed for a long time.
+            models.Index(fields=["job", "result_state", "-id"], name="run_job_result_newest"),
             models.Index(fields=["life_cycle_state", "timeout_at"], name="run_state_deadline"),
         ]
 

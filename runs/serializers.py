@@ -74,7 +74,8 @@ def user_name(user):
 
 
 def run_page_url(base_url, job_id, run_id):
-    return f"{base_url}/#job/{job_id}/run/{run_id}"
+    """The dashboard's run page (a task run id opens its run with that attempt selected)."""
+    return f"{base_url}/jobs/{job_id}/runs/{run_id}/"
 
 
 # --- task runs -----------------------------------------------------------------------------

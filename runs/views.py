@@ -103,6 +103,11 @@ def explain_failure(run):
 
 @login_required
 def run_detail(request, job_id, run_id):
+    if not Run.objects.filter(id=run_id).exists():
+        # The API's run_page_url of a task run: open its run with that attempt selected.
+        attempt = TaskRun.objects.select_related("run").filter(id=run_id, run__job_id=job_id).first()
+        if attempt is not None:
+            return redirect(run_url(attempt.run, task=attempt.id))
     run = find_run_or_404(run_id, job_id)
     snapshot = run_snapshot(run)
     selected = None

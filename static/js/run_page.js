@@ -110,8 +110,20 @@
     }
   }
 
+  // Big graphs redraw at most once a second, with the newest snapshot.
+  let pendingSnapshot = null, drawTimer = null, lastDraw = 0;
   function apply(snapshot) {
     if (snapshot.event_id === lastEvent) return;
+    pendingSnapshot = snapshot;
+    const wait = snapshot.nodes.length > 200 ? Math.max(0, 1000 - (Date.now() - lastDraw)) : 0;
+    if (wait === 0) { clearTimeout(drawTimer); drawTimer = null; render(); }
+    else if (drawTimer === null) drawTimer = setTimeout(() => { drawTimer = null; render(); }, wait);
+  }
+
+  function render() {
+    const snapshot = pendingSnapshot;
+    if (!snapshot || snapshot.event_id === lastEvent) return;
+    lastDraw = Date.now();
     lastEvent = snapshot.event_id;
     drawGraph(snapshot);
     drawGantt(snapshot);

@@ -39,7 +39,7 @@ def test_a_finished_run_shows_its_tasks_times_and_states(api, committed):
     assert run["status"]["state"] == "TERMINATED"
     assert run["status"]["termination_details"]["code"] == "RUN_EXECUTION_ERROR"
     assert run["status"]["termination_details"]["type"] == "CLIENT_ERROR"
-    assert run["run_page_url"].endswith(f"/#job/{job_id}/run/{run_id}")
+    assert run["run_page_url"].endswith(f"/jobs/{job_id}/runs/{run_id}/")
     tasks = tasks_by_key(run)
     assert [t["task_key"] for t in run["tasks"]] == ["a", "b", "c"]
     assert tasks["a"]["state"]["result_state"] == "SUCCESS"

@@ -184,3 +184,12 @@ def test_state_changes_need_the_csrf_token(user):
     job = make_job(user)
     assert csrf_client.post(f"/jobs/{job.id}/run-now/").status_code == 403
     assert not Run.objects.exists()
+
+
+def test_the_api_run_page_url_of_a_task_run_opens_its_run_with_the_attempt(browser, user, held_broker):
+    job = make_job(user)
+    run, _ = create_run(job, creator=user)
+    attempt = TaskRun.objects.get(run=run)
+    response = browser.get(f"/jobs/{job.id}/runs/{attempt.id}/")
+    assert response.status_code == 302 and response["Location"] == f"/jobs/{job.id}/runs/{run.id}/?task={attempt.id}"
+    assert browser.get(f"/runs/{attempt.id}/")["Location"] == f"/jobs/{job.id}/runs/{run.id}/?task={attempt.id}"

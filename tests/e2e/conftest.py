@@ -267,6 +267,11 @@ def start_scaleout(tmp_path_factory, name, nodes):
     web = ("web", [PYTHON, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port), "lakeflow_site.asgi:application"])
     nodes = [(f"qcluster-{i}", QCLUSTER) for i in range(1, nodes + 1)]
     server = Server(f"web + {len(nodes)} qcluster (Postgres + Redis)", env, [web, *nodes], home / "workspace")
+    # `serve` makes the admin login itself; the scale-out mode has createsuperuser for that.
+    made = subprocess.run([PYTHON, "manage.py", "createsuperuser", "--noinput", "--username", "admin",
+                           "--email", "admin@example.com"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**env, "DJANGO_SUPERUSER_PASSWORD": env["LAKEFLOW_ADMIN_PASSWORD"]})
+    assert made.returncode == 0, made.stderr
     server.database_url = env["DATABASE_URL"]
     return server, database
 

@@ -166,3 +166,25 @@ def test_screenshots_are_kept(page, sqlite_server):
     expect(page.locator("h1")).to_have_text("Job runs")
     shot(page, "08-runs-list")
     assert Path(SHOTS / "08-runs-list.png").stat().st_size > 10_000
+
+
+def test_a_thousand_task_run_page_follows_the_run_and_cancels_it(page, sqlite_server):
+    server = sqlite_server
+    w = server.client()
+    # A tree: t0, then 10 tasks under it, 100 under those, 889 under those.
+    tasks = [{"task_key": f"t{i}", "shell_command_task": {"command": "true"},
+              **({"depends_on": [{"task_key": f"t{(i - 1) // 10}"}]} if i else {})} for i in range(1000)]
+    job_id = w.api_client.do("POST", "/api/2.2/jobs/create", body={"name": "thousand in a browser", "tasks": tasks})["job_id"]
+    run_id = w.jobs.run_now(job_id=job_id).run_id
+    sign_in(page, server)
+    page.goto(f"{server.url}/jobs/{job_id}/runs/{run_id}/")
+    page.evaluate("window.__sameDocument = true")
+    expect(page.locator("#run-graph g.node")).to_have_count(1000)
+    # Live on a big graph: tasks of the third level turn green without a reload.
+    expect(page.locator("#run-graph g.node[data-task-key='t11'][data-state='success']")).to_have_count(1, timeout=LIVE)
+    shot(page, "09-thousand-task-run")
+    page.click("#cancel-run")
+    expect(page.locator("#run-state")).to_have_text("Canceled", timeout=LIVE)
+    assert w.jobs.get_run(run_id).state.result_state.value == "CANCELED"
+    done = page.locator("#run-graph g.node[data-state='success']").count()
+    assert 0 < done < 1000

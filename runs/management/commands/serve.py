@@ -48,7 +48,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        self.stdout.write(f"Lakeflow Jobs is up: http://{host}:{port}/admin/  (Ctrl-C stops it)")
+        self.stdout.write(f"Lakeflow Jobs is up: http://{host}:{port}/  (sign in as admin; Ctrl-C stops it)")
         self.stdout.flush()
         exit_code = 0
         while not stopping:
