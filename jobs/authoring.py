@@ -12,28 +12,22 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from jobs.checks import check_settings_against_server
-from jobs.forms import JobEditor, SourceForm, settings_as_text
+from jobs.forms import JobEditor, SourceForm
+from jobs.settings_text import settings_as_text
 from jobs.models import Job
 from jobs.spec.settings import SettingsInvalid, validate_job_settings
+from jobs.views import find_job_or_404, live_jobs
 
 VERSIONS_PER_PAGE = 50
 RUN_JOB_SUGGESTIONS = 500  # jobs offered in a run_job_task's job id field
 FULL_DIFF_CONTEXT = 1_000_000
 STARTER_SETTINGS = {"name": "New job", "tasks": [{"task_key": "hello", "shell_command_task": {"command": "echo hello"}}]}
 DIFF_LINE_KINDS = {"+": "add", "-": "del", "@": "hunk"}
-
-
-def live_jobs():
-    return Job.objects.filter(kind=Job.Kind.JOB, deleted_at__isnull=True)
-
-
-def job_or_404(job_id):
-    return get_object_or_404(live_jobs().select_related("current_version"), id=job_id)
 
 
 def new_job_for(user):
@@ -77,7 +71,7 @@ def new_job(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def edit_job(request, job_id):
-    return edit_with_form(request, job_or_404(job_id))
+    return edit_with_form(request, find_job_or_404(job_id))
 
 
 def edit_with_form(request, job):
@@ -110,7 +104,7 @@ def new_job_source(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def edit_job_source(request, job_id):
-    return edit_source(request, job_or_404(job_id))
+    return edit_source(request, find_job_or_404(job_id))
 
 
 def edit_source(request, job):
@@ -152,7 +146,7 @@ def version_settings(job, number):
 @login_required
 @require_GET
 def job_versions(request, job_id):
-    job = job_or_404(job_id)
+    job = find_job_or_404(job_id)
     versions = job.versions.select_related("created_by").defer("settings").order_by("-number")
     page = Paginator(versions, VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
     latest = job.current_version.number if job.current_version_id else 0

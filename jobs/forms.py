@@ -8,9 +8,7 @@ loading a job and saving it unchanged gives back the same settings.
 
 import copy
 import json
-import re
 
-import yaml
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Layout
 from django import forms
@@ -19,6 +17,7 @@ from django.template.defaultfilters import pluralize
 
 from jobs.spec.settings import CONDITION_OPS, MAX_TASKS, RUN_IF, TASK_DEFAULTS, TASK_TYPES, task_type_of
 from jobs.spec.triggers import PERIODIC_UNITS, SUPPORTED_TRIGGERS, TIMERS, UNSUPPORTED_TRIGGERS
+from jobs.settings_text import settings_from_text
 from jobs.triggers import trigger_block
 
 # --- text fields for lists and maps -----------------------------------------------------
@@ -516,78 +515,6 @@ def job_settings(job_form, task_forms, current):
     return settings
 
 
-# --- problems -> fields -----------------------------------------------------------------
-
-
-def _trigger_paths(kind):
-    if kind in ("schedule", "continuous"):
-        return [kind]
-    return [f"trigger.{kind}", "trigger.table"] if kind == "table_update" else [f"trigger.{kind}"]
-
-
-# Settings paths -> job form fields; a path not listed goes to its nearest listed parent.
-JOB_FIELD_AT = {
-    **{name: name for name in ("name", "description", "tags", "parameters", "max_concurrent_runs", "timeout_seconds")},
-    "queue": "queue_enabled", "schedule": "trigger_kind", "trigger": "trigger_kind", "continuous": "trigger_kind",
-    **{f"{block}.pause_status": "paused" for block in ("schedule", "trigger", "continuous")},
-    **{f"{path}.{key}": field for kind, fields in TRIGGER_FIELDS.items() for path in _trigger_paths(kind)
-       for field, key in fields.items()},
-}
-# Paths inside one task, relative to tasks[i].
-TASK_FIELD_AT = {
-    "": "task_type", **{name: name for name in COMMON_TASK_FIELDS},
-    **{kind: "task_type" for kind in TASK_TYPES},
-    **{f"{kind}.{key}": name for kind, fields in TYPE_FIELDS.items() for name, key in fields.items()},
-    "sql_task": "sql_kind", "sql_task.file": "sql_file_path", "sql_task.query": "sql_query_text",
-}
-TASK_PATH = re.compile(r"tasks\[(\d+)\](?:\.(.*))?")
-CYCLE = "dependency cycle "  # the validator reports a cycle on `tasks` as "dependency cycle a -> b -> a"
-
-
-def field_at(path, table):
-    """(form field, its own path) for the longest leading part of `path` that `table` knows."""
-    probe = path
-    while probe not in table:
-        cut = max(probe.rfind("."), probe.rfind("["))
-        if cut < 0:
-            return None, None
-        probe = probe[:cut]
-    return table[probe], probe
-
-
-def _message(problem_path, field_path, message):
-    # A field that stands for more than one setting says which one the message is about.
-    return message if problem_path == field_path else f"{problem_path}: {message}"
-
-
-def place_problems(problems, job_form, task_forms):
-    """Add each validator problem to the form field it concerns; returns the ones that have none."""
-    keys = [form.cleaned_data.get("task_key") for form in task_forms]
-    unplaced = []
-    for problem in problems:
-        match = TASK_PATH.fullmatch(problem.path)
-        if match and int(match[1]) < len(task_forms):
-            rest = match[2] or ""
-            name, own_path = field_at(rest, TASK_FIELD_AT)
-            if name is not None:
-                task_forms[int(match[1])].add_error(name, _message(rest, own_path, problem.message))
-                continue
-        elif problem.path == "tasks" and problem.message.startswith(CYCLE):
-            on_cycle = set(problem.message[len(CYCLE):].split(" -> "))
-            forms_on_cycle = [form for form, key in zip(task_forms, keys) if key in on_cycle]
-            for form in forms_on_cycle:
-                form.add_error("depends_on", problem.message)
-            if forms_on_cycle:
-                continue
-        elif not match:
-            name, own_path = field_at(problem.path, JOB_FIELD_AT)
-            if name is not None:
-                job_form.add_error(name, _message(problem.path, own_path, problem.message))
-                continue
-        unplaced.append(problem)
-    return unplaced
-
-
 class JobEditor:
     """The job form and its task forms, loaded from JobSettings and saved as JobSettings."""
 
@@ -609,6 +536,8 @@ class JobEditor:
         return job_settings(self.job_form, self.tasks.forms, self.current)
 
     def show_problems(self, problems):
+        from jobs.form_problems import place_problems  # it reads this module's field tables
+
         self._summarize(place_problems(problems, self.job_form, self.tasks.forms))
 
     def _summarize(self, unplaced):
@@ -620,47 +549,6 @@ class JobEditor:
             self.job_form.add_error(None, message)
         for problem in unplaced:
             self.job_form.add_error(None, f"{problem.path}: {problem.message}")
-
-
-# --- JSON and YAML ----------------------------------------------------------------------
-
-
-class _Dumper(yaml.SafeDumper):
-    """Multi-line strings (commands, SQL) in block style, so they read as written."""
-
-
-_Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
-    "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML in which 2026-01-01 stays a string: JobSettings hold no dates."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
-
-def settings_as_text(settings, fmt="yaml"):
-    if fmt == "json":
-        return json.dumps(settings, indent=2, ensure_ascii=False) + "\n"
-    return yaml.dump(settings, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=4096)
-
-
-def settings_from_text(text, fmt="yaml"):
-    """The settings `text` holds, as JSON values; raises ValidationError naming the line at fault."""
-    try:
-        value = json.loads(text) if fmt == "json" else yaml.load(text, Loader=_Loader)
-        return json.loads(json.dumps(value))  # JSON values only, as the API would receive them
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"Not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ValidationError(f"Not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"Holds a value JSON cannot: {exc}") from None
 
 
 class SourceForm(forms.Form):

@@ -66,7 +66,7 @@ def filter_jobs(jobs, query):
         if word.startswith("tag:") and TAG_FILTER.match(word[4:]) and "__" not in word:
             key, value = TAG_FILTER.match(word[4:]).groups()
             lookup = f"current_version__settings__tags__{key}"
-            jobs = jobs.filter(**({lookup: value} if value is not None else {f"current_version__settings__tags__has_key": key}))
+            jobs = jobs.filter(**({lookup: value} if value is not None else {"current_version__settings__tags__has_key": key}))
         else:
             jobs = jobs.filter(name__icontains=word)
     return jobs

@@ -22,6 +22,9 @@ ACTIVE = {L.PENDING: "pending", L.QUEUED: "pending", L.BLOCKED: "blocked", L.WAI
           L.RUNNING: "running", L.TERMINATING: "running"}
 
 
+LIVE_RUN_FIELDS = ["life_cycle_state", "result_state", "state_message", "started_at", "ended_at", "repair_count"]
+
+
 def state_class(life_cycle_state, result_state):
     """success / failed / canceled / skipped / excluded / upstream / running / pending / blocked / retrying."""
     if life_cycle_state in ACTIVE:
@@ -50,6 +53,11 @@ def latest_event_id(run_id):
     return RunEvent.objects.filter(run_id=run_id).order_by("-id").values_list("id", flat=True).first() or 0
 
 
+def latest_event(run_id):
+    """(id, at) of the run's newest event, or (0, None)."""
+    return RunEvent.objects.filter(run_id=run_id).order_by("-id").values_list("id", "at").first() or (0, None)
+
+
 def task_levels(tasks):
     """{task_key: (level, row)}: columns by dependency depth, rows in the job's task order."""
     deps = {task["task_key"]: [d["task_key"] for d in task.get("depends_on") or []] for task in tasks}
@@ -66,6 +74,10 @@ def run_snapshot(run, now=None):
     tasks = run.job_version.settings.get("tasks", [])
     if run.only_tasks is not None:
         tasks = [task for task in tasks if task["task_key"] in set(run.only_tasks)]
+    # The event first: a change that lands while the attempts are read is then newer than
+    # the snapshot's event_id, so the socket sends another snapshot.
+    event_id, event_at = latest_event(run.id)
+    run.refresh_from_db(fields=LIVE_RUN_FIELDS)
     attempts = list(TaskRun.objects.filter(run=run, for_each_key="").order_by("id"))
     latest, counts = {}, Counter()
     for attempt in attempts:
@@ -103,7 +115,9 @@ def run_snapshot(run, now=None):
         "repairs": run.repair_count,
         "nodes": nodes,
         "attempts": [attempt_bar(a, now) for a in attempts if a.started_at],
-        "event_id": latest_event_id(run.id),
+        "event_id": event_id,
+        # When that event happened: bench/live_update_latency.py measures event -> browser with it.
+        "event_at": event_at.isoformat() if event_at else None,
     }
 
 

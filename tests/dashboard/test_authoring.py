@@ -6,7 +6,8 @@ import pytest
 from bs4 import BeautifulSoup
 from django.urls import reverse
 
-from jobs.forms import TASK_TYPE_LABELS, JobForm, TaskForm, place_problems
+from jobs.form_problems import place_problems
+from jobs.forms import TASK_TYPE_LABELS, JobForm, TaskForm
 from jobs.models import Job, JobVersion
 from jobs.spec.settings import EXECUTABLE_TASK_TYPES, Problem, validate_job_settings
 from tests.dashboard.conftest import make_job
