@@ -156,6 +156,15 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The embedded default's django-q2 queue lives in a SQLite file of its own: SQLite has one write
+# lock per file, and broker traffic (enqueue, claim, acknowledge: three writes per task attempt)
+# would otherwise queue behind and ahead of every run-state write. Not with LAKEFLOW_Q_SYNC (the
+# unit tests' fast twin never touches the queue) nor with Postgres (Redis is the broker there).
+SEPARATE_BROKER_DB = not DATABASE_URL and not env_bool("LAKEFLOW_Q_SYNC", False)
+if SEPARATE_BROKER_DB:
+    DATABASES["broker"] = {**DATABASES["default"], "NAME": LAKEFLOW_HOME / "broker.sqlite3"}
+    DATABASE_ROUTERS = ["lakeflow_site.routers.BrokerRouter"]
+
 REDIS_URL = env_str("REDIS_URL")
 Q_CLUSTER = {
     "name": env_str("LAKEFLOW_CLUSTER_NAME", "lakeflow"),
@@ -176,7 +185,7 @@ Q_CLUSTER = {
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
-    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["orm"] = "broker" if SEPARATE_BROKER_DB else "default"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

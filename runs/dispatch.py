@@ -104,9 +104,15 @@ def lock_run(run_id):
     return Run.objects.select_related("job", "job_version").get(id=run_id)
 
 
+HEAVY_COLUMNS = ("resolved_values", "task_values", "sql_output", "error", "error_trace", "iteration_input",
+                 "notebook_result", "state_message")
+
+
 def current_attempts(run):
     """The latest attempt of every top-level task (for-each iterations are not tasks of the run)."""
-    return {attempt.task_key: attempt for attempt in run.task_runs.filter(is_current=True, for_each_key="")}
+    # The big columns stay in the database: every finished task reads all of its run's attempts.
+    attempts = run.task_runs.filter(is_current=True, for_each_key="").defer(*HEAVY_COLUMNS)
+    return {attempt.task_key: attempt for attempt in attempts}
 
 
 def status_of(attempt):

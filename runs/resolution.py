@@ -2,9 +2,12 @@
 job parameters pushed into key/value parameters, and its upstream tasks' values."""
 
 import copy
+import json
+import re
 
 from django.conf import settings
 
+from jobs.spec.dag import upstream_of
 from jobs.spec.refs import NOT_IN_FOR_EACH, ReferenceContext, resolve
 from jobs.spec.settings import task_type_of
 from runs.engine.parameters import parameter_values
@@ -23,10 +26,27 @@ TRIGGER_TYPE_REFERENCE = {"ONE_TIME": "onetime", "PERIODIC": "periodic", "RUN_JO
                           "CONTINUOUS_RESTART": "continuous", "RETRY": "retry"}
 
 
-def upstream_facts(run):
-    """tasks.<key>.* for references and dbutils: the current attempt of every task in the run."""
+REFERENCED_TASK = re.compile(r"\{\{\s*tasks\.(`[^`]*`|[^.\s}]+)")
+
+
+def fact_keys(run, attempt, task):
+    """The tasks an attempt can read: its upstream tasks (dbutils.jobs.taskValues.get) and those its
+    settings reference. Reading only these keeps a task's start O(its inputs), not O(the job)."""
+    deps = {t["task_key"]: [d["task_key"] for d in t.get("depends_on") or []]
+            for t in run.job_version.settings.get("tasks", [])}
+    own = attempt.for_each_key or attempt.task_key  # an iteration reads what its for-each task can
+    named = {key.strip("`") for key in REFERENCED_TASK.findall(json.dumps(task))}
+    return (upstream_of(deps, [own]) if own in deps else set()) | named
+
+
+def upstream_facts(run, keys=None):
+    """tasks.<key>.* for references and dbutils: the current attempt of each task (of `keys`, or all)."""
     facts = {}
-    for attempt in run.task_runs.filter(is_current=True, for_each_key=""):
+    attempts = run.task_runs.filter(is_current=True, for_each_key="").only(
+        "id", "task_key", "result_state", "termination_code", "attempt_number", "task_values", "sql_output")
+    if keys is not None:
+        attempts = attempts.filter(task_key__in=sorted(keys))
+    for attempt in attempts:
         facts[attempt.task_key] = {
             "run_id": attempt.id,
             "result_state": attempt.result_state or "",

@@ -13,7 +13,7 @@ import yaml
 from django.db.models import Q
 from django.db.models.functions import Left, Right
 
-from runs.dispatch import current_attempts, graph_for_run, status_of
+from runs.dispatch import graph_for_run, status_of
 from runs.engine.rootcause import (
     OWN_FAILURE_RESULTS,
     error_line,
@@ -58,7 +58,8 @@ def explain(run):
     """
     if not is_explained(run.life_cycle_state, run.result_state):
         return None
-    attempts = current_attempts(run)
+    # Whole rows: the origins' errors and messages are what this page is about.
+    attempts = {a.task_key: a for a in run.task_runs.filter(is_current=True, for_each_key="")}
     statuses = {key: status_of(attempt) for key, attempt in attempts.items()}
     earlier_run_ids = list(
         Run.objects.filter(job_id=run.job_id, id__lt=run.id).order_by("-id").values_list("id", flat=True)[

@@ -13,7 +13,7 @@ from runs.events import record
 from runs.executors.launch import LaunchError, prepare_attempt
 from runs.executors.supervisor import read_attempt_result, supervise
 from runs.models import TaskRun
-from runs.resolution import resolve_task, resolved_values, upstream_facts
+from runs.resolution import fact_keys, resolve_task, resolved_values, upstream_facts
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
@@ -68,11 +68,13 @@ def run_claimed_attempt(attempt):
     if task is None:
         return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION,
                     f"Task {attempt.task_key} is not in the job's settings any more")
-    facts = upstream_facts(run)
+    facts = upstream_facts(run, fact_keys(run, attempt, task))
     task, widgets = resolve_task(task, run, attempt, facts)
     directory = attempt_dir(attempt)
     log_path = directory / "output.log"
-    TaskRun.objects.filter(id=attempt.id).update(resolved_values=resolved_values(task), log_path=str(log_path))
+    # Written with the process id once it starts (one write, not two: on SQLite every write waits
+    # for the one write lock), or with the failure if it cannot start.
+    started_fields = dict(resolved_values=resolved_values(task), log_path=str(log_path))
     try:
         spec = prepare_attempt(
             task,
@@ -85,18 +87,21 @@ def run_claimed_attempt(attempt):
     except LaunchError as exc:
         directory.mkdir(parents=True, exist_ok=True)
         log_path.write_text(exc.message + "\n")
-        return fail(attempt, exc.code, exc.message)
+        return fail(attempt, exc.code, exc.message, **started_fields)
 
     timeout = task.get("timeout_seconds") or None
-    outcome = supervise(
-        spec,
-        log_path=log_path,
-        timeout_seconds=timeout,
-        should_cancel=lambda: still_running(attempt.id) is False,
-        heartbeat_every=settings.LAKEFLOW_HEARTBEAT_SECONDS,
-        on_heartbeat=lambda: beat(attempt.id),
-        on_start=lambda pid: TaskRun.objects.filter(id=attempt.id).update(process_id=pid),
-    )
+    try:
+        outcome = supervise(
+            spec,
+            log_path=log_path,
+            timeout_seconds=timeout,
+            should_cancel=lambda: still_running(attempt.id) is False,
+            heartbeat_every=settings.LAKEFLOW_HEARTBEAT_SECONDS,
+            on_heartbeat=lambda: beat(attempt.id),
+            on_start=lambda pid: TaskRun.objects.filter(id=attempt.id).update(process_id=pid, **started_fields),
+        )
+    except LaunchError as exc:  # the interpreter or command could not be started at all
+        return fail(attempt, exc.code, exc.message, **started_fields)
     result = read_attempt_result(spec, outcome)
     if result.written_tables:
         from runs.triggers import record_table_writes
@@ -143,9 +148,9 @@ def executed_notebook(spec):
     return path if path and os.path.exists(path) else ""
 
 
-def fail(attempt, code, message):
+def fail(attempt, code, message, **fields):
     finish_attempt(attempt.id, result_state=R.FAILED, termination_code=code,
-                   termination_type=TerminationType.CLIENT_ERROR, message=message, error=message)
+                   termination_type=TerminationType.CLIENT_ERROR, message=message, error=message, **fields)
     return "failed"
 
 

@@ -37,7 +37,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-demo", action="store_true", help="do not create the demo job")
 
     def handle(self, host, port, no_demo, **options):
-        call_command("migrate", interactive=False, verbosity=0)
+        for database in settings.DATABASES:  # the main database, and the embedded broker's
+            call_command("migrate", database=database, interactive=False, verbosity=0)
         self.stdout.write(f"Database ready: {settings.DATABASES['default']['NAME']}")
         self.ensure_login(no_demo)
         children = self.start_children(host, port)
