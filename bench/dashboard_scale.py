@@ -46,6 +46,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tests.e2e.conftest import postgres_admin_dsn  # noqa: E402
 
 JOBS = 50
 SMALL = 1_000
@@ -71,23 +72,10 @@ TRACE = 'Traceback (most recent call last):\n  File "clean.py", line 12, in <mod
 # --- database ----------------------------------------------------------------------------------
 
 
-def admin_dsn():
-    import psycopg
-
-    for user in ("postgres", "root"):
-        dsn = f"postgresql://{user}@127.0.0.1:5432/postgres"
-        try:
-            with psycopg.connect(dsn, connect_timeout=3):
-                return dsn, user
-        except psycopg.OperationalError:
-            continue
-    raise SystemExit("PostgreSQL on 127.0.0.1:5432 accepts neither user postgres nor root")
-
-
 def create_postgres_database():
     import psycopg
 
-    dsn, user = admin_dsn()
+    dsn, user = postgres_admin_dsn()
     name = f"lakeflow_bench_{secrets.token_hex(4)}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")

@@ -32,16 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 JOBS = 3
 
-
-def admin_dsn():
-    for user in ("postgres", "root"):
-        dsn = f"postgresql://{user}@127.0.0.1:5432/test"
-        try:
-            with psycopg.connect(dsn, connect_timeout=3):
-                return dsn, user
-        except psycopg.OperationalError:
-            continue
-    raise SystemExit("PostgreSQL on 127.0.0.1:5432 accepts neither user postgres nor root")
+sys.path.insert(0, str(ROOT))
+from tests.e2e.conftest import postgres_admin_dsn  # noqa: E402
 
 
 def percentile(values, fraction):
@@ -75,7 +67,7 @@ def main():
     parser.add_argument("--kill", action="store_true", help="SIGKILL the clock's node half-way")
     args = parser.parse_args()
 
-    dsn, user = admin_dsn()
+    dsn, user = postgres_admin_dsn()
     database = f"lakeflow_bench_{secrets.token_hex(4)}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')

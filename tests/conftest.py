@@ -9,3 +9,11 @@ def fresh_graph_cache():
     dispatch._graphs.clear()
     yield
     dispatch._graphs.clear()
+
+
+@pytest.fixture
+def held_broker(monkeypatch):
+    """Attempts handed to the broker are kept, not run: runs stay active until a test lets go."""
+    held = []
+    monkeypatch.setattr("runs.dispatch.enqueue_attempts", held.extend)
+    return held

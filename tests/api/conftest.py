@@ -74,20 +74,3 @@ def shell_task(key, command="echo hi", depends_on=(), **fields):
 def create_job(api, name="job", tasks=None, **settings):
     body = {"name": name, "tasks": tasks if tasks is not None else [shell_task("hello")], **settings}
     return api.post_ok("jobs/create", body)["job_id"]
-
-
-@pytest.fixture
-def held_broker(monkeypatch):
-    """Attempts handed to the broker are kept, not run: runs stay active until a test lets go."""
-    held = []
-    monkeypatch.setattr("runs.dispatch.enqueue_attempts", held.extend)
-    return held
-
-
-@pytest.fixture(autouse=True)
-def fresh_graph_cache(monkeypatch):
-    # runs.dispatch caches task graphs by JobVersion id; a rolled-back test database hands the
-    # same ids out again, so a cache that outlives a test would serve another test's graph.
-    monkeypatch.setattr("runs.dispatch._graphs", {})
-
-

@@ -25,16 +25,3 @@ def make_job(user, **settings):
     job = Job(kind=Job.Kind.JOB, creator=user)
     job.save_version(check_settings_against_server(validate_job_settings(body)), user)
     return job
-
-
-@pytest.fixture
-def held_broker(monkeypatch):
-    """Attempts handed to the broker are kept, not run: runs stay active until a test lets go."""
-    held = []
-    monkeypatch.setattr("runs.dispatch.enqueue_attempts", held.extend)
-    return held
-
-
-@pytest.fixture(autouse=True)
-def fresh_graph_cache(monkeypatch):
-    monkeypatch.setattr("runs.dispatch._graphs", {})
