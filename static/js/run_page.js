@@ -100,8 +100,10 @@
       hovertemplate: "%{y} attempt %{customdata[0]}: %{customdata[2]}<extra></extra>",
     };
     const keys = [...new Set(bars.map(b => b.key))];
+    const height = Math.max(160, 40 + keys.length * 22);  // the card scrolls past 480 px
+    target.style.height = `${height}px`;
     Plotly.react(target, [trace], {
-      margin: {l: 120, r: 10, t: 10, b: 30}, barmode: "overlay", height: Math.max(160, 40 + keys.length * 22),
+      margin: {l: 120, r: 10, t: 10, b: 30}, barmode: "overlay", height,
       xaxis: {type: "date"}, yaxis: {autorange: "reversed", categoryorder: "array", categoryarray: keys},
     }, {displayModeBar: false, responsive: true});
     if (!target.dataset.bound) {
