@@ -2,7 +2,7 @@
 
 Starts the scale-out mode for real (a fresh Postgres database on 127.0.0.1:5432, Redis on
 127.0.0.1:6379, a daphne web process and two `qcluster` nodes, each with its standby clock),
-creates JOBS jobs with the Quartz schedule `* * * * * ?` (every second) through the official
+creates --jobs jobs with a Quartz schedule every --every seconds (`* * * * * ?`) through the official
 databricks-sdk, lets them fire for --seconds, and optionally SIGKILLs the node whose clock
 holds the lease half-way (--kill). Then it reads every run from the database and prints:
 
@@ -12,7 +12,8 @@ holds the lease half-way (--kill). Then it reads every run from the database and
 - duplicate slots (more than one run for a job and slot) and missed slots (seconds between a
   job's first and last fired slot that made no run).
 
-Run it from the repository root: `python bench/schedule_fire_lag.py --seconds 180 --kill`.
+Run it from the repository root: `python bench/schedule_fire_lag.py --seconds 180 --kill`, or
+with many jobs: `python bench/schedule_fire_lag.py --jobs 200 --every 5 --condition --seconds 180`.
 """
 
 import argparse
@@ -30,7 +31,6 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-JOBS = 3
 
 sys.path.insert(0, str(ROOT))
 from tests.e2e.conftest import postgres_admin_dsn  # noqa: E402
@@ -65,6 +65,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=180, help="how long the schedules fire")
     parser.add_argument("--kill", action="store_true", help="SIGKILL the clock's node half-way")
+    parser.add_argument("--jobs", type=int, default=3, help="how many scheduled jobs")
+    parser.add_argument("--every", type=int, default=1, choices=[1, 2, 3, 4, 5, 6, 10, 15, 20, 30],
+                        help="seconds between a job's slots")
+    parser.add_argument("--condition", action="store_true",
+                        help="the task is a condition_task (no process), to load the clock, not the workers")
     args = parser.parse_args()
 
     dsn, user = postgres_admin_dsn()
@@ -103,12 +108,17 @@ def main():
         from databricks.sdk.service import jobs
 
         w = WorkspaceClient(host=url, token=token)
-        task = jobs.Task(task_key="t", spark_python_task=jobs.SparkPythonTask(python_file="noop.py"))
-        schedule = jobs.CronSchedule(quartz_cron_expression="* * * * * ?", timezone_id="UTC",
+        if args.condition:
+            task = jobs.Task(task_key="t", condition_task=jobs.ConditionTask(
+                op=jobs.ConditionTaskOp.EQUAL_TO, left="{{job.trigger.time.second}}", right="0"))
+        else:
+            task = jobs.Task(task_key="t", spark_python_task=jobs.SparkPythonTask(python_file="noop.py"))
+        cron = "* * * * * ?" if args.every == 1 else f"0/{args.every} * * * * ?"
+        schedule = jobs.CronSchedule(quartz_cron_expression=cron, timezone_id="UTC",
                                      pause_status=jobs.PauseStatus.UNPAUSED)
-        job_ids = [w.jobs.create(name=f"every second {i}", schedule=schedule, tasks=[task]).job_id
-                   for i in range(JOBS)]
-        print(f"{JOBS} jobs firing every second for {args.seconds} s on two qcluster nodes "
+        job_ids = [w.jobs.create(name=f"every {args.every} s {i}", schedule=schedule, tasks=[task]).job_id
+                   for i in range(args.jobs)]
+        print(f"{args.jobs} jobs firing every {args.every} s for {args.seconds} s on two qcluster nodes "
               f"(Postgres + Redis){', killing the clock node half-way' if args.kill else ''} ...", flush=True)
         killed_at = None
         deadline = time.time() + args.seconds
@@ -120,7 +130,7 @@ def main():
             killed_at = time.time()
             procs.remove(victim)
         time.sleep(max(0.0, deadline - time.time()))
-        paused = jobs.CronSchedule(quartz_cron_expression="* * * * * ?", timezone_id="UTC",
+        paused = jobs.CronSchedule(quartz_cron_expression=cron, timezone_id="UTC",
                                    pause_status=jobs.PauseStatus.PAUSED)
         for job_id in job_ids:
             w.jobs.update(job_id, new_settings=jobs.JobSettings(schedule=paused))
@@ -129,7 +139,7 @@ def main():
             rows = conn.execute(
                 "SELECT job_id, trigger_slot, created_at, started_at FROM runs_run "
                 "WHERE job_id = ANY(%s) ORDER BY job_id, trigger_slot", (job_ids,)).fetchall()
-        report(rows, killed_at)
+        report(rows, killed_at, args.every)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -143,7 +153,7 @@ def main():
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-def report(rows, killed_at):
+def report(rows, killed_at, every):
     from collections import Counter, defaultdict
     from datetime import timedelta
 
@@ -157,8 +167,8 @@ def report(rows, killed_at):
     for fired in per_job.values():
         seen = {slot for slot, *_ in fired}
         slots = sorted(seen)
-        for second in range(int((slots[-1] - slots[0]).total_seconds()) + 1):
-            slot = slots[0] + timedelta(seconds=second)
+        for step in range(int((slots[-1] - slots[0]).total_seconds()) // every + 1):
+            slot = slots[0] + timedelta(seconds=step * every)
             if slot not in seen:
                 missed["takeover" if near_kill(slot) else "steady"] += 1
     steady = [(created - slot).total_seconds() for slot, created, _ in sum(per_job.values(), []) if not near_kill(slot)]
