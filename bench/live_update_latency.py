@@ -36,13 +36,6 @@ LISTEN = """([runId, count]) => new Promise(resolve => {
 })"""
 
 
-class TmpFactory:
-    """What start_scaleout wants of pytest's tmp_path_factory."""
-
-    def mktemp(self, name):
-        return Path(tempfile.mkdtemp(prefix=f"{name}-"))
-
-
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -80,7 +73,7 @@ def main():
     env = base_env(tmp / "home", make_workspace(tmp), port)
     embedded = Server("serve", env, [("serve", [PYTHON, "manage.py", "serve", "--port", str(port), "--no-demo"])],
                       tmp / "workspace")
-    scaleout, database = start_scaleout(TmpFactory(), "live-latency-scaleout", nodes=1)
+    scaleout, database = start_scaleout(Path(tempfile.mkdtemp(prefix="live-latency-scaleout-")), nodes=1)
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])

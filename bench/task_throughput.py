@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,11 +26,6 @@ from tests.e2e.conftest import PYTHON, Server, base_env, drop_database, free_por
 
 CHAIN = 50
 FANOUT = 500
-
-
-class TmpFactory:
-    def mktemp(self, name):
-        return Path(tempfile.mkdtemp(prefix=f"{name}-"))
 
 
 def bare_interpreter_ms(times=20):
@@ -49,20 +45,16 @@ def noop(key, depends_on=None):
 
 
 def finished_run(w, job_id):
-    run = w.jobs.run_now(job_id=job_id).result(timeout=__import__("datetime").timedelta(minutes=30))
+    run = w.jobs.run_now(job_id=job_id).result(timeout=timedelta(minutes=30))
     assert run.state.result_state.value == "SUCCESS", run.state
     return run
-
-
-def attempts(run):
-    return [t for t in run.tasks]
 
 
 def hop_ms(w):
     job_id = w.api_client.do("POST", "/api/2.2/jobs/create", body={
         "name": "chain", "tasks": [noop(f"t{i}", f"t{i - 1}" if i else None) for i in range(CHAIN)]})["job_id"]
     run = finished_run(w, job_id)
-    tasks = attempts(run)
+    tasks = run.tasks
     first = min(t.start_time for t in tasks)
     last = max(t.end_time for t in tasks)
     return (last - first) / (CHAIN - 1)
@@ -72,7 +64,7 @@ def fanout_per_second(w):
     job_id = w.api_client.do("POST", "/api/2.2/jobs/create", body={
         "name": "fan-out", "tasks": [noop(f"t{i}") for i in range(FANOUT)]})["job_id"]
     run = finished_run(w, job_id)
-    tasks = attempts(run)
+    tasks = run.tasks
     span = (max(t.end_time for t in tasks) - min(t.start_time for t in tasks)) / 1000
     return FANOUT / span
 
@@ -103,7 +95,7 @@ def main():
         embedded.stop()
     if args.embedded_only:
         return
-    scaleout, database = start_scaleout(TmpFactory(), "throughput-scaleout", nodes=1)
+    scaleout, database = start_scaleout(Path(tempfile.mkdtemp(prefix="throughput-scaleout-")), nodes=1)
     try:
         measure("scale-out (Postgres + Redis, 1 node)", scaleout, limit)
     finally:

@@ -135,8 +135,9 @@ def job_detail(request, job_id):
     })
 
 
-def parameters_from_form(post, defaults):
-    """Job parameters from the Run-now-with-parameters dialog: one field per parameter, or JSON."""
+def posted_parameters(post):
+    """Job parameters from a Run-now or Repair dialog: a `param-<name>` field each, or JSON
+    (which wins); None when the dialog sent none. Raises ValueError saying what is wrong."""
     raw = post.get("parameters_json", "").strip()
     if raw:
         try:
@@ -146,8 +147,7 @@ def parameters_from_form(post, defaults):
         if not isinstance(value, dict):
             raise ValueError('The parameters must be a JSON object, e.g. {"date": "2026-01-01"}')
         return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
-    given = {p["name"]: post.get(f"param-{p['name']}") for p in defaults if f"param-{p['name']}" in post}
-    return {name: value for name, value in given.items() if value is not None} or None
+    return {key.removeprefix("param-"): value for key, value in post.items() if key.startswith("param-")} or None
 
 
 @login_required
@@ -158,7 +158,7 @@ def run_now(request, job_id):
 
     job = find_job_or_404(job_id)
     try:
-        parameters = parameters_from_form(request.POST, job.settings.get("parameters") or [])
+        parameters = posted_parameters(request.POST)
         run, _ = create_run(job, job_parameters=parameters, creator=request.user)
     except (ValueError, RunRefused, ParametersInvalid) as exc:
         messages.error(request, f"The run did not start: {exc}")

@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from runs.live import latest_event_id, run_group, run_snapshot
+from runs.live import latest_event, run_group, run_snapshot
 from runs.models import Run
 
 BIG_RUN_TASKS = 200
@@ -45,7 +45,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     async def watch(self):
         sent_event, finished, big = -1, False, False
         while True:
-            event_id = await database_sync_to_async(latest_event_id)(self.run_id)
+            event_id, _ = await database_sync_to_async(latest_event)(self.run_id)
             if event_id != sent_event:
                 snapshot = await database_sync_to_async(self.snapshot)()
                 await self.send_json(snapshot)

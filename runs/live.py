@@ -49,10 +49,6 @@ def seconds_between(start, end, now):
     return max(0.0, ((end or now) - start).total_seconds())
 
 
-def latest_event_id(run_id):
-    return RunEvent.objects.filter(run_id=run_id).order_by("-id").values_list("id", flat=True).first() or 0
-
-
 def latest_event(run_id):
     """(id, at) of the run's newest event, or (0, None)."""
     return RunEvent.objects.filter(run_id=run_id).order_by("-id").values_list("id", "at").first() or (0, None)

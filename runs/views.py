@@ -2,6 +2,7 @@
 cause, repair history) and its actions (cancel run, cancel task, repair), all behind sign-in."""
 
 import json
+import os
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -12,10 +13,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from jobs.spec.dag import downstream_of
+from jobs.views import posted_parameters
 from runs import dispatch
 from runs.engine.states import RunLifeCycleState as L, is_finished
 from runs.executors.supervisor import read_log_tail
 from runs.live import run_snapshot, state_class, state_label
+from runs.rootcause import explain
 from runs.models import Run, TaskRun
 
 RUNS_PER_PAGE = 50
@@ -74,7 +77,7 @@ def run_redirect(request, run_id):
     return redirect(run_url(attempt.run, task=attempt.id))
 
 
-def repair_choices(run, snapshot):
+def repair_choices(snapshot):
     """Task keys of the run with those preselected for a repair: what did not succeed, and downstream."""
     deps = {node["key"]: node["depends_on"] for node in snapshot["nodes"]}
     failed = {node["key"] for node in snapshot["nodes"] if node["state"] in ("failed", "canceled", "upstream")}
@@ -93,14 +96,6 @@ def repair_history(run):
     return entries
 
 
-def explain_failure(run):
-    try:
-        from runs.rootcause import explain
-    except ImportError:  # pragma: no cover - the module ships with the dashboard
-        return None
-    return explain(run)
-
-
 @login_required
 def run_detail(request, job_id, run_id):
     if not Run.objects.filter(id=run_id).exists():
@@ -114,13 +109,13 @@ def run_detail(request, job_id, run_id):
     wanted = request.GET.get("task")
     if wanted and wanted.isdigit():
         selected = TaskRun.objects.filter(id=int(wanted), run=run).first()
-    root_cause = explain_failure(run) if snapshot["finished"] else None
+    root_cause = explain(run) if snapshot["finished"] else None
     if selected is None and root_cause and root_cause.get("origins"):
         selected = TaskRun.objects.filter(id=root_cause["origins"][0]["task_run_id"]).first()
     return render(request, "runs/detail.html", {
         "nav": "jobs", "run": run, "job": run.job, "snapshot": snapshot,
         "root_cause": root_cause, "repairs": repair_history(run), "selected": selected,
-        "repair_choices": repair_choices(run, snapshot) if snapshot["finished"] else [],
+        "repair_choices": repair_choices(snapshot) if snapshot["finished"] else [],
         "parameters": run.job_parameters or [], "job_deleted": run.job.deleted_at is not None,
         "parent_run": run.parent_task_run.run if run.parent_task_run_id else None,
     })
@@ -155,17 +150,6 @@ def cancel_task(request, task_run_id):
     return redirect(run_url(attempt.run, task=attempt.id))
 
 
-def parameters_override(post):
-    raw = post.get("parameters_json", "").strip()
-    if not raw:
-        given = {key[len("param-"):]: value for key, value in post.items() if key.startswith("param-")}
-        return given or None
-    value = json.loads(raw)
-    if not isinstance(value, dict):
-        raise ValueError('The parameters must be a JSON object, e.g. {"date": "2026-01-01"}')
-    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
-
-
 @login_required
 @require_POST
 def repair_run(request, run_id):
@@ -176,11 +160,9 @@ def repair_run(request, run_id):
     keys = request.POST.getlist("rerun_tasks")
     latest = run.repairs.order_by("-id").values_list("id", flat=True).first()
     try:
-        parameters = parameters_override(request.POST)
+        parameters = posted_parameters(request.POST)
         repair(run.id, rerun_tasks=keys or None, rerun_all_failed_tasks=not keys, job_parameters=parameters,
                latest_repair_id=latest, user=request.user)
-    except json.JSONDecodeError as exc:
-        messages.error(request, f"The repair did not start: the parameters are not valid JSON ({exc})")
     except (RepairRefused, ParametersInvalid, ValueError) as exc:
         messages.error(request, f"The repair did not start: {exc}")
     else:
@@ -223,8 +205,6 @@ def task_panel(request, task_run_id):
 
 
 def log_size(attempt):
-    import os
-
     try:
         return os.path.getsize(attempt.log_path) if attempt.log_path else 0
     except OSError:

@@ -243,16 +243,15 @@ def sqlite_server(tmp_path_factory):
 QCLUSTER = [PYTHON, "manage.py", "qcluster"]
 
 
-def start_scaleout(tmp_path_factory, name, nodes):
-    """A fresh Postgres database, Redis, one web process and `nodes` qcluster nodes; returns
-    (server, database name)."""
+def start_scaleout(home, nodes):
+    """A fresh Postgres database, Redis, one web process and `nodes` qcluster nodes, with their
+    files under `home`; returns (server, database name)."""
     import psycopg
 
     admin_dsn, user = postgres_admin_dsn()
     database = f"lakeflow_e2e_{secrets.token_hex(4)}"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
-    home = tmp_path_factory.mktemp(name)
     port = free_port()
     env = base_env(home / "home", make_workspace(home), port)
     Path(env["LAKEFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
@@ -286,7 +285,7 @@ def drop_database(database):
 @pytest.fixture(scope="session")
 def scaleout_server(tmp_path_factory):
     """Postgres + Redis, a web process and a qcluster node, as in the scale-out mode."""
-    server, database = start_scaleout(tmp_path_factory, "scaleout", nodes=1)
+    server, database = start_scaleout(tmp_path_factory.mktemp("scaleout"), nodes=1)
     yield server
     server.stop()
     drop_database(database)
@@ -295,7 +294,7 @@ def scaleout_server(tmp_path_factory):
 @pytest.fixture
 def two_node_server(tmp_path_factory):
     """Two qcluster nodes (each with its standby clock) on one Postgres database and Redis."""
-    server, database = start_scaleout(tmp_path_factory, "two-nodes", nodes=2)
+    server, database = start_scaleout(tmp_path_factory.mktemp("two-nodes"), nodes=2)
     yield server
     server.stop()
     drop_database(database)
