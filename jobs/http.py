@@ -14,10 +14,14 @@ Errors answer `{"error_code", "message"}` with the Databricks code and HTTP stat
 
 import base64
 import binascii
+import functools
 import json
 import logging
 import re
 from functools import wraps
+from pathlib import Path
+
+import yaml
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -345,6 +349,24 @@ def databricks_config(request):
 
     No oidc_endpoint: the SDK then stays with the personal access token it was given."""
     return JsonResponse({"workspace_id": "1", "oidc_endpoint": ""})
+
+
+OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.yaml")
+
+
+@functools.cache
+def openapi_document():
+    return yaml.safe_load(OPENAPI_DOCUMENT.read_text())
+
+
+def openapi(request):
+    """GET /api/2.2/openapi.json: the API's OpenAPI document, read from jobs/openapi.yaml.
+
+    Public, like /.well-known/databricks-config: it describes the shapes of the API, which are
+    published anyway, and holds no data; clients and tools can read it before they have a token."""
+    if request.method != "GET":
+        return ApiError(405, "BAD_REQUEST", f"{request.path} accepts GET requests, not {request.method}").response()
+    return JsonResponse(openapi_document())
 
 
 @csrf_exempt

@@ -1,10 +1,10 @@
-"""The Jobs API, under /api/2.2/ and /api/2.1/ with the same views, and the discovery
-document the databricks-sdk reads first."""
+"""The Jobs API, under /api/2.2/ and /api/2.1/ with the same views, its OpenAPI document, and
+the discovery document the databricks-sdk reads first."""
 
 from django.urls import path, re_path
 
 from jobs import api as jobs_api
-from jobs.http import databricks_config, endpoint_not_found
+from jobs.http import databricks_config, endpoint_not_found, openapi
 from runs import api as runs_api
 
 app_name = "api"
@@ -34,6 +34,7 @@ urlpatterns = [
     for version in API_VERSIONS
     for route, view in ENDPOINTS
 ] + [
+    path("api/2.2/openapi.json", openapi, name="openapi"),
     path(".well-known/databricks-config", databricks_config, name="databricks-config"),
     re_path(r"^api/", endpoint_not_found, name="endpoint-not-found"),
 ]

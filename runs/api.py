@@ -44,6 +44,8 @@ LEGACY_PARAMETERS = ("jar_params", "notebook_params", "python_params", "python_n
 # runs/submit body fields that are about the request, not the run's settings.
 SUBMIT_REQUEST_FIELDS = ("idempotency_token", "access_control_list")
 MAX_RUNS_PAGE = 25
+# 9999-12-31T23:59:59.999Z in epoch milliseconds: the last instant a datetime can hold.
+MAX_EPOCH_MS = 253_402_300_799_999
 
 
 def base_url(request):
@@ -179,10 +181,10 @@ def list_runs(request, data, api_version):
     run_type = str_param(data, "run_type", choices=Run.RunType.values)
     if run_type:
         runs = runs.filter(run_type=run_type)
-    start_time_from = int_param(data, "start_time_from", low=0)
+    start_time_from = int_param(data, "start_time_from", low=0, high=MAX_EPOCH_MS)
     if start_time_from is not None:
         runs = runs.filter(created_at__gte=from_ms(start_time_from))
-    start_time_to = int_param(data, "start_time_to", low=0)
+    start_time_to = int_param(data, "start_time_to", low=0, high=MAX_EPOCH_MS)
     if start_time_to is not None:
         runs = runs.filter(created_at__lte=from_ms(start_time_to))
     limit = int_param(data, "limit", default=20, low=0, high=MAX_RUNS_PAGE) or MAX_RUNS_PAGE

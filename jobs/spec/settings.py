@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import dag, refs
-from .triggers import check_triggers, with_trigger_defaults
+from .triggers import EXCLUSIVE_BLOCKS, check_triggers, with_trigger_defaults
 
 EXECUTABLE_TASK_TYPES = (
     "spark_python_task", "python_wheel_task", "shell_command_task", "notebook_task",
@@ -35,6 +35,9 @@ RUN_IF = ("ALL_SUCCESS", "AT_LEAST_ONE_SUCCESS", "NONE_FAILED", "ALL_DONE",
 CONDITION_OPS = ("EQUAL_TO", "NOT_EQUAL", "GREATER_THAN", "GREATER_THAN_OR_EQUAL",
                  "LESS_THAN", "LESS_THAN_OR_EQUAL")
 SOURCES = ("WORKSPACE", "GIT")
+FORMATS = ("SINGLE_TASK", "MULTI_TASK")
+EDIT_MODES = ("EDITABLE", "UI_LOCKED")
+PERFORMANCE_TARGETS = ("PERFORMANCE_OPTIMIZED", "STANDARD")
 SQL_TASK_KINDS = {"query": "query_id", "file": "path", "alert": "alert_id",
                   "dashboard": "dashboard_id"}
 
@@ -52,6 +55,21 @@ PARAMETER_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 NOT_FOR_SUBMIT = ("parameters", "schedule", "trigger", "continuous", "max_concurrent_runs")
 TASK_DEFAULTS = {"run_if": "ALL_SUCCESS", "timeout_seconds": 0, "max_retries": 0,
                  "min_retry_interval_millis": 0, "retry_on_timeout": False}
+# Fields this server stores and returns without reading them: only their JSON type (the SDK's)
+# is checked, so a job never holds a value that breaks a client reading it back.
+JOB_PASSTHROUGH = {
+    "email_notifications": "object", "webhook_notifications": "object", "notification_settings": "object",
+    "health": "object", "git_source": "object", "deployment": "object", "job_clusters": "objects",
+    "environments": "objects", "budget_policy_id": "string", "usage_policy_id": "string",
+}
+TASK_PASSTHROUGH = {
+    "email_notifications": "object", "webhook_notifications": "object", "notification_settings": "object",
+    "health": "object", "new_cluster": "object", "libraries": "objects", "existing_cluster_id": "string",
+    "job_cluster_key": "string", "environment_key": "string",
+}
+
+
+MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -144,6 +162,19 @@ class _Checker:
             self.add(_at(base, key), "must be an object")
             return None
         return value
+
+    def json_types(self, obj: dict, base: str, types: dict[str, str]) -> None:
+        """Each present field of `types` is an "object", a "string" or a list of "objects"."""
+        for key, kind in types.items():
+            value = obj.get(key, MISSING)
+            if value is MISSING:
+                continue
+            if kind == "object" and not isinstance(value, dict):
+                self.add(_at(base, key), "must be an object")
+            elif kind == "string" and not isinstance(value, str):
+                self.add(_at(base, key), "must be a string")
+            elif kind == "objects" and not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+                self.add(_at(base, key), "must be a list of objects")
 
     def str_list(self, obj: dict, base: str, key: str) -> None:
         present, value = self._get(obj, base, key, False)
@@ -276,6 +307,7 @@ def _check_task_fields(c: _Checker, task: dict, path: str, in_for_each: bool) ->
     c.boolean(task, path, "retry_on_timeout")
     c.boolean(task, path, "disabled")
     c.string(task, path, "description")
+    c.json_types(task, path, TASK_PASSTHROUGH)
 
     present = [name for name in TASK_TYPES if name in task]
     if not present:
@@ -424,12 +456,21 @@ def _check_job_fields(c: _Checker, data: dict, for_submit: bool) -> None:
     queue = c.obj(data, "", "queue")
     if queue is not None:
         c.boolean(queue, "queue", "enabled", required=True)
+    # jobs/get reads run_as.user_name for run_as_user_name.
+    run_as = c.obj(data, "", "run_as")
+    if run_as is not None:
+        for key in ("user_name", "service_principal_name", "group_name"):
+            c.string(run_as, "run_as", key)
+    c.json_types(data, "", JOB_PASSTHROUGH)
+    c.choice(data, "", "edit_mode", EDIT_MODES)
+    c.choice(data, "", "performance_target", PERFORMANCE_TARGETS)
     if for_submit:
         for field_name in NOT_FOR_SUBMIT:
             if field_name in data:
                 c.add(field_name, "is not accepted by runs/submit (one-time runs)")
         return
     c.integer(data, "", "max_concurrent_runs", low=0, high=MAX_CONCURRENT_RUNS)
+    c.choice(data, "", "format", FORMATS)
     c.problems.extend(check_triggers(data))
 
 
@@ -456,7 +497,10 @@ def validate_job_settings(data: Any, *, api_version: str = "2.2", for_submit: bo
     if c.problems:
         raise SettingsInvalid(c.problems)
 
-    settings = copy.deepcopy(data)
+    # A null schedule, trigger or continuous block is absent (check_triggers allows it): leave
+    # it out, so that a job read back has an object or nothing there.
+    settings = {key: copy.deepcopy(value) for key, value in data.items()
+                if not (value is None and key in EXCLUSIVE_BLOCKS)}
     if for_submit:
         settings.setdefault("run_name", "Untitled")
     else:
