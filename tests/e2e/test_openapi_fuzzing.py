@@ -1,0 +1,106 @@
+"""The API keeps to its OpenAPI document (jobs/openapi.yaml) under schemathesis's generated
+requests, valid and invalid: no 5xx, and every answer has a status, content type and body the
+document declares for that operation.
+
+The server is a `serve` process of its own, so the jobs and runs the fuzzer makes disturb no
+other test; it starts with a few real jobs and finished runs, since small ids (which Hypothesis
+tries first) then name things that exist."""
+
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.e2e.conftest import PYTHON, Server, base_env, free_port, make_workspace, wait_until
+
+pytestmark = pytest.mark.e2e
+
+DOCUMENT = Path(__file__).resolve().parents[2] / "jobs" / "openapi.yaml"
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# Per operation and generation mode (valid, invalid) in the fuzzing phase.
+MAX_EXAMPLES = 30
+# The coverage phase's invalid cases for a JobSettings body (some 1,400 per operation, every field
+# of every nested block made wrong) would take most of the CI budget; the fuzzing phase still
+# sends them invalid settings, and tests/spec covers the checks field by field.
+SETTINGS_BODIES = ["jobsCreate", "jobsUpdate", "jobsReset", "runsSubmit"]
+
+schema = schemathesis.openapi.from_path(DOCUMENT, config=schemathesis.Config.from_dict({
+    # The token goes in every call below; generated Authorization headers would only test 401s.
+    "generation": {"with-security-parameters": False, "deterministic": True, "max-examples": MAX_EXAMPLES},
+    "operations": [{"include-operation-id": SETTINGS_BODIES,
+                    "phases": {"coverage": {"generation": {"mode": "positive"}}}}],
+}))
+
+
+def finished(server, run_id):
+    run = requests.get(f"{server.url}/api/2.2/jobs/runs/get", params={"run_id": run_id},
+                       headers=server.headers, timeout=10).json()
+    return run["state"]["life_cycle_state"] in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
+
+
+def seed(server):
+    """A job with a failed task (so it can be repaired), a for-each, a condition, and a one-time run."""
+    def post(endpoint, body):
+        response = requests.post(f"{server.url}/api/2.2/{endpoint}", json=body, headers=server.headers, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    job_id = post("jobs/create", {
+        "name": "fuzz seed",
+        "parameters": [{"name": "who", "default": "ada"}],
+        "tasks": [
+            {"task_key": "ok", "shell_command_task": {"command": "echo {{job.parameters.who}}"}},
+            {"task_key": "fails", "depends_on": [{"task_key": "ok"}],
+             "shell_command_task": {"command": "echo failing; exit 3"}},
+            {"task_key": "check", "condition_task": {"op": "EQUAL_TO", "left": "1", "right": "1"}},
+            {"task_key": "each", "for_each_task": {"inputs": '["a", "b"]', "task": {
+                "task_key": "item", "shell_command_task": {"command": "echo {{input}}"}}}},
+        ],
+    })["job_id"]
+    runs = [post("jobs/run-now", {"job_id": job_id})["run_id"],
+            post("jobs/runs/submit", {"run_name": "once", "tasks": [
+                {"task_key": "hello", "shell_command_task": {"command": "echo hello"}}]})["run_id"]]
+    for run_id in runs:
+        wait_until(lambda: finished(server, run_id), timeout=60, what=f"seed run {run_id} to finish")
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("serve-fuzz")
+    port = free_port()
+    env = base_env(home / "home", make_workspace(home), port)
+    server = Server("serve (SQLite, fuzzed)", env, [("serve", [PYTHON, "manage.py", "serve", "--port", str(port)])],
+                    home / "workspace")
+    server.headers = {"Authorization": f"Bearer {server.token}"}
+    try:
+        seed(server)
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_document_is_served_without_a_token_and_is_the_file(fuzz_server):
+    import yaml
+
+    response = requests.get(f"{fuzz_server.url}/api/2.2/openapi.json", timeout=10)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == yaml.safe_load(DOCUMENT.read_text())
+
+
+@schema.parametrize()
+@settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_every_answer_keeps_to_the_openapi_document(case, fuzz_server):
+    response = case.call(base_url=f"{fuzz_server.url}/api/2.2", headers=fuzz_server.headers, timeout=30)
+    case.validate_response(response, checks=CHECKS)
