@@ -97,6 +97,7 @@ def api_view(method):
                     raise ApiError(405, "BAD_REQUEST",
                                    f"{request.path} accepts {method} requests, not {request.method}")
                 data = read_json_body(request) if method == "POST" else request.GET.dict()
+                refuse_nul_characters(data)
                 return JsonResponse(view(request, data, *args, **kwargs))
             except ApiError as exc:
                 return exc.response()
@@ -173,6 +174,21 @@ def read_json_body(request):
         raise ApiError(400, "MALFORMED_REQUEST",
                        f"The request body must be a JSON object, not {json_type(data)}")
     return data
+
+
+def refuse_nul_characters(data):
+    """PostgreSQL stores no NUL character in text or jsonb (psycopg raises, which would be a 500),
+    so no string of a request may hold one, whichever database this server uses."""
+    todo = [data]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            todo.extend(value.keys())
+            todo.extend(value.values())
+        elif isinstance(value, list):
+            todo.extend(value)
+        elif isinstance(value, str) and "\x00" in value:
+            raise invalid(f"Strings may not contain NUL (\\u0000) characters: {value[:80]!r}")
 
 
 def reject_constant(name):

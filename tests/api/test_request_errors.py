@@ -190,3 +190,16 @@ def test_a_null_schedule_is_left_out_of_the_saved_job(api):
     job_id = create_job(api, schedule=None)
 
     assert "schedule" not in api.get_ok("jobs/get", job_id=job_id)["settings"]
+
+
+def test_a_nul_character_in_a_body_string_is_a_400_and_no_job_is_made(api):
+    # PostgreSQL stores no NUL in text or jsonb: psycopg's DataError was a 500 there.
+    response = api.post("jobs/create", raw='{"name": "a\\u0000b", "tasks": []}')
+
+    assert_error(response, 400, "INVALID_PARAMETER_VALUE", "NUL")
+    assert api.get_ok("jobs/list")["jobs"] == []
+
+
+def test_a_nul_character_in_a_key_or_a_query_string_is_a_400(api):
+    assert_error(api.post("jobs/create", {"tags": {"k\x00": "v"}}), 400, "INVALID_PARAMETER_VALUE", "NUL")
+    assert_error(api.get("jobs/list", name="a\x00b"), 400, "INVALID_PARAMETER_VALUE", "NUL")
