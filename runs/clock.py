@@ -17,7 +17,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 
 from runs.admission import admit_queued_runs
@@ -102,6 +102,33 @@ def requeue_stale_pending(now):
     return len(stale)
 
 
+_broker_seen = {"run_id": None}
+
+
+def broker_run_id():
+    """The Redis server's run id, new on every restart; None with the ORM broker (it loses nothing)."""
+    if not settings.REDIS_URL:
+        return None
+    from django_q.brokers import get_broker
+
+    if "broker" not in _broker_seen:  # one connection pool for the life of the clock
+        _broker_seen["broker"] = get_broker()
+    return _broker_seen["broker"].connection.info("server")["run_id"]
+
+
+def requeue_after_broker_restart(now):
+    """A restarted Redis comes back with an empty queue: hand every PENDING attempt over again
+    now, rather than each one REQUEUE_AFTER after it was queued."""
+    run_id = broker_run_id()
+    pending = []
+    if _broker_seen["run_id"] not in (None, run_id):
+        pending = list(TaskRun.objects.filter(life_cycle_state=L.PENDING).values_list("id", flat=True))
+        log.warning("the broker restarted: handing %d pending attempts over again", len(pending))
+        enqueue_attempts(pending)  # the ones it did not lose run once: the first claim wins
+    _broker_seen["run_id"] = run_id  # only now: if the hand-over failed, the next pass tries again
+    return len(pending)
+
+
 def enforce_run_timeouts(now):
     expired = list(
         Run.objects.filter(life_cycle_state=L.RUNNING, timeout_at__lte=now, cancel_reason__isnull=True).values_list(
@@ -120,7 +147,8 @@ def admit_waiting_runs(now):
 
 
 FAST_STEPS = (run_due_triggers, promote_due_retries, enforce_run_timeouts)
-SLOW_STEPS = (reap_lost_attempts, requeue_stale_pending, admit_waiting_runs, settle_waiting_tasks)
+SLOW_STEPS = (reap_lost_attempts, requeue_after_broker_restart, requeue_stale_pending, admit_waiting_runs,
+              settle_waiting_tasks)
 SLOW_EVERY = 2.0
 
 
@@ -133,6 +161,8 @@ def run_clock_steps(now=None, slow=True):
             found += step(now)
         except Exception:  # one failing step must not stop the clock
             log.exception("clock step %s failed", step.__name__)
+            # A connection the database dropped stays broken until closed; the next step reconnects.
+            close_old_connections()
     return found
 
 
@@ -163,13 +193,18 @@ def run_clock(should_stop, holder=None):
     try:
         while not should_stop():
             now = time.monotonic()
-            if now - last_slow >= SLOW_EVERY:
-                leader = take_lease(holder, timezone.now())
-                if leader:
-                    run_clock_steps(slow=True)
-                last_slow = now
-            elif leader:
-                run_clock_steps(slow=False)
+            try:
+                if now - last_slow >= SLOW_EVERY:
+                    last_slow = now
+                    leader = False  # unless renewed: after a failed renewal another clock may hold it
+                    leader = take_lease(holder, timezone.now())
+                    if leader:
+                        run_clock_steps(slow=True)
+                elif leader:
+                    run_clock_steps(slow=False)
+            except Exception:  # a database restart or dropped connection must not end the clock
+                log.exception("clock pass failed")
+                close_old_connections()
             time.sleep(STEP_SECONDS)
     finally:
         if leader:

@@ -139,7 +139,9 @@ def enqueue_attempts(attempt_ids):
 def enqueue_on_commit(attempt_ids):
     ids = list(attempt_ids)
     if ids:
-        transaction.on_commit(lambda: enqueue_attempts(ids))
+        # robust: with the broker down the attempts stay PENDING, and the clock hands them over
+        # again; the error must not reach a caller whose transaction has already committed.
+        transaction.on_commit(lambda: enqueue_attempts(ids), robust=True)
 
 
 def advance_run(run_id, now=None):

@@ -243,9 +243,10 @@ def sqlite_server(tmp_path_factory):
 QCLUSTER = [PYTHON, "manage.py", "qcluster"]
 
 
-def start_scaleout(home, nodes):
+def start_scaleout(home, nodes, redis_url="redis://127.0.0.1:6379/0"):
     """A fresh Postgres database, Redis, one web process and `nodes` qcluster nodes, with their
-    files under `home`; returns (server, database name)."""
+    files under `home`; returns (server, database name). `redis_url`: a Redis of the test's own,
+    one it may kill."""
     import psycopg
 
     admin_dsn, user = postgres_admin_dsn()
@@ -257,7 +258,7 @@ def start_scaleout(home, nodes):
     Path(env["LAKEFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     env.update(
         DATABASE_URL=f"postgresql://{user}@127.0.0.1:5432/{database}",
-        REDIS_URL="redis://127.0.0.1:6379/0",
+        REDIS_URL=redis_url,
         LAKEFLOW_CLUSTER_NAME=f"lakeflow-{database}",
     )
     migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
