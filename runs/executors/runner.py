@@ -125,9 +125,11 @@ def _write_atomically(path, text):
 
 
 def _load_dbutils():
+    name = "_lakeflow_dbutils"
+    if name in sys.modules:  # a fork server loaded it before forking us
+        return sys.modules[name]
     from importlib.machinery import ModuleSpec, SourceFileLoader
 
-    name = "_lakeflow_dbutils"
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dbutils.py")
     loader = SourceFileLoader(name, path)
     module = type(sys)(name)

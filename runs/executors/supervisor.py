@@ -20,12 +20,14 @@ import os
 import select
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .dbutils import MAX_TASK_VALUE_BYTES
+from .forkserver import ForkServer, ForkServerGone, shared_fork_server
 from .launch import LaunchError, LaunchSpec
 from .runner import PDEATHSIG_SET_ENV, SUPERVISOR_PID_ENV
 
@@ -71,56 +73,41 @@ def supervise(
     check_every: float = 0.5,
     should_cancel: Callable[[], bool] = lambda: False,
     heartbeat_every: float = 5.0,
+    first_heartbeat_after: float | None = None,
     on_heartbeat: Callable[[], None] = lambda: None,
     on_start: Callable[[int], None] = lambda pid: None,
     kill_grace_seconds: float = 2.0,
+    use_fork_server: bool = False,
 ) -> Outcome:
     """Run the attempt to its end; on timeout or cancel kill its whole process tree.
 
     ``timeout_seconds`` of None or 0 means no timeout (as in the Jobs API). ``should_cancel`` is
     called at most every ``check_every`` seconds and ``on_heartbeat`` every ``heartbeat_every``
-    seconds. If a callback raises, the tree is killed and the exception propagates. Whatever the
-    task leaves running in its process group when it exits is killed too.
+    seconds (the first time after ``first_heartbeat_after``, if given). If a callback raises, the tree is killed and the exception propagates. Whatever the
+    task leaves running in its process group when it exits is killed too. With
+    ``use_fork_server``, a runner attempt is forked from this process's fork server (started on
+    first use; see ``forkserver``) rather than started as a fresh interpreter.
     """
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    worker_pid = os.getpid()
-    prctl = _prctl()
-    env = dict(spec.env)
-    if spec.spec_path is not None:  # only the runner reads these
-        env[SUPERVISOR_PID_ENV] = str(worker_pid)
-        if prctl is not None:
-            env[PDEATHSIG_SET_ENV] = "1"
-
     with open(log_path, "ab", buffering=0) as log:
         started = time.monotonic()
-        try:
-            proc = subprocess.Popen(
-                spec.argv,
-                cwd=spec.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                preexec_fn=_child_setup(worker_pid, prctl),
-            )
-        except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-            log.write(f"Could not start the task process: {exc}\n".encode())
-            raise LaunchError("RESOURCE_NOT_FOUND",
-                              f"Could not start the task process: {exc}") from exc
+        process = None
+        if use_fork_server and spec.spec_path is not None:
+            process = _fork(spec, log)
+        if process is None:
+            process = _popen(spec, log)
 
-    pidfd = _pidfd_open(proc.pid)
     timed_out = canceled = False
     try:
-        on_start(proc.pid)
+        on_start(process.pid)
         deadline = started + timeout_seconds if timeout_seconds else None
         next_check = started + check_every
-        next_beat = started + heartbeat_every
+        next_beat = started + (heartbeat_every if first_heartbeat_after is None else first_heartbeat_after)
         while True:
             now = time.monotonic()
             wake = min(next_check, next_beat, deadline if deadline is not None else next_beat)
-            if _wait_for_exit(proc.pid, pidfd, max(0.0, min(poll_interval, wake - now))):
+            if process.wait_for_exit(max(0.0, min(poll_interval, wake - now))):
                 break
             now = time.monotonic()
             if deadline is not None and now >= deadline:
@@ -135,25 +122,111 @@ def supervise(
                 next_beat = now + heartbeat_every
                 on_heartbeat()
         if timed_out or canceled:
-            kill_process_tree(proc.pid, kill_grace_seconds)
-        else:
-            # The leader is a zombie we have not reaped yet, so its pid still names this group.
-            _signal_group(proc.pid, signal.SIGKILL)
-        exit_code = proc.wait()
+            kill_process_tree(process.pid, kill_grace_seconds)
+        exit_code = process.reap()
     except BaseException:
-        kill_process_tree(proc.pid, kill_grace_seconds)
-        proc.wait()
+        kill_process_tree(process.pid, kill_grace_seconds)
+        process.reap()
         raise
     finally:
-        if pidfd is not None:
-            os.close(pidfd)
+        process.close()
     return Outcome(
         exit_code=exit_code,
         timed_out=timed_out,
         canceled=canceled,
-        pid=proc.pid,
+        pid=process.pid,
         duration_ms=int((time.monotonic() - started) * 1000),
     )
+
+
+class _StartedProcess:
+    """An attempt process this worker started itself; ``reap`` returns its exit code."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.pid = proc.pid  # also the process group id
+        self.proc = proc
+        self.pidfd = _pidfd_open(proc.pid)
+
+    def wait_for_exit(self, timeout: float) -> bool:
+        return _wait_for_exit(self.pid, self.pidfd, timeout)
+
+    def reap(self) -> int:
+        # The leader is a zombie we have not reaped yet, so its pid still names this group.
+        _signal_group(self.pid, signal.SIGKILL)
+        return self.proc.wait()
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+
+
+class _ForkedProcess:
+    """An attempt forked by the fork server, which reaps it and its group and reports the code."""
+
+    def __init__(self, server: ForkServer, pid: int):
+        self.pid = pid
+        self.server = server
+        self.exit_code = None
+
+    def wait_for_exit(self, timeout: float) -> bool:
+        poller = select.poll()
+        poller.register(self.server.fileno(), select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+
+    def reap(self) -> int:
+        if self.exit_code is None:
+            self.exit_code = self.server.exit_code()
+        if self.exit_code is None:  # the server died: its attempt dies with it (PDEATHSIG); make sure
+            kill_process_tree(self.pid, 0)
+            self.exit_code = -signal.SIGKILL
+        return self.exit_code
+
+    def close(self) -> None:
+        pass
+
+
+def _popen(spec: LaunchSpec, log) -> _StartedProcess:
+    worker_pid = os.getpid()
+    prctl = _prctl()
+    env = dict(spec.env)
+    if spec.spec_path is not None:  # only the runner reads these
+        env[SUPERVISOR_PID_ENV] = str(worker_pid)
+        if prctl is not None:
+            env[PDEATHSIG_SET_ENV] = "1"
+    try:
+        proc = subprocess.Popen(
+            spec.argv,
+            cwd=spec.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            preexec_fn=_child_setup(worker_pid, prctl),
+        )
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        log.write(f"Could not start the task process: {exc}\n".encode())
+        raise LaunchError("RESOURCE_NOT_FOUND", f"Could not start the task process: {exc}") from exc
+    return _StartedProcess(proc)
+
+
+def _fork(spec: LaunchSpec, log) -> _ForkedProcess | None:
+    """The attempt forked from the fork server, or None if it could not be (start it anew)."""
+    if threading.current_thread() is not threading.main_thread():
+        # The server's parent-death signal follows the thread that started it, and one server
+        # serves one attempt at a time: worker processes run attempts on their main thread.
+        return None
+    python, *_, runner_path, spec_path = spec.argv
+    try:
+        server = shared_fork_server(python, spec.env, runner_path)
+    except OSError:
+        return None
+    env = {**spec.env, SUPERVISOR_PID_ENV: str(server.process.pid), PDEATHSIG_SET_ENV: "1"}
+    try:
+        return _ForkedProcess(server, server.spawn([runner_path, spec_path], spec.cwd, env, log.fileno()))
+    except ForkServerGone:
+        server.close()  # the next attempt starts a new one
+        return None
 
 
 def kill_process_tree(pgid: int, grace_seconds: float = 2.0) -> None:

@@ -198,8 +198,8 @@ from pathlib import Path
 from runs.executors.launch import LaunchSpec
 from runs.executors.supervisor import supervise
 spec = LaunchSpec(**json.loads(sys.argv[1]))
-if sys.argv[3] == "supervise":
-    supervise(spec, log_path=Path(sys.argv[2]), timeout_seconds=60)
+if sys.argv[3] in ("supervise", "fork"):
+    supervise(spec, log_path=Path(sys.argv[2]), timeout_seconds=60, use_fork_server=sys.argv[3] == "fork")
 else:  # a plain spawn: only the runner's own prctl can take the task down
     env = {**spec.env, "LAKEFLOW_SUPERVISOR_PID": str(os.getpid())}
     subprocess.Popen(spec.argv, cwd=spec.cwd, env=env)
@@ -208,7 +208,7 @@ else:  # a plain spawn: only the runner's own prctl can take the task down
 
 
 @pytest.mark.parametrize("kind,spawn", [("runner", "supervise"), ("shell", "supervise"),
-                                        ("runner", "plain")])
+                                        ("runner", "plain"), ("runner", "fork")])
 def test_a_sigkilled_worker_takes_its_task_process_with_it(tmp_path, kind, spawn):
     pidfile = tmp_path / "task.pid"
     workspace = tmp_path / "ws"

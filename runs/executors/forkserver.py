@@ -1,0 +1,247 @@
+"""A warm Python process that forks task attempts, instead of starting an interpreter per attempt.
+
+Starting ``python`` costs 30-50 ms here and loading the runner a few more; a fork of a process
+that has already done both costs about 2 ms. Each worker keeps one fork server (its child, which
+the kernel kills when the worker dies) and asks it over a socket pair for one attempt at a time:
+
+- the worker sends ``{"argv", "cwd", "env"}`` with the open log file (SCM_RIGHTS);
+- the server forks; the attempt process leads its own process group (which holds the whole
+  tree it starts), asks for SIGKILL when the server dies, takes the log as stdout and
+  stderr, changes directory and environment, and runs ``runner.main`` in a clean stack;
+- the server answers ``{"pid"}`` once the attempt has its own process group, waits for it, kills
+  whatever it left in its process group, reaps it and answers ``{"exit"}`` (negative: the
+  signal that killed it, as ``subprocess`` reports it).
+
+So the worker -> server -> attempt chain dies together, as with a directly started process. A
+forked attempt differs from a fresh interpreter only in what the interpreter fixed at start-up:
+``PYTHON*`` and locale variables (the worker starts a server per set of them) and the hash seed,
+shared by the attempts of one server.
+
+Standard library only, like ``runner.py``: the server runs this file by its location, never the
+``runs`` package or Django.
+"""
+
+import atexit
+import gc
+import json
+import os
+import signal
+import socket
+import sys
+
+MAX_MESSAGE = 1 << 20
+_PR_SET_PDEATHSIG = 1
+
+BOOTSTRAP = (
+    "import sys\n"
+    "from importlib.machinery import SourceFileLoader\n"
+    "if sys.path[:1] == ['']: del sys.path[0]\n"
+    "server = type(sys)('_lakeflow_forkserver')\n"
+    "server.__file__ = sys.argv[1]\n"
+    "SourceFileLoader(server.__name__, server.__file__).exec_module(server)\n"
+    "sys.exit(server.main(sys.argv[2:]))\n"
+)
+
+STARTUP_VARIABLES = ("LANG", "LC_ALL", "LC_CTYPE")
+"""Besides ``PYTHON*``: read once by the interpreter at start-up, so a fork cannot change them."""
+
+
+def startup_environment(env):
+    """The part of ``env`` a forked attempt inherits from the server rather than from ``env``."""
+    return tuple(sorted((k, v) for k, v in env.items() if k.startswith("PYTHON") or k in STARTUP_VARIABLES))
+
+
+class ForkServerGone(Exception):
+    """The server died or its socket broke: start the attempt another way."""
+
+
+class ForkServer:
+    """The worker's side: start the server, spawn attempts through it, read their exit codes."""
+
+    def __init__(self, python, env, runner_path):
+        import subprocess
+
+        self.python = python
+        self.startup = startup_environment(env)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = subprocess.Popen(
+                [python, "-c", BOOTSTRAP, os.path.abspath(__file__), runner_path, str(theirs.fileno()),
+                 str(os.getpid())],
+                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                pass_fds=[theirs.fileno()], start_new_session=True,
+            )
+        finally:
+            theirs.close()
+        self.sock = ours
+        self.owner_pid = os.getpid()
+
+    def serves(self, python, env):
+        return (self.owner_pid == os.getpid() and self.process.poll() is None
+                and python == self.python and startup_environment(env) == self.startup)
+
+    def spawn(self, argv, cwd, env, log_fd):
+        """Fork one attempt; its pid, which is also its process group id."""
+        request = json.dumps({"argv": argv, "cwd": cwd, "env": env}).encode()
+        try:
+            socket.send_fds(self.sock, [request], [log_fd])
+            answer = self._receive()
+        except OSError as exc:
+            raise ForkServerGone(str(exc)) from exc
+        if "pid" not in answer:
+            raise ForkServerGone(answer.get("error") or f"unexpected answer {answer!r}")
+        return answer["pid"]
+
+    def fileno(self):
+        """Readable once the running attempt has ended (or the server died)."""
+        return self.sock.fileno()
+
+    def exit_code(self):
+        """Wait for the running attempt's exit code; None if the server died meanwhile."""
+        try:
+            return self._receive()["exit"]
+        except (OSError, ValueError, KeyError, ForkServerGone):
+            return None
+
+    def close(self):
+        self.sock.close()
+        self.process.kill()
+        self.process.wait()
+
+    def _receive(self):
+        data = self.sock.recv(MAX_MESSAGE)
+        if not data:
+            raise ForkServerGone("the fork server exited")
+        return json.loads(data)
+
+
+_shared = None
+
+
+def shared_fork_server(python, env, runner_path):
+    """This process's fork server for that interpreter and start-up environment (started now if
+    it has none, or none that can serve them)."""
+    global _shared
+    if _shared is not None and not _shared.serves(python, env):
+        if _shared.owner_pid == os.getpid():
+            _shared.close()
+        else:  # inherited through a fork: the server belongs to our parent
+            _shared.sock.close()
+        _shared = None
+    if _shared is None:
+        _shared = ForkServer(python, env, runner_path)
+    return _shared
+
+
+# The server's side, run in its own process by BOOTSTRAP.
+
+def main(argv):
+    runner_path, fd, worker_pid = argv
+    _die_with(int(worker_pid))
+    runner = _load_module("_lakeflow_runner", runner_path)
+    runner._load_dbutils()  # a no-op attempt then only installs it
+    import traceback  # noqa: F401  (the runner imports it on every failure)
+
+    gc.freeze()  # the attempts' collections then leave these objects' pages shared
+    request = serve(socket.socket(fileno=int(fd)))
+    # Only a forked attempt gets here, with the server's loop unwound: the task runs on a clean
+    # stack. It exits as multiprocessing's forked children do: after its threads, atexit handlers
+    # and streams, but without tearing down every module, which would touch (and so copy) every
+    # page it shares with the server (~15 ms here, several times the rest of a no-op attempt).
+    sys.argv[:] = ["-c", *request["argv"]]  # what a runner started by its own interpreter sees
+    code = runner.main(request["argv"])
+    if "threading" in sys.modules:
+        sys.modules["threading"]._shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code if isinstance(code, int) and 0 <= code < 256 else 1)
+
+
+def serve(sock):
+    """Answer spawn requests until the worker goes away; returns only inside a forked attempt."""
+    server_pid = os.getpid()
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 1)
+        except ConnectionError:
+            data, fds = b"", []
+        if not data:
+            sys.exit(0)  # the worker closed its end or died
+        request = json.loads(data)
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            _become_attempt(request, fds[0], server_pid)
+            return request
+        for fd in fds:
+            os.close(fd)
+        # Both sides set the attempt's process group (the job-control idiom): it exists before
+        # the worker hears the pid, whichever of the two runs first. No new session needed: the
+        # server has none (no controlling terminal) for its attempts to inherit.
+        _join_own_group(pid)
+        sock.send(json.dumps({"pid": pid}).encode())
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        try:  # the leader is an unreaped zombie, so its pid still names the group
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        _, status = os.waitpid(pid, 0)
+        sock.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
+
+
+def _become_attempt(request, log_fd, server_pid):
+    _join_own_group(0)
+    _die_with(server_pid)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    for fd in (devnull, log_fd):
+        os.close(fd)
+    try:
+        os.chdir(request["cwd"])
+    except OSError as exc:
+        os.write(2, f"Could not start the task process: {exc}\n".encode())
+        os._exit(1)
+    os.environ.clear()
+    os.environ.update(request["env"])
+
+
+def _join_own_group(pid):
+    try:
+        os.setpgid(pid, 0)
+    except OSError:  # the child has already done it, or has already exited
+        pass
+
+
+def _die_with(parent_pid):
+    """SIGKILL this process when its parent dies; exit now if it already has."""
+    global _prctl
+    if _prctl is None:
+        try:
+            import ctypes
+
+            _prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            _prctl = False
+    if _prctl:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL.value)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+_prctl = None
+
+
+def _load_module(name, path):
+    from importlib.machinery import SourceFileLoader
+
+    module = type(sys)(name)
+    module.__file__ = path
+    sys.modules[name] = module
+    SourceFileLoader(name, path).exec_module(module)
+    return module
