@@ -50,6 +50,12 @@ LAKEFLOW_LOG_DIR = LAKEFLOW_HOME / "logs"
 # Seconds without a heartbeat after which an attempt's worker counts as dead.
 LAKEFLOW_HEARTBEAT_SECONDS = env_float("LAKEFLOW_HEARTBEAT_SECONDS", 5.0)
 LAKEFLOW_LOST_AFTER_SECONDS = env_float("LAKEFLOW_LOST_AFTER_SECONDS", 20.0)
+# Fork Python attempts from a warm process per worker (runs/executors/forkserver.py) instead of
+# starting an interpreter for each; false starts every attempt as a fresh interpreter.
+LAKEFLOW_FORK_SERVER = env_bool("LAKEFLOW_FORK_SERVER", True)
+# How long a worker may go on running the attempts its finishes make ready (runs/dispatch.py
+# Handoff) before it leaves the next to the broker; 0 sends every attempt through the broker.
+LAKEFLOW_HANDOFF_SECONDS = env_float("LAKEFLOW_HANDOFF_SECONDS", 5.0)
 
 
 def _warehouses(text):
@@ -142,8 +148,12 @@ if DATABASE_URL:
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            # Django's, with transactions queued on a file lock: see lakeflow_site/sqlite_backend.
+            "ENGINE": "lakeflow_site.sqlite_backend",
             "NAME": LAKEFLOW_HOME / "db.sqlite3",
+            # Kept open: django-q2 closes "old" connections around every task, and reopening
+            # the file and rerunning the PRAGMAs below cost each task attempt about a millisecond.
+            "CONN_MAX_AGE": None,
             "OPTIONS": {
                 # Web and every worker process write: WAL lets readers run beside the one
                 # writer, IMMEDIATE takes the write lock at BEGIN so transactions queue

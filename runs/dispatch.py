@@ -6,6 +6,7 @@ workers finishing two parents of the same task cannot both miss that it is ready
 """
 
 import logging
+from collections import namedtuple
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db import transaction
@@ -32,6 +33,7 @@ from runs.engine.states import (
     TerminationType,
 )
 from runs.events import record, record_many
+from jobs.models import JobVersion
 from runs.models import Repair, Run, TaskRun
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ WAITING_TYPES = ("for_each_task", "run_job_task")
 def graph_for_version(version, only=None):
     """The planner's graph of a job version (limited to `only`, for a partial run).
 
-    Versions are immutable, so graphs are cached per process."""
+    Versions are immutable, so graphs are cached per process (like the versions: ``job_version``)."""
     cache_key = (version.id, tuple(only) if only is not None else None)
     graph = _graphs.get(cache_key)
     if graph is None:
@@ -101,7 +103,23 @@ def new_task_runs(run, tasks, now, repair=None):
 def lock_run(run_id):
     """Serialize changes to one run: the UPDATE holds the row lock until commit on Postgres."""
     Run.objects.filter(id=run_id).update(version=F("version") + 1)
-    return Run.objects.select_related("job", "job_version").get(id=run_id)
+    run = Run.objects.select_related("job").get(id=run_id)
+    run.job_version = job_version(run.job_version_id)
+    return run
+
+
+_versions = {}
+
+
+def job_version(version_id):
+    """Versions never change, so each process reads (and parses) a version's settings once:
+    every finish locks its run, and a wide job's settings are most of what that reads."""
+    version = _versions.get(version_id)
+    if version is None:
+        if len(_versions) >= 256:
+            _versions.clear()
+        version = _versions[version_id] = JobVersion.objects.get(id=version_id)
+    return version
 
 
 HEAVY_COLUMNS = ("resolved_values", "task_values", "sql_output", "error", "error_trace", "iteration_input",
@@ -152,21 +170,40 @@ def advance_run(run_id, now=None):
             advance_locked(run, now or timezone.now())
 
 
-def advance_locked(run, now):
+STATUS_COLUMNS = ("id", "task_key", "task_type", "life_cycle_state", "result_state", "attempt_number",
+                  "started_at", "outcome")
+StatusRow = namedtuple("StatusRow", STATUS_COLUMNS)
+
+
+def current_status_rows(run):
+    """What the planner reads of every top-level task's latest attempt, as plain tuples: every
+    finish reads its whole run under the run lock (on SQLite, the one write lock), and
+    model instances cost several times as much as the query."""
+    rows = run.task_runs.filter(is_current=True, for_each_key="").values_list(*STATUS_COLUMNS)
+    return {row[1]: StatusRow(*row) for row in rows}
+
+
+def attempts_by_id(ids):
+    return TaskRun.objects.defer(*HEAVY_COLUMNS).in_bulk(ids) if ids else {}
+
+
+def advance_locked(run, now, handoff=None):
     """The planner step; the caller holds the run lock inside a transaction."""
     graph = graph_for_run(run)
-    attempts = current_attempts(run)
-    looping = [a for a in attempts.values()
-               if a.task_type == "for_each_task" and a.life_cycle_state in (L.RUNNING, L.TERMINATING)]
+    rows = current_status_rows(run)
+    looping = [row.id for row in rows.values()
+               if row.task_type == "for_each_task" and row.life_cycle_state in (L.RUNNING, L.TERMINATING)]
     if looping:
         from runs.control_flow import advance_for_each
 
-        if any([advance_for_each(run, wrapper, now) for wrapper in looping]):
-            attempts = current_attempts(run)
-    statuses = {key: status_of(attempt) for key, attempt in attempts.items()}
+        if any([advance_for_each(run, wrapper, now) for wrapper in attempts_by_id(looping).values()]):
+            rows = current_status_rows(run)
+    statuses = {key: status_of(row) for key, row in rows.items()}
     actions = next_actions(graph, statuses, now_ms=to_ms(now), cancel_reason=run.cancel_reason)
+    acting = attempts_by_id([rows[a.task_key].id for a in actions if not isinstance(a, FinishRun)])
+    attempts = {attempt.task_key: attempt for attempt in acting.values()}
     to_start = [attempts[a.task_key] for a in actions if isinstance(a, StartTask)]
-    start_attempts(run, to_start, now)
+    start_attempts(run, to_start, now, handoff)
     for action in actions:
         if isinstance(action, SkipTask):
             skip_attempt(run, attempts[action.task_key], action, now)
@@ -176,7 +213,7 @@ def advance_locked(run, now):
             finish_run(run, action, now)
 
 
-def start_attempts(run, attempts, now):
+def start_attempts(run, attempts, now, handoff=None):
     ids = [a.id for a in attempts]
     if not ids:
         return
@@ -185,7 +222,65 @@ def start_attempts(run, attempts, now):
         life_cycle_state=L.PENDING, queued_at=now
     )
     record_many(run, [(a, "task.pending", {"task_key": a.task_key}) for a in attempts], now)
-    enqueue_on_commit(ids)
+    taken = handoff.take(run, attempts, now) if handoff is not None else None
+    enqueue_on_commit(i for i in ids if i != taken)
+
+
+def claim(run, attempt, now, host):
+    """PENDING -> RUNNING on this host; a compare-and-swap, so exactly one claimer wins."""
+    claimed = TaskRun.objects.filter(id=attempt.id, life_cycle_state=L.PENDING).update(
+        life_cycle_state=L.RUNNING, started_at=now, heartbeat_at=now, worker_host=host
+    )
+    if claimed:
+        attempt.life_cycle_state, attempt.started_at, attempt.heartbeat_at, attempt.worker_host = L.RUNNING, now, now, host
+        record(run, "task.running", attempt, now, task_key=attempt.task_key, attempt_number=attempt.attempt_number)
+    return bool(claimed)
+
+
+class Handoff:
+    """Lets the worker that finishes an attempt run the next one itself, claimed in the finish's
+    transaction instead of through the broker: one of the attempts the finish makes ready, else
+    the run's oldest attempt still waiting for a worker. A chain then skips the broker's round
+    trip (poll, pick-up, claim) per hop, and a wide run's workers go from task to task with one
+    write each. The broker's message for a taken attempt finds it claimed and does nothing.
+
+    Only until ``deadline`` (``time.monotonic``): a worker that follows a long run still goes
+    back to the broker now and then (other runs' attempts wait there), and a graceful stop of its
+    node waits for one task, not the whole run. Control-flow attempts always use the broker.
+    """
+
+    def __init__(self, host, deadline):
+        self.host, self.deadline = host, deadline
+        self.attempt_id = None
+
+    def open(self):
+        import time
+
+        return self.attempt_id is None and time.monotonic() < self.deadline
+
+    def take(self, run, attempts, now):
+        """Claim one of ``attempts`` (just made PENDING); its id, or None."""
+        for attempt in attempts if self.open() else ():
+            if attempt.task_type not in CONTROL_FLOW_TYPES and claim(run, attempt, now, self.host):
+                self.attempt_id = attempt.id
+                return attempt.id
+        return None
+
+    def take_waiting(self, run, now):
+        """Claim the run's oldest PENDING attempt, if nothing was taken yet."""
+        if not self.open():
+            return
+        waiting = run.task_runs.filter(life_cycle_state=L.PENDING).order_by("id").only(
+            "id", "run", "task_key", "task_type", "attempt_number")[:8]
+        for attempt in waiting:
+            if attempt.task_type not in CONTROL_FLOW_TYPES and claim(run, attempt, now, self.host):
+                self.attempt_id = attempt.id
+                return
+
+    def pop(self):
+        """The claimed attempt's id (once), or None."""
+        taken, self.attempt_id = self.attempt_id, None
+        return taken
 
 
 def skip_attempt(run, attempt, action, now):
@@ -289,11 +384,12 @@ def settle_parent_on_commit(run):
 
 
 def finish_attempt(attempt_id, *, result_state, now=None, life_cycle_state=L.TERMINATED,
-                   termination_code=None, termination_type=None, message="", **fields):
+                   termination_code=None, termination_type=None, message="", handoff=None, **fields):
     """Record how an attempt ended and advance its run, in one transaction.
 
     Returns False when the attempt had already been finished by someone else (the reaper,
-    a redelivered message): the caller's result is then discarded.
+    a redelivered message): the caller's result is then discarded. With a ``Handoff``, the
+    caller may take one of the attempts this makes ready (``handoff.pop()`` after the return).
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -318,7 +414,9 @@ def finish_attempt(attempt_id, *, result_state, now=None, life_cycle_state=L.TER
         record(run, "task.finished", attempt, now, task_key=attempt.task_key, result_state=result_state,
                life_cycle_state=life_cycle_state, message=message)
         if run.life_cycle_state in ACTIVE_RUN_STATES:
-            advance_locked(run, now)
+            advance_locked(run, now, handoff)
+            if handoff is not None:
+                handoff.take_waiting(run, now)
         return True
 
 

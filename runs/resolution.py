@@ -42,8 +42,9 @@ def fact_keys(run, attempt, task):
 def upstream_facts(run, keys=None):
     """tasks.<key>.* for references and dbutils: the current attempt of each task (of `keys`, or all)."""
     facts = {}
+    # "run" too: the related manager sets each row's run, which would reload a deferred run_id per row.
     attempts = run.task_runs.filter(is_current=True, for_each_key="").only(
-        "id", "task_key", "result_state", "termination_code", "attempt_number", "task_values", "sql_output")
+        "id", "run", "task_key", "result_state", "termination_code", "attempt_number", "task_values", "sql_output")
     if keys is not None:
         attempts = attempts.filter(task_key__in=sorted(keys))
     for attempt in attempts:

@@ -2,14 +2,14 @@
 
 import logging
 import socket
+import time
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from runs.dispatch import CONTROL_FLOW_TYPES, attempt_task_settings, finish_attempt
+from runs.dispatch import CONTROL_FLOW_TYPES, Handoff, attempt_task_settings, claim, finish_attempt, job_version
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode, TerminationType
-from runs.events import record
 from runs.executors.launch import LaunchError, prepare_attempt
 from runs.executors.supervisor import read_attempt_result, supervise
 from runs.models import TaskRun
@@ -18,23 +18,64 @@ from runs.resolution import fact_keys, resolve_task, resolved_values, upstream_f
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
 
+FIRST_HEARTBEAT_SECONDS = 0.5
+"""When a running attempt first writes its pid: a worker that dies sooner leaves the reaper
+without it, and the task's process group then dies only with its direct child (PDEATHSIG)."""
+
 
 def execute_attempt(attempt_id):
-    """Entry point for the broker. A redelivered or canceled attempt is a no-op."""
-    task_type = TaskRun.objects.filter(id=attempt_id).values_list("task_type", flat=True).first()
-    if task_type in CONTROL_FLOW_TYPES:
+    """Entry point for the broker. A redelivered or canceled attempt is a no-op.
+
+    The attempt's finish may hand this worker the next attempt of its run (``Handoff``): it then
+    runs that one too, and so on, within ``LAKEFLOW_HANDOFF_SECONDS``.
+    """
+    found = TaskRun.objects.filter(id=attempt_id).values_list("task_type", "life_cycle_state").first()
+    if found and found[0] in CONTROL_FLOW_TYPES:
         from runs.control_flow import execute_control_flow
 
         return execute_control_flow(attempt_id)
-    attempt = claim_attempt(attempt_id)
-    if attempt is None:
+    if found is None or found[1] != L.PENDING:  # most often: a Handoff took it already
         return "not claimed"
+    attempt = claimable(attempt_id)
+    if attempt is None or not claim_loaded(attempt):
+        return "not claimed"
+    handoff = Handoff(HOST, deadline=time.monotonic() + settings.LAKEFLOW_HANDOFF_SECONDS)
+    outcomes = []
+    while attempt is not None:
+        outcomes.append(run_guarded(attempt, handoff))
+        taken = handoff.pop()
+        attempt = claimable(taken) if taken else None
+    return outcomes[0] if len(outcomes) == 1 else f"{outcomes[0]}, then {len(outcomes) - 1} handed off"
+
+
+def claimable(attempt_id):
+    attempt = TaskRun.objects.select_related("run__job").filter(id=attempt_id).first()
+    if attempt is not None:
+        attempt.run.job_version = job_version(attempt.run.job_version_id)
+    return attempt
+
+
+def claim_loaded(attempt):
+    """Claim a loaded attempt for this worker; False if another worker (or a cancel) was first."""
+    with transaction.atomic():
+        return claim(attempt.run, attempt, timezone.now(), HOST)
+
+
+def claim_attempt(attempt_id):
+    """The attempt, claimed for this worker, or None."""
+    attempt = claimable(attempt_id)
+    return attempt if attempt is not None and claim_loaded(attempt) else None
+
+
+def run_guarded(attempt, handoff):
     try:
-        return run_claimed_attempt(attempt)
+        return run_claimed_attempt(attempt, handoff)
     except Exception as exc:  # a bug here must fail the attempt visibly, never leave it RUNNING
-        log.exception("attempt %s failed inside the worker", attempt_id)
+        # Whatever the failed finish claimed was rolled back with it.
+        handoff.pop()
+        log.exception("attempt %s failed inside the worker", attempt.id)
         finish_attempt(
-            attempt_id,
+            attempt.id,
             result_state=R.FAILED,
             life_cycle_state=L.INTERNAL_ERROR,
             termination_code=TerminationCode.INTERNAL_ERROR,
@@ -44,36 +85,22 @@ def execute_attempt(attempt_id):
         return "internal error"
 
 
-def claim_attempt(attempt_id):
-    now = timezone.now()
-    with transaction.atomic():
-        claimed = TaskRun.objects.filter(id=attempt_id, life_cycle_state=L.PENDING).update(
-            life_cycle_state=L.RUNNING, started_at=now, heartbeat_at=now, worker_host=HOST
-        )
-        if not claimed:
-            return None
-        attempt = TaskRun.objects.select_related("run__job_version", "run__job").get(id=attempt_id)
-        record(attempt.run, "task.running", attempt, now, task_key=attempt.task_key,
-               attempt_number=attempt.attempt_number)
-    return attempt
-
-
 def attempt_dir(attempt):
     return settings.LAKEFLOW_HOME / "attempts" / str(attempt.run_id) / str(attempt.id)
 
 
-def run_claimed_attempt(attempt):
+def run_claimed_attempt(attempt, handoff=None):
     run = attempt.run
     task = attempt_task_settings(run.job_version, attempt)
     if task is None:
         return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION,
-                    f"Task {attempt.task_key} is not in the job's settings any more")
+                    f"Task {attempt.task_key} is not in the job's settings any more", handoff=handoff)
     facts = upstream_facts(run, fact_keys(run, attempt, task))
     task, widgets = resolve_task(task, run, attempt, facts)
     directory = attempt_dir(attempt)
     log_path = directory / "output.log"
-    # Written with the process id once it starts (one write, not two: on SQLite every write waits
-    # for the one write lock), or with the failure if it cannot start.
+    # Written with the process id at the first heartbeat, or with the finish by the many attempts
+    # that end sooner (one write, not two: on SQLite every write waits for the one write lock).
     started_fields = dict(resolved_values=resolved_values(task), log_path=str(log_path))
     try:
         spec = prepare_attempt(
@@ -87,9 +114,15 @@ def run_claimed_attempt(attempt):
     except LaunchError as exc:
         directory.mkdir(parents=True, exist_ok=True)
         log_path.write_text(exc.message + "\n")
-        return fail(attempt, exc.code, exc.message, **started_fields)
+        return fail(attempt, exc.code, exc.message, handoff=handoff, **started_fields)
 
     timeout = task.get("timeout_seconds") or None
+    first_beat = {}  # the pid and what the attempt started with, for the first heartbeat to write
+
+    def on_heartbeat():
+        beat(attempt.id, **first_beat)
+        first_beat.clear()
+
     try:
         outcome = supervise(
             spec,
@@ -97,17 +130,22 @@ def run_claimed_attempt(attempt):
             timeout_seconds=timeout,
             should_cancel=lambda: still_running(attempt.id) is False,
             heartbeat_every=settings.LAKEFLOW_HEARTBEAT_SECONDS,
-            on_heartbeat=lambda: beat(attempt.id),
-            on_start=lambda pid: TaskRun.objects.filter(id=attempt.id).update(process_id=pid, **started_fields),
+            first_heartbeat_after=min(FIRST_HEARTBEAT_SECONDS, settings.LAKEFLOW_HEARTBEAT_SECONDS),
+            use_fork_server=settings.LAKEFLOW_FORK_SERVER,
+            on_heartbeat=on_heartbeat,
+            on_start=lambda pid: first_beat.update(process_id=pid, **started_fields),
         )
     except LaunchError as exc:  # the interpreter or command could not be started at all
-        return fail(attempt, exc.code, exc.message, **started_fields)
+        return fail(attempt, exc.code, exc.message, handoff=handoff, **started_fields)
     result = read_attempt_result(spec, outcome)
     if result.written_tables:
         from runs.triggers import record_table_writes
 
         record_table_writes(attempt, result.written_tables, timezone.now())
     fields = dict(
+        started_fields,
+        handoff=handoff,
+        process_id=outcome.pid,
         exit_code=outcome.exit_code,
         error=result.error or "",
         error_trace=result.error_trace or "",
@@ -148,7 +186,7 @@ def executed_notebook(spec):
     return path if path and os.path.exists(path) else ""
 
 
-def fail(attempt, code, message, **fields):
+def fail(attempt, code, message, **fields):  # fields may hold the handoff
     finish_attempt(attempt.id, result_state=R.FAILED, termination_code=code,
                    termination_type=TerminationType.CLIENT_ERROR, message=message, error=message, **fields)
     return "failed"
@@ -160,7 +198,7 @@ def still_running(attempt_id):
     return state == L.RUNNING
 
 
-def beat(attempt_id):
+def beat(attempt_id, **fields):
     TaskRun.objects.filter(id=attempt_id, life_cycle_state__in=[L.RUNNING, L.TERMINATING]).update(
-        heartbeat_at=timezone.now()
+        heartbeat_at=timezone.now(), **fields
     )

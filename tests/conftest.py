@@ -3,12 +3,15 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def fresh_graph_cache():
-    """Graphs are cached per JobVersion id; tests that roll back reuse ids, production never does."""
+    """Graphs and versions are cached per JobVersion id; tests that roll back reuse ids,
+    production never does (AUTOINCREMENT on SQLite, sequences on Postgres)."""
     from runs import dispatch
 
     dispatch._graphs.clear()
+    dispatch._versions.clear()
     yield
     dispatch._graphs.clear()
+    dispatch._versions.clear()
 
 
 @pytest.fixture

@@ -157,3 +157,76 @@ def test_every_state_change_is_an_event_row(alice, broker):
 
     types = list(RunEvent.objects.filter(run=run).order_by("id").values_list("type", flat=True))
     assert types == ["run.queued", "run.started", "task.pending", "task.running", "task.finished", "run.finished"]
+
+
+def handoff(seconds=60):
+    import time
+
+    from runs.dispatch import Handoff
+
+    return Handoff("this-host", deadline=time.monotonic() + seconds)
+
+
+def test_a_finish_with_a_handoff_claims_the_next_task_itself_instead_of_sending_it_to_the_broker(alice, broker):
+    job = make_job(alice, [shell("a"), shell("b", depends_on=["a"]), shell("c", depends_on=["a"])])
+    run, _ = create_run(job)
+    a = claim_attempt(broker.take()[0])
+    taking = handoff()
+
+    finish_attempt(a.id, result_state=R.SUCCESS, handoff=taking)
+
+    taken = TaskRun.objects.get(id=taking.pop())
+    other = attempt(run, "c" if taken.task_key == "b" else "b")
+    assert (taken.life_cycle_state, taken.worker_host) == (L.RUNNING, "this-host")
+    assert broker.take() == [other.id]  # the rest still goes to the broker
+    assert other.life_cycle_state == L.PENDING
+    assert taking.pop() is None
+    assert RunEvent.objects.filter(task_run=taken, type="task.running").count() == 1
+
+
+def test_a_finish_that_readies_nothing_takes_the_runs_oldest_waiting_attempt(alice, broker):
+    job = make_job(alice, [shell("a"), shell("b"), shell("c")])
+    run, _ = create_run(job)
+    first, *waiting = broker.take()
+    taking = handoff()
+
+    finish_attempt(claim_attempt(first).id, result_state=R.SUCCESS, handoff=taking)
+
+    assert taking.pop() == min(waiting)
+    assert TaskRun.objects.get(id=min(waiting)).life_cycle_state == L.RUNNING
+    assert broker.take() == []
+    # Its broker message, when it comes, finds it claimed.
+    assert claim_attempt(min(waiting)) is None
+
+
+def test_no_handoff_after_its_deadline_or_for_control_flow_tasks(alice, broker):
+    job = make_job(alice, [shell("a"), shell("b", depends_on=["a"]), shell("c")])
+    run, _ = create_run(job)
+    late = handoff(seconds=-1)
+    finish_attempt(claim_attempt(attempt(run, "a").id).id, result_state=R.SUCCESS, handoff=late)
+    assert late.pop() is None
+    assert attempt(run, "b").life_cycle_state == L.PENDING
+
+    job = make_job(alice, [shell("a"), {"task_key": "check", "depends_on": [{"task_key": "a"}],
+                                        "condition_task": {"op": "EQUAL_TO", "left": "1", "right": "1"}}])
+    run, _ = create_run(job)
+    broker.take()
+    taking = handoff()
+    finish_attempt(claim_attempt(attempt(run, "a").id).id, result_state=R.SUCCESS, handoff=taking)
+    assert taking.pop() is None
+    assert broker.take() == [attempt(run, "check").id]
+
+
+def test_a_worker_runs_a_chain_through_its_handoffs_in_one_broker_message(alice, broker, settings):
+    from runs.worker import execute_attempt
+
+    settings.LAKEFLOW_HANDOFF_SECONDS = 60
+    job = make_job(alice, [shell("a"), shell("b", depends_on=["a"]), shell("c", depends_on=["b"])])
+    run, _ = create_run(job)
+
+    assert execute_attempt(broker.take()[0]) == "success, then 2 handed off"
+
+    assert broker.take() == []
+    run.refresh_from_db()
+    assert run.result_state == R.SUCCESS
+    assert {t.worker_host for t in run.task_runs.all()} == {__import__("socket").gethostname()}

@@ -71,3 +71,22 @@ def test_task_values_flow_to_a_downstream_reference(alice, tmp_path):
     assert consumer.result_state == R.SUCCESS
     with open(consumer.log_path) as log:
         assert log.read() == "n=7\n"
+
+
+def test_a_running_task_writes_its_pid_at_its_first_heartbeat_and_a_quick_one_with_its_finish(
+        alice, monkeypatch, settings):
+    from runs import worker
+
+    settings.LAKEFLOW_HEARTBEAT_SECONDS = 0.5
+    beats = []
+    monkeypatch.setattr(worker, "beat", lambda attempt_id, **fields: beats.append((attempt_id, fields)))
+    job = make_job(alice, [shell("quick", "true"), shell("slow", "sleep 1.3", depends_on=["quick"])])
+    run, _ = create_run(job)
+
+    by_key = attempts(run)
+    assert by_key["quick"].process_id and by_key["quick"].log_path  # written with its finish
+    assert {attempt_id for attempt_id, _ in beats} == {by_key["slow"].id}
+    first, *later = [fields for _, fields in beats]
+    assert first["process_id"] == by_key["slow"].process_id
+    assert first["log_path"] == by_key["slow"].log_path
+    assert later and all(fields == {} for fields in later)
