@@ -251,7 +251,7 @@ class Handoff:
 
     def __init__(self, host, deadline):
         self.host, self.deadline = host, deadline
-        self.attempt_id = None
+        self.attempt_id = self.claimed_at = None
 
     def open(self):
         import time
@@ -262,7 +262,7 @@ class Handoff:
         """Claim one of ``attempts`` (just made PENDING); its id, or None."""
         for attempt in attempts if self.open() else ():
             if attempt.task_type not in CONTROL_FLOW_TYPES and claim(run, attempt, now, self.host):
-                self.attempt_id = attempt.id
+                self.attempt_id, self.claimed_at = attempt.id, now
                 return attempt.id
         return None
 
@@ -274,11 +274,11 @@ class Handoff:
             "id", "run", "task_key", "task_type", "attempt_number")[:8]
         for attempt in waiting:
             if attempt.task_type not in CONTROL_FLOW_TYPES and claim(run, attempt, now, self.host):
-                self.attempt_id = attempt.id
+                self.attempt_id, self.claimed_at = attempt.id, now
                 return
 
     def pop(self):
-        """The claimed attempt's id (once), or None."""
+        """The claimed attempt's id (once), or None; ``claimed_at`` is its started_at."""
         taken, self.attempt_id = self.attempt_id, None
         return taken
 

@@ -5,7 +5,7 @@ import socket
 import time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from runs.dispatch import CONTROL_FLOW_TYPES, Handoff, attempt_task_settings, claim, finish_attempt, job_version
@@ -17,6 +17,10 @@ from runs.resolution import fact_keys, resolve_task, resolved_values, upstream_f
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
+
+RECONNECT_SECONDS = 30
+"""How long a worker keeps trying to record an attempt's end while the database is unreachable;
+after that the attempt stays RUNNING and the reaper fails it as lost (then retries it)."""
 
 FIRST_HEARTBEAT_SECONDS = 0.5
 """When a running attempt first writes its pid: a worker that dies sooner leaves the reaper
@@ -43,9 +47,19 @@ def execute_attempt(attempt_id):
     outcomes = []
     while attempt is not None:
         outcomes.append(run_guarded(attempt, handoff))
-        taken = handoff.pop()
-        attempt = claimable(taken) if taken else None
+        attempt = handed_off(handoff)
     return outcomes[0] if len(outcomes) == 1 else f"{outcomes[0]}, then {len(outcomes) - 1} handed off"
+
+
+def handed_off(handoff):
+    """The attempt the last finish claimed for this worker, if that claim was committed: a finish
+    that failed (rolled back, or lost its connection at commit) may or may not have been."""
+    claimed_at, taken = handoff.claimed_at, handoff.pop()
+    attempt = claimable(taken) if taken else None
+    if attempt is None or (attempt.life_cycle_state, attempt.worker_host, attempt.started_at) != (
+            L.RUNNING, HOST, claimed_at):
+        return None
+    return attempt
 
 
 def claimable(attempt_id):
@@ -71,10 +85,8 @@ def run_guarded(attempt, handoff):
     try:
         return run_claimed_attempt(attempt, handoff)
     except Exception as exc:  # a bug here must fail the attempt visibly, never leave it RUNNING
-        # Whatever the failed finish claimed was rolled back with it.
-        handoff.pop()
         log.exception("attempt %s failed inside the worker", attempt.id)
-        finish_attempt(
+        finish(
             attempt.id,
             result_state=R.FAILED,
             life_cycle_state=L.INTERNAL_ERROR,
@@ -83,6 +95,37 @@ def run_guarded(attempt, handoff):
             message=f"Internal error in the worker: {type(exc).__name__}: {exc}",
         )
         return "internal error"
+
+
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+def reconnecting(call, seconds=RECONNECT_SECONDS):
+    """call(), and again on a fresh connection while the database cannot be reached (dropped
+    connections, a restart): a task that ran must not lose its result to a blip."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except DATABASE_ERRORS:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("database unreachable; retrying on a new connection", exc_info=True)
+            connection.close()
+            time.sleep(0.5)
+
+
+def tolerant(call, meanwhile):
+    """call() for the supervisor's checks, or ``meanwhile`` while the database cannot be reached:
+    the task runs on, and the next check reconnects."""
+    def checked():
+        try:
+            return call()
+        except DATABASE_ERRORS:
+            log.warning("database unreachable during a check; trying again at the next one", exc_info=True)
+            connection.close()
+            return meanwhile
+    return checked
 
 
 def attempt_dir(attempt):
@@ -128,11 +171,11 @@ def run_claimed_attempt(attempt, handoff=None):
             spec,
             log_path=log_path,
             timeout_seconds=timeout,
-            should_cancel=lambda: still_running(attempt.id) is False,
+            should_cancel=tolerant(lambda: still_running(attempt.id) is False, meanwhile=False),
             heartbeat_every=settings.LAKEFLOW_HEARTBEAT_SECONDS,
             first_heartbeat_after=min(FIRST_HEARTBEAT_SECONDS, settings.LAKEFLOW_HEARTBEAT_SECONDS),
             use_fork_server=settings.LAKEFLOW_FORK_SERVER,
-            on_heartbeat=on_heartbeat,
+            on_heartbeat=tolerant(on_heartbeat, meanwhile=None),
             on_start=lambda pid: first_beat.update(process_id=pid, **started_fields),
         )
     except LaunchError as exc:  # the interpreter or command could not be started at all
@@ -141,7 +184,7 @@ def run_claimed_attempt(attempt, handoff=None):
     if result.written_tables:
         from runs.triggers import record_table_writes
 
-        record_table_writes(attempt, result.written_tables, timezone.now())
+        reconnecting(lambda: record_table_writes(attempt, result.written_tables, timezone.now()))
     fields = dict(
         started_fields,
         handoff=handoff,
@@ -156,17 +199,17 @@ def run_claimed_attempt(attempt, handoff=None):
         executed_notebook=executed_notebook(spec),
     )
     if outcome.canceled:
-        finish_attempt(attempt.id, result_state=R.CANCELED, message="Canceled by user", **fields)
+        finish(attempt.id, result_state=R.CANCELED, message="Canceled by user", **fields)
         return "canceled"
     if outcome.timed_out:
-        finish_attempt(attempt.id, result_state=R.TIMEDOUT,
+        finish(attempt.id, result_state=R.TIMEDOUT,
                        message=f"Task timed out after {timeout} seconds", **fields)
         return "timed out"
     if outcome.exit_code == 0:
-        finish_attempt(attempt.id, result_state=R.SUCCESS, **fields)
+        finish(attempt.id, result_state=R.SUCCESS, **fields)
         return "success"
     message = result.error or f"Task exited with code {outcome.exit_code}"
-    finish_attempt(attempt.id, result_state=R.FAILED, message=message,
+    finish(attempt.id, result_state=R.FAILED, message=message,
                    termination_code=result.error_code or TerminationCode.RUN_EXECUTION_ERROR, **fields)
     return "failed"
 
@@ -186,8 +229,12 @@ def executed_notebook(spec):
     return path if path and os.path.exists(path) else ""
 
 
+def finish(attempt_id, **fields):
+    return reconnecting(lambda: finish_attempt(attempt_id, **fields))
+
+
 def fail(attempt, code, message, **fields):  # fields may hold the handoff
-    finish_attempt(attempt.id, result_state=R.FAILED, termination_code=code,
+    finish(attempt.id, result_state=R.FAILED, termination_code=code,
                    termination_type=TerminationType.CLIENT_ERROR, message=message, error=message, **fields)
     return "failed"
 

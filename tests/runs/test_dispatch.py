@@ -230,3 +230,46 @@ def test_a_worker_runs_a_chain_through_its_handoffs_in_one_broker_message(alice,
     run.refresh_from_db()
     assert run.result_state == R.SUCCESS
     assert {t.worker_host for t in run.task_runs.all()} == {__import__("socket").gethostname()}
+
+
+def test_the_worker_runs_a_handed_off_attempt_only_if_its_claim_was_committed(alice, broker):
+    import pytest
+    from django.db import transaction
+
+    from runs import worker
+
+    job = make_job(alice, [shell("a"), shell("b", depends_on=["a"])])
+    run, _ = create_run(job)
+    a = claim_attempt(broker.take()[0])
+    taking = handoff()
+    taking.host = worker.HOST
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            finish_attempt(a.id, result_state=R.SUCCESS, handoff=taking)
+            raise RuntimeError("the finish failed after its claim")
+    assert taking.attempt_id == attempt(run, "b").id
+    assert worker.handed_off(taking) is None  # rolled back: b is BLOCKED again
+    assert attempt(run, "b").life_cycle_state == L.BLOCKED
+
+    finish_attempt(a.id, result_state=R.SUCCESS, handoff=taking)
+    assert worker.handed_off(taking).id == attempt(run, "b").id
+
+
+def test_the_worker_reconnects_when_the_database_drops_its_connection(monkeypatch):
+    from django.db import OperationalError
+
+    from runs import worker
+
+    monkeypatch.setattr(worker.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("server closed the connection unexpectedly")
+        return "recorded"
+
+    assert worker.reconnecting(flaky) == "recorded" and len(calls) == 3
+    check = worker.tolerant(lambda: flaky() and False, meanwhile="no news")
+    calls.clear()
+    assert [check(), check(), check()] == ["no news", "no news", False]

@@ -57,6 +57,19 @@ def test_a_schedule_fires_each_slot_once_with_its_trigger_time(alice, broker):
     assert [r.trigger_time for r in runs] == [first_slot, first_slot + seconds(2)]
 
 
+def test_many_schedules_due_at_once_each_start_one_run(alice, broker):
+    jobs = [job_with(alice, T0, **every_two_seconds()) for _ in range(12)]
+    slot = T0.replace(microsecond=0) + seconds(2)
+
+    assert run_due_triggers(slot + seconds(0.1)) == 12
+    assert run_due_triggers(slot + seconds(0.2)) == 0
+
+    for job in jobs:
+        assert [r.trigger_time for r in runs_of(job)] == [slot]
+        assert TriggerState.objects.get(job=job).last_run_id == runs_of(job)[0].id
+    assert len(broker.take()) == 12
+
+
 def test_two_clocks_firing_one_slot_make_one_run(alice, broker):
     job = job_with(alice, T0, **every_two_seconds())
     slot = T0.replace(microsecond=0) + seconds(2)
