@@ -7,6 +7,7 @@ Every variable read here is listed in .env.example.
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -151,9 +152,10 @@ else:
             # Django's, with transactions queued on a file lock: see lakeflow_site/sqlite_backend.
             "ENGINE": "lakeflow_site.sqlite_backend",
             "NAME": LAKEFLOW_HOME / "db.sqlite3",
-            # Kept open: django-q2 closes "old" connections around every task, and reopening
-            # the file and rerunning the PRAGMAs below cost each task attempt about a millisecond.
-            "CONN_MAX_AGE": None,
+            # Kept open by cluster processes: django-q2 closes "old" connections around every
+            # task, and reopening the file and rerunning the PRAGMAs cost each attempt about a
+            # millisecond. Not by the web server, whose threads come and go with requests.
+            "CONN_MAX_AGE": None if "qcluster" in sys.argv else 0,
             "OPTIONS": {
                 # Web and every worker process write: WAL lets readers run beside the one
                 # writer, IMMEDIATE takes the write lock at BEGIN so transactions queue

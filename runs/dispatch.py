@@ -222,7 +222,7 @@ def start_attempts(run, attempts, now, handoff=None):
         life_cycle_state=L.PENDING, queued_at=now
     )
     record_many(run, [(a, "task.pending", {"task_key": a.task_key}) for a in attempts], now)
-    taken = handoff.take(run, attempts, now) if handoff is not None else None
+    taken = handoff.take(run, attempts) if handoff is not None else None
     enqueue_on_commit(i for i in ids if i != taken)
 
 
@@ -258,24 +258,30 @@ class Handoff:
 
         return self.attempt_id is None and time.monotonic() < self.deadline
 
-    def take(self, run, attempts, now):
+    def take(self, run, attempts):
         """Claim one of ``attempts`` (just made PENDING); its id, or None."""
         for attempt in attempts if self.open() else ():
-            if attempt.task_type not in CONTROL_FLOW_TYPES and claim(run, attempt, now, self.host):
-                self.attempt_id, self.claimed_at = attempt.id, now
+            if attempt.task_type not in CONTROL_FLOW_TYPES and self.claim(run, attempt):
                 return attempt.id
         return None
 
-    def take_waiting(self, run, now):
+    def take_waiting(self, run):
         """Claim the run's oldest PENDING attempt, if nothing was taken yet."""
         if not self.open():
             return
         waiting = run.task_runs.filter(life_cycle_state=L.PENDING).order_by("id").only(
             "id", "run", "task_key", "task_type", "attempt_number")[:8]
         for attempt in waiting:
-            if attempt.task_type not in CONTROL_FLOW_TYPES and claim(run, attempt, now, self.host):
-                self.attempt_id, self.claimed_at = attempt.id, now
+            if attempt.task_type not in CONTROL_FLOW_TYPES and self.claim(run, attempt):
                 return
+
+    def claim(self, run, attempt):
+        # Now, not the finish's now: its heartbeat must not start out as old as the lock wait.
+        now = timezone.now()
+        if claim(run, attempt, now, self.host):
+            self.attempt_id, self.claimed_at = attempt.id, now
+            return True
+        return False
 
     def pop(self):
         """The claimed attempt's id (once), or None; ``claimed_at`` is its started_at."""
@@ -416,7 +422,7 @@ def finish_attempt(attempt_id, *, result_state, now=None, life_cycle_state=L.TER
         if run.life_cycle_state in ACTIVE_RUN_STATES:
             advance_locked(run, now, handoff)
             if handoff is not None:
-                handoff.take_waiting(run, now)
+                handoff.take_waiting(run)
         return True
 
 

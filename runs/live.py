@@ -134,20 +134,39 @@ def task_type(task):
 
 def nudge_run(run_id):
     """After this transaction commits, wake the run's sockets in every web process (Redis only:
-    the embedded default's sockets find new events by reading them)."""
+    the embedded default's sockets find new events by reading them). One message per run and
+    transaction, however many events it records: each costs a few milliseconds."""
     if not settings.REDIS_URL:
         return
+    connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        for _, callback, _ in connection.run_on_commit:  # this transaction's, if any (rolled back: gone)
+            if isinstance(callback, RunNudges):
+                callback.run_ids.add(run_id)
+                return
+    transaction.on_commit(RunNudges(run_id))
 
-    def send():
+
+class RunNudges:
+    """The on-commit callback that wakes the sockets of the runs a transaction changed."""
+
+    def __init__(self, run_id):
+        self.run_ids = {run_id}
+
+    def __call__(self):
         from asgiref.sync import async_to_sync
         from channels.layers import get_channel_layer
 
+        layer = get_channel_layer()
+
+        async def send_all():
+            for run_id in sorted(self.run_ids):
+                await layer.group_send(run_group(run_id), {"type": "run.changed"})
+
         try:
-            async_to_sync(get_channel_layer().group_send)(run_group(run_id), {"type": "run.changed"})
+            async_to_sync(send_all)()
         except Exception:  # a live page is a nicety; a Redis hiccup must not fail the run
             pass
-
-    transaction.on_commit(send)
 
 
 def run_group(run_id):

@@ -55,11 +55,11 @@ def handed_off(handoff):
     """The attempt the last finish claimed for this worker, if that claim was committed: a finish
     that failed (rolled back, or lost its connection at commit) may or may not have been."""
     claimed_at, taken = handoff.claimed_at, handoff.pop()
-    attempt = claimable(taken) if taken else None
-    if attempt is None or (attempt.life_cycle_state, attempt.worker_host, attempt.started_at) != (
-            L.RUNNING, HOST, claimed_at):
+    attempt = reconnecting(lambda: claimable(taken)) if taken else None
+    if attempt is None or (attempt.worker_host, attempt.started_at) != (HOST, claimed_at):
         return None
-    return attempt
+    # TERMINATING: canceled since; it starts, and its first check stops it as CANCELED.
+    return attempt if attempt.life_cycle_state in (L.RUNNING, L.TERMINATING) else None
 
 
 def claimable(attempt_id):
@@ -184,7 +184,7 @@ def run_claimed_attempt(attempt, handoff=None):
     if result.written_tables:
         from runs.triggers import record_table_writes
 
-        reconnecting(lambda: record_table_writes(attempt, result.written_tables, timezone.now()))
+        record_table_writes(attempt, result.written_tables, timezone.now())
     fields = dict(
         started_fields,
         handoff=handoff,

@@ -2,29 +2,44 @@
 
 import fcntl
 import os
+import threading
+import time
 
 import pytest
+from django.db import OperationalError
 from django.db.utils import ConnectionHandler
 
 
 @pytest.fixture
-def sqlite_file(tmp_path, django_db_blocker):
-    handler = ConnectionHandler({"default": {
-        "ENGINE": "lakeflow_site.sqlite_backend", "NAME": str(tmp_path / "db.sqlite3"),
-        "OPTIONS": {"transaction_mode": "IMMEDIATE"}}})
-    connection = handler["default"]
+def connect(tmp_path, django_db_blocker):
+    """Connections of their own to one SQLite file (not the test database)."""
+    opened = []
+
+    def connect(timeout=5):
+        handler = ConnectionHandler({"default": {
+            "ENGINE": "lakeflow_site.sqlite_backend", "NAME": str(tmp_path / "db.sqlite3"),
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": timeout}}})
+        opened.append(handler["default"])
+        return opened[-1]
+
     with django_db_blocker.unblock():
-        yield connection, tmp_path / "db.sqlite3.write-lock"
-        connection.close()
+        yield connect
+        for connection in opened:
+            connection.close()
 
 
 def begin(connection):
-    """What transaction.atomic does on entry, on this (unregistered) connection."""
+    """What transaction.atomic does on entry, on an unregistered connection."""
     connection.set_autocommit(False, force_begin_transaction_with_broken_autocommit=True)
 
 
-def lock_is_free(path):
-    fd = os.open(path, os.O_RDWR)
+def end(connection, commit=True):
+    connection.commit() if commit else connection.rollback()
+    connection.set_autocommit(True)
+
+
+def lock_is_free(tmp_path):
+    fd = os.open(tmp_path / "db.sqlite3.write-lock", os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
@@ -34,23 +49,60 @@ def lock_is_free(path):
         os.close(fd)
 
 
-def test_a_transaction_holds_the_file_lock_until_it_commits(sqlite_file):
-    connection, lock = sqlite_file
+def open_descriptors():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_transaction_holds_the_lock_until_it_commits_or_rolls_back(connect, tmp_path):
+    connection = connect()
     begin(connection)
     connection.cursor().execute("CREATE TABLE t (x INTEGER)")
-    assert not lock_is_free(lock)
-    connection.commit()
-    connection.set_autocommit(True)
-    assert lock_is_free(lock)
+    assert not lock_is_free(tmp_path)
+    end(connection)
+    assert lock_is_free(tmp_path)
+    assert connection.introspection.table_names() == ["t"]
+
+    begin(connection)
+    connection.cursor().execute("CREATE TABLE u (x INTEGER)")
+    end(connection, commit=False)
+    assert lock_is_free(tmp_path)
     assert connection.introspection.table_names() == ["t"]
 
 
-def test_a_rolled_back_transaction_releases_the_file_lock(sqlite_file):
-    connection, lock = sqlite_file
+def test_a_second_transaction_waits_for_the_first_and_then_goes_on(connect):
+    first, second = connect(), connect()
+    second.inc_thread_sharing()  # used by the thread below
+    begin(first)
+    first.cursor().execute("CREATE TABLE t (x INTEGER)")
+    entered = []
 
-    begin(connection)
-    connection.cursor().execute("CREATE TABLE t (x INTEGER)")
-    connection.rollback()
-    connection.set_autocommit(True)
-    assert lock_is_free(lock)
-    assert connection.introspection.table_names() == []  # rolled back, not committed
+    def other():
+        begin(second)
+        entered.append(time.monotonic())
+        second.cursor().execute("INSERT INTO t VALUES (2)")
+        end(second)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    time.sleep(0.3)
+    assert entered == []  # still waiting for the lock
+    released = time.monotonic()
+    end(first)
+    thread.join(5)
+    assert entered and entered[0] - released < 0.1
+    assert first.cursor().execute("SELECT x FROM t").fetchall() == [(2,)]
+
+
+def test_a_lock_held_too_long_is_database_is_locked_and_nothing_leaks(connect):
+    holder, waiter = connect(), connect(timeout=0.2)
+    holder.ensure_connection()
+    waiter.ensure_connection()
+    idle = open_descriptors()
+    begin(holder)
+    with pytest.raises(OperationalError, match="database is locked"):
+        begin(waiter)
+    end(holder)
+    for _ in range(20):
+        begin(waiter)
+        end(waiter)
+    assert open_descriptors() == idle  # the lock file is open only while a transaction is

@@ -85,28 +85,29 @@ class ForkServer:
         request = json.dumps({"argv": argv, "cwd": cwd, "env": env}).encode()
         try:
             socket.send_fds(self.sock, [request], [log_fd])
-            answer = self._receive()
-        except OSError as exc:
-            raise ForkServerGone(str(exc)) from exc
-        if "pid" not in answer:
-            raise ForkServerGone(answer.get("error") or f"unexpected answer {answer!r}")
-        return answer["pid"]
+            return self._receive()["pid"]
+        except Exception as exc:  # whatever it was, the conversation is out of step: start over
+            self.close()
+            raise ForkServerGone(f"{type(exc).__name__}: {exc}") from exc
 
     def fileno(self):
         """Readable once the running attempt has ended (or the server died)."""
         return self.sock.fileno()
 
     def exit_code(self):
-        """Wait for the running attempt's exit code; None if the server died meanwhile."""
+        """Wait for the running attempt's exit code; None if the server died meanwhile (or
+        answered out of step, and is stopped for it)."""
         try:
             return self._receive()["exit"]
-        except (OSError, ValueError, KeyError, ForkServerGone):
+        except Exception:
+            self.close()
             return None
 
     def close(self):
         self.sock.close()
-        self.process.kill()
-        self.process.wait()
+        if self.owner_pid == os.getpid():
+            self.process.kill()
+            self.process.wait()
 
     def _receive(self):
         data = self.sock.recv(MAX_MESSAGE)
@@ -123,10 +124,7 @@ def shared_fork_server(python, env, runner_path):
     it has none, or none that can serve them)."""
     global _shared
     if _shared is not None and not _shared.serves(python, env):
-        if _shared.owner_pid == os.getpid():
-            _shared.close()
-        else:  # inherited through a fork: the server belongs to our parent
-            _shared.sock.close()
+        _shared.close()  # one inherited through a fork is only let go: it is our parent's
         _shared = None
     if _shared is None:
         _shared = ForkServer(python, env, runner_path)
@@ -153,12 +151,23 @@ def main(argv):
     if "threading" in sys.modules:
         sys.modules["threading"]._shutdown()
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
+    _flush_open_files()
     os._exit(code if isinstance(code, int) and 0 <= code < 256 else 1)
+
+
+def _flush_open_files():
+    """Write what files the task left open still buffer, as tearing the interpreter down would
+    (sys.stdout and sys.stderr among them). Objects from before the fork are frozen and skipped."""
+    import io
+
+    files = [obj for obj in gc.get_objects() if isinstance(obj, io.IOBase)]
+    files.sort(key=lambda f: not isinstance(f, io.TextIOBase))  # text first: it writes into its buffer
+    for file in [*files, sys.stdout, sys.stderr]:
+        try:
+            if not file.closed:
+                file.flush()
+        except Exception:  # a detached or broken file: nothing more to save
+            pass
 
 
 def serve(sock):

@@ -224,8 +224,7 @@ def _fork(spec: LaunchSpec, log) -> _ForkedProcess | None:
     env = {**spec.env, SUPERVISOR_PID_ENV: str(server.process.pid), PDEATHSIG_SET_ENV: "1"}
     try:
         return _ForkedProcess(server, server.spawn([runner_path, spec_path], spec.cwd, env, log.fileno()))
-    except ForkServerGone:
-        server.close()  # the next attempt starts a new one
+    except ForkServerGone:  # it stopped itself; the next attempt starts a new one
         return None
 
 

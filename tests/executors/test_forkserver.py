@@ -13,6 +13,15 @@ from runs.executors.supervisor import read_attempt_result, supervise
 from .test_supervisor import is_gone, wait_for_file, wait_until_gone
 
 
+@pytest.fixture(autouse=True)
+def forked_only(monkeypatch):
+    """These attempts must come from the fork server: falling back to a fresh interpreter fails."""
+    def no_fallback(spec, log):
+        raise AssertionError("the attempt was not forked from the fork server")
+
+    monkeypatch.setattr("runs.executors.supervisor._popen", no_fallback)
+
+
 @pytest.fixture
 def workspace(tmp_path):
     path = tmp_path / "ws"
@@ -66,6 +75,22 @@ def test_atexit_handlers_and_running_threads_finish_before_the_attempt_ends(tmp_
     assert outcome.succeeded
     assert done.read_text() == "thread ran"
     assert log == "atexit ran\n"
+
+
+def test_files_the_task_left_open_are_written_out_as_a_fresh_interpreter_would(tmp_path, workspace):
+    left_open = tmp_path / "left-open.txt"
+    outcome, _, _ = run_script(tmp_path, workspace, (
+        "import sys\n"
+        "f = open(sys.argv[1], 'w')\n"
+        "f.write('hello\\n')\n"
+        "def helper():\n"
+        "    global g\n"
+        "    g = open(sys.argv[1] + '.bin', 'wb')\n"
+        "    g.write(b'bytes')\n"
+        "helper()\n"), str(left_open))
+    assert outcome.succeeded
+    assert left_open.read_text() == "hello\n"
+    assert (tmp_path / "left-open.txt.bin").read_bytes() == b"bytes"
 
 
 def test_a_timeout_kills_the_forked_attempt_and_its_grandchild(tmp_path, workspace):
