@@ -7,6 +7,8 @@ same snapshot from runs:state. Events are rows, so this works across processes w
 broker; with Redis, workers also nudge the sockets so they look at once (nudge_run).
 """
 
+import os
+import threading
 from collections import Counter
 
 from django.conf import settings
@@ -154,7 +156,6 @@ class RunNudges:
         self.run_ids = {run_id}
 
     def __call__(self):
-        from asgiref.sync import async_to_sync
         from channels.layers import get_channel_layer
 
         layer = get_channel_layer()
@@ -164,9 +165,27 @@ class RunNudges:
                 await layer.group_send(run_group(run_id), {"type": "run.changed"})
 
         try:
-            async_to_sync(send_all)()
+            with _nudge_loop_lock:
+                nudge_loop().run_until_complete(send_all())
         except Exception:  # a live page is a nicety; a Redis hiccup must not fail the run
             pass
+
+
+_nudge_loop_lock = threading.Lock()
+_nudge_loop = {}
+
+
+def nudge_loop():
+    """This process's event loop for nudges, run by whichever thread nudges (no thread of its
+    own): channels-redis keeps a connection pool per loop, and a new loop per nudge (what
+    async_to_sync does) reconnected to Redis for every state change, a few ms each time."""
+    import asyncio
+
+    loop = _nudge_loop.get(os.getpid())  # keyed by pid: a forked child must not share our sockets
+    if loop is None:
+        _nudge_loop.clear()
+        loop = _nudge_loop[os.getpid()] = asyncio.new_event_loop()
+    return loop
 
 
 def run_group(run_id):
