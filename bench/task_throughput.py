@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.conftest import PYTHON, Server, base_env, drop_database, free_port, make_workspace, start_scaleout  # noqa: E402
+from tests.e2e.conftest import drop_database, start_scaleout, start_serve  # noqa: E402
 
 CHAIN = 50
 FANOUT = 500
@@ -91,11 +91,7 @@ def main():
     args = parser.parse_args()
     limit = bare_interpreter_ms()
     print(f"bare `python -c pass`: median {limit:.1f} ms (the limit per task process)", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="throughput-"))
-    port = free_port()
-    env = base_env(tmp / "home", make_workspace(tmp), port)
-    embedded = Server("serve", env, [("serve", [PYTHON, "manage.py", "serve", "--port", str(port), "--no-demo"])],
-                      tmp / "workspace")
+    embedded = start_serve(Path(tempfile.mkdtemp(prefix="throughput-")), "serve", "--no-demo")
     try:
         measure("embedded (SQLite, ORM broker)", embedded, limit)
     finally:

@@ -229,21 +229,29 @@ def _join_own_group(pid):
 
 def _die_with(parent_pid):
     """SIGKILL this process when its parent dies; exit now if it already has."""
+    prctl = libc_prctl()
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL.value)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def libc_prctl():
+    """libc's prctl, or None (not Linux). Loaded once: a process about to fork loads it before,
+    so the child never has to load a library."""
     global _prctl
-    if _prctl is None:
+    if _prctl is _UNSET:
         try:
             import ctypes
 
             _prctl = ctypes.CDLL(None, use_errno=True).prctl
         except (OSError, AttributeError):
-            _prctl = False
-    if _prctl:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL.value)
-    if os.getppid() != parent_pid:
-        os._exit(1)
+            _prctl = None
+    return _prctl
 
 
-_prctl = None
+_UNSET = object()
+_prctl = _UNSET
 
 
 def _load_module(name, path):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .dbutils import MAX_TASK_VALUE_BYTES
-from .forkserver import ForkServer, ForkServerGone, shared_fork_server
+from .forkserver import ForkServer, ForkServerGone, libc_prctl, shared_fork_server
 from .launch import LaunchError, LaunchSpec
 from .runner import PDEATHSIG_SET_ENV, SUPERVISOR_PID_ENV
 
@@ -187,7 +187,7 @@ class _ForkedProcess:
 
 def _popen(spec: LaunchSpec, log) -> _StartedProcess:
     worker_pid = os.getpid()
-    prctl = _prctl()
+    prctl = libc_prctl()
     env = dict(spec.env)
     if spec.spec_path is not None:  # only the runner reads these
         env[SUPERVISOR_PID_ENV] = str(worker_pid)
@@ -330,23 +330,6 @@ def _valid_task_values(values: dict) -> dict:
 
 def _string_or_none(value) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _prctl():
-    """libc's prctl, loaded before the fork (the child must not load libraries), or None."""
-    global _PRCTL
-    if _PRCTL is _UNSET:
-        try:
-            import ctypes
-
-            _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-        except (OSError, AttributeError):
-            _PRCTL = None
-    return _PRCTL
-
-
-_UNSET = object()
-_PRCTL = _UNSET
 
 
 def _child_setup(worker_pid: int, prctl):

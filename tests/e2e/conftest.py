@@ -229,13 +229,33 @@ def postgres_admin_dsn():
     raise RuntimeError("PostgreSQL on 127.0.0.1:5432 accepts neither user postgres nor root")
 
 
-@pytest.fixture(scope="session")
-def sqlite_server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("serve-sqlite")
+def start_serve(home, name="serve (SQLite)", *options):
+    """`manage.py serve` (the embedded default) with its files under `home`."""
     port = free_port()
     env = base_env(home / "home", make_workspace(home), port)
-    server = Server("serve (SQLite)", env, [("serve", [PYTHON, "manage.py", "serve", "--port", str(port)])],
-                    home / "workspace")
+    return Server(name, env, [("serve", [PYTHON, "manage.py", "serve", "--port", str(port), *options])],
+                  home / "workspace")
+
+
+def live_processes():
+    """(pid, parent pid, session id) of every process that is not a zombie, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # "pid (comm) state ppid pgrp session ...": comm may hold spaces, so split after its paren.
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] != "Z":
+                found.append((int(entry.name), int(fields[1]), int(fields[3])))
+    return found
+
+
+@pytest.fixture(scope="session")
+def sqlite_server(tmp_path_factory):
+    server = start_serve(tmp_path_factory.mktemp("serve-sqlite"))
     yield server
     server.stop()
 

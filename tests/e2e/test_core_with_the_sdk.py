@@ -3,7 +3,6 @@ once on the embedded default (`serve`, SQLite, ORM broker) and once scaled out (
 
 import os
 import signal
-import time
 from datetime import timedelta
 from pathlib import Path
 

@@ -6,7 +6,6 @@ The server is a `serve` process of its own, so the jobs and runs the fuzzer make
 other test; it starts with a few real jobs and finished runs, since small ids (which Hypothesis
 tries first) then name things that exist."""
 
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.e2e.conftest import PYTHON, Server, base_env, free_port, make_workspace, wait_until
+from tests.e2e.conftest import start_serve, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -75,11 +74,7 @@ def seed(server):
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("serve-fuzz")
-    port = free_port()
-    env = base_env(home / "home", make_workspace(home), port)
-    server = Server("serve (SQLite, fuzzed)", env, [("serve", [PYTHON, "manage.py", "serve", "--port", str(port)])],
-                    home / "workspace")
+    server = start_serve(tmp_path_factory.mktemp("serve-fuzz"), "serve (SQLite, fuzzed)")
     server.headers = {"Authorization": f"Bearer {server.token}"}
     try:
         seed(server)

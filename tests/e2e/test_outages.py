@@ -7,7 +7,6 @@ nothing that matters: an attempt whose hand-over to the broker failed stays PEND
 database, and the clock hands it over again as soon as it sees a new Redis
 (requeue_after_broker_restart in runs/clock.py)."""
 
-import os
 import signal
 import subprocess
 import time
@@ -23,6 +22,7 @@ from tests.e2e.conftest import (
     PYTHON,
     drop_database,
     free_port,
+    live_processes,
     postgres_admin_dsn,
     start_scaleout,
     wait_until,
@@ -155,19 +155,8 @@ def nodes(server):
 
 
 def children(pid):
-    """Pids of the live processes whose parent is pid (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # "pid (comm) state ppid ...": comm may hold spaces, so split after its closing paren.
-            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-            if int(ppid) == pid and state != "Z":
-                found.append(int(entry.name))
-    return found
+    """Pids of the live processes whose parent is pid."""
+    return [child for child, parent, _ in live_processes() if parent == pid]
 
 
 def clock_of(node):

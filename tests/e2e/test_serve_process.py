@@ -1,15 +1,13 @@
 """`serve` itself: a 1,000-task job runs, and SIGTERM leaves no process behind."""
 
-import os
 import signal
 import subprocess
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from databricks.sdk.service import jobs
 
-from tests.e2e.conftest import PYTHON, Server, base_env, free_port, make_workspace, wait_until
+from tests.e2e.conftest import live_processes, start_serve, wait_until
 from tests.e2e.test_core_with_the_sdk import process_alive, python_task
 
 pytestmark = pytest.mark.e2e
@@ -28,24 +26,11 @@ def test_the_demo_job_exists_and_a_thousand_task_job_runs(sqlite_server):
 
 
 def session_members(sid):
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[3]) == sid and fields[0] != "Z":  # fields[3] is the session id
-                members.append(int(entry.name))
-    return members
+    return [pid for pid, _, session in live_processes() if session == sid]
 
 
 def test_sigterm_stops_serve_its_children_and_their_running_task(tmp_path):
-    port = free_port()
-    env = base_env(tmp_path / "home", make_workspace(tmp_path), port)
-    server = Server("serve to stop", env, [("serve", [PYTHON, "manage.py", "serve", "--port", str(port), "--no-demo"])],
-                    tmp_path / "workspace")
+    server = start_serve(tmp_path, "serve to stop", "--no-demo")
     serve = server.procs[0]
     try:
         w = server.client()
