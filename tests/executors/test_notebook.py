@@ -300,11 +300,13 @@ def test_a_truncated_exit_value_reaches_the_worker_with_its_flag(tmp_path):
 
 def test_canceling_the_attempt_kills_the_kernel_and_keeps_the_outputs_so_far(tmp_path):
     workspace = workspace_with(tmp_path)
-    pid_file = tmp_path / "kernel.pid"
+    pid_file, sleeping = tmp_path / "kernel.pid", tmp_path / "sleeping"
+    # Canceled once the second cell runs: by then the first cell's output has reached the runner
+    # (canceling as the first cell wrote its pid raced with that output under load).
     write_notebook(workspace, "slow.ipynb",
                    f"import os\nprint('started')\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))",
-                   "import time\ntime.sleep(60)")
-    attempt = Attempt(workspace, {"notebook_path": "slow"}, should_cancel=pid_file.exists)
+                   f"import time\nopen({str(sleeping)!r}, 'w').close()\ntime.sleep(60)")
+    attempt = Attempt(workspace, {"notebook_path": "slow"}, should_cancel=sleeping.exists)
     assert attempt.outcome.canceled
     assert attempt.outcome.exit_code == -15  # SIGTERM ends the runner as it ends a script
     assert not os.path.exists(attempt.spec.result_path)
