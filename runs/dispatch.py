@@ -6,6 +6,7 @@ workers finishing two parents of the same task cannot both miss that it is ready
 """
 
 import logging
+import time
 from collections import namedtuple
 from datetime import datetime, timedelta, timezone as dt_timezone
 
@@ -13,6 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from jobs.models import JobVersion
 from jobs.spec.settings import task_type_of
 from runs.engine.partial import restrict_tasks
 from runs.engine.planner import (
@@ -33,7 +35,6 @@ from runs.engine.states import (
     TerminationType,
 )
 from runs.events import record, record_many
-from jobs.models import JobVersion
 from runs.models import Repair, Run, TaskRun
 
 log = logging.getLogger(__name__)
@@ -254,8 +255,6 @@ class Handoff:
         self.attempt_id = self.claimed_at = None
 
     def open(self):
-        import time
-
         return self.attempt_id is None and time.monotonic() < self.deadline
 
     def take(self, run, attempts):
