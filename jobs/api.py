@@ -25,6 +25,7 @@ from jobs.http import (
 )
 from jobs.models import Job, TriggerState
 from jobs.checks import check_settings_against_server
+from jobs.permissions import can_manage_job, manage_refusal
 from jobs.spec.settings import merge_update, validate_job_settings
 
 # The arrays of JobSettings that jobs/get (2.2) and jobs/list return 100 at a time.
@@ -46,10 +47,8 @@ def find_job(job_id):
 
 
 def require_manage_permission(job, user):
-    if not (user.is_superuser or job.creator_id == user.id):
-        raise ApiError(403, "PERMISSION_DENIED",
-                       f"User {user.get_username()} does not have Owner or Admin permissions on job {job.id}; "
-                       "only its creator or a superuser may change or delete it")
+    if not can_manage_job(user, job):
+        raise ApiError(403, "PERMISSION_DENIED", manage_refusal(user, job))
 
 
 def to_ms(moment):

@@ -10,6 +10,7 @@ import zoneinfo
 from django.conf import settings as django_settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -20,6 +21,7 @@ from jobs.checks import check_settings_against_server
 from jobs.forms import JobEditor, SourceForm
 from jobs.settings_text import settings_as_text
 from jobs.models import Job
+from jobs.permissions import can_manage_job, manage_refusal
 from jobs.spec.settings import SettingsInvalid, validate_job_settings
 from jobs.views import find_job_or_404, live_jobs
 
@@ -40,21 +42,25 @@ def validated(settings, job):
 
 
 def save_and_show(request, job, settings):
+    if job.pk is not None and not can_manage_job(request.user, job):  # never reached through the views
+        raise PermissionDenied(manage_refusal(request.user, job))
     version = job.save_version(settings, request.user)
     messages.success(request, f"Saved “{job.name}” as version {version.number}.")
     return redirect("jobs:detail", job_id=job.id)
 
 
-def page_context(job, tab):
+def page_context(job, tab, user):
     """Breadcrumb, title and the Form / YAML / Versions tabs shared by the authoring pages."""
+    can_manage = job.pk is None or can_manage_job(user, job)
     if job.pk is None:
         tabs = [("form", "Form", reverse("jobs:new")), ("source", "YAML / JSON", reverse("jobs:new_source"))]
     else:
         tabs = [("form", "Form", reverse("jobs:edit", args=[job.id])),
                 ("source", "YAML / JSON", reverse("jobs:edit_source", args=[job.id])),
                 ("versions", "Versions", reverse("jobs:versions", args=[job.id]))]
-    return {"nav": "jobs", "job": job, "is_new": job.pk is None,
-            "tabs": [{"label": label, "url": url, "active": name == tab} for name, label, url in tabs],
+    return {"nav": "jobs", "job": job, "is_new": job.pk is None, "can_manage": can_manage,
+            "tabs": [{"label": label, "url": url, "active": name == tab} for name, label, url in tabs
+                     if can_manage or name == "versions"],
             "source_url": tabs[1][2],
             "cancel_url": reverse("jobs:list") if job.pk is None else reverse("jobs:detail", args=[job.id])}
 
@@ -68,10 +74,18 @@ def new_job(request):
     return edit_with_form(request, new_job_for(request.user))
 
 
+def find_job_to_edit(request, job_id):
+    """The job, if this user may change it; 403 otherwise (the API's rule: jobs/permissions.py)."""
+    job = find_job_or_404(job_id)
+    if not can_manage_job(request.user, job):
+        raise PermissionDenied(manage_refusal(request.user, job))
+    return job
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def edit_job(request, job_id):
-    return edit_with_form(request, find_job_or_404(job_id))
+    return edit_with_form(request, find_job_to_edit(request, job_id))
 
 
 def edit_with_form(request, job):
@@ -85,7 +99,7 @@ def edit_with_form(request, job):
             return save_and_show(request, job, settings)
     jobs_to_run = live_jobs().exclude(id=job.pk).order_by("name", "id").values_list("id", "name")
     return render(request, "jobs/edit.html", {
-        **page_context(job, "form"), "editor": editor,
+        **page_context(job, "form", request.user), "editor": editor,
         "time_zones": sorted(zoneinfo.available_timezones()),
         "warehouses": sorted(django_settings.LAKEFLOW_WAREHOUSES),
         "jobs_to_run": jobs_to_run[:RUN_JOB_SUGGESTIONS],
@@ -104,7 +118,7 @@ def new_job_source(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def edit_job_source(request, job_id):
-    return edit_source(request, find_job_or_404(job_id))
+    return edit_source(request, find_job_to_edit(request, job_id))
 
 
 def edit_source(request, job):
@@ -127,7 +141,7 @@ def edit_source(request, job):
             else:
                 return save_and_show(request, job, settings)
     return render(request, "jobs/source.html", {
-        **page_context(job, "source"), "form": form, "format": form["format"].value() or "yaml"})
+        **page_context(job, "source", request.user), "form": form, "format": form["format"].value() or "yaml"})
 
 
 def version_settings(job, number):
@@ -159,7 +173,7 @@ def job_versions(request, job_id):
     full = request.GET.get("full") == "1"
     diff = settings_diff(compared.get(old_number), compared.get(new_number), full) if new_number else []
     return render(request, "jobs/versions.html", {
-        **page_context(job, "versions"), "page": page, "latest": latest, "old_number": old_number,
+        **page_context(job, "versions", request.user), "page": page, "latest": latest, "old_number": old_number,
         "new_number": new_number, "diff": diff, "full": full,
         "added": sum(kind == "add" for kind, _ in diff), "removed": sum(kind == "del" for kind, _ in diff)})
 

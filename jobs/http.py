@@ -7,7 +7,8 @@ Who may do what, for the whole API:
 - any such user may read every job and run, and may run, cancel and repair any job;
 - changing or deleting a job (jobs/update, jobs/reset, jobs/delete) needs its creator or a
   superuser; deleting a run (runs/delete) needs the run's creator, its job's creator or a
-  superuser; anyone else gets 403 PERMISSION_DENIED.
+  superuser; anyone else gets 403 PERMISSION_DENIED. The rule is jobs/permissions.py, which the
+  dashboard's editors use too.
 
 Errors answer `{"error_code", "message"}` with the Databricks code and HTTP status.
 """

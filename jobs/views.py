@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from jobs.models import Job, TriggerState
+from jobs.permissions import can_manage_job
 from runs.live import state_class, state_label
 from runs.models import Run, TaskRun
 
@@ -131,7 +132,7 @@ def job_detail(request, job_id):
         "older": runs[-1].id if older else None, "newest_first": before is None,
         "trigger": trigger_summary(TriggerState.objects.filter(job=job).first()),
         "parameters": parameters, "chart": duration_series(job),
-        "version": job.current_version,
+        "version": job.current_version, "can_manage": can_manage_job(request.user, job),
     })
 
 

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.api import find_job, require_manage_permission, soft_delete_job
+from jobs.permissions import can_delete_run
 from jobs.http import (
     list_page_body,
     api_view,
@@ -269,8 +270,8 @@ def repair_run(request, data, api_version):
 @api_view("POST")
 def delete_run(request, data, api_version):
     run = find_run(id_param(data, "run_id"))
-    if run.creator_id != request.user.id:
-        require_manage_permission(run.job, request.user)
+    if not can_delete_run(request.user, run):
+        require_manage_permission(run.job, request.user)  # answers why
     deleted, _ = Run.objects.filter(id=run.id, life_cycle_state__in=FINISHED_LIFE_CYCLES).delete()
     if not deleted:
         run.refresh_from_db()
