@@ -26,7 +26,7 @@ from jobs.http import (
 from jobs.models import Job, TriggerState
 from jobs.checks import check_settings_against_server
 from jobs.permissions import can_manage_job, manage_refusal
-from jobs.spec.settings import merge_update, validate_job_settings
+from jobs.spec.settings import INT32_MAX, merge_update, validate_job_settings
 
 # The arrays of JobSettings that jobs/get (2.2) and jobs/list return 100 at a time.
 PAGED_SETTINGS_ARRAYS = ("tasks", "job_clusters", "parameters", "environments")
@@ -136,7 +136,7 @@ def get_job(request, data, api_version):
 @api_view("GET")
 def list_jobs(request, data, api_version):
     limit = int_param(data, "limit", default=20, low=1, high=100)
-    offset = int_param(data, "offset", default=0, low=0)
+    offset = int_param(data, "offset", default=0, low=0, high=INT32_MAX)
     expand_tasks = bool_param(data, "expand_tasks")
     jobs = Job.objects.filter(kind=Job.Kind.JOB, deleted_at__isnull=True).select_related("creator", "current_version")
     name = str_param(data, "name")

@@ -210,6 +210,7 @@ def json_type(value):
 
 MISSING = object()
 DECIMAL = re.compile(r"-?[0-9]+")
+MAX_INT_DIGITS = 19  # INT64_MAX has 19
 
 
 def _value(data, name, required):
@@ -225,15 +226,23 @@ def int_param(data, name, *, required=False, default=None, low=None, high=None):
     value = _value(data, name, required)
     if value is MISSING:
         return default
-    if isinstance(value, str) and DECIMAL.fullmatch(value.strip()):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(f"{name} must be an integer, not {json_type(value)}: {value!r}")
     low = -INT64_MAX - 1 if low is None else low
     high = INT64_MAX if high is None else high
+    if isinstance(value, str) and DECIMAL.fullmatch(value.strip()):
+        if len(value.strip().lstrip("-")) > MAX_INT_DIGITS:  # int() of thousands of digits is slow, then refused
+            raise invalid(f"{name} must be between {low} and {high}, not {shown(value)}")
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(f"{name} must be an integer, not {json_type(value)}: {shown(value)}")
     if not low <= value <= high:
-        raise invalid(f"{name} must be between {low} and {high}, not {value}")
+        raise invalid(f"{name} must be between {low} and {high}, not {shown(value)}")
     return value
+
+
+def shown(value, limit=80):
+    """A value for an error message: never the whole of a huge input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def id_param(data, name, *, required=True):

@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs.models import Job
-from runs.dispatch import advance_locked, lock_run, new_task_runs, run_ended
+from runs.dispatch import abort_run, advance_locked, lock_run, new_task_runs, run_ended
 from runs.engine.parameters import effective_job_parameters
 from runs.engine.states import (
     SLOT_HOLDING_RUN_LIFE_CYCLES,
@@ -22,6 +22,7 @@ from runs.engine.states import (
     TerminationType,
 )
 from runs.events import record
+from runs.isolation import isolated
 from runs.models import Run
 
 
@@ -111,12 +112,18 @@ def admit_queued_runs(job_id, now=None):
         started = []
         for run in Run.objects.filter(job_id=job_id, life_cycle_state=L.QUEUED).order_by("id"):
             if active < limit:
-                start_run(run.id, now)
-                active += 1
-                started.append(run.id)
+                # A run that cannot start ends alone, saying why: the run that just finished (in
+                # this transaction) and the job's other queued runs go on.
+                if isolated(lambda run_id: start_run(run_id, now), run.id, could_not_start):
+                    active += 1
+                    started.append(run.id)
             elif not run.queue_enabled or limit == 0:
                 skip_run(run, limit, now)
         return started
+
+
+def could_not_start(run_id, reason):
+    abort_run(run_id, f"The run could not start: {reason}")
 
 
 def max_concurrent_runs(job):

@@ -30,7 +30,7 @@ from jobs.http import (
     str_param,
 )
 from jobs.models import Job
-from jobs.spec.settings import validate_job_settings
+from jobs.spec.settings import INT32_MAX, validate_job_settings
 from runs import dispatch, repair
 from runs.admission import RunRefused, create_run
 from runs.engine.parameters import ParametersInvalid
@@ -190,7 +190,7 @@ def list_runs(request, data, api_version):
         runs = runs.filter(created_at__lte=from_ms(start_time_to))
     limit = int_param(data, "limit", default=20, low=0, high=MAX_RUNS_PAGE) or MAX_RUNS_PAGE
     rows, next_token, prev_token = keyset_page(runs, limit=limit, page_token=str_param(data, "page_token"),
-                                               offset=int_param(data, "offset", default=0, low=0))
+                                               offset=int_param(data, "offset", default=0, low=0, high=INT32_MAX))
     expand_tasks = bool_param(data, "expand_tasks")
     now, url = timezone.now(), base_url(request)
     listed = []

@@ -23,9 +23,18 @@ from django.utils import timezone
 from runs.admission import admit_queued_runs
 from runs.control_flow import settle_waiting_tasks
 from runs.triggers import run_due_triggers
-from runs.dispatch import WAITING_TYPES, cancel_run, enqueue_attempts, enqueue_on_commit, finish_attempt, lock_run
+from runs.dispatch import (
+    WAITING_TYPES,
+    abort_run,
+    cancel_run,
+    enqueue_attempts,
+    enqueue_on_commit,
+    finish_attempt,
+    lock_run,
+)
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode, TerminationType
 from runs.events import record
+from runs.isolation import each_isolated
 from runs.models import ClockLease, Run, TaskRun
 
 log = logging.getLogger(__name__)
@@ -40,21 +49,22 @@ REQUEUE_AFTER = timedelta(seconds=60)
 
 
 def promote_due_retries(now):
-    due = list(
-        TaskRun.objects.filter(life_cycle_state=L.WAITING_FOR_RETRY, retry_at__lte=now).values_list("id", "run_id")
-    )
-    promoted = 0
-    for attempt_id, run_id in due:
+    due = TaskRun.objects.filter(life_cycle_state=L.WAITING_FOR_RETRY, retry_at__lte=now).values_list("id", "run_id")
+
+    def promote(item):
+        attempt_id, run_id = item
         with transaction.atomic():
             run = lock_run(run_id)
-            if TaskRun.objects.filter(id=attempt_id, life_cycle_state=L.WAITING_FOR_RETRY).update(
-                life_cycle_state=L.PENDING, queued_at=now
-            ):
-                attempt = TaskRun.objects.get(id=attempt_id)
-                record(run, "task.pending", attempt, now, task_key=attempt.task_key)
-                enqueue_on_commit([attempt_id])
-                promoted += 1
-    return promoted
+            if not TaskRun.objects.filter(id=attempt_id, life_cycle_state=L.WAITING_FOR_RETRY).update(
+                    life_cycle_state=L.PENDING, queued_at=now):
+                return 0
+            attempt = TaskRun.objects.get(id=attempt_id)
+            record(run, "task.pending", attempt, now, task_key=attempt.task_key)
+            enqueue_on_commit([attempt_id])
+            return 1
+
+    return each_isolated(list(due), promote, lambda item, why: abort_run(
+        item[1], f"The retry of task run {item[0]} could not start: {why}", now))
 
 
 def reap_lost_attempts(now):
@@ -63,11 +73,11 @@ def reap_lost_attempts(now):
     # For-each and run-job attempts have no process to beat for them; their iterations or child run do.
     lost = TaskRun.objects.filter(life_cycle_state__in=[L.RUNNING, L.TERMINATING], heartbeat_at__lt=cutoff).exclude(
         task_type__in=WAITING_TYPES)
-    reaped = 0
-    for attempt in lost:
+
+    def reap(attempt):
         kill_if_local(attempt)
         canceling = attempt.life_cycle_state == L.TERMINATING
-        if finish_attempt(
+        return finish_attempt(
             attempt.id,
             now=now,
             result_state=R.CANCELED if canceling else R.FAILED,
@@ -75,9 +85,10 @@ def reap_lost_attempts(now):
             termination_code=TerminationCode.USER_CANCELED if canceling else TerminationCode.INTERNAL_ERROR,
             termination_type=TerminationType.SUCCESS if canceling else TerminationType.INTERNAL_ERROR,
             message=f"The worker running this task stopped responding (no heartbeat since {attempt.heartbeat_at:%H:%M:%S} UTC)",
-        ):
-            reaped += 1
-    return reaped
+        )
+
+    return each_isolated(list(lost), reap, lambda attempt, why: abort_run(
+        attempt.run_id, f"Task run {attempt.id} was lost with its worker, and its run could not go on: {why}", now))
 
 
 def kill_if_local(attempt):
@@ -130,20 +141,22 @@ def requeue_after_broker_restart(now):
 
 
 def enforce_run_timeouts(now):
-    expired = list(
-        Run.objects.filter(life_cycle_state=L.RUNNING, timeout_at__lte=now, cancel_reason__isnull=True).values_list(
-            "id", flat=True
-        )
-    )
-    for run_id in expired:
-        cancel_run(run_id, reason="TIMEOUT", now=now)
-    return len(expired)
+    expired = Run.objects.filter(life_cycle_state=L.RUNNING, timeout_at__lte=now, cancel_reason__isnull=True)
+    return each_isolated(list(expired.values_list("id", flat=True)),
+                         lambda run_id: cancel_run(run_id, reason="TIMEOUT", now=now),
+                         lambda run_id, why: abort_run(run_id, f"The run timed out and could not be stopped: {why}", now))
 
 
 def admit_waiting_runs(now):
     """Safety net for queued runs (their slot normally frees them at once)."""
     job_ids = set(Run.objects.filter(life_cycle_state=L.QUEUED).values_list("job_id", flat=True).distinct())
-    return sum(len(admit_queued_runs(job_id, now)) for job_id in job_ids)
+
+    def oldest_queued_ends(job_id, why):  # admission isolates each run; this is the job itself failing
+        oldest = Run.objects.filter(job_id=job_id, life_cycle_state=L.QUEUED).order_by("id").first()
+        if oldest is not None:
+            abort_run(oldest.id, f"The job's queued runs could not be admitted: {why}", now)
+
+    return each_isolated(sorted(job_ids), lambda job_id: len(admit_queued_runs(job_id, now)), oldest_queued_ends)
 
 
 FAST_STEPS = (run_due_triggers, promote_due_retries, enforce_run_timeouts)

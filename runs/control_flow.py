@@ -20,6 +20,7 @@ from django.utils import timezone
 from jobs.spec.refs import find_references, resolve
 from jobs.spec.settings import task_type_of
 from runs.dispatch import (
+    abort_run,
     attempt_task_settings,
     cancel_attempt,
     cancel_run,
@@ -44,6 +45,7 @@ from runs.engine.states import (
     TerminationType,
 )
 from runs.events import record
+from runs.isolation import each_isolated
 from runs.models import Run, TaskRun
 from runs.resolution import reference_context, upstream_facts
 
@@ -319,11 +321,18 @@ def settle_waiting_tasks(now):
     """Clock step, a safety net: run_job_task attempts whose child ended (or whose cancel was
     not passed on) while the process that should have settled them died."""
     waiting = TaskRun.objects.filter(task_type="run_job_task", life_cycle_state__in=[L.RUNNING, L.TERMINATING])
-    settled = 0
-    for attempt_id, state in waiting.values_list("id", "life_cycle_state"):
+
+    def settle(item):
+        attempt_id, state = item
         if state == L.TERMINATING:
             for child_id in Run.objects.filter(parent_task_run_id=attempt_id).exclude(
                     life_cycle_state__in=FINISHED_LIFE_CYCLES).values_list("id", flat=True):
                 cancel_run(child_id, now=now, message="Canceled with the task that started it")
-        settled += bool(settle_run_job_task(attempt_id, now))
-    return settled
+        return bool(settle_run_job_task(attempt_id, now))
+
+    def run_ends(item, why):
+        run_id = TaskRun.objects.filter(id=item[0]).values_list("run_id", flat=True).first()
+        if run_id is not None:
+            abort_run(run_id, f"Task run {item[0]} (run_job_task) could not be settled: {why}", now)
+
+    return each_isolated(list(waiting.values_list("id", "life_cycle_state")), settle, run_ends)

@@ -518,6 +518,31 @@ def cancel_task_run(attempt_id, now=None):
         return changed
 
 
+def abort_run(run_id, message, now=None):
+    """End a run the engine could not advance (a bug, or settings stored before they were
+    bounded): its unfinished attempts and the run end INTERNAL_ERROR with ``message``, so the one
+    broken run says why and every other run goes on. Only plain writes: this is the way out when
+    the planner itself fails. A running attempt's worker sees the change at its next check and
+    kills the task's process tree; the clock's admission sweep gives the freed slot to the job's next
+    queued run. Returns whether the run was still unfinished."""
+    now = now or timezone.now()
+    ended = dict(result_state=R.FAILED, termination_code=TerminationCode.INTERNAL_ERROR,
+                 termination_type=TerminationType.INTERNAL_ERROR, state_message=message, ended_at=now)
+    with transaction.atomic():
+        run = lock_run(run_id)
+        if run.life_cycle_state in FINISHED_LIFE_CYCLES:
+            return False
+        TaskRun.objects.filter(run_id=run_id).exclude(life_cycle_state__in=FINISHED_LIFE_CYCLES).update(
+            life_cycle_state=L.INTERNAL_ERROR, **ended)
+        Run.objects.filter(id=run_id).update(life_cycle_state=L.INTERNAL_ERROR, **ended)
+        Repair.objects.filter(run_id=run_id, ended_at__isnull=True).update(life_cycle_state=L.INTERNAL_ERROR, **ended)
+        record(run, "run.finished", None, now, result_state=R.FAILED, life_cycle_state=L.INTERNAL_ERROR,
+               message=message)
+        run_ended(run, R.FAILED, now)
+    log.error("run %s ended INTERNAL_ERROR: %s", run_id, message)
+    return True
+
+
 def lost_after():
     from django.conf import settings
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from jobs.models import Job, TriggerState
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R
+from runs.isolation import each_isolated
 from runs.models import Run, TableWrite
 
 log = logging.getLogger(__name__)
@@ -31,14 +32,19 @@ ACTIVE_RUN_STATES = (L.QUEUED, L.PENDING, L.RUNNING, L.TERMINATING)
 
 
 def run_due_triggers(now):
-    """The clock step: one indexed query for every trigger that is due, then each kind's rule."""
-    states = list(TriggerState.objects.filter(paused=False, next_check_at__lte=now).select_related("job"))
-    started = 0
-    for kinds, handle in HANDLERS:
-        mine = [state for state in states if state.kind in kinds]
-        if mine:
-            started += handle(mine, now)
-    return started
+    """The clock step: one indexed query for every trigger that is due, then each kind's rule.
+    A trigger whose check raises shows why in its last_error and is looked at again later; the
+    others go on."""
+    states = TriggerState.objects.filter(paused=False, next_check_at__lte=now).select_related("job")
+    order = list(HANDLERS)
+    states = sorted(states, key=lambda state: order.index(state.kind))
+
+    def cannot_check(state, why):
+        TriggerState.objects.filter(job_id=state.job_id).update(
+            last_error=f"The clock could not check this trigger: {why}", checked_at=now,
+            next_check_at=now + ERROR_RETRY_EVERY)
+
+    return each_isolated(states, lambda state: HANDLERS[state.kind](state, now), cannot_check)
 
 
 def advance(state, old_check_at, **fields):
@@ -47,13 +53,16 @@ def advance(state, old_check_at, **fields):
 
 
 def start_run(job, now, **kwargs):
+    """The trigger's run, or None when the job refuses it (its trigger state then says why)."""
     from runs.admission import RunRefused, create_run
 
     try:
         run, created = create_run(job, now=now, **kwargs)
     except RunRefused as exc:
         log.warning("trigger of job %s could not start a run: %s", job.id, exc)
+        TriggerState.objects.filter(job_id=job.id).update(last_error=f"The trigger could not start a run: {exc}")
         return None, False
+    TriggerState.objects.filter(job_id=job.id).update(last_run=run)
     return run, created
 
 
@@ -77,57 +86,48 @@ def slot_due(state, now):
             periodic_next(periodic["interval"], periodic["unit"], state.enabled_at, now))
 
 
-def fire_schedules(states, now):
-    """Start the run of every schedule slot that has come; only the latest if several were missed."""
-    fired = 0
-    for state in states:
-        slot, following = slot_due(state, now)
-        if slot is None or (state.last_slot and slot <= state.last_slot) or slot < state.enabled_at:
-            advance(state, state.next_check_at, next_check_at=following)
-            continue
-        if not advance(state, state.next_check_at, next_check_at=following, last_slot=slot, last_fired_at=now):
-            continue  # another clock took this slot's step
-        run, created = start_run(state.job, now, trigger=Run.Trigger.PERIODIC, trigger_time=slot, trigger_slot=slot)
-        if run is not None:
-            TriggerState.objects.filter(job_id=state.job_id).update(last_run=run)
-            fired += created
-    return fired
+def fire_schedule(state, now):
+    """Start the run of the schedule slot that has come; only the latest if several were missed."""
+    slot, following = slot_due(state, now)
+    if slot is None or (state.last_slot and slot <= state.last_slot) or slot < state.enabled_at:
+        advance(state, state.next_check_at, next_check_at=following)
+        return 0
+    if not advance(state, state.next_check_at, next_check_at=following, last_slot=slot, last_fired_at=now,
+                   last_error=""):
+        return 0  # another clock took this slot's step
+    run, created = start_run(state.job, now, trigger=Run.Trigger.PERIODIC, trigger_time=slot, trigger_slot=slot)
+    return int(run is not None and created)
 
 
 # --- file arrival ------------------------------------------------------------------------------
 
 
-def check_file_arrivals(states, now):
+def check_file_arrival(state, now):
     from runs.engine.arrival import ArrivalState, fired, observe, should_fire
     from runs.watch import WatchError, local_path, new_files, scan_directory
 
-    started = 0
-    for state in states:
-        config = state.config["file_arrival"]
-        try:
-            listing = scan_directory(local_path(config["url"]))
-        except WatchError as exc:
-            # Shown on the job's trigger state; other triggers go on.
-            advance(state, state.next_check_at, last_error=str(exc), checked_at=now,
-                    next_check_at=now + ERROR_RETRY_EVERY)
-            continue
-        arrival = ArrivalState.from_dict(state.arrival or {})
-        arrived = new_files(state.snapshot, listing) if state.snapshot is not None else []
-        arrival = observe(arrival, changed=bool(arrived), now=now)
-        fields = dict(snapshot=listing, last_error="", checked_at=now, next_check_at=now + FILE_CHECK_EVERY)
-        fire = should_fire(arrival, now=now, min_between_seconds=config.get("min_time_between_triggers_seconds") or 0,
-                           wait_after_seconds=config.get("wait_after_last_change_seconds") or 0)
-        if fire:
-            arrival = fired(arrival, now)
-            fields["last_fired_at"] = now
-        if not advance(state, state.next_check_at, arrival=arrival.as_dict(), **fields) or not fire:
-            continue
-        run, created = start_run(state.job, now, trigger=Run.Trigger.FILE_ARRIVAL, trigger_time=now,
-                                 trigger_details={"file_arrival": {"location": config["url"]}})
-        if run is not None:
-            TriggerState.objects.filter(job_id=state.job_id).update(last_run=run)
-            started += created
-    return started
+    config = state.config["file_arrival"]
+    try:
+        listing = scan_directory(local_path(config["url"]))
+    except WatchError as exc:
+        # Shown on the job's trigger state; other triggers go on.
+        advance(state, state.next_check_at, last_error=str(exc), checked_at=now,
+                next_check_at=now + ERROR_RETRY_EVERY)
+        return 0
+    arrival = ArrivalState.from_dict(state.arrival or {})
+    arrived = new_files(state.snapshot, listing) if state.snapshot is not None else []
+    arrival = observe(arrival, changed=bool(arrived), now=now)
+    fields = dict(snapshot=listing, last_error="", checked_at=now, next_check_at=now + FILE_CHECK_EVERY)
+    fire = should_fire(arrival, now=now, min_between_seconds=config.get("min_time_between_triggers_seconds") or 0,
+                       wait_after_seconds=config.get("wait_after_last_change_seconds") or 0)
+    if fire:
+        arrival = fired(arrival, now)
+        fields["last_fired_at"] = now
+    if not advance(state, state.next_check_at, arrival=arrival.as_dict(), **fields) or not fire:
+        return 0
+    run, created = start_run(state.job, now, trigger=Run.Trigger.FILE_ARRIVAL, trigger_time=now,
+                             trigger_details={"file_arrival": {"location": config["url"]}})
+    return int(run is not None and created)
 
 
 # --- table updates -----------------------------------------------------------------------------
@@ -164,32 +164,27 @@ def table_updates_since(state, names, now):
     return updated, last_id, seen
 
 
-def check_table_updates(states, now):
+def check_table_update(state, now):
     from runs.engine.arrival import ArrivalState, fired, observe, should_fire, tables_ready
 
-    started = 0
-    for state in states:
-        config = state.config.get("table_update") or state.config.get("table") or {}
-        names = list(config.get("table_names") or [])
-        updated, last_id, seen = table_updates_since(state, names, now)
-        pending = {**(state.updated_tables or {}), **updated}
-        arrival = observe(ArrivalState.from_dict(state.arrival or {}), changed=bool(updated), now=now)
-        fire = tables_ready(config.get("condition") or "ANY_UPDATED", names, set(pending)) and should_fire(
-            arrival, now=now, min_between_seconds=config.get("min_time_between_triggers_seconds") or 0,
-            wait_after_seconds=config.get("wait_after_last_change_seconds") or 0)
-        fields = dict(seen_write_id=last_id, snapshot=seen, checked_at=now, next_check_at=now + TABLE_CHECK_EVERY,
-                      updated_tables={} if fire else pending)
-        if fire:
-            arrival = fired(arrival, now)
-            fields["last_fired_at"] = now
-        if not advance(state, state.next_check_at, arrival=arrival.as_dict(), **fields) or not fire:
-            continue
-        details = {"table_update": {"updated_tables": sorted(pending), "tables": pending}}
-        run, created = start_run(state.job, now, trigger=Run.Trigger.TABLE, trigger_time=now, trigger_details=details)
-        if run is not None:
-            TriggerState.objects.filter(job_id=state.job_id).update(last_run=run)
-            started += created
-    return started
+    config = state.config.get("table_update") or state.config.get("table") or {}
+    names = list(config.get("table_names") or [])
+    updated, last_id, seen = table_updates_since(state, names, now)
+    pending = {**(state.updated_tables or {}), **updated}
+    arrival = observe(ArrivalState.from_dict(state.arrival or {}), changed=bool(updated), now=now)
+    fire = tables_ready(config.get("condition") or "ANY_UPDATED", names, set(pending)) and should_fire(
+        arrival, now=now, min_between_seconds=config.get("min_time_between_triggers_seconds") or 0,
+        wait_after_seconds=config.get("wait_after_last_change_seconds") or 0)
+    fields = dict(seen_write_id=last_id, snapshot=seen, checked_at=now, next_check_at=now + TABLE_CHECK_EVERY,
+                  updated_tables={} if fire else pending)
+    if fire:
+        arrival = fired(arrival, now)
+        fields.update(last_fired_at=now, last_error="")
+    if not advance(state, state.next_check_at, arrival=arrival.as_dict(), **fields) or not fire:
+        return 0
+    details = {"table_update": {"updated_tables": sorted(pending), "tables": pending}}
+    run, created = start_run(state.job, now, trigger=Run.Trigger.TABLE, trigger_time=now, trigger_details=details)
+    return int(run is not None and created)
 
 
 def record_table_writes(attempt, tables, now):
@@ -209,25 +204,20 @@ def continuous_backoff(failures):
     return timedelta(seconds=min(base * 2 ** (failures - 1), settings.LAKEFLOW_CONTINUOUS_BACKOFF_MAX_SECONDS))
 
 
-def keep_continuous_jobs_running(states, now):
+def keep_continuous_job_running(state, now):
     """Exactly one active run per unpaused continuous job: start one when none is active."""
-    started = 0
-    for state in states:
-        with transaction.atomic():
-            # The job's admission lock: no two clocks start its run at once.
-            Job.objects.filter(id=state.job_id).update(admission_seq=F("admission_seq") + 1)
-            if Run.objects.filter(job_id=state.job_id, life_cycle_state__in=ACTIVE_RUN_STATES).exists():
-                advance(state, state.next_check_at, next_check_at=now + CONTINUOUS_CHECK_EVERY)
-                continue
-            if not advance(state, state.next_check_at, next_check_at=now + CONTINUOUS_CHECK_EVERY,
-                           last_fired_at=now):
-                continue
-            # CONTINUOUS_RESTART is for a user's manual restart (the SDK's TriggerType), not a backoff.
-            run, created = start_run(state.job, now, trigger=Run.Trigger.CONTINUOUS, trigger_time=now)
-            if run is not None:
-                TriggerState.objects.filter(job_id=state.job_id).update(last_run=run)
-                started += created
-    return started
+    with transaction.atomic():
+        # The job's admission lock: no two clocks start its run at once.
+        Job.objects.filter(id=state.job_id).update(admission_seq=F("admission_seq") + 1)
+        if Run.objects.filter(job_id=state.job_id, life_cycle_state__in=ACTIVE_RUN_STATES).exists():
+            advance(state, state.next_check_at, next_check_at=now + CONTINUOUS_CHECK_EVERY)
+            return 0
+        if not advance(state, state.next_check_at, next_check_at=now + CONTINUOUS_CHECK_EVERY,
+                       last_fired_at=now, last_error=""):
+            return 0
+        # CONTINUOUS_RESTART is for a user's manual restart (the SDK's TriggerType), not a backoff.
+        run, created = start_run(state.job, now, trigger=Run.Trigger.CONTINUOUS, trigger_time=now)
+        return int(run is not None and created)
 
 
 def continuous_run_ended(run, result_state, now=None):
@@ -242,9 +232,10 @@ def continuous_run_ended(run, result_state, now=None):
     TriggerState.objects.filter(job_id=run.job_id).update(failures=failures, next_check_at=next_check)
 
 
-HANDLERS = (
-    ((Kind.SCHEDULE, Kind.PERIODIC), fire_schedules),
-    ((Kind.CONTINUOUS,), keep_continuous_jobs_running),
-    ((Kind.TABLE_UPDATE,), check_table_updates),
-    ((Kind.FILE_ARRIVAL,), check_file_arrivals),
-)
+HANDLERS = {  # in the order the clock looks at them
+    Kind.SCHEDULE: fire_schedule,
+    Kind.PERIODIC: fire_schedule,
+    Kind.CONTINUOUS: keep_continuous_job_running,
+    Kind.TABLE_UPDATE: check_table_update,
+    Kind.FILE_ARRIVAL: check_file_arrival,
+}

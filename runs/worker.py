@@ -8,7 +8,15 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from runs.dispatch import CONTROL_FLOW_TYPES, Handoff, attempt_task_settings, claim, finish_attempt, job_version
+from runs.dispatch import (
+    CONTROL_FLOW_TYPES,
+    Handoff,
+    abort_run,
+    attempt_task_settings,
+    claim,
+    finish_attempt,
+    job_version,
+)
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode, TerminationType
 from runs.executors.launch import LaunchError, prepare_attempt
 from runs.executors.supervisor import read_attempt_result, supervise
@@ -84,16 +92,20 @@ def claim_attempt(attempt_id):
 def run_guarded(attempt, handoff):
     try:
         return run_claimed_attempt(attempt, handoff)
+    except DATABASE_ERRORS:
+        raise  # the database stayed out of reach past RECONNECT_SECONDS: the reaper takes over
     except Exception as exc:  # a bug here must fail the attempt visibly, never leave it RUNNING
         log.exception("attempt %s failed inside the worker", attempt.id)
-        finish(
-            attempt.id,
-            result_state=R.FAILED,
-            life_cycle_state=L.INTERNAL_ERROR,
-            termination_code=TerminationCode.INTERNAL_ERROR,
-            termination_type=TerminationType.INTERNAL_ERROR,
-            message=f"Internal error in the worker: {type(exc).__name__}: {exc}",
-        )
+        message = f"Internal error in the worker: {type(exc).__name__}: {exc}"
+        try:
+            finish(attempt.id, result_state=R.FAILED, life_cycle_state=L.INTERNAL_ERROR,
+                   termination_code=TerminationCode.INTERNAL_ERROR,
+                   termination_type=TerminationType.INTERNAL_ERROR, message=message)
+        except DATABASE_ERRORS:
+            raise
+        except Exception as again:  # the run cannot advance at all: it alone ends, saying why
+            log.exception("run %s cannot advance; ending it", attempt.run_id)
+            abort_run(attempt.run_id, f"{message}; then the run could not go on: {type(again).__name__}: {again}")
         return "internal error"
 
 

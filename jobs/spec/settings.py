@@ -41,6 +41,11 @@ PERFORMANCE_TARGETS = ("PERFORMANCE_OPTIMIZED", "STANDARD")
 SQL_TASK_KINDS = {"query": "query_id", "file": "path", "alert": "alert_id",
                   "dashboard": "dashboard_id"}
 
+# Databricks' integer fields are int32 unless they hold an id (int64): a value past them is a
+# mistake, and one that reaches date arithmetic (now + timeout, start + retry interval) breaks it.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
 MAX_TASKS = 1000
 MAX_TAGS = 25
 MAX_NAME_BYTES = 4096
@@ -130,17 +135,16 @@ class _Checker:
             return value
         return None
 
-    def integer(self, obj: dict, base: str, key: str, *, low: int | None = None,
-                high: int | None = None, required: bool = False) -> int | None:
+    def integer(self, obj: dict, base: str, key: str, *, low: int = 0,
+                high: int = INT32_MAX, required: bool = False) -> int | None:
+        """An int32 by default, as Databricks' own fields are; ids pass high=INT64_MAX."""
         present, value = self._get(obj, base, key, required)
         if not present:
             return None
         if not _is_int(value):
             self.add(_at(base, key), "must be an integer")
-        elif high is not None and not low <= value <= high:
+        elif not low <= value <= high:
             self.add(_at(base, key), f"must be between {low} and {high:,}")
-        elif low is not None and value < low:
-            self.add(_at(base, key), f"must be at least {low}")
         else:
             return value
         return None
@@ -239,7 +243,7 @@ def _check_field(c: _Checker, block: dict, path: str, key: str, rule: str) -> No
     elif rule == "op":
         c.choice(block, path, key, CONDITION_OPS, required=True)
     elif rule == "job_id":
-        c.integer(block, path, key, required=True, low=0)
+        c.integer(block, path, key, required=True, low=0, high=INT64_MAX)
     elif rule == "concurrency":
         c.integer(block, path, key, low=1, high=MAX_FOR_EACH_CONCURRENCY)
     elif rule == "object":
@@ -301,9 +305,9 @@ def _check_task_fields(c: _Checker, task: dict, path: str, in_for_each: bool) ->
         elif len(key) > MAX_TASK_KEY_CHARS:
             c.add(f"{path}.task_key", f"must be at most {MAX_TASK_KEY_CHARS} characters")
     c.choice(task, path, "run_if", RUN_IF)
-    c.integer(task, path, "timeout_seconds", low=0)
+    c.integer(task, path, "timeout_seconds")
     c.integer(task, path, "max_retries", low=-1)
-    c.integer(task, path, "min_retry_interval_millis", low=0)
+    c.integer(task, path, "min_retry_interval_millis")
     c.boolean(task, path, "retry_on_timeout")
     c.boolean(task, path, "disabled")
     c.string(task, path, "description")
@@ -452,7 +456,7 @@ def _check_job_fields(c: _Checker, data: dict, for_submit: bool) -> None:
         for tag, value in tags.items():
             if not isinstance(value, str):
                 c.add(f"tags.{tag}", "must be a string")
-    c.integer(data, "", "timeout_seconds", low=0)
+    c.integer(data, "", "timeout_seconds")
     queue = c.obj(data, "", "queue")
     if queue is not None:
         c.boolean(queue, "queue", "enabled", required=True)
@@ -469,7 +473,7 @@ def _check_job_fields(c: _Checker, data: dict, for_submit: bool) -> None:
             if field_name in data:
                 c.add(field_name, "is not accepted by runs/submit (one-time runs)")
         return
-    c.integer(data, "", "max_concurrent_runs", low=0, high=MAX_CONCURRENT_RUNS)
+    c.integer(data, "", "max_concurrent_runs", high=MAX_CONCURRENT_RUNS)
     c.choice(data, "", "format", FORMATS)
     c.problems.extend(check_triggers(data))
 

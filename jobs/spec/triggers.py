@@ -146,8 +146,13 @@ def _is_time_zone(name: str) -> bool:
 # --- trigger types ---------------------------------------------------------------
 
 
+# A period past a century would never fire, and its date arithmetic would overflow.
+MAX_PERIODIC_INTERVAL = {"MINUTES": 100 * 365 * 24 * 60, "HOURS": 100 * 365 * 24, "DAYS": 100 * 365, "WEEKS": 100 * 52}
+
+
 def _check_periodic(c: _Checker, periodic: dict, path: str) -> None:
-    c.integer(periodic, path, "interval", low=1, required=True)
+    high = MAX_PERIODIC_INTERVAL.get(periodic.get("unit"), MAX_PERIODIC_INTERVAL["WEEKS"])
+    c.integer(periodic, path, "interval", low=1, high=high, required=True)
     c.choice(periodic, path, "unit", PERIODIC_UNITS, required=True)
 
 

@@ -52,7 +52,7 @@ def test_settings_must_be_an_object():
     ({"max_concurrent_runs": -1}, "max_concurrent_runs", "must be between 0 and 1,000"),
     ({"max_concurrent_runs": True}, "max_concurrent_runs", "must be an integer"),
     ({"max_concurrent_runs": 2.0}, "max_concurrent_runs", "must be an integer"),
-    ({"timeout_seconds": -5}, "timeout_seconds", "must be at least 0"),
+    ({"timeout_seconds": -5}, "timeout_seconds", "must be between 0 and 2,147,483,647"),
     ({"queue": True}, "queue", "must be an object"),
     ({"queue": {}}, "queue.enabled", "is required"),
     ({"queue": {"enabled": "yes"}}, "queue.enabled", "must be true or false"),
@@ -113,12 +113,12 @@ def test_the_exception_text_joins_path_and_message():
 @pytest.mark.parametrize("extra, path, message", [
     ({"run_if": "ALWAYS"}, "tasks[0].run_if", "must be one of ALL_SUCCESS, AT_LEAST_ONE_SUCCESS, "
                                               "NONE_FAILED, ALL_DONE, AT_LEAST_ONE_FAILED, ALL_FAILED"),
-    ({"max_retries": -2}, "tasks[0].max_retries", "must be at least -1"),
+    ({"max_retries": -2}, "tasks[0].max_retries", "must be between -1 and 2,147,483,647"),
     ({"max_retries": True}, "tasks[0].max_retries", "must be an integer"),
-    ({"min_retry_interval_millis": -1}, "tasks[0].min_retry_interval_millis", "must be at least 0"),
+    ({"min_retry_interval_millis": -1}, "tasks[0].min_retry_interval_millis", "must be between 0 and 2,147,483,647"),
     ({"retry_on_timeout": "yes"}, "tasks[0].retry_on_timeout", "must be true or false"),
     ({"disabled": 1}, "tasks[0].disabled", "must be true or false"),
-    ({"timeout_seconds": -1}, "tasks[0].timeout_seconds", "must be at least 0"),
+    ({"timeout_seconds": -1}, "tasks[0].timeout_seconds", "must be between 0 and 2,147,483,647"),
     ({"timeout_seconds": False}, "tasks[0].timeout_seconds", "must be an integer"),
     ({"task_key": "my task"}, "tasks[0].task_key", "'my task' may only contain letters, digits, _ and -"),
     ({"task_key": "k" * 101}, "tasks[0].task_key", "must be at most 100 characters"),
@@ -305,7 +305,7 @@ def test_a_for_each_needs_inputs_and_a_task():
 def test_the_nested_task_is_validated_with_the_same_rules_under_its_own_path():
     nested = {"task_key": "one", "notebook_task": {}, "max_retries": -5}
     assert problems_of(job(for_each("each", nested))) == {
-        "tasks[0].for_each_task.task.max_retries": "must be at least -1",
+        "tasks[0].for_each_task.task.max_retries": "must be between -1 and 2,147,483,647",
         "tasks[0].for_each_task.task.notebook_task.notebook_path": "is required",
     }
 

@@ -134,7 +134,7 @@ def test_trigger_problems(trigger, expected):
 
 @pytest.mark.parametrize("periodic, expected", [
     ({}, [("trigger.periodic.interval", "is required"), ("trigger.periodic.unit", "is required")]),
-    ({"interval": 0, "unit": "DAYS"}, [("trigger.periodic.interval", "must be at least 1")]),
+    ({"interval": 0, "unit": "DAYS"}, [("trigger.periodic.interval", "must be between 1 and 36,500")]),
     ({"interval": "2", "unit": "DAYS"}, [("trigger.periodic.interval", "must be an integer")]),
     ({"interval": True, "unit": "DAYS"}, [("trigger.periodic.interval", "must be an integer")]),
     ({"interval": 1, "unit": "SECONDS"},
@@ -173,7 +173,7 @@ def test_timers_are_at_least_60_seconds(kind, timer):
     at = f"trigger.{kind}.{timer}"
     too_short = "must be at least 60 seconds (the Databricks minimum); leave it out for no wait"
     assert problems({"trigger": {kind: {**block, timer: 59}}}) == [(at, too_short)]
-    assert problems({"trigger": {kind: {**block, timer: -1}}}) == [(at, too_short)]
+    assert problems({"trigger": {kind: {**block, timer: -1}}}) == [(at, "must be between 0 and 2,147,483,647")]
     assert problems({"trigger": {kind: {**block, timer: 1.5}}}) == [(at, "must be an integer")]
     assert problems({"trigger": {kind: {**block, timer: 60}}}) == []
 
