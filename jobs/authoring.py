@@ -22,7 +22,8 @@ from jobs.forms import JobEditor, SourceForm
 from jobs.settings_text import settings_as_text
 from jobs.models import Job
 from jobs.permissions import can_manage_job, manage_refusal
-from jobs.spec.settings import SettingsInvalid, validate_job_settings
+from jobs.query_params import query_int
+from jobs.spec.settings import INT32_MAX, SettingsInvalid, validate_job_settings
 from jobs.views import find_job_or_404, live_jobs
 
 VERSIONS_PER_PAGE = 50
@@ -124,7 +125,7 @@ def edit_job_source(request, job_id):
 def edit_source(request, job):
     if request.method == "GET":
         fmt = "json" if request.GET.get("format") == "json" else "yaml"
-        settings = version_settings(job, request.GET.get("version")) or job.settings or STARTER_SETTINGS
+        settings = version_settings(job, query_int(request, "version", low=1)) or job.settings or STARTER_SETTINGS
         form = SourceForm(initial={"format": fmt, "source": settings_as_text(settings, fmt)})
     else:
         form = SourceForm(request.POST)
@@ -146,9 +147,9 @@ def edit_source(request, job):
 
 def version_settings(job, number):
     """The settings of version `number` (to restore it from the history), or None."""
-    if job.pk is None or not number:
+    if job.pk is None or number is None:
         return None
-    version = job.versions.filter(number=number).first() if number.isdigit() else None
+    version = job.versions.filter(number=number).first()
     if version is None:
         raise Http404(f"Job {job.id} has no version {number}")
     return version.settings
@@ -164,8 +165,8 @@ def job_versions(request, job_id):
     versions = job.versions.select_related("created_by").defer("settings").order_by("-number")
     page = Paginator(versions, VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
     latest = job.current_version.number if job.current_version_id else 0
-    new_number = version_number(request.GET.get("new"), latest)
-    old_number = version_number(request.GET.get("old"), new_number - 1)
+    new_number = query_int(request, "new", latest, high=INT32_MAX)
+    old_number = query_int(request, "old", max(new_number - 1, 0), high=INT32_MAX)
     compared = {v.number: v for v in job.versions.filter(number__in=[old_number, new_number])}
     missing = {new_number, old_number} - set(compared) - {0}
     if missing:
@@ -176,10 +177,6 @@ def job_versions(request, job_id):
         **page_context(job, "versions", request.user), "page": page, "latest": latest, "old_number": old_number,
         "new_number": new_number, "diff": diff, "full": full,
         "added": sum(kind == "add" for kind, _ in diff), "removed": sum(kind == "del" for kind, _ in diff)})
-
-
-def version_number(text, default):
-    return int(text) if text and text.isdigit() else max(default, 0)
 
 
 def settings_diff(old, new, full=False):

@@ -1,11 +1,12 @@
 from django.urls import path
 
+import jobs.query_params  # noqa: F401  (registers the <id:...> path converter)
 from jobs import authoring
 
 urlpatterns = [
     path("jobs/new/", authoring.new_job, name="new"),
     path("jobs/new/source/", authoring.new_job_source, name="new_source"),
-    path("jobs/<int:job_id>/edit/", authoring.edit_job, name="edit"),
-    path("jobs/<int:job_id>/source/", authoring.edit_job_source, name="edit_source"),
-    path("jobs/<int:job_id>/versions/", authoring.job_versions, name="versions"),
+    path("jobs/<id:job_id>/edit/", authoring.edit_job, name="edit"),
+    path("jobs/<id:job_id>/source/", authoring.edit_job_source, name="edit_source"),
+    path("jobs/<id:job_id>/versions/", authoring.job_versions, name="versions"),
 ]

@@ -18,7 +18,6 @@ import binascii
 import functools
 import json
 import logging
-import re
 from functools import wraps
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from jobs.models import ApiToken
+from jobs.spec.documents import DocumentRefused, bounded_int, check_document, parse_json
 from jobs.spec.settings import SettingsInvalid
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,10 @@ def api_view(method):
                     raise ApiError(405, "BAD_REQUEST",
                                    f"{request.path} accepts {method} requests, not {request.method}")
                 data = read_json_body(request) if method == "POST" else request.GET.dict()
-                refuse_nul_characters(data)
+                try:
+                    check_document(data)
+                except DocumentRefused as exc:
+                    raise invalid(f"Request field {exc}" if exc.path else f"The request {exc.message}") from None
                 return JsonResponse(view(request, data, *args, **kwargs))
             except ApiError as exc:
                 return exc.response()
@@ -168,32 +171,15 @@ def read_json_body(request):
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw, parse_constant=reject_constant)
+        data = parse_json(raw)
+    except DocumentRefused as exc:
+        raise ApiError(400, "MALFORMED_REQUEST", f"The request body {exc.message}") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
         raise ApiError(400, "MALFORMED_REQUEST", f"The request body is not valid JSON: {exc}")
     if not isinstance(data, dict):
         raise ApiError(400, "MALFORMED_REQUEST",
                        f"The request body must be a JSON object, not {json_type(data)}")
     return data
-
-
-def refuse_nul_characters(data):
-    """PostgreSQL stores no NUL character in text or jsonb (psycopg raises, which would be a 500),
-    so no string of a request may hold one, whichever database this server uses."""
-    todo = [data]
-    while todo:
-        value = todo.pop()
-        if isinstance(value, dict):
-            todo.extend(value.keys())
-            todo.extend(value.values())
-        elif isinstance(value, list):
-            todo.extend(value)
-        elif isinstance(value, str) and "\x00" in value:
-            raise invalid(f"Strings may not contain NUL (\\u0000) characters: {value[:80]!r}")
-
-
-def reject_constant(name):
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def json_type(value):
@@ -209,8 +195,6 @@ def json_type(value):
 # booleans as JSON booleans or "true"/"false"; a boolean is never an integer.
 
 MISSING = object()
-DECIMAL = re.compile(r"-?[0-9]+")
-MAX_INT_DIGITS = 19  # INT64_MAX has 19
 
 
 def _value(data, name, required):
@@ -226,23 +210,11 @@ def int_param(data, name, *, required=False, default=None, low=None, high=None):
     value = _value(data, name, required)
     if value is MISSING:
         return default
-    low = -INT64_MAX - 1 if low is None else low
-    high = INT64_MAX if high is None else high
-    if isinstance(value, str) and DECIMAL.fullmatch(value.strip()):
-        if len(value.strip().lstrip("-")) > MAX_INT_DIGITS:  # int() of thousands of digits is slow, then refused
-            raise invalid(f"{name} must be between {low} and {high}, not {shown(value)}")
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(f"{name} must be an integer, not {json_type(value)}: {shown(value)}")
-    if not low <= value <= high:
-        raise invalid(f"{name} must be between {low} and {high}, not {shown(value)}")
-    return value
-
-
-def shown(value, limit=80):
-    """A value for an error message: never the whole of a huge input."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "…"
+    try:
+        return bounded_int(value, name, low=-INT64_MAX - 1 if low is None else low,
+                           high=INT64_MAX if high is None else high)
+    except DocumentRefused as exc:
+        raise invalid(str(exc)) from None
 
 
 def id_param(data, name, *, required=True):

@@ -7,6 +7,8 @@ from django.conf import settings as django_settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from jobs.spec.documents import ReadableJSONDecoder
+
 
 class Job(models.Model):
     """A job; its settings live in JobVersion rows, one per save."""
@@ -71,16 +73,16 @@ class TriggerState(models.Model):
 
     job = models.OneToOneField(Job, primary_key=True, on_delete=models.CASCADE, related_name="trigger_state")
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    config = models.JSONField()  # the settings block it was made from, without pause_status
+    config = models.JSONField(decoder=ReadableJSONDecoder)  # the settings block it was made from, without pause_status
     paused = models.BooleanField(default=False)
     enabled_at = models.DateTimeField()  # when this config was saved or last resumed (periodic anchor)
     next_check_at = models.DateTimeField(null=True, blank=True)  # the clock acts at or after this
     last_slot = models.DateTimeField(null=True, blank=True)  # schedule/periodic: the latest slot fired
     last_fired_at = models.DateTimeField(null=True, blank=True)
     last_run = models.ForeignKey("runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    arrival = models.JSONField(default=dict, blank=True)  # runs.engine.arrival.ArrivalState
-    snapshot = models.JSONField(null=True, blank=True)  # files seen / Delta versions seen
-    updated_tables = models.JSONField(default=dict, blank=True)  # table -> {version, commit_timestamp}
+    arrival = models.JSONField(decoder=ReadableJSONDecoder, default=dict, blank=True)  # runs.engine.arrival.ArrivalState
+    snapshot = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)  # files seen / Delta versions seen
+    updated_tables = models.JSONField(decoder=ReadableJSONDecoder, default=dict, blank=True)  # table -> {version, commit_timestamp}
     seen_write_id = models.BigIntegerField(default=0)  # TableWrite rows up to this id are accounted for
     failures = models.PositiveIntegerField(default=0)  # continuous: failed runs in a row
     last_error = models.TextField(blank=True, default="")  # e.g. the watched directory disappeared
@@ -98,7 +100,7 @@ class JobVersion(models.Model):
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
-    settings = models.JSONField()
+    settings = models.JSONField(decoder=ReadableJSONDecoder)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 

@@ -5,6 +5,8 @@ import json
 import yaml
 from django.core.exceptions import ValidationError
 
+from jobs.spec.documents import MAX_DOCUMENT_BYTES, DocumentRefused, check_document, parse_json, parse_yaml
+
 
 class _Dumper(yaml.SafeDumper):
     """Multi-line strings (commands, SQL) in block style, so they read as written."""
@@ -14,15 +16,6 @@ _Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
     "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML in which 2026-01-01 stays a string: JobSettings hold no dates."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
-
 def settings_as_text(settings, fmt="yaml"):
     if fmt == "json":
         return json.dumps(settings, indent=2, ensure_ascii=False) + "\n"
@@ -30,10 +23,18 @@ def settings_as_text(settings, fmt="yaml"):
 
 
 def settings_from_text(text, fmt="yaml"):
-    """The settings `text` holds, as JSON values; raises ValidationError naming the line at fault."""
+    """The settings `text` holds, as JSON values; raises ValidationError naming the line at fault.
+
+    Bounded as the API bounds a request body (jobs/spec/documents.py): no YAML aliases, the same
+    size and depth limits, text both databases can store."""
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise ValidationError(f"The settings are larger than the limit of {MAX_DOCUMENT_BYTES:,} bytes")
     try:
-        value = json.loads(text) if fmt == "json" else yaml.load(text, Loader=_Loader)
+        value = parse_json(text) if fmt == "json" else parse_yaml(text)
+        check_document(value)
         return json.loads(json.dumps(value))  # JSON values only, as the API would receive them
+    except DocumentRefused as exc:
+        raise ValidationError(f"The settings {exc.message}" if not exc.path else str(exc)) from None
     except json.JSONDecodeError as exc:
         raise ValidationError(f"Not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except yaml.YAMLError as exc:

@@ -14,6 +14,8 @@ from django.views.decorators.http import require_POST
 
 from jobs.models import Job, TriggerState
 from jobs.permissions import can_manage_job
+from jobs.query_params import query_int
+from jobs.spec.documents import DocumentRefused, check_document, parse_json
 from runs.live import state_class, state_label
 from runs.models import Run, TaskRun
 
@@ -117,9 +119,9 @@ def duration_series(job):
 def job_detail(request, job_id):
     job = find_job_or_404(job_id)
     runs = Run.objects.filter(job=job).order_by("-id")
-    before = request.GET.get("before")
-    if before and before.isdigit():
-        runs = runs.filter(id__lt=int(before))
+    before = query_int(request, "before")
+    if before is not None:
+        runs = runs.filter(id__lt=before)
     runs = list(runs[:RUNS_IN_MATRIX])
     older = runs and Run.objects.filter(job=job, id__lt=runs[-1].id).exists()
     now = timezone.now()
@@ -142,13 +144,21 @@ def posted_parameters(post):
     raw = post.get("parameters_json", "").strip()
     if raw:
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
+            value = parse_json(raw)
+        except DocumentRefused as exc:
+            raise ValueError(f"The parameters are {exc.message}") from None
+        except ValueError as exc:
             raise ValueError(f"The parameters are not valid JSON: {exc}") from None
         if not isinstance(value, dict):
             raise ValueError('The parameters must be a JSON object, e.g. {"date": "2026-01-01"}')
-        return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
-    return {key.removeprefix("param-"): value for key, value in post.items() if key.startswith("param-")} or None
+        parameters = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+    else:
+        parameters = {key.removeprefix("param-"): value for key, value in post.items() if key.startswith("param-")}
+    try:
+        check_document(parameters)
+    except DocumentRefused as exc:
+        raise ValueError(f"Parameter {exc}") from None
+    return parameters or None
 
 
 @login_required

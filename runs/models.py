@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from jobs.models import Job, JobVersion
+from jobs.spec.documents import ReadableJSONDecoder
 from runs.engine.states import (
     CancelReason,
     RunLifeCycleState,
@@ -60,8 +61,8 @@ class Run(models.Model):
     queue_enabled = models.BooleanField(default=True)
 
     # [{name, default, value}] as the API shows them; `value` is what tasks see.
-    job_parameters = models.JSONField(default=list, blank=True)
-    overriding_parameters = models.JSONField(null=True, blank=True)
+    job_parameters = models.JSONField(decoder=ReadableJSONDecoder, default=list, blank=True)
+    overriding_parameters = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)
     idempotency_token = models.CharField(max_length=64, null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)  # the API's start_time: when it was asked for
@@ -73,10 +74,10 @@ class Run(models.Model):
     # one run however many clocks try (two nodes during a lease handover, a restart).
     trigger_slot = models.DateTimeField(null=True, blank=True)
     # What fired it: {"file_arrival": {"location"}} or {"table_update": {"updated_tables", "tables"}}.
-    trigger_details = models.JSONField(null=True, blank=True)
+    trigger_details = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)
     repair_count = models.PositiveIntegerField(default=0)
     # run-now `only`: the task keys this run is limited to (None: every task of the job).
-    only_tasks = models.JSONField(null=True, blank=True)
+    only_tasks = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)
     # A child run started by a run_job_task: the parent's task run (the API's trigger_info.run_id).
     parent_task_run = models.ForeignKey(
         "TaskRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"
@@ -117,8 +118,8 @@ class Repair(models.Model):
     creator = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
-    rerun_tasks = models.JSONField(default=list)
-    job_parameters = models.JSONField(null=True, blank=True)
+    rerun_tasks = models.JSONField(decoder=ReadableJSONDecoder, default=list)
+    job_parameters = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)
     life_cycle_state = models.CharField(max_length=20, choices=LIFE_CYCLE_CHOICES, default=RunLifeCycleState.RUNNING)
     result_state = models.CharField(max_length=40, choices=RESULT_CHOICES, null=True, blank=True)
     termination_code = models.CharField(max_length=40, choices=CODE_CHOICES, null=True, blank=True)
@@ -143,7 +144,7 @@ class TaskRun(models.Model):
     # task runs have for_each_key "" and iteration None.
     for_each_key = models.CharField(max_length=100, blank=True, default="")
     iteration = models.PositiveIntegerField(null=True, blank=True)
-    iteration_input = models.JSONField(null=True, blank=True)
+    iteration_input = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)
     attempt_number = models.PositiveIntegerField(default=0)
     original_attempt = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # The latest attempt of its task (or iteration) in this run; older and repaired-over ones are False.
@@ -165,13 +166,13 @@ class TaskRun(models.Model):
     worker_host = models.CharField(max_length=255, blank=True, default="")
     process_id = models.IntegerField(null=True, blank=True)
 
-    resolved_values = models.JSONField(null=True, blank=True)
+    resolved_values = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     error_trace = models.TextField(blank=True, default="")
-    notebook_result = models.JSONField(null=True, blank=True)
-    task_values = models.JSONField(default=dict, blank=True)
-    sql_output = models.JSONField(null=True, blank=True)  # the query_output block with the preview
+    notebook_result = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)
+    task_values = models.JSONField(decoder=ReadableJSONDecoder, default=dict, blank=True)
+    sql_output = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)  # the query_output block with the preview
     executed_notebook = models.CharField(max_length=1024, blank=True, default="")  # .ipynb with outputs
     log_path = models.CharField(max_length=1024, blank=True, default="")
 
@@ -209,7 +210,7 @@ class RunEvent(models.Model):
     task_run = models.ForeignKey(TaskRun, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
     type = models.CharField(max_length=40)  # dotted: run.queued, task.running, task.finished, ...
     at = models.DateTimeField(default=timezone.now)
-    data = models.JSONField(default=dict, blank=True)
+    data = models.JSONField(decoder=ReadableJSONDecoder, default=dict, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["run", "id"], name="event_run_order")]

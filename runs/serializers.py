@@ -8,6 +8,7 @@ per attempt, in the order of the job's tasks, then oldest attempt first.
 
 import copy
 import functools
+import html
 
 from django.template import Context, Template
 
@@ -353,8 +354,8 @@ def notebook_views(attempts):
 
             try:
                 content = render_html(attempt.executed_notebook)
-            except OSError:
-                continue  # removed from disk since
+            except OSError as exc:  # NotebookUnreadable too: gone, or rewritten by its own task
+                content = f"<p>Task run {attempt.id}: {html.escape(str(exc))}.</p>"
             views.append({"name": f"{attempt.task_key} (task run {attempt.id})", "type": "NOTEBOOK",
                           "content": content})
     return views

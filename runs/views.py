@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from jobs.spec.dag import downstream_of
+from jobs.query_params import query_int
 from jobs.views import posted_parameters
 from runs import dispatch
 from runs.engine.states import RunLifeCycleState as L, is_finished
@@ -54,9 +55,9 @@ def run_list(request):
         runs = runs.exclude(life_cycle_state__in=[L.TERMINATED, L.SKIPPED, L.INTERNAL_ERROR])
     elif state == "failed":
         runs = runs.filter(result_state__in=["FAILED", "TIMEDOUT", "CANCELED"])
-    before = request.GET.get("before", "")
-    if before.isdigit():  # keyset pages: no COUNT(*) over millions of runs
-        runs = runs.filter(id__lt=int(before))
+    before = query_int(request, "before")
+    if before is not None:  # keyset pages: no COUNT(*) over millions of runs
+        runs = runs.filter(id__lt=before)
     page = list(runs[:RUNS_PER_PAGE + 1])
     now = timezone.now()
     rows = [{"run": run, "state": state_class(run.life_cycle_state, run.result_state),
@@ -106,9 +107,9 @@ def run_detail(request, job_id, run_id):
     run = find_run_or_404(run_id, job_id)
     snapshot = run_snapshot(run)
     selected = None
-    wanted = request.GET.get("task")
-    if wanted and wanted.isdigit():
-        selected = TaskRun.objects.filter(id=int(wanted), run=run).first()
+    wanted = query_int(request, "task")
+    if wanted is not None:
+        selected = TaskRun.objects.filter(id=wanted, run=run).first()
     root_cause = explain(run) if snapshot["finished"] else None
     if selected is None and root_cause and root_cause.get("origins"):
         selected = TaskRun.objects.filter(id=root_cause["origins"][0]["task_run_id"]).first()
@@ -225,14 +226,12 @@ def whole_characters(data):
 def task_log(request, task_run_id):
     """Log bytes from `offset` on (at most LOG_PAGE_BYTES), for the live-tailing log view."""
     attempt = find_task_run_or_404(task_run_id)
-    try:
-        offset = max(0, int(request.GET.get("offset", "0")))
-    except ValueError:
-        offset = 0
+    offset = query_int(request, "offset", 0)
     text = ""
     if attempt.log_path:
         try:
             with open(attempt.log_path, "rb") as f:
+                offset = min(offset, os.fstat(f.fileno()).st_size)  # seek() takes no offset past int64
                 f.seek(offset)
                 data = whole_characters(f.read(LOG_PAGE_BYTES))
             offset += len(data)
@@ -252,8 +251,8 @@ def task_output_html(request, task_run_id):
 
     try:
         html = render_html(attempt.executed_notebook)
-    except OSError:
-        raise Http404("The executed notebook is no longer on disk") from None
+    except OSError as exc:  # gone, or rewritten by its own task into something else
+        raise Http404(f"Task run {attempt.id}: {exc}") from None
     response = HttpResponse(html)
     # Notebook output is the user's HTML: no scripts, and it cannot reach this site's cookies.
     response["Content-Security-Policy"] = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"

@@ -1,5 +1,6 @@
 """The django-q2 task that runs one task attempt in its own supervised OS process."""
 
+import dataclasses
 import logging
 import socket
 import time
@@ -8,6 +9,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from jobs.spec.documents import readable
+from jobs.spec.settings import command_line_problems, task_type_of
 from runs.dispatch import (
     CONTROL_FLOW_TYPES,
     Handoff,
@@ -153,6 +156,13 @@ def run_claimed_attempt(attempt, handoff=None):
     facts = upstream_facts(run, fact_keys(run, attempt, task))
     task, widgets = resolve_task(task, run, attempt, facts)
     directory = attempt_dir(attempt)
+    kind = task_type_of(task)
+    too_long = command_line_problems(kind, task.get(kind) or {})
+    if too_long:  # references made a parameter longer than the operating system takes
+        where, problem = too_long[0]
+        return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION,
+                    f"{kind}.{where} {problem}" if where else f"{kind}: {problem}", handoff=handoff,
+                    resolved_values=resolved_values(task))
     log_path = directory / "output.log"
     # Written with the process id at the first heartbeat, or with the finish by the many attempts
     # that end sooner (one write, not two: on SQLite every write waits for the one write lock).
@@ -164,6 +174,7 @@ def run_claimed_attempt(attempt, handoff=None):
             workspace_root=settings.LAKEFLOW_WORKSPACE_ROOT,
             widgets=widgets,
             upstream_values={key: fact["values"] for key, fact in facts.items()},
+            env=declared_environment(run.job_version.settings, task),
             warehouses=settings.LAKEFLOW_WAREHOUSES,
         )
     except LaunchError as exc:
@@ -192,7 +203,7 @@ def run_claimed_attempt(attempt, handoff=None):
         )
     except LaunchError as exc:  # the interpreter or command could not be started at all
         return fail(attempt, exc.code, exc.message, handoff=handoff, **started_fields)
-    result = read_attempt_result(spec, outcome)
+    result = readable_result(read_attempt_result(spec, outcome))
     if result.written_tables:
         from runs.triggers import record_table_writes
 
@@ -224,6 +235,22 @@ def run_claimed_attempt(attempt, handoff=None):
     finish(attempt.id, result_state=R.FAILED, message=message,
                    termination_code=result.error_code or TerminationCode.RUN_EXECUTION_ERROR, **fields)
     return "failed"
+
+
+def declared_environment(settings, task):
+    """The variables of the job's environment_variables entry the task names, if any."""
+    key = task.get("environment_variables_key")
+    for entry in settings.get("environment_variables") or [] if key else []:
+        if entry.get("environment_variables_key") == key:
+            return dict((entry.get("spec") or {}).get("variables") or {})
+    return {}
+
+
+def readable_result(result):
+    """What the task reported, as text both databases store: its files may hold a NUL or a lone
+    surrogate (json.load reads "\\udfff" as one), which PostgreSQL refuses and pages cannot show."""
+    return dataclasses.replace(result, **{field.name: readable(getattr(result, field.name))
+                                          for field in dataclasses.fields(result)})
 
 
 def executed_notebook(spec):

@@ -9,12 +9,14 @@ does not own (schedule, trigger, notifications, clusters, ...) pass through verb
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from . import dag, refs
+from .documents import DocumentRefused, check_document
 from .triggers import EXCLUSIVE_BLOCKS, check_triggers, with_trigger_defaults
 
 EXECUTABLE_TASK_TYPES = (
@@ -66,12 +68,31 @@ JOB_PASSTHROUGH = {
     "email_notifications": "object", "webhook_notifications": "object", "notification_settings": "object",
     "health": "object", "git_source": "object", "deployment": "object", "job_clusters": "objects",
     "environments": "objects", "budget_policy_id": "string", "usage_policy_id": "string",
+    "duration_target": "string", "parent_path": "string",
 }
 TASK_PASSTHROUGH = {
     "email_notifications": "object", "webhook_notifications": "object", "notification_settings": "object",
     "health": "object", "new_cluster": "object", "libraries": "objects", "existing_cluster_id": "string",
-    "job_cluster_key": "string", "environment_key": "string",
+    "job_cluster_key": "string", "environment_key": "string", "compute": "object",
 }
+# The top-level fields of JobSettings and of a runs/submit body (databricks-sdk 0.167): anything
+# else is refused by name, so a typo (max_concurent_runs) is an error rather than a setting that
+# silently does nothing. The API and the job editor share this rule.
+JOB_FIELDS = frozenset({
+    "budget_policy_id", "continuous", "deployment", "description", "duration_target", "edit_mode",
+    "email_notifications", "environment_variables", "environments", "format", "git_source", "health",
+    "job_clusters", "max_concurrent_runs", "name", "notification_settings", "parameters", "parent_path",
+    "performance_target", "queue", "run_as", "schedule", "tags", "tasks", "timeout_seconds", "trigger",
+    "triggers", "usage_policy_id", "webhook_notifications",
+})
+SUBMIT_FIELDS = frozenset({
+    "budget_policy_id", "duration_target", "email_notifications", "environment_variables", "environments",
+    "git_source", "health", "notification_settings", "performance_target", "queue", "run_as", "run_name",
+    "tasks", "timeout_seconds", "usage_policy_id", "webhook_notifications",
+})
+NOT_SUPPORTED_YET = {"triggers": "several triggers per job are not supported by this server yet; use trigger"}
+ENV_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,255}")
+MAX_ENV_ENTRIES, MAX_ENV_VARIABLES = 10, 20
 
 
 MISSING = object()
@@ -111,6 +132,7 @@ class _Checker:
         self.problems: list[Problem] = []
         self.task_keys: set[str] = set()
         self.parameter_names: set[str] = set()
+        self.env_keys: set[str] = set()
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -250,9 +272,42 @@ def _check_field(c: _Checker, block: dict, path: str, key: str, rule: str) -> No
         c.obj(block, path, key, required=True)
 
 
+# What becomes a task process's command line. Linux refuses a single argument or environment
+# string past MAX_ARG_STRLEN (128 KiB) and all of them past about 2 MiB ("Argument list too long").
+MAX_ARGUMENT_BYTES = 128 * 1024 - 1
+MAX_COMMAND_LINE_BYTES = 1024 * 1024
+COMMAND_LINE_FIELDS = {
+    "spark_python_task": ("parameters",),
+    "python_wheel_task": ("parameters", "named_parameters"),
+    "shell_command_task": ("command", "parameters"),
+}
+
+
+def command_line_problems(kind: str, block: dict) -> list[tuple[str, str]]:
+    """(field, problem) for command-line strings of a task past the operating system's limits;
+    the worker asks again once references are resolved."""
+    problems, total = [], 0
+    for name in COMMAND_LINE_FIELDS.get(kind, ()):
+        value = block.get(name)
+        items = ([(name, value)] if isinstance(value, str) else
+                 [(f"{name}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else
+                 [(f"{name}.{k}", f"--{k}={v}") for k, v in value.items()] if isinstance(value, dict) else [])
+        for where, text in items:
+            size = len(text.encode("utf-8", "replace")) if isinstance(text, str) else 0
+            total += size
+            if size > MAX_ARGUMENT_BYTES:
+                problems.append((where, f"is {size:,} bytes; a task's command or parameter may be at most "
+                                        f"{MAX_ARGUMENT_BYTES:,} bytes (pass bigger data in a file)"))
+    if total > MAX_COMMAND_LINE_BYTES:
+        problems.append(("", f"the command line adds up to {total:,} bytes; at most {MAX_COMMAND_LINE_BYTES:,}"))
+    return problems
+
+
 def _check_type_block(c: _Checker, kind: str, block: dict, path: str) -> None:
     for key, rule in _SHAPES[kind].items():
         _check_field(c, block, path, key, rule)
+    for where, problem in command_line_problems(kind, block):
+        c.add(f"{path}.{where}" if where else path, problem)
     if kind == "python_wheel_task" and block.get("parameters") and block.get("named_parameters"):
         c.add(path, "set parameters or named_parameters, not both")
     elif kind == "sql_task":
@@ -312,6 +367,9 @@ def _check_task_fields(c: _Checker, task: dict, path: str, in_for_each: bool) ->
     c.boolean(task, path, "disabled")
     c.string(task, path, "description")
     c.json_types(task, path, TASK_PASSTHROUGH)
+    env_key = c.string(task, path, "environment_variables_key")
+    if env_key is not None and env_key not in c.env_keys:
+        c.add(f"{path}.environment_variables_key", f"there is no environment_variables entry '{env_key}' in this job")
 
     present = [name for name in TASK_TYPES if name in task]
     if not present:
@@ -441,6 +499,52 @@ def _check_parameters(c: _Checker, parameters: Any) -> set[str]:
     return names
 
 
+def _check_known_fields(c: _Checker, data: dict, for_submit: bool) -> None:
+    known = SUBMIT_FIELDS if for_submit else JOB_FIELDS
+    what = "a one-time run (runs/submit)" if for_submit else "JobSettings"
+    for name in data:
+        if name in NOT_SUPPORTED_YET:
+            c.add(name, NOT_SUPPORTED_YET[name])
+        elif name not in known and not (for_submit and name in NOT_FOR_SUBMIT):
+            close = difflib.get_close_matches(str(name), sorted(known), n=1)
+            c.add(str(name), f"is not a field of {what}" + (f"; did you mean {close[0]}?" if close else ""))
+
+
+def _check_environment_variables(c: _Checker, entries: Any) -> set[str]:
+    """Job-level environment variables that tasks pick by environment_variables_key (inline
+    variables; .env files are not read by this server yet). Returns the keys defined."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        c.add("environment_variables", "must be a list of objects")
+        return set()
+    if len(entries) > MAX_ENV_ENTRIES:
+        c.add("environment_variables", f"a job may have at most {MAX_ENV_ENTRIES} entries")
+    keys: set[str] = set()
+    for i, entry in enumerate(entries):
+        path = f"environment_variables[{i}]"
+        key = c.string(entry, path, "environment_variables_key", required=True, non_empty=True)
+        if key in keys:
+            c.add(f"{path}.environment_variables_key", f"duplicate key '{key}'")
+        keys.add(key)
+        spec = c.obj(entry, path, "spec") or {}
+        if spec.get("files"):
+            c.add(f"{path}.spec.files", ".env files are not read by this server yet; use spec.variables")
+        variables = c.obj(spec, f"{path}.spec", "variables") or {}
+        if len(variables) > MAX_ENV_VARIABLES:
+            c.add(f"{path}.spec.variables", f"at most {MAX_ENV_VARIABLES} variables per entry")
+        for name, value in variables.items():
+            at = f"{path}.spec.variables.{name}"
+            if not ENV_VARIABLE_NAME.fullmatch(name):
+                c.add(at, "a variable name has letters, digits and _, does not start with a digit, "
+                          "and is at most 256 characters long")
+            elif name.startswith("LAKEFLOW_"):
+                c.add(at, "names starting with LAKEFLOW_ belong to this server")
+            if not isinstance(value, str):
+                c.add(at, "must be a string")
+            elif len(f"{name}={value}".encode("utf-8", "replace")) > MAX_ARGUMENT_BYTES:
+                c.add(at, f"a variable may be at most {MAX_ARGUMENT_BYTES:,} bytes with its name")
+    return keys
+
+
 def _check_job_fields(c: _Checker, data: dict, for_submit: bool) -> None:
     name_field = "run_name" if for_submit else "name"
     name = c.string(data, "", name_field)
@@ -466,6 +570,9 @@ def _check_job_fields(c: _Checker, data: dict, for_submit: bool) -> None:
         for key in ("user_name", "service_principal_name", "group_name"):
             c.string(run_as, "run_as", key)
     c.json_types(data, "", JOB_PASSTHROUGH)
+    _check_known_fields(c, data, for_submit)
+    if "environment_variables" in data:
+        c.env_keys = _check_environment_variables(c, data["environment_variables"])
     c.choice(data, "", "edit_mode", EDIT_MODES)
     c.choice(data, "", "performance_target", PERFORMANCE_TARGETS)
     if for_submit:
@@ -482,6 +589,10 @@ def validate_job_settings(data: Any, *, api_version: str = "2.2", for_submit: bo
     """A new, normalized copy of `data`; raises SettingsInvalid listing every problem."""
     if not isinstance(data, dict):
         raise SettingsInvalid([Problem("settings", "must be a JSON object")])
+    try:
+        check_document(data)
+    except DocumentRefused as exc:
+        raise SettingsInvalid([Problem(exc.path or "settings", exc.message)]) from None
     c = _Checker()
     _check_job_fields(c, data, for_submit)
     if not for_submit and "parameters" in data:

@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 
@@ -475,8 +476,36 @@ def render_html(executed_path: str) -> str:
         sanitize_html=True,
         filters={"clean_html": _clean_html},
     )
-    body, _ = exporter.from_notebook_node(nbformat.read(executed_path, as_version=4))
+    text = read_task_file(executed_path, MAX_RENDERED_NOTEBOOK_BYTES).decode("utf-8", "replace")
+    try:
+        body, _ = exporter.from_notebook_node(nbformat.reads(text, as_version=4))
+    except Exception as exc:  # the task may have rewritten its own file: say so, never echo it
+        raise NotebookUnreadable(f"the executed notebook is not a notebook this server can render "
+                                 f"({type(exc).__name__})") from None
     return body
+
+
+MAX_RENDERED_NOTEBOOK_BYTES = 64 * 1024 * 1024
+
+
+class NotebookUnreadable(OSError):
+    """The executed notebook is gone, not a regular file, too big or not a notebook."""
+
+
+def read_task_file(path: str, max_bytes: int) -> bytes:
+    """A file a task process could have written, read by the server: never through a symlink
+    the task planted (O_NOFOLLOW), only a regular file, at most max_bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise NotebookUnreadable(f"the executed notebook cannot be opened: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise NotebookUnreadable("the executed notebook is not a regular file")
+        if info.st_size > max_bytes:
+            raise NotebookUnreadable(f"the executed notebook is larger than {max_bytes:,} bytes")
+        return f.read(max_bytes + 1)[:max_bytes]
 
 
 _ALLOWED_TAGS = {

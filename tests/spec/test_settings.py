@@ -427,7 +427,7 @@ def test_fields_owned_by_other_modules_pass_through_verbatim():
         "email_notifications": {"on_failure": ["ops@example.com"]},
         "job_clusters": [{"job_cluster_key": "c", "new_cluster": {"num_workers": 1}}],
         "git_source": {"git_url": "https://example.com/r.git", "git_provider": "gitHub"},
-        "x_future_field": {"anything": [1, 2]},
+        "duration_target": "4h",
     }
     settings = validate_job_settings(job(notebook("a", job_cluster_key="c", libraries=[{"pypi": {}}]), **extra))
     # Verbatim, except that a schedule reads back with its default pause_status, as on Databricks.
