@@ -2,13 +2,15 @@
 job parameters pushed into key/value parameters, and its upstream tasks' values."""
 
 import copy
+import functools
 import json
 import re
 
 from django.conf import settings
 
 from jobs.spec.dag import upstream_of
-from jobs.spec.refs import NOT_IN_FOR_EACH, ReferenceContext, resolve
+from jobs.spec.embedded import shell_command_with_variables, sql_with_markers
+from jobs.spec.refs import NOT_IN_FOR_EACH, ReferenceContext, resolve, value_text
 from jobs.spec.settings import task_type_of
 from runs.engine.parameters import parameter_values
 
@@ -107,23 +109,42 @@ def _resolve_all(value, ctx):
 
 
 def resolve_task(task, run, attempt, facts):
-    """A copy of the task dict with its type block resolved; returns (task, widgets)."""
+    """A copy of the task dict with its type block resolved; returns (task, widgets, environment).
+
+    References in code (a shell command, SQL query text) are not pasted into it: they become
+    environment variables the command expands, or bound SQL markers (jobs/spec/embedded.py).
+    Raises EmbeddedReferenceError for one that stands where no value can be bound."""
     task = copy.deepcopy(task)
     type_name = task_type_of(task)
     ctx = reference_context(run, attempt, facts, task)
-    block = _resolve_all(task.get(type_name) or {}, ctx)
+    block = task.get(type_name) or {}
+    environment = {}
+    value_of = functools.partial(value_text, ctx=ctx)
+    if type_name == "shell_command_task" and isinstance(block.get("command"), str):
+        command, environment = shell_command_with_variables(block["command"], value_of)
+        block = {**_resolve_all({k: v for k, v in block.items() if k != "command"}, ctx), "command": command}
+    elif type_name == "sql_task" and isinstance((block.get("query") or {}).get("query_text"), str):
+        text, markers = sql_with_markers(block["query"]["query_text"], value_of)
+        block = _resolve_all({**block, "query": {**block["query"], "query_text": ""}}, ctx)
+        block["query"]["query_text"] = text
+        block["parameters"] = {**(block.get("parameters") or {}), **markers}
+    else:
+        block = _resolve_all(block, ctx)
     job_values = parameter_values(run.job_parameters)
     kv_field = KEY_VALUE_PARAMETERS.get(type_name)
     if kv_field and (kv_field in block or type_name != "python_wheel_task"):
         block[kv_field] = {**(block.get(kv_field) or {}), **job_values}
     task[type_name] = block
     widgets = {**job_values, **(block.get(kv_field) or {} if kv_field else {})}
-    return task, widgets
+    return task, widgets, environment
 
 
-def resolved_values(task):
-    """The API's resolved_values block for a task run."""
+def resolved_values(task, environment=None):
+    """The API's resolved_values block for a task run; a shell command's references show as the
+    variables it read them from."""
     type_name = task_type_of(task)
     block = task.get(type_name) or {}
     shown = {key: value for key, value in block.items() if key in ("parameters", "named_parameters", "base_parameters", "command")}
+    if environment:
+        shown["environment"] = dict(environment)
     return {type_name: shown} if type_name else {}

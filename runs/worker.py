@@ -10,7 +10,8 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from jobs.spec.documents import readable
-from jobs.spec.settings import command_line_problems, task_type_of
+from jobs.spec.embedded import EmbeddedReferenceError
+from jobs.spec.settings import command_line_problems, environment_problems, task_type_of
 from runs.dispatch import (
     CONTROL_FLOW_TYPES,
     Handoff,
@@ -154,19 +155,23 @@ def run_claimed_attempt(attempt, handoff=None):
         return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION,
                     f"Task {attempt.task_key} is not in the job's settings any more", handoff=handoff)
     facts = upstream_facts(run, fact_keys(run, attempt, task))
-    task, widgets = resolve_task(task, run, attempt, facts)
+    try:
+        task, widgets, embedded = resolve_task(task, run, attempt, facts)
+    except EmbeddedReferenceError as exc:
+        return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION, str(exc), handoff=handoff)
     directory = attempt_dir(attempt)
     kind = task_type_of(task)
-    too_long = command_line_problems(kind, task.get(kind) or {})
+    environment = {**declared_environment(run.job_version.settings, task), **embedded}
+    too_long = command_line_problems(kind, task.get(kind) or {}) + environment_problems(environment)
     if too_long:  # references made a parameter longer than the operating system takes
         where, problem = too_long[0]
         return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION,
                     f"{kind}.{where} {problem}" if where else f"{kind}: {problem}", handoff=handoff,
-                    resolved_values=resolved_values(task))
+                    resolved_values=resolved_values(task, embedded))
     log_path = directory / "output.log"
     # Written with the process id at the first heartbeat, or with the finish by the many attempts
     # that end sooner (one write, not two: on SQLite every write waits for the one write lock).
-    started_fields = dict(resolved_values=resolved_values(task), log_path=str(log_path))
+    started_fields = dict(resolved_values=resolved_values(task, embedded), log_path=str(log_path))
     try:
         spec = prepare_attempt(
             task,
@@ -174,7 +179,7 @@ def run_claimed_attempt(attempt, handoff=None):
             workspace_root=settings.LAKEFLOW_WORKSPACE_ROOT,
             widgets=widgets,
             upstream_values={key: fact["values"] for key, fact in facts.items()},
-            env=declared_environment(run.job_version.settings, task),
+            env=environment,
             warehouses=settings.LAKEFLOW_WAREHOUSES,
         )
     except LaunchError as exc:

@@ -265,6 +265,12 @@ def resolve(text: str, ctx: ReferenceContext) -> str:
     return "".join(pieces)
 
 
+def value_text(ref: Reference, ctx: ReferenceContext) -> str | None:
+    """The text `ref` resolves to, or None when its value is not known (it stays as written)."""
+    value = _value(ref.path, ctx)
+    return None if value is _MISSING else as_text(value)
+
+
 # --- save-time check -------------------------------------------------------------
 
 

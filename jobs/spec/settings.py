@@ -17,6 +17,7 @@ from typing import Any
 
 from . import dag, refs
 from .documents import DocumentRefused, check_document
+from .embedded import EmbeddedReferenceError, sql_with_markers
 from .triggers import EXCLUSIVE_BLOCKS, check_triggers, with_trigger_defaults
 
 EXECUTABLE_TASK_TYPES = (
@@ -303,6 +304,13 @@ def command_line_problems(kind: str, block: dict) -> list[tuple[str, str]]:
     return problems
 
 
+def environment_problems(environment: dict) -> list[tuple[str, str]]:
+    """(variable, problem) for environment strings past MAX_ARG_STRLEN, as for arguments."""
+    return [(f"environment {name}", f"is {size:,} bytes with its value; at most {MAX_ARGUMENT_BYTES:,}")
+            for name, value in environment.items()
+            if (size := len(f"{name}={value}".encode("utf-8", "replace"))) > MAX_ARGUMENT_BYTES]
+
+
 def _check_type_block(c: _Checker, kind: str, block: dict, path: str) -> None:
     for key, rule in _SHAPES[kind].items():
         _check_field(c, block, path, key, rule)
@@ -324,7 +332,11 @@ def _check_type_block(c: _Checker, kind: str, block: dict, path: str) -> None:
             elif name == "query":
                 # query_text is our extension for inline SQL: there are no saved queries here.
                 if "query_text" in inner:
-                    c.string(inner, f"{path}.query", "query_text", required=True, non_empty=True)
+                    text = c.string(inner, f"{path}.query", "query_text", required=True, non_empty=True)
+                    try:  # a reference stands where no value can be bound ("{{x}}" as an identifier)
+                        sql_with_markers(text or "", lambda ref: "" if ref.path[0] in refs.NAMESPACES else None)
+                    except EmbeddedReferenceError as exc:
+                        c.add(f"{path}.query.query_text", str(exc))
                 else:
                     c.add(f"{path}.query.query_text", "is required: saved queries (query_id) are not "
                           "supported here; put the SQL in query_text or use file.path")

@@ -66,7 +66,9 @@ def test_resolved_values_are_shown_when_asked_for(api, committed):
     job_id = create_job(api, tasks=[shell_task("a", "echo {{job.run_id}}")])
     run_id = run_now(api, job_id)
     task = api.get_ok("jobs/runs/get", run_id=run_id, include_resolved_values="true")["tasks"][0]
-    assert task["resolved_values"] == {"shell_command_task": {"command": f"echo {run_id}"}}
+    # A reference in a command reaches it as a variable, never as command text (jobs/spec/embedded.py).
+    assert task["resolved_values"] == {"shell_command_task": {
+        "command": 'echo "${LAKEFLOW_REF_1}"', "environment": {"LAKEFLOW_REF_1": str(run_id)}}}
 
 
 def test_a_run_with_250_tasks_pages_its_tasks_100_at_a_time(api, held_broker):
