@@ -78,6 +78,10 @@ LAKEFLOW_CONTINUOUS_BACKOFF_MAX_SECONDS = env_float("LAKEFLOW_CONTINUOUS_BACKOFF
 LAKEFLOW_BASE_URL = env_str("LAKEFLOW_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 LAKEFLOW_WAREHOUSES = _warehouses(env_str("LAKEFLOW_WAREHOUSES", ""))
+# A file-arrival trigger watches at most this many files in its tree; past it, the trigger says
+# so in its last_error and waits. Scans run on the clock's threads, off its step (false: in it).
+LAKEFLOW_FILE_ARRIVAL_MAX_FILES = env_int("LAKEFLOW_FILE_ARRIVAL_MAX_FILES", 10_000)
+LAKEFLOW_SCAN_IN_BACKGROUND = env_bool("LAKEFLOW_SCAN_IN_BACKGROUND", True)
 
 
 def _secret_key():

@@ -6,6 +6,7 @@ import tempfile
 
 os.environ["LAKEFLOW_HOME"] = tempfile.mkdtemp(prefix="lakeflow-test-")
 os.environ.setdefault("LAKEFLOW_Q_SYNC", "1")
+os.environ.setdefault("LAKEFLOW_SCAN_IN_BACKGROUND", "0")  # file-arrival scans in the clock's step
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("REDIS_URL", None)
 

@@ -20,6 +20,7 @@ from jobs.models import Job, TriggerState
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R
 from runs.isolation import each_isolated
 from runs.models import Run, TableWrite
+from runs.watch import BackgroundScans, InlineScans
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ def run_due_triggers(now):
 def advance(state, old_check_at, **fields):
     """Save the state if no other clock moved it since we read it (compare-and-swap)."""
     return bool(TriggerState.objects.filter(job_id=state.job_id, next_check_at=old_check_at).update(**fields))
+
+
+# Where file-arrival triggers' directory scans run: on the clock's threads, or inline (tests).
+scans = BackgroundScans() if settings.LAKEFLOW_SCAN_IN_BACKGROUND else InlineScans()
 
 
 def start_run(job, now, **kwargs):
@@ -103,21 +108,29 @@ def fire_schedule(state, now):
 
 
 def check_file_arrival(state, now):
+    """Compare the watched tree with what the trigger has seen; the scan itself runs off the
+    step (runs/watch.py BackgroundScans), so this returns at once until its listing is there."""
     from runs.engine.arrival import ArrivalState, fired, observe, should_fire
-    from runs.watch import WatchError, local_path, new_files, scan_directory
+    from runs.watch import WatchError, fingerprints, local_path, new_files
 
     config = state.config["file_arrival"]
     try:
-        listing = scan_directory(local_path(config["url"]))
+        listing = scans.listing((state.job_id, config["url"]), local_path(config["url"]),
+                                settings.LAKEFLOW_FILE_ARRIVAL_MAX_FILES)
     except WatchError as exc:
         # Shown on the job's trigger state; other triggers go on.
         advance(state, state.next_check_at, last_error=str(exc), checked_at=now,
                 next_check_at=now + ERROR_RETRY_EVERY)
         return 0
+    if listing is None:
+        return 0  # still scanning: the trigger stays due, and the next step looks again
     arrival = ArrivalState.from_dict(state.arrival or {})
     arrived = new_files(state.snapshot, listing) if state.snapshot is not None else []
     arrival = observe(arrival, changed=bool(arrived), now=now)
-    fields = dict(snapshot=listing, last_error="", checked_at=now, next_check_at=now + FILE_CHECK_EVERY)
+    fields = dict(last_error="", checked_at=now, next_check_at=now + FILE_CHECK_EVERY)
+    seen = fingerprints(listing)
+    if seen != state.snapshot:  # rewritten only when files came or went
+        fields["snapshot"] = seen
     fire = should_fire(arrival, now=now, min_between_seconds=config.get("min_time_between_triggers_seconds") or 0,
                        wait_after_seconds=config.get("wait_after_last_change_seconds") or 0)
     if fire:

@@ -13,6 +13,7 @@ loops, no escaping the watched tree); symlinked files are listed with their targ
 time, and broken symlinks are skipped.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -52,8 +53,13 @@ def local_path(url: str) -> str:
 
 # --- directories -------------------------------------------------------------------------------
 
-def scan_directory(root: str) -> dict[str, list[int]]:
-    """Every file under ``root``, recursively: relative path -> [size, mtime_ns]."""
+class TooManyFiles(WatchError):
+    """The watched tree holds more files than a scan may list."""
+
+
+def scan_directory(root: str, max_files: int | None = None) -> dict[str, list[int]]:
+    """Every file under ``root``, recursively: relative path -> [size, mtime_ns]. Stops with
+    TooManyFiles past ``max_files``: a scan's time and memory stay bounded whatever the tree."""
     root = local_path(root)
     files = {}
     pending = [("", _list_root(root))]  # iterative: deep trees cannot hit the recursion limit
@@ -69,6 +75,10 @@ def scan_directory(root: str) -> dict[str, list[int]]:
                     pending.append((relative + "/", subdirectory))
             else:
                 _add_file(files, relative, entry)
+                if max_files is not None and len(files) > max_files:
+                    raise TooManyFiles(f"directory {root} holds more than {max_files:,} files, more than a "
+                                       "file arrival trigger watches (LAKEFLOW_FILE_ARRIVAL_MAX_FILES): "
+                                       "watch a narrower directory, or move processed files out")
     return files
 
 
@@ -110,9 +120,23 @@ def _add_file(files: dict, relative: str, entry) -> None:
     files[relative] = [stat.st_size, stat.st_mtime_ns]
 
 
-def new_files(before: dict, after: dict) -> list[str]:
-    """Paths in ``after`` that ``before`` did not have, sorted."""
-    return sorted(after.keys() - before.keys())
+def fingerprint(path: str) -> str:
+    return hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+
+
+def fingerprints(paths) -> list[str]:
+    """What a trigger keeps of the files it has seen: 8 bytes of a hash per path, sorted. A
+    snapshot of 10,000 files is then about 190 KB, however long their names."""
+    return sorted(map(fingerprint, paths))
+
+
+def new_files(before, after: dict) -> list[str]:
+    """Paths in ``after`` that ``before`` did not have, sorted. ``before`` is a listing (a dict
+    of paths, as older servers kept it) or its fingerprints."""
+    if isinstance(before, dict):
+        return sorted(after.keys() - before.keys())
+    seen = set(before)
+    return sorted(path for path in after if fingerprint(path) not in seen)
 
 
 # --- Delta tables ------------------------------------------------------------------------------
@@ -174,3 +198,38 @@ def _commit_info_timestamp(lines) -> int | None:
             is_epoch_ms = isinstance(timestamp, int) and not isinstance(timestamp, bool)
             return timestamp if is_epoch_ms else None
     return None
+
+
+# --- scans off the clock's step ------------------------------------------------------------------
+
+class BackgroundScans:
+    """Directory scans on threads of the clock process, so a big tree never holds up the clock's
+    step (schedules, retries, timeouts): a step asks for a trigger's listing, gets None while the
+    scan runs, and the listing (or its WatchError) at a later step. Only the filesystem is read
+    on these threads; what the listing means is decided in the step."""
+
+    def __init__(self, workers: int = 2):
+        self.workers, self.pool, self.running = workers, None, {}
+
+    def listing(self, key, root: str, max_files: int):
+        """The finished scan of ``root`` for ``key`` (a dict, or raises its WatchError), or None
+        while it runs; a new scan starts whenever none is running for ``key``."""
+        import concurrent.futures
+
+        future = self.running.get(key)
+        if future is None:
+            if self.pool is None:
+                self.pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="scan")
+            self.running[key] = self.pool.submit(scan_directory, root, max_files)
+            return None
+        if not future.done():
+            return None
+        del self.running[key]
+        return future.result()
+
+
+class InlineScans:
+    """The fast twin for unit tests: the scan runs in the step."""
+
+    def listing(self, key, root: str, max_files: int):
+        return scan_directory(root, max_files)

@@ -13,6 +13,7 @@ from runs.dispatch import cancel_run, finish_attempt
 from runs.engine.states import RunResultState as R
 from runs.models import Run, TaskRun
 from runs.triggers import record_table_writes, run_due_triggers
+from runs.watch import fingerprints
 from runs.worker import claim_attempt
 from tests.runs.conftest import make_job, shell
 
@@ -146,7 +147,7 @@ def test_a_new_file_starts_a_run_with_the_location_and_old_files_do_not(alice, b
     (run,) = runs_of(job)
     assert run.trigger == "FILE_ARRIVAL"
     assert run.trigger_details == {"file_arrival": {"location": f"file://{watched}"}}
-    assert TriggerState.objects.get(job=job).snapshot.keys() == {"old/existing.csv", "old/new.csv"}
+    assert TriggerState.objects.get(job=job).snapshot == fingerprints(["old/existing.csv", "old/new.csv"])
 
 
 def test_a_directory_that_disappears_is_shown_on_the_trigger_and_others_go_on(alice, broker, tmp_path):
