@@ -83,7 +83,7 @@ def main():
     port = 18000 + secrets.randbelow(2000)
     db_url = f"postgresql://{user}@127.0.0.1:5432/{database}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "DJANGO_"))}
-    env.update(DJANGO_SETTINGS_MODULE="lakeflow_site.settings", LAKEFLOW_HOME=str(home), DATABASE_URL=db_url,
+    env.update(DJANGO_SETTINGS_MODULE="lakeflow_site.settings", LAKEFLOW_HOME=str(home / "home"), DATABASE_URL=db_url,
                LAKEFLOW_WORKSPACE_ROOT=str(home / "workspace"), REDIS_URL="redis://127.0.0.1:6379/0",
                LAKEFLOW_CLUSTER_NAME=f"lakeflow-{database}", LAKEFLOW_ADMIN_PASSWORD="bench")
     procs = []

@@ -12,6 +12,16 @@ from pathlib import Path
 
 import dj_database_url
 import plotly
+from django.core.exceptions import ImproperlyConfigured
+
+from lakeflow_site.home import (
+    embedded_warehouse,
+    keep_private,
+    prepare_task_home,
+    task_environment_names,
+    task_identity,
+    write_private,
+)
 
 
 def env_str(name, default=""):
@@ -43,11 +53,26 @@ def env_list(name, default):
 
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The server's own files: the SQLite database, the secret key, the admin password. Its owner
+# only (0700, files 0600): task processes, which run as another user where the server can
+# switch to one (LAKEFLOW_TASK_USER), cannot read or change them.
 LAKEFLOW_HOME = Path(env_str("LAKEFLOW_HOME", ".lakeflow")).resolve()
-LAKEFLOW_HOME.mkdir(parents=True, exist_ok=True)
-# Where relative python_file paths resolve; the directory `serve` was started in by default.
+keep_private(LAKEFLOW_HOME)
+# What task processes may use: each attempt's directory and the embedded DuckDB warehouse.
+LAKEFLOW_TASK_HOME = Path(env_str("LAKEFLOW_TASK_HOME", f"{LAKEFLOW_HOME}-tasks")).resolve()
+# Where relative task file paths resolve; the directory `serve` was started in by default. Task
+# files (python_file, notebook_path, sql_task file.path) must lie inside it or inside one of
+# LAKEFLOW_TASK_FILE_ROOTS, and never in LAKEFLOW_HOME or LAKEFLOW_TASK_HOME.
 LAKEFLOW_WORKSPACE_ROOT = Path(env_str("LAKEFLOW_WORKSPACE_ROOT", os.getcwd())).resolve()
-LAKEFLOW_LOG_DIR = LAKEFLOW_HOME / "logs"
+LAKEFLOW_TASK_FILE_ROOTS = [Path(p).resolve() for p in env_list("LAKEFLOW_TASK_FILE_ROOTS", [])]
+# The OS user task processes run as. Unset: "nobody" when the server runs as root (it can
+# switch), else the server's own user; empty: the server's own user, always.
+LAKEFLOW_TASK_USER = task_identity(os.environ.get("LAKEFLOW_TASK_USER"))
+# The Python interpreter task processes run (the task user must be able to run it).
+LAKEFLOW_TASK_PYTHON = env_str("LAKEFLOW_TASK_PYTHON", sys.executable)
+# Names of further server variables task processes may see (they see an allow-list: see README).
+LAKEFLOW_TASK_ENV = task_environment_names(env_list("LAKEFLOW_TASK_ENV", []))
+prepare_task_home(LAKEFLOW_HOME, LAKEFLOW_TASK_HOME, LAKEFLOW_TASK_USER)
 # Seconds without a heartbeat after which an attempt's worker counts as dead.
 LAKEFLOW_HEARTBEAT_SECONDS = env_float("LAKEFLOW_HEARTBEAT_SECONDS", 5.0)
 LAKEFLOW_LOST_AFTER_SECONDS = env_float("LAKEFLOW_LOST_AFTER_SECONDS", 20.0)
@@ -61,7 +86,7 @@ LAKEFLOW_HANDOFF_SECONDS = env_float("LAKEFLOW_HANDOFF_SECONDS", 5.0)
 
 def _warehouses(text):
     """sql_task warehouses by id: "id=url,id2=url2"; `default` is the embedded DuckDB file."""
-    found = {"default": f"duckdb:///{LAKEFLOW_HOME / 'warehouse.duckdb'}"}
+    found = {"default": f"duckdb:///{embedded_warehouse(LAKEFLOW_TASK_HOME)}"}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, url = item.partition("=")
         if not sep or not name.strip() or not url.strip():
@@ -87,13 +112,19 @@ LAKEFLOW_SCAN_IN_BACKGROUND = env_bool("LAKEFLOW_SCAN_IN_BACKGROUND", True)
 def _secret_key():
     key = env_str("SECRET_KEY")
     if key:
+        if len(key) < 32 or key in WEAK_SECRET_KEYS:
+            raise ImproperlyConfigured("SECRET_KEY is too easy to guess: use at least 32 random characters "
+                                       "(python -c 'import secrets; print(secrets.token_urlsafe(50))'), "
+                                       "or leave it unset to keep a generated one in LAKEFLOW_HOME")
         return key
     # Embedded default: a random key kept beside the database, so sessions survive restarts.
     path = LAKEFLOW_HOME / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(50))
     return path.read_text().strip()
+
+
+WEAK_SECRET_KEYS = {"change-me", "changeme", "secret", "django-insecure"}
 
 
 SECRET_KEY = _secret_key()

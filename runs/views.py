@@ -17,6 +17,7 @@ from jobs.query_params import query_int
 from jobs.views import posted_parameters
 from runs import dispatch
 from runs.engine.states import RunLifeCycleState as L, is_finished
+from runs.executors.files import open_task_file
 from runs.executors.supervisor import read_log_tail
 from runs.live import run_snapshot, state_class, state_label
 from runs.rootcause import explain
@@ -207,7 +208,7 @@ def task_panel(request, task_run_id):
 
 def log_size(attempt):
     try:
-        return os.path.getsize(attempt.log_path) if attempt.log_path else 0
+        return os.lstat(attempt.log_path).st_size if attempt.log_path else 0
     except OSError:
         return 0
 
@@ -230,13 +231,14 @@ def task_log(request, task_run_id):
     text = ""
     if attempt.log_path:
         try:
-            with open(attempt.log_path, "rb") as f:
+            # Never through a symlink: the attempt's directory belongs to its task's user.
+            with open_task_file(attempt.log_path, max_bytes=2**62) as f:
                 offset = min(offset, os.fstat(f.fileno()).st_size)  # seek() takes no offset past int64
                 f.seek(offset)
                 data = whole_characters(f.read(LOG_PAGE_BYTES))
             offset += len(data)
             text = data.decode("utf-8", errors="replace")
-        except FileNotFoundError:
+        except OSError:
             pass
     return JsonResponse({"text": text, "offset": offset, "finished": is_finished(attempt.life_cycle_state)})
 

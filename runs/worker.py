@@ -145,7 +145,7 @@ def tolerant(call, meanwhile):
 
 
 def attempt_dir(attempt):
-    return settings.LAKEFLOW_HOME / "attempts" / str(attempt.run_id) / str(attempt.id)
+    return settings.LAKEFLOW_TASK_HOME / "attempts" / str(attempt.run_id) / str(attempt.id)
 
 
 def run_claimed_attempt(attempt, handoff=None):
@@ -181,6 +181,11 @@ def run_claimed_attempt(attempt, handoff=None):
             upstream_values={key: fact["values"] for key, fact in facts.items()},
             env=environment,
             warehouses=settings.LAKEFLOW_WAREHOUSES,
+            python=settings.LAKEFLOW_TASK_PYTHON,
+            user=settings.LAKEFLOW_TASK_USER,
+            other_roots=settings.LAKEFLOW_TASK_FILE_ROOTS,
+            private_roots=(settings.LAKEFLOW_HOME, settings.LAKEFLOW_TASK_HOME),
+            server_variables=settings.LAKEFLOW_TASK_ENV,
         )
     except LaunchError as exc:
         directory.mkdir(parents=True, exist_ok=True)
@@ -259,18 +264,16 @@ def readable_result(result):
 
 
 def executed_notebook(spec):
-    """The saved notebook with its outputs, for notebook tasks that got as far as writing it."""
-    import json
+    """The saved notebook with its outputs, for notebook tasks that got as far as writing it
+    (a regular file: the task may have left a symlink there instead)."""
     import os
+    import stat
 
-    if not spec.spec_path:
-        return ""
     try:
-        with open(spec.spec_path, encoding="utf-8") as f:
-            path = json.load(f).get("executed_path") or ""
-    except (OSError, ValueError):
-        return ""
-    return path if path and os.path.exists(path) else ""
+        found = spec.executed_path and stat.S_ISREG(os.lstat(spec.executed_path).st_mode)
+    except OSError:
+        found = False
+    return spec.executed_path if found else ""
 
 
 def finish(attempt_id, **fields):

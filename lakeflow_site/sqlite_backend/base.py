@@ -24,6 +24,16 @@ LOOK_AGAIN_SECONDS = (0.0002, 0.0005, 0.001)  # then every millisecond
 class DatabaseWrapper(base.DatabaseWrapper):
     _lock_fd = None
 
+    def get_new_connection(self, conn_params):
+        # Owner-only from the first byte: SQLite would create it 0644, and it holds live session
+        # keys. SQLite gives the -wal and -shm files the database file's mode.
+        if not self.is_in_memory_db():
+            try:
+                os.close(os.open(self.settings_dict["NAME"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass
+        return super().get_new_connection(conn_params)
+
     def _start_transaction_under_autocommit(self):
         self._take_write_lock()
         try:
@@ -56,7 +66,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # Opened per transaction, closed with it: connections left to threads that end (the web
         # server's) must not keep descriptors. flock locks belong to the open file, so two
         # connections of one process queue on each other too.
-        fd = os.open(f"{self.settings_dict['NAME']}.write-lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        fd = os.open(f"{self.settings_dict['NAME']}.write-lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         deadline = time.monotonic() + self.settings_dict["OPTIONS"].get("timeout", 5)
         waits = iter(LOOK_AGAIN_SECONDS)
         while True:

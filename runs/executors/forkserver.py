@@ -58,27 +58,29 @@ class ForkServerGone(Exception):
 class ForkServer:
     """The worker's side: start the server, spawn attempts through it, read their exit codes."""
 
-    def __init__(self, python, env, runner_path):
+    def __init__(self, python, env, runner_path, user=None):
         import subprocess
 
-        self.python = python
+        self.python, self.user = python, user
         self.startup = startup_environment(env)
+        # The server runs as the task user already: its attempts are its forks.
+        as_user = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.process = subprocess.Popen(
                 [python, "-c", BOOTSTRAP, os.path.abspath(__file__), runner_path, str(theirs.fileno()),
                  str(os.getpid())],
                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                pass_fds=[theirs.fileno()], start_new_session=True,
+                pass_fds=[theirs.fileno()], start_new_session=True, **as_user,
             )
         finally:
             theirs.close()
         self.sock = ours
         self.owner_pid = os.getpid()
 
-    def serves(self, python, env):
+    def serves(self, python, env, user=None):
         return (self.owner_pid == os.getpid() and self.process.poll() is None
-                and python == self.python and startup_environment(env) == self.startup)
+                and python == self.python and startup_environment(env) == self.startup and user == self.user)
 
     def spawn(self, argv, cwd, env, log_fd):
         """Fork one attempt; its pid, which is also its process group id."""
@@ -119,15 +121,15 @@ class ForkServer:
 _shared = None
 
 
-def shared_fork_server(python, env, runner_path):
-    """This process's fork server for that interpreter and start-up environment (started now if
-    it has none, or none that can serve them)."""
+def shared_fork_server(python, env, runner_path, user=None):
+    """This process's fork server for that interpreter, start-up environment and task user
+    (started now if it has none, or none that can serve them)."""
     global _shared
-    if _shared is not None and not _shared.serves(python, env):
+    if _shared is not None and not _shared.serves(python, env, user):
         _shared.close()  # one inherited through a fork is only let go: it is our parent's
         _shared = None
     if _shared is None:
-        _shared = ForkServer(python, env, runner_path)
+        _shared = ForkServer(python, env, runner_path, user)
     return _shared
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from .errors import LaunchError
+from .files import TaskFiles, create_for_server
 
 RUNNER_PATH = str(Path(__file__).resolve().with_name("runner.py"))
 
@@ -46,6 +47,12 @@ SUPPORTED_TYPES = ("spark_python_task", "python_wheel_task", "shell_command_task
 _URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 
 
+# What a task process sees of the server's environment: enough to find programs and speak the
+# locale, never the server's secrets (SECRET_KEY, DATABASE_URL, REDIS_URL, warehouse URLs, the admin
+# password). Operators add names with LAKEFLOW_TASK_ENV; jobs declare environment_variables.
+ALLOWED_SERVER_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR")
+
+
 @dataclass(frozen=True)
 class LaunchSpec:
     argv: list[str]
@@ -54,6 +61,8 @@ class LaunchSpec:
     result_path: str
     values_path: str
     spec_path: str | None  # None: no runner (shell tasks)
+    user: object = None  # the OS user to start the process as (uid, gid, name); None: the server's
+    executed_path: str | None = None  # notebook tasks: where the runner saves the executed notebook
 
 
 def prepare_attempt(
@@ -66,15 +75,26 @@ def prepare_attempt(
     upstream_values: dict[str, dict] | None = None,
     env: dict[str, str] | None = None,
     warehouses: dict[str, str] | None = None,
+    user=None,
+    other_roots: tuple = (),
+    private_roots: tuple = (),
+    server_variables: tuple = (),
 ) -> LaunchSpec:
-    """Prepare one attempt of ``task`` (a Jobs API task dict, references already resolved)."""
+    """Prepare one attempt of ``task`` (a Jobs API task dict, references already resolved).
+
+    ``user`` (with ``uid``, ``gid``, ``name``, ``home``, ``switch``) is who the process runs as;
+    ``env`` the variables the job declared for it; ``server_variables`` names of the server's own
+    variables the operator lets tasks see besides ALLOWED_SERVER_VARIABLES. Task files must lie in
+    ``workspace_root`` or ``other_roots`` and never in ``private_roots``."""
     task_type = task_type_of(task)
     body = task[task_type]
     attempt_dir = Path(attempt_dir).resolve()
     workspace_root = Path(workspace_root).resolve()
+    files = TaskFiles(workspace_root, tuple(Path(r) for r in other_roots), tuple(Path(r) for r in private_roots))
+    switch_to = user if getattr(user, "switch", False) else None
 
     if task_type == "spark_python_task":
-        python_file = _resolve_python_file(body.get("python_file"), workspace_root)
+        python_file = _resolve_python_file(body.get("python_file"), files)
         runner_spec = {
             "kind": "python_file",
             "python_file": python_file,
@@ -108,20 +128,19 @@ def prepare_attempt(
     elif task_type == "notebook_task":
         from . import notebook
 
-        runner_spec = {"kind": "notebook",
-                       **notebook.prepare(body, workspace_root=workspace_root, attempt_dir=attempt_dir)}
+        runner_spec = {"kind": "notebook", **notebook.prepare(body, files=files, attempt_dir=attempt_dir)}
         cwd = runner_spec.get("cwd") or _existing_dir(workspace_root)
     elif task_type == "sql_task":
         from . import sql
 
-        runner_spec = {"kind": "sql", **sql.prepare(body, workspace_root=workspace_root,
-                                                     attempt_dir=attempt_dir, warehouses=warehouses or {})}
+        runner_spec = {"kind": "sql", **sql.prepare(body, files=files, attempt_dir=attempt_dir,
+                                                     warehouses=warehouses or {})}
         cwd = _existing_dir(workspace_root)
     else:
         raise LaunchError("INVALID_RUN_CONFIGURATION",
                           f"{task_type} tasks are not supported by this executor yet")
 
-    attempt_dir.mkdir(parents=True, exist_ok=True)
+    _make_attempt_dir(attempt_dir, switch_to)
     result_path = str(attempt_dir / RESULT_FILE)
     values_path = str(attempt_dir / VALUES_FILE)
     # A redelivered attempt reuses its directory: never let it read an earlier process's files.
@@ -131,7 +150,10 @@ def prepare_attempt(
         except FileNotFoundError:
             pass
 
-    task_env = {**os.environ, **(env or {})}
+    task_env = {name: value for name, value in os.environ.items()
+                if name in ALLOWED_SERVER_VARIABLES or name.startswith("LC_") or name in server_variables}
+    task_env.update(_identity_variables(user, attempt_dir))
+    task_env.update(env or {})
     task_env.update({
         "PYTHONUNBUFFERED": "1",  # the log shows output as it happens
         TASK_VALUES_PATH_ENV: values_path,
@@ -149,6 +171,7 @@ def prepare_attempt(
             result_path=result_path,
             values_path=values_path,
             spec_path=None,
+            user=switch_to,
         )
 
     runner_spec.update({
@@ -159,8 +182,10 @@ def prepare_attempt(
         "values_path": values_path,
     })
     spec_path = str(attempt_dir / SPEC_FILE)
-    # Owner-only: a SQL task's spec holds its warehouse URL, password included.
-    with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as f:
+    # Owner-only (the task's user reads it): a SQL task's spec holds its warehouse's URL.
+    with open(create_for_server(spec_path), "w", encoding="utf-8") as f:
+        if switch_to is not None:
+            os.fchown(f.fileno(), switch_to.uid, switch_to.gid)
         json.dump(runner_spec, f, ensure_ascii=False, indent=1)
     return LaunchSpec(
         argv=[python, "-c", RUNNER_BOOTSTRAP, RUNNER_PATH, spec_path],
@@ -169,7 +194,33 @@ def prepare_attempt(
         result_path=result_path,
         values_path=values_path,
         spec_path=spec_path,
+        user=switch_to,
+        executed_path=runner_spec.get("executed_path"),
     )
+
+
+def _make_attempt_dir(attempt_dir: Path, switch_to) -> None:
+    """The run's directory enterable but not listable (tasks of other runs cannot find each
+    other's), the attempt's own its task user's alone."""
+    attempt_dir.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+    attempt_dir.mkdir(mode=0o700, exist_ok=True)
+    if switch_to is not None:
+        os.chown(attempt_dir, switch_to.uid, switch_to.gid, follow_symlinks=False)
+
+
+def _identity_variables(user, attempt_dir: Path) -> dict[str, str]:
+    """HOME, USER and LOGNAME of whoever the task runs as. A user without a home of their own
+    (nobody's is /nonexistent) gets the attempt's directory."""
+    if not getattr(user, "switch", False):
+        import pwd
+
+        entry = pwd.getpwuid(os.geteuid())
+        return {"HOME": os.environ.get("HOME") or entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name}
+    try:
+        owned = os.stat(user.home).st_uid == user.uid
+    except OSError:
+        owned = False
+    return {"HOME": user.home if owned else str(attempt_dir), "USER": user.name, "LOGNAME": user.name}
 
 
 def task_type_of(task: dict) -> str:
@@ -182,8 +233,9 @@ def task_type_of(task: dict) -> str:
     return types[0]
 
 
-def _resolve_python_file(python_file, workspace_root: Path) -> str:
-    """An absolute path, a local ``file://`` URI, or a path relative to the workspace root.
+def _resolve_python_file(python_file, files: TaskFiles) -> str:
+    """An absolute path, a local ``file://`` URI, or a path relative to the workspace root, inside
+    the workspace root (or another allowed root) once symlinks and ``..`` are resolved.
 
     ``/Workspace/...`` paths are taken literally (there is no Databricks workspace to map them
     to), and remote URIs (``dbfs:``, ``s3:``, ...) are rejected.
@@ -202,11 +254,9 @@ def _resolve_python_file(python_file, workspace_root: Path) -> str:
         raise LaunchError("INVALID_RUN_CONFIGURATION",
                           f"python_file {python_file}: {scheme.group(1)}: URIs are not supported; "
                           "use an absolute path, a file:// URI or a path relative to the workspace")
-    elif os.path.isabs(python_file):
-        path = python_file
     else:
-        path = str(workspace_root / python_file)
-    path = os.path.abspath(path)
+        path = python_file
+    path = files.locate(path, "python_file")
     if not os.path.exists(path):
         raise LaunchError("RESOURCE_NOT_FOUND", f"python_file {path} does not exist")
     if not os.path.isfile(path):

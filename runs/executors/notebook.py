@@ -20,11 +20,11 @@ import asyncio
 import json
 import os
 import re
-import stat
 import sys
 from pathlib import Path
 
 from .errors import LaunchError
+from .files import read_task_file
 
 DATABRICKS_HEADER = "# Databricks notebook source"
 _CELL_SEPARATOR = "# COMMAND ----------"
@@ -44,7 +44,7 @@ _ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x
 
 # --- prepare (worker side) ---------------------------------------------------------------------
 
-def prepare(body: dict, *, workspace_root: Path, attempt_dir: Path) -> dict:
+def prepare(body: dict, *, files, attempt_dir: Path) -> dict:
     """Find the notebook and return the JSON-able part of the runner spec for it."""
     source = body.get("source") or "WORKSPACE"
     if source == "GIT":
@@ -53,7 +53,7 @@ def prepare(body: dict, *, workspace_root: Path, attempt_dir: Path) -> dict:
     if source != "WORKSPACE":
         raise LaunchError("INVALID_RUN_CONFIGURATION",
                           f"notebook_task.source must be WORKSPACE or GIT, not {source!r}")
-    notebook_file = _resolve_notebook_path(body.get("notebook_path"), Path(workspace_root))
+    notebook_file = _resolve_notebook_path(body.get("notebook_path"), files)
     return {
         "notebook_file": notebook_file,
         "notebook_format": _notebook_format(notebook_file),
@@ -63,16 +63,18 @@ def prepare(body: dict, *, workspace_root: Path, attempt_dir: Path) -> dict:
     }
 
 
-def _resolve_notebook_path(notebook_path, workspace_root: Path) -> str:
-    """Workspace paths usually have no extension: try as given, then .ipynb, then .py."""
+def _resolve_notebook_path(notebook_path, files) -> str:
+    """Workspace paths usually have no extension: try as given, then .ipynb, then .py; each inside
+    the workspace (``files.locate``)."""
     if not isinstance(notebook_path, str) or not notebook_path:
         raise LaunchError("INVALID_RUN_CONFIGURATION", "notebook_task.notebook_path is required")
-    path = os.path.abspath(os.path.join(workspace_root, notebook_path))
+    path = os.path.abspath(os.path.join(files.workspace_root, notebook_path))
     has_extension = path.endswith((".ipynb", ".py"))
     candidates = [path] if has_extension else [path, f"{path}.ipynb", f"{path}.py"]
     for candidate in candidates:
-        if os.path.isfile(candidate):
-            return candidate
+        located = files.locate(candidate, "notebook_path")
+        if os.path.isfile(located):
+            return located
     tried = ", ".join(candidates)
     raise LaunchError("RESOURCE_NOT_FOUND", f"Notebook {path} does not exist (tried {tried})")
 
@@ -476,7 +478,7 @@ def render_html(executed_path: str) -> str:
         sanitize_html=True,
         filters={"clean_html": _clean_html},
     )
-    text = read_task_file(executed_path, MAX_RENDERED_NOTEBOOK_BYTES).decode("utf-8", "replace")
+    text = _read_executed(executed_path).decode("utf-8", "replace")
     try:
         body, _ = exporter.from_notebook_node(nbformat.reads(text, as_version=4))
     except Exception as exc:  # the task may have rewritten its own file: say so, never echo it
@@ -492,20 +494,11 @@ class NotebookUnreadable(OSError):
     """The executed notebook is gone, not a regular file, too big or not a notebook."""
 
 
-def read_task_file(path: str, max_bytes: int) -> bytes:
-    """A file a task process could have written, read by the server: never through a symlink
-    the task planted (O_NOFOLLOW), only a regular file, at most max_bytes."""
+def _read_executed(path: str) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise NotebookUnreadable(f"the executed notebook cannot be opened: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise NotebookUnreadable("the executed notebook is not a regular file")
-        if info.st_size > max_bytes:
-            raise NotebookUnreadable(f"the executed notebook is larger than {max_bytes:,} bytes")
-        return f.read(max_bytes + 1)[:max_bytes]
+        return read_task_file(path, MAX_RENDERED_NOTEBOOK_BYTES)
+    except OSError as exc:  # a symlink the task planted, a directory, too big, gone
+        raise NotebookUnreadable(f"the executed notebook cannot be read: {exc.strerror or exc}") from None
 
 
 _ALLOWED_TAGS = {

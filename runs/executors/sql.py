@@ -44,7 +44,7 @@ _DUCKDB_STATUS_COLUMNS = (["Count"], ["Success"])
 
 # --- prepare (worker side) ---------------------------------------------------------------------
 
-def prepare(body: dict, *, workspace_root: Path, attempt_dir: Path, warehouses: dict) -> dict:
+def prepare(body: dict, *, files, attempt_dir: Path, warehouses: dict) -> dict:
     """Check the task's SQL source and warehouse; return the JSON-able part of the runner spec."""
     for unsupported in ("alert", "dashboard"):
         if body.get(unsupported) is not None:
@@ -57,7 +57,7 @@ def prepare(body: dict, *, workspace_root: Path, attempt_dir: Path, warehouses: 
     return {
         "warehouse_id": warehouse_id,
         "warehouse_url": _warehouse_url(warehouse_id, warehouses),
-        **_sql_source(body, Path(workspace_root)),
+        **_sql_source(body, files),
         "parameters": _parameters(body),
     }
 
@@ -78,25 +78,25 @@ def _warehouse_url(warehouse_id: str, warehouses: dict) -> str:
     return url
 
 
-def _sql_source(body: dict, workspace_root: Path) -> dict:
+def _sql_source(body: dict, files) -> dict:
     """{"sql_file": path} or {"sql_text": text}."""
     file, query = body.get("file"), body.get("query")
     if (file is None) == (query is None):
         raise LaunchError("INVALID_RUN_CONFIGURATION",
                           "sql_task needs exactly one of file or query")
     if file is not None:
-        return {"sql_file": _sql_file(file, workspace_root)}
+        return {"sql_file": _sql_file(file, files)}
     return {"sql_text": _query_text(query)}
 
 
-def _sql_file(file, workspace_root: Path) -> str:
+def _sql_file(file, files) -> str:
     if not isinstance(file, dict) or not isinstance(file.get("path"), str) or not file["path"]:
         raise LaunchError("INVALID_RUN_CONFIGURATION", "sql_task.file.path is required")
     source = file.get("source") or "WORKSPACE"
     if source != "WORKSPACE":
         raise LaunchError("INVALID_RUN_CONFIGURATION",
                           f"sql_task.file.source {source} is not supported: use a workspace path")
-    path = os.path.abspath(os.path.join(workspace_root, file["path"]))
+    path = files.locate(file["path"], "sql_task.file.path")
     if not os.path.isfile(path):
         raise LaunchError("RESOURCE_NOT_FOUND", f"SQL file {path} does not exist")
     return path

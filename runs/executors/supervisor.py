@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .dbutils import MAX_TASK_VALUE_BYTES
+from .files import append_for_server, open_task_file, read_task_file
 from .forkserver import ForkServer, ForkServerGone, libc_prctl, shared_fork_server
 from .launch import LaunchError, LaunchSpec
 from .runner import PDEATHSIG_SET_ENV, SUPERVISOR_PID_ENV
@@ -90,7 +91,7 @@ def supervise(
     """
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab", buffering=0) as log:
+    with open(append_for_server(str(log_path)), "ab", buffering=0) as log:
         started = time.monotonic()
         process = None
         if use_fork_server and spec.spec_path is not None:
@@ -202,7 +203,8 @@ def _popen(spec: LaunchSpec, log) -> _StartedProcess:
             stdout=log,
             stderr=log,
             start_new_session=True,
-            preexec_fn=_child_setup(worker_pid, prctl),
+            preexec_fn=_child_setup(worker_pid, prctl),  # after the switch of user: it would clear it
+            **run_as(spec.user),
         )
     except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         log.write(f"Could not start the task process: {exc}\n".encode())
@@ -218,7 +220,7 @@ def _fork(spec: LaunchSpec, log) -> _ForkedProcess | None:
         return None
     python, *_, runner_path, spec_path = spec.argv
     try:
-        server = shared_fork_server(python, spec.env, runner_path)
+        server = shared_fork_server(python, spec.env, runner_path, spec.user)
     except OSError:
         return None
     env = {**spec.env, SUPERVISOR_PID_ENV: str(server.process.pid), PDEATHSIG_SET_ENV: "1"}
@@ -247,12 +249,12 @@ def kill_process_tree(pgid: int, grace_seconds: float = 2.0) -> None:
 def read_log_tail(path: Path, max_bytes: int = MAX_LOG_BYTES) -> tuple[str, bool]:
     """The last ``max_bytes`` of the log as text, and whether earlier bytes were left out."""
     try:
-        with open(path, "rb") as f:
+        with open_task_file(str(path), max_bytes=2**62) as f:
             size = f.seek(0, os.SEEK_END)
             truncated = size > max_bytes
             f.seek(max(0, size - max_bytes))
             data = f.read(max_bytes)
-    except FileNotFoundError:
+    except OSError:  # gone, or not a regular file any more (its task may have replaced it)
         return "", False
     if truncated:
         # Start at a character boundary, not inside a multi-byte UTF-8 sequence.
@@ -301,12 +303,12 @@ def _exit_status_error(spec: LaunchSpec, exit_code: int | None) -> str | None:
 
 
 def _read_json_object(path: str) -> dict:
+    """A report the task process wrote: read without following a symlink it may have planted."""
     import json
 
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
+        data = json.loads(read_task_file(path).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -330,6 +332,13 @@ def _valid_task_values(values: dict) -> dict:
 
 def _string_or_none(value) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def run_as(user) -> dict:
+    """Popen arguments that start the process as ``user`` (no supplementary groups: not root's)."""
+    if user is None:
+        return {}
+    return {"user": user.uid, "group": user.gid, "extra_groups": []}
 
 
 def _child_setup(worker_pid: int, prctl):

@@ -46,7 +46,7 @@ def committed(transactional_db):
 
 def python_task(key, **fields):
     # The file is missing, so the attempt fails at once: enough to show a task-type block.
-    return {"task_key": key, "spark_python_task": {"python_file": "/nonexistent/x.py", "parameters": ["1"]},
+    return {"task_key": key, "spark_python_task": {"python_file": "nonexistent/x.py", "parameters": ["1"]},
             **fields}
 
 

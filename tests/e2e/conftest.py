@@ -201,6 +201,9 @@ def base_env(home, workspace, port):
         # A Postgres warehouse for sql_task, beside the embedded DuckDB `default`.
         LAKEFLOW_WAREHOUSES=f"pg={postgres_admin_dsn()[0]}",
         PYTHONUNBUFFERED="1",
+        # The tests run as root and keep their scripts and markers in root's temporary directories:
+        # tasks run as the server's user here. test_task_isolation.py runs them as another user.
+        LAKEFLOW_TASK_USER="",
     )
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
@@ -229,10 +232,10 @@ def postgres_admin_dsn():
     raise RuntimeError("PostgreSQL on 127.0.0.1:5432 accepts neither user postgres nor root")
 
 
-def start_serve(home, name="serve (SQLite)", *options):
+def start_serve(home, name="serve (SQLite)", *options, extra_env=None):
     """`manage.py serve` (the embedded default) with its files under `home`."""
     port = free_port()
-    env = base_env(home / "home", make_workspace(home), port)
+    env = {**base_env(home / "home", make_workspace(home), port), **(extra_env or {})}
     return Server(name, env, [("serve", [PYTHON, "manage.py", "serve", "--port", str(port), *options])],
                   home / "workspace")
 
@@ -263,7 +266,7 @@ def sqlite_server(tmp_path_factory):
 QCLUSTER = [PYTHON, "manage.py", "qcluster"]
 
 
-def start_scaleout(home, nodes, redis_url="redis://127.0.0.1:6379/0"):
+def start_scaleout(home, nodes, redis_url="redis://127.0.0.1:6379/0", extra_env=None):
     """A fresh Postgres database, Redis, one web process and `nodes` qcluster nodes, with their
     files under `home`; returns (server, database name). `redis_url`: a Redis of the test's own,
     one it may kill."""
@@ -280,6 +283,7 @@ def start_scaleout(home, nodes, redis_url="redis://127.0.0.1:6379/0"):
         DATABASE_URL=f"postgresql://{user}@127.0.0.1:5432/{database}",
         REDIS_URL=redis_url,
         LAKEFLOW_CLUSTER_NAME=f"lakeflow-{database}",
+        **(extra_env or {}),
     )
     migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=300)

@@ -22,10 +22,11 @@ def prepare(task, tmp_path, **kwargs):
 
 
 def test_a_missing_python_file_is_resource_not_found_and_nothing_is_written(tmp_path):
+    missing = tmp_path / "ws" / "nowhere" / "x.py"
     with pytest.raises(LaunchError) as caught:
-        prepare(python_task("/nowhere/x.py"), tmp_path)
+        prepare(python_task(str(missing)), tmp_path)
     assert caught.value.code == "RESOURCE_NOT_FOUND"
-    assert caught.value.message == "python_file /nowhere/x.py does not exist"
+    assert caught.value.message == f"python_file {missing} does not exist"
     assert not (tmp_path / "attempt").exists()
 
 
@@ -48,7 +49,8 @@ def test_a_relative_python_file_resolves_under_the_workspace_root(tmp_path):
 
 
 def test_a_file_uri_resolves_to_its_local_path(tmp_path):
-    script = tmp_path / "my job.py"
+    (tmp_path / "ws").mkdir()
+    script = tmp_path / "ws" / "my job.py"
     script.write_text("")
     spec = prepare(python_task("file://" + str(script).replace(" ", "%20")), tmp_path)
     assert json.loads(open(spec.spec_path).read())["argv"][0] == str(script)
@@ -109,12 +111,17 @@ def test_a_reused_attempt_dir_loses_the_previous_result_and_values(tmp_path):
     assert not os.path.exists(spec.values_path)
 
 
-def test_the_environment_inherits_adds_extras_and_unbuffers_python(tmp_path, monkeypatch):
+def test_the_environment_is_an_allow_list_plus_what_was_declared_and_unbuffers_python(tmp_path, monkeypatch):
     monkeypatch.setenv("FROM_WORKER", "yes")
+    monkeypatch.setenv("NOT_FOR_TASKS", "secret")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
     (tmp_path / "ws").mkdir()
     (tmp_path / "ws" / "x.py").write_text("")
-    spec = prepare(python_task("x.py"), tmp_path, env={"EXTRA": "1", "PYTHONUNBUFFERED": "0"})
+    spec = prepare(python_task("x.py"), tmp_path, env={"EXTRA": "1", "PYTHONUNBUFFERED": "0"},
+                   server_variables=("FROM_WORKER",))
     assert spec.env["FROM_WORKER"] == "yes"
+    assert spec.env["PATH"] == "/usr/bin:/bin"
+    assert "NOT_FOR_TASKS" not in spec.env
     assert spec.env["EXTRA"] == "1"
     assert spec.env["PYTHONUNBUFFERED"] == "1"
     assert spec.env["LAKEFLOW_TASK_VALUES_PATH"] == spec.values_path

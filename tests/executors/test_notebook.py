@@ -17,6 +17,7 @@ import pytest
 from runs.executors import dbutils as dbutils_module
 from runs.executors import notebook
 from runs.executors.errors import LaunchError
+from runs.executors.files import TaskFiles
 from runs.executors.launch import prepare_attempt
 from runs.executors.supervisor import read_attempt_result, read_log_tail, supervise
 
@@ -254,10 +255,11 @@ def test_a_py_file_without_the_databricks_header_is_not_a_notebook(tmp_path):
 
 def test_a_missing_notebook_is_resource_not_found_naming_what_was_tried(tmp_path):
     with pytest.raises(LaunchError) as raised:
-        prepare_attempt({"task_key": "nb", "notebook_task": {"notebook_path": "/x/y"}},
+        prepare_attempt({"task_key": "nb", "notebook_task": {"notebook_path": "x/y"}},
                         attempt_dir=tmp_path / "a", workspace_root=tmp_path)
+    missing = tmp_path / "x" / "y"
     assert raised.value.code == "RESOURCE_NOT_FOUND"
-    assert raised.value.message == "Notebook /x/y does not exist (tried /x/y, /x/y.ipynb, /x/y.py)"
+    assert raised.value.message == f"Notebook {missing} does not exist (tried {missing}, {missing}.ipynb, {missing}.py)"
 
 
 def test_git_sources_are_not_supported(tmp_path):
@@ -270,7 +272,7 @@ def test_git_sources_are_not_supported(tmp_path):
 def test_prepare_finds_the_notebook_by_absolute_path_and_the_kernel_works_in_its_directory(tmp_path):
     workspace = workspace_with(tmp_path, "widgets_and_exit.ipynb")
     spec = notebook.prepare({"notebook_path": str(workspace / "widgets_and_exit")},
-                            workspace_root=tmp_path / "elsewhere", attempt_dir=tmp_path / "a")
+                            files=TaskFiles(tmp_path / "elsewhere", (workspace,)), attempt_dir=tmp_path / "a")
     assert spec["notebook_file"] == str(workspace / "widgets_and_exit.ipynb")
     assert spec["notebook_format"] == "ipynb"
     assert spec["cwd"] == str(workspace)

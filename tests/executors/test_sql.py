@@ -23,7 +23,7 @@ FIXTURES = Path(__file__).resolve().with_name("sql")
 def run_sql(tmp_path, sql_task, warehouses, attempt="a"):
     """Run one sql_task attempt in a real task process; return (outcome, result, log text)."""
     spec = prepare_attempt({"task_key": "q", "sql_task": sql_task}, attempt_dir=tmp_path / attempt,
-                           workspace_root=tmp_path, warehouses=warehouses)
+                           workspace_root=tmp_path, warehouses=warehouses, other_roots=(FIXTURES,))
     log_path = tmp_path / attempt / "log.txt"
     outcome = supervise(spec, log_path=log_path, timeout_seconds=60)
     return outcome, read_attempt_result(spec, outcome), read_log_tail(log_path)[0]

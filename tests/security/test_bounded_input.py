@@ -186,7 +186,7 @@ def test_export_and_output_of_a_notebook_its_task_rewrote_answer_without_a_500(a
                            headers={"Authorization": f"Bearer {ApiToken.issue(user)[1]}"})
     assert exported.status_code == 200
     [view] = exported.json()["views"]
-    assert "not a notebook" in view["content"] or "cannot be opened" in view["content"]
+    assert "not a notebook" in view["content"] or "cannot be read" in view["content"]
     assert "TOP SECRET" not in view["content"]
 
 

@@ -1,6 +1,7 @@
 """django-q2's qcluster, plus this node's clock process (see runs/clock.py)."""
 
 import ctypes
+import logging
 import os
 import signal
 import subprocess
@@ -23,6 +24,14 @@ class Command(QClusterCommand):
     help = "Starts a django-q2 cluster node and its standby clock."
 
     def handle(self, *args, **options):
+        from django.conf import settings
+
+        from lakeflow_site.home import task_user_notice, usable_task_user
+
+        # Before the workers fork: they run tasks as whoever this settles on.
+        user = settings.LAKEFLOW_TASK_USER = usable_task_user(
+            settings.LAKEFLOW_TASK_USER, settings.LAKEFLOW_TASK_PYTHON, settings.LAKEFLOW_WORKSPACE_ROOT)
+        logging.getLogger(__name__).log(logging.INFO if user.switch else logging.WARNING, task_user_notice(user))
         clock = subprocess.Popen(
             [sys.executable, "-m", "django", "lakeflow_clock"],
             env={**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "lakeflow_site.settings")},

@@ -18,6 +18,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from lakeflow_site.home import task_user_notice, usable_task_user, write_private
+
 STOP_GRACE_SECONDS = 10
 
 
@@ -41,7 +43,10 @@ class Command(BaseCommand):
             call_command("migrate", database=database, interactive=False, verbosity=0)
         self.stdout.write(f"Database ready: {settings.DATABASES['default']['NAME']}")
         self.ensure_login(no_demo)
-        children = self.start_children(host, port)
+        task_user = usable_task_user(settings.LAKEFLOW_TASK_USER, settings.LAKEFLOW_TASK_PYTHON,
+                                     settings.LAKEFLOW_WORKSPACE_ROOT)
+        self.stdout.write(task_user_notice(task_user))
+        children = self.start_children(host, port, task_user)
         stopping = []
 
         def on_signal(signum, frame):
@@ -71,8 +76,7 @@ class Command(BaseCommand):
             password = os.environ.get("LAKEFLOW_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
             admin = User.objects.create_superuser("admin", password=password)
             path = settings.LAKEFLOW_HOME / "admin-password.txt"
-            path.write_text(password + "\n")
-            path.chmod(0o600)
+            write_private(path, password + "\n")
             self.stdout.write(f"Created the superuser 'admin' with password {password} (also in {path})")
         else:
             self.stdout.write(f"Sign in as '{admin.username}' (password set earlier; "
@@ -85,10 +89,12 @@ class Command(BaseCommand):
             if created:
                 self.stdout.write(f"Created the demo job '{job.name}' (job_id {job.id})")
 
-    def start_children(self, host, port):
+    def start_children(self, host, port, task_user):
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "lakeflow_site.settings"),
                "LAKEFLOW_HOME": str(settings.LAKEFLOW_HOME),
-               "LAKEFLOW_WORKSPACE_ROOT": str(settings.LAKEFLOW_WORKSPACE_ROOT)}
+               "LAKEFLOW_WORKSPACE_ROOT": str(settings.LAKEFLOW_WORKSPACE_ROOT),
+               # What usable_task_user settled on, so that the cluster does not fall back differently.
+               "LAKEFLOW_TASK_USER": task_user.name if task_user.switch else ""}
         common = dict(env=env, preexec_fn=die_with_parent, start_new_session=True)
         web = subprocess.Popen(
             [sys.executable, "-m", "daphne", "--bind", host, "--port", str(port),

@@ -1,0 +1,155 @@
+"""Tasks get an allow-listed environment, files inside their roots only, and the server reads what
+they wrote without following their symlinks; the server's home is its owner's alone. (The switch
+to another OS user is shown end to end in tests/e2e/test_task_isolation.py.)"""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from lakeflow_site.home import TaskUser, keep_private, task_identity, task_user_notice, usable_task_user, write_private
+from runs.admission import create_run
+from runs.engine.states import RunResultState as R
+from runs.executors.errors import LaunchError
+from runs.executors.files import append_for_server
+from runs.executors.launch import prepare_attempt
+from runs.executors.supervisor import read_attempt_result, read_log_tail
+from runs.models import TaskRun
+from tests.runs.conftest import alice, make_job  # noqa: F401 (a fixture)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def mode(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def test_a_task_sees_the_allow_list_and_its_declared_variables_never_the_servers_secrets(alice, monkeypatch, tmp_path):
+    for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "LAKEFLOW_WAREHOUSES", "LAKEFLOW_ADMIN_PASSWORD", "AWS_SECRET"):
+        monkeypatch.setenv(name, f"server-{name}")
+    job = make_job(alice, [{"task_key": "t", "environment_variables_key": "etl",
+                            "shell_command_task": {"command": "env"}}],
+                   environment_variables=[{"environment_variables_key": "etl",
+                                           "spec": {"variables": {"TARGET": "prod"}}}])
+    run, _ = create_run(job)
+    attempt = TaskRun.objects.get(run=run)
+    assert attempt.result_state == R.SUCCESS
+    seen = dict(line.split("=", 1) for line in open(attempt.log_path).read().splitlines() if "=" in line)
+    assert seen["TARGET"] == "prod"
+    assert "PATH" in seen and "HOME" in seen
+    assert not [name for name in seen if name.startswith(("SECRET", "DATABASE", "REDIS", "AWS", "DJANGO"))]
+    assert not [value for value in seen.values() if value.startswith("server-")]
+
+
+def test_declared_variables_must_name_an_entry_and_keep_off_our_names(api):
+    body = {"name": "j", "environment_variables": [{"environment_variables_key": "e",
+                                                    "spec": {"variables": {"LAKEFLOW_X": "1", "9x": "1"}}}],
+            "tasks": [{"task_key": "t", "environment_variables_key": "other", "shell_command_task": {"command": "env"}}]}
+    message = api.post("jobs/create", body).json()["message"]
+    assert "environment_variables[0].spec.variables.LAKEFLOW_X: names starting with LAKEFLOW_ belong to this server" in message
+    assert "environment_variables[0].spec.variables.9x: a variable name" in message
+    assert "tasks[0].environment_variables_key: there is no environment_variables entry 'other'" in message
+
+
+@pytest.mark.parametrize("given", ["../outside.py", "link.py", "{home}/secret_key", "{outside}"])
+def test_task_files_resolve_inside_the_workspace_only(tmp_path, given):
+    workspace, home = tmp_path / "ws", tmp_path / "home"
+    workspace.mkdir()
+    home.mkdir()
+    (home / "secret_key").write_text("KEY-MATERIAL")
+    (tmp_path / "outside.py").write_text("print('x')")
+    (workspace / "link.py").symlink_to(tmp_path / "outside.py")
+    given = given.format(home=home, outside=tmp_path / "outside.py")
+    with pytest.raises(LaunchError) as refused:
+        prepare_attempt({"task_key": "t", "spark_python_task": {"python_file": given}},
+                        attempt_dir=tmp_path / "a", workspace_root=workspace, private_roots=(home,))
+    assert refused.value.code == "INVALID_RUN_CONFIGURATION"
+    assert "KEY-MATERIAL" not in refused.value.message and "print" not in refused.value.message
+    assert not (tmp_path / "a").exists()
+
+
+def test_sql_and_notebook_files_are_confined_the_same_way(tmp_path):
+    workspace, home = tmp_path / "ws", tmp_path / "home"
+    workspace.mkdir()
+    home.mkdir()
+    (home / "admin-password.txt").write_text("PASSWORD")
+    for task in ({"sql_task": {"warehouse_id": "default", "file": {"path": str(home / "admin-password.txt")}}},
+                 {"notebook_task": {"notebook_path": "ws/../home/admin-password.txt"}}):
+        with pytest.raises(LaunchError, match="among the server's own files"):
+            prepare_attempt({"task_key": "t", **task}, attempt_dir=tmp_path / "a", workspace_root=home.parent,
+                            private_roots=(home,), warehouses={"default": "duckdb:///:memory:"})
+
+
+def test_what_a_task_wrote_is_read_without_following_its_symlinks(tmp_path):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "x.py").write_text("")
+    spec = prepare_attempt({"task_key": "t", "spark_python_task": {"python_file": "x.py"}},
+                           attempt_dir=tmp_path / "a", workspace_root=workspace)
+    private = tmp_path / "server-only.json"
+    private.write_text(json.dumps({"stolen": "VALUE", "error": "SERVER SECRET"}))
+    os.symlink(private, spec.values_path)
+    os.symlink(private, spec.result_path)
+    result = read_attempt_result(spec)
+    assert result.task_values == {} and result.error is None
+    log = tmp_path / "a" / "output.log"
+    os.symlink(private, log)
+    assert read_log_tail(log) == ("", False)
+    os.close(append_for_server(str(log)))  # the server's next write replaces the link, never follows it
+    assert not log.is_symlink() and json.loads(private.read_text())["stolen"] == "VALUE"
+
+
+def test_the_servers_home_is_its_owners_alone_and_older_homes_are_tightened(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    (home / "db.sqlite3").write_text("")
+    (home / "db.sqlite3").chmod(0o644)
+    (home / "logs").mkdir(mode=0o755)
+    keep_private(home)
+    assert (mode(home), mode(home / "db.sqlite3"), mode(home / "logs")) == (0o700, 0o600, 0o700)
+    write_private(home / "admin-password.txt", "pw\n")
+    assert mode(home / "admin-password.txt") == 0o600
+
+
+def test_the_sqlite_database_is_created_owner_only(tmp_path):
+    home = tmp_path / "fresh"
+    done = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "LAKEFLOW_HOME": str(home),
+                                                       "DJANGO_SETTINGS_MODULE": "lakeflow_site.settings",
+                                                       "LAKEFLOW_TASK_USER": ""})
+    assert done.returncode == 0, done.stderr
+    assert mode(home) == 0o700
+    assert {p.name: mode(p) for p in home.iterdir() if p.is_file()} == {
+        name: 0o600 for name in os.listdir(home) if (home / name).is_file()}
+    assert mode(home / "db.sqlite3") == 0o600 and mode(home / "secret_key") == 0o600
+
+
+@pytest.mark.parametrize("key", ["change-me", "short"])
+def test_a_guessable_secret_key_stops_the_server_at_start(tmp_path, key):
+    done = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "LAKEFLOW_HOME": str(tmp_path / "h"), "SECRET_KEY": key,
+                                            "DJANGO_SETTINGS_MODULE": "lakeflow_site.settings", "LAKEFLOW_TASK_USER": ""})
+    assert done.returncode != 0
+    assert "SECRET_KEY is too easy to guess" in done.stderr
+
+
+def test_a_task_user_that_does_not_exist_or_is_root_is_a_configuration_error():
+    with pytest.raises(ImproperlyConfigured, match="there is no such user"):
+        task_identity("no-such-user-here")
+    with pytest.raises(ImproperlyConfigured, match="must not be root"):
+        task_identity("root")
+
+
+def test_the_default_task_user_gives_way_with_the_reason_when_it_cannot_run_the_task_python(tmp_path):
+    default = TaskUser("nobody", 65534, 65534, "/nonexistent", switch=True, explicit=False)
+    fallback = usable_task_user(default, str(tmp_path / "no-python"), tmp_path)
+    assert not fallback.switch and "cannot start" in fallback.why_not
+    assert "WARNING" in task_user_notice(fallback) and "act as any user" in task_user_notice(fallback)
+    with pytest.raises(ImproperlyConfigured, match="LAKEFLOW_TASK_USER=nobody: the OS user 'nobody' cannot start"):
+        usable_task_user(TaskUser("nobody", 65534, 65534, "/nonexistent", switch=True, explicit=True),
+                         str(tmp_path / "no-python"), tmp_path)
