@@ -90,7 +90,7 @@ def main():
     try:
         subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
                        capture_output=True)
-        procs.append(start("web", [PYTHON, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port),
+        procs.append(start("web", [PYTHON, "-m", "lakeflow_site.web", "--bind", "127.0.0.1", "--port", str(port),
                                    "lakeflow_site.asgi:application"], env, home))
         nodes = [start(f"qcluster-{i}", [PYTHON, "manage.py", "qcluster"], env, home) for i in (1, 2)]
         procs += nodes

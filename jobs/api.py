@@ -114,7 +114,8 @@ def settings_from_body(data):
 
 @api_view("POST")
 def create_job(request, data, api_version):
-    settings = check_settings_against_server(validate_job_settings(settings_from_body(data), api_version=api_version))
+    settings = check_settings_against_server(validate_job_settings(settings_from_body(data), api_version=api_version),
+                                             user=request.user)
     job = Job(kind=Job.Kind.JOB, creator=request.user)
     job.save_version(settings, request.user)
     return {"job_id": job.id}
@@ -166,7 +167,7 @@ def update_job(request, data, api_version):
     fields_to_remove = str_list_param(data, "fields_to_remove") or []
     merged = merge_update(job.settings, new_settings, fields_to_remove)
     settings = validate_job_settings(merged, api_version=api_version)
-    job.save_version(check_settings_against_server(settings, job.id), request.user)
+    job.save_version(check_settings_against_server(settings, job, request.user), request.user)
     return {}
 
 
@@ -176,7 +177,7 @@ def reset_job(request, data, api_version):
     require_manage_permission(job, request.user)
     new_settings = object_param(data, "new_settings", required=True)
     settings = validate_job_settings(new_settings, api_version=api_version)
-    job.save_version(check_settings_against_server(settings, job.id), request.user)
+    job.save_version(check_settings_against_server(settings, job, request.user), request.user)
     return {}
 
 

@@ -37,9 +37,9 @@ def new_job_for(user):
     return Job(kind=Job.Kind.JOB, creator=user)
 
 
-def validated(settings, job):
+def validated(settings, job, user):
     """The settings as the API would store them; raises SettingsInvalid listing every problem."""
-    return check_settings_against_server(validate_job_settings(settings), job.pk)
+    return check_settings_against_server(validate_job_settings(settings), job if job.pk else None, user)
 
 
 def save_and_show(request, job, settings):
@@ -93,7 +93,7 @@ def edit_with_form(request, job):
     editor = JobEditor(job.settings, request.POST if request.method == "POST" else None)
     if request.method == "POST" and editor.is_valid():
         try:
-            settings = validated(editor.settings(), job)
+            settings = validated(editor.settings(), job, request.user)
         except SettingsInvalid as invalid:
             editor.show_problems(invalid.problems)
         else:
@@ -136,7 +136,7 @@ def edit_source(request, job):
                                        "source": settings_as_text(form.cleaned_data["settings"], convert_to)})
         elif form.is_valid():
             try:
-                settings = validated(form.cleaned_data["settings"], job)
+                settings = validated(form.cleaned_data["settings"], job, request.user)
             except SettingsInvalid as invalid:
                 form.show_problems(invalid.problems)
             else:

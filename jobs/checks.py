@@ -36,9 +36,11 @@ def _cycle_back_to(job_id, start_id):
     return None
 
 
-def check_settings_against_server(settings, job_id=None):
-    """Raise SettingsInvalid listing every problem; job_id is the job being saved (None: new)."""
-    problems = []
+def check_settings_against_server(settings, job=None, user=None):
+    """Raise SettingsInvalid listing every problem; `job` is the job being saved (None: a new one),
+    `user` who saves it (None: the server itself, e.g. the demo job)."""
+    job_id = job.pk if job is not None else None
+    problems = run_as_problems(settings, user, job.settings if job_id is not None else {})
     warehouses = django_settings.LAKEFLOW_WAREHOUSES
     for path, task in _tasks_with_paths(settings):
         target = (task.get("run_job_task") or {}).get("job_id")
@@ -60,6 +62,29 @@ def check_settings_against_server(settings, job_id=None):
     if problems:
         raise SettingsInvalid(problems)
     return settings
+
+
+def run_as_problems(settings, user, current):
+    """Until run_as is implemented with permissions, a job runs as a user its saver may use: the
+    saver, or anyone for a superuser; an unchanged run_as stays as it was."""
+    run_as = settings.get("run_as")
+    if user is None or not isinstance(run_as, dict) or run_as == current.get("run_as"):
+        return []
+    problems = []
+    for key in ("service_principal_name", "group_name"):
+        if run_as.get(key):
+            problems.append(Problem(f"run_as.{key}", "service principals and groups cannot be run as on this "
+                                                     "server yet; use run_as.user_name"))
+    name = run_as.get("user_name")
+    if name:
+        from django.contrib.auth import get_user_model
+
+        if not get_user_model().objects.filter(username=name, is_active=True).exists():
+            problems.append(Problem("run_as.user_name", f"there is no active user {name!r}"))
+        elif name != user.get_username() and not user.is_superuser:
+            problems.append(Problem("run_as.user_name", f"{user.get_username()} may not run jobs as {name}: "
+                                                        "only as themself (a superuser may choose any user)"))
+    return problems
 
 
 def watched_directory_problems(settings):

@@ -86,11 +86,8 @@ def task_identity(name: str | None) -> TaskUser:
         raise ImproperlyConfigured("LAKEFLOW_TASK_USER must not be root: tasks would act as the server")
     if entry.pw_uid == os.geteuid():
         return TaskUser(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir, switch=False)
-    if os.geteuid() != 0:
-        raise ImproperlyConfigured(
-            f"LAKEFLOW_TASK_USER={name}: this server runs as {server.pw_name}, which cannot start processes "
-            "as another user. Run the server as root (it starts tasks as that user), or leave "
-            "LAKEFLOW_TASK_USER empty (tasks then run as the server's own user).")
+    # Whether this process may switch is asked where tasks start (usable_task_user): web
+    # processes share these settings and never start one.
     return TaskUser(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir, switch=True, explicit=explicit)
 
 
@@ -104,6 +101,12 @@ def usable_task_user(user: TaskUser, python: str, workspace_root: Path) -> TaskU
 
     if not user.switch:
         return user
+    if os.geteuid() != 0:
+        server = pwd.getpwuid(os.geteuid()).pw_name
+        raise ImproperlyConfigured(
+            f"LAKEFLOW_TASK_USER={user.name}: this server runs as {server}, which cannot start processes as "
+            "another user. Run the cluster as root (it starts tasks as that user), or leave "
+            "LAKEFLOW_TASK_USER empty (tasks then run as the server's own user).")
     try:
         probe = subprocess.run([python, "-c", "pass"], cwd=workspace_root, user=user.uid, group=user.gid,
                                extra_groups=[], env={"PATH": os.environ.get("PATH", "")},
@@ -145,6 +148,8 @@ def prepare_task_home(home: Path, task_home: Path, user: TaskUser) -> None:
                 os.rename(old, new)
             except FileNotFoundError:  # another process moved it first
                 pass
+    if os.geteuid() not in (0, os.lstat(warehouse).st_uid):
+        return  # a web process of another user than the cluster's: the cluster hands it over
     give_to(warehouse, user)
     with os.scandir(warehouse) as entries:  # tasks open and lock these files
         for entry in entries:
@@ -154,9 +159,11 @@ def prepare_task_home(home: Path, task_home: Path, user: TaskUser) -> None:
 
 def give_to(path: Path, user: TaskUser, mode: int = PRIVATE_DIR_MODE) -> None:
     """Hand a directory the server made to the task user (only possible, and needed, as root)."""
-    if user.switch and os.lstat(path).st_uid != user.uid:
+    info = os.lstat(path)
+    if user.switch and os.geteuid() == 0 and info.st_uid != user.uid:
         os.chown(path, user.uid, user.gid, follow_symlinks=False)
-    os.chmod(path, mode)
+    if os.geteuid() in (0, info.st_uid) and stat.S_IMODE(info.st_mode) != mode:
+        os.chmod(path, mode)
 
 
 def embedded_warehouse(task_home: Path) -> Path:

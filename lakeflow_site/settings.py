@@ -8,6 +8,7 @@ Every variable read here is listed in .env.example.
 import os
 import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -146,6 +147,7 @@ INSTALLED_APPS = [
     "jobs",
     "runs",
     "django_q",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -157,7 +159,19 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+
+# Sign-in throttling (django-axes): after LAKEFLOW_LOGIN_FAILURE_LIMIT failed sign-ins for one user
+# name from one address, that pair waits LAKEFLOW_LOGIN_COOLOFF_MINUTES (the page says so; 429).
+# API tokens are 256-bit and need none. Pairs, so a stranger cannot lock the admin out everywhere.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("LAKEFLOW_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("LAKEFLOW_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "lakeflow_site.urls"
 ASGI_APPLICATION = "lakeflow_site.asgi.application"
@@ -267,6 +281,8 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 # How often a live run page's socket looks for new events when nothing nudged it.
 LAKEFLOW_LIVE_POLL_SECONDS = env_float("LAKEFLOW_LIVE_POLL_SECONDS", 0.1)
+# Live run pages one user may hold open at once, per web process (past it, pages poll instead).
+LAKEFLOW_MAX_SOCKETS_PER_USER = env_int("LAKEFLOW_MAX_SOCKETS_PER_USER", 50)
 
 # API bodies: job settings with 1,000 tasks fit easily; anything larger is refused with a clear error.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("LAKEFLOW_MAX_BODY_BYTES", 10 * 1024 * 1024)
@@ -277,5 +293,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -130,7 +130,8 @@ def submit(request, data, api_version):
     if existing is not None:
         return {"run_id": existing.id}
     requested = {key: value for key, value in data.items() if key not in SUBMIT_REQUEST_FIELDS}
-    settings = check_settings_against_server(validate_job_settings(requested, api_version=api_version, for_submit=True))
+    settings = check_settings_against_server(validate_job_settings(requested, api_version=api_version, for_submit=True),
+                                             user=request.user)
     if not settings["tasks"]:
         raise invalid("tasks: a one-time run needs at least one task")
     with transaction.atomic():

@@ -6,6 +6,7 @@ A finished run is looked at once a second only: a repair can still wake it up.
 """
 
 import asyncio
+import collections
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -18,11 +19,21 @@ BIG_RUN_TASKS = 200
 
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
+    # Open sockets per user in this process: a user (or a script with their session) cannot hold
+    # an unbounded number of sockets, each polling the database.
+    open_per_user = collections.Counter()
+    counted = None
+
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
+        if self.open_per_user[user.pk] >= settings.LAKEFLOW_MAX_SOCKETS_PER_USER:
+            await self.close(code=4429)  # too many: the page falls back to polling
+            return
+        self.open_per_user[user.pk] += 1
+        self.counted = user.pk
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         if not await database_sync_to_async(Run.objects.filter(id=self.run_id).exists)():
             await self.close(code=4404)
@@ -33,6 +44,11 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         self.watcher = asyncio.create_task(self.watch())
 
     async def disconnect(self, code):
+        if self.counted is not None:
+            self.open_per_user[self.counted] -= 1
+            if self.open_per_user[self.counted] <= 0:
+                del self.open_per_user[self.counted]
+            self.counted = None
         watcher = getattr(self, "watcher", None)
         if watcher is not None:
             watcher.cancel()

@@ -288,7 +288,7 @@ def start_scaleout(home, nodes, redis_url="redis://127.0.0.1:6379/0", extra_env=
     migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=300)
     assert migrate.returncode == 0, migrate.stderr
-    web = ("web", [PYTHON, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port), "lakeflow_site.asgi:application"])
+    web = ("web", [PYTHON, "-m", "lakeflow_site.web", "--bind", "127.0.0.1", "--port", str(port), "lakeflow_site.asgi:application"])
     nodes = [(f"qcluster-{i}", QCLUSTER) for i in range(1, nodes + 1)]
     server = Server(f"web + {len(nodes)} qcluster (Postgres + Redis)", env, [web, *nodes], home / "workspace")
     # `serve` makes the admin login itself; the scale-out mode has createsuperuser for that.

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.e2e.conftest import start_serve, wait_until
+from tests.e2e.conftest import drop_database, start_scaleout, start_serve, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -72,15 +72,22 @@ def seed(server):
         wait_until(lambda: finished(server, run_id), timeout=60, what=f"seed run {run_id} to finish")
 
 
-@pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory):
-    server = start_serve(tmp_path_factory.mktemp("serve-fuzz"), "serve (SQLite, fuzzed)")
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def fuzz_server(request, tmp_path_factory):
+    """On both modes: Postgres refuses what SQLite stores (NUL, lone surrogates, int64 overflow)."""
+    database = None
+    if request.param == "sqlite":
+        server = start_serve(tmp_path_factory.mktemp("serve-fuzz"), "serve (SQLite, fuzzed)")
+    else:
+        server, database = start_scaleout(tmp_path_factory.mktemp("scaleout-fuzz"), nodes=1)
     server.headers = {"Authorization": f"Bearer {server.token}"}
     try:
         seed(server)
         yield server
     finally:
         server.stop()
+        if database:
+            drop_database(database)
 
 
 def test_the_document_is_served_without_a_token_and_is_the_file(fuzz_server):

@@ -277,7 +277,7 @@ def worker_node_of(server, pid):
 def test_a_cancel_sent_to_another_web_process_stops_the_task_on_its_node(cluster, tmp_path):
     server = cluster
     port = free_port()
-    server.start("web-2", [PYTHON, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port),
+    server.start("web-2", [PYTHON, "-m", "lakeflow_site.web", "--bind", "127.0.0.1", "--port", str(port),
                            "lakeflow_site.asgi:application"])
     other_url = f"http://127.0.0.1:{port}"
     wait_until(lambda: requests.get(other_url + "/.well-known/databricks-config", timeout=2).ok, timeout=60,

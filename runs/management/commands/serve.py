@@ -97,7 +97,7 @@ class Command(BaseCommand):
                "LAKEFLOW_TASK_USER": task_user.name if task_user.switch else ""}
         common = dict(env=env, preexec_fn=die_with_parent, start_new_session=True)
         web = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "--bind", host, "--port", str(port),
+            [sys.executable, "-m", "lakeflow_site.web", "--bind", host, "--port", str(port),
              "--access-log", os.devnull, "lakeflow_site.asgi:application"],
             **common,
         )
