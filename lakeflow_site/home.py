@@ -11,6 +11,7 @@
 
 import os
 import pwd
+import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,8 @@ def keep_private(home: Path) -> None:
     """Create the server's home 0700 and make what is in it its owner's alone."""
     home.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     _chmod_if_mine(home, PRIVATE_DIR_MODE)
+    if os.lstat(home).st_uid != os.geteuid():
+        return  # another user's (root's) home: nothing here for this process to tighten
     with os.scandir(home) as entries:
         for entry in entries:
             if entry.is_symlink():
@@ -134,6 +137,9 @@ def task_environment_names(names: list[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
+WAREHOUSE_FILES = ("warehouse.duckdb", "warehouse.duckdb.wal", "warehouse.duckdb.lock")
+
+
 def prepare_task_home(home: Path, task_home: Path, user: TaskUser) -> None:
     """The tasks' area: enterable but not listable; the warehouse belongs to the task user."""
     task_home.mkdir(mode=TASK_HOME_MODE, parents=True, exist_ok=True)
@@ -141,24 +147,41 @@ def prepare_task_home(home: Path, task_home: Path, user: TaskUser) -> None:
     (task_home / "attempts").mkdir(mode=TASK_HOME_MODE, exist_ok=True)
     warehouse = embedded_warehouse(task_home).parent
     warehouse.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
-    for suffix in ("", ".wal"):  # a warehouse an older server kept in LAKEFLOW_HOME moves here
-        old, new = home / f"warehouse.duckdb{suffix}", embedded_warehouse(task_home).with_suffix(f".duckdb{suffix}")
-        if old.exists() and not new.exists():
-            try:
-                os.rename(old, new)
-            except FileNotFoundError:  # another process moved it first
-                pass
     if os.geteuid() not in (0, os.lstat(warehouse).st_uid):
         return  # a web process of another user than the cluster's: the cluster hands it over
-    give_to(warehouse, user)
-    with os.scandir(warehouse) as entries:  # tasks open and lock these files
-        for entry in entries:
-            if not entry.is_symlink():
-                give_to(Path(entry.path), user, PRIVATE_FILE_MODE if entry.is_file() else PRIVATE_DIR_MODE)
+    for name in WAREHOUSE_FILES[:2]:  # a warehouse an older server kept in LAKEFLOW_HOME moves here
+        old, new = home / name, warehouse / name
+        if old.exists() and not new.exists():
+            try:
+                shutil.move(old, new)  # a rename, or a copy across file systems
+            except FileNotFoundError:  # another process moved it first
+                pass
+    give_to(warehouse, user)  # task_home is the server's: nobody else can swap this directory
+    for name in WAREHOUSE_FILES:  # tasks open and lock these; they may have replaced them since
+        _give_file_to(warehouse / name, user)
+
+
+def _give_file_to(path: Path, user: TaskUser) -> None:
+    """Hand over a file in a directory the task user controls: through a descriptor (no symlink
+    followed, no FIFO waited on), a regular file with one link, owned by the server or the user."""
+    if not (user.switch and os.geteuid() == 0):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # absent, or a symlink: nothing of ours to hand over
+        return
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 and info.st_uid in (0, user.uid):
+            os.fchown(fd, user.uid, user.gid)
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+    finally:
+        os.close(fd)
 
 
 def give_to(path: Path, user: TaskUser, mode: int = PRIVATE_DIR_MODE) -> None:
-    """Hand a directory the server made to the task user (only possible, and needed, as root)."""
+    """Hand a directory the server made, in a directory only the server can change, to the task
+    user (only possible, and needed, as root)."""
     info = os.lstat(path)
     if user.switch and os.geteuid() == 0 and info.st_uid != user.uid:
         os.chown(path, user.uid, user.gid, follow_symlinks=False)

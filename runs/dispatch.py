@@ -538,7 +538,11 @@ def abort_run(run_id, message, now=None):
         Repair.objects.filter(run_id=run_id, ended_at__isnull=True).update(life_cycle_state=L.INTERNAL_ERROR, **ended)
         record(run, "run.finished", None, now, result_state=R.FAILED, life_cycle_state=L.INTERNAL_ERROR,
                message=message)
-        run_ended(run, R.FAILED, now)
+        try:  # what follows for other runs must not keep this one from ending
+            with transaction.atomic():
+                run_ended(run, R.FAILED, now)
+        except Exception:
+            log.exception("what follows the end of run %s failed; the clock's sweeps take it up", run_id)
     log.error("run %s ended INTERNAL_ERROR: %s", run_id, message)
     return True
 

@@ -30,7 +30,16 @@ def isolated(handle, item, on_failure):
         raise
     except Exception as exc:
         log.exception("%s failed for %r", getattr(handle, "__name__", "a step"), item)
-        on_failure(item, f"{type(exc).__name__}: {exc}")
+        try:
+            if connection.in_atomic_block:
+                with transaction.atomic():
+                    on_failure(item, f"{type(exc).__name__}: {exc}")
+            else:
+                on_failure(item, f"{type(exc).__name__}: {exc}")
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception:  # not even the reason could be written: the log has both; go on
+            log.exception("could not record why %r failed", item)
         return None
 
 

@@ -214,7 +214,8 @@ def continuous_backoff(failures):
     if failures == 0:
         return timedelta(0)
     base = settings.LAKEFLOW_CONTINUOUS_BACKOFF_SECONDS
-    return timedelta(seconds=min(base * 2 ** (failures - 1), settings.LAKEFLOW_CONTINUOUS_BACKOFF_MAX_SECONDS))
+    doublings = min(failures - 1, 60)  # past the cap long before; 2.0 ** 1024 would not fit a float
+    return timedelta(seconds=min(base * 2 ** doublings, settings.LAKEFLOW_CONTINUOUS_BACKOFF_MAX_SECONDS))
 
 
 def keep_continuous_job_running(state, now):

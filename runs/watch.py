@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote, urlsplit
 
@@ -172,14 +173,24 @@ def _latest_commit_file(log_dir: str) -> tuple[int, str] | None:
     return version, os.path.join(log_dir, f"{version:020d}.json")
 
 
+MAX_COMMIT_BYTES = 1024 * 1024  # commitInfo is the first action of a commit
+
+
 def _commit_time(commit_path: str) -> datetime:
+    # The clock reads this in its step: never a FIFO that blocks it, a symlink to /dev/zero, or
+    # more than the start of a file that whoever can write the table may have made huge.
     try:
-        with open(commit_path, encoding="utf-8") as f:
-            timestamp = _commit_info_timestamp(f)
-            mtime_ns = os.fstat(f.fileno()).st_mtime_ns
+        fd = os.open(commit_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(0, "not a regular file")
+            head = f.read(MAX_COMMIT_BYTES).decode("utf-8", "replace")
+            mtime_ns = info.st_mtime_ns
     except OSError as exc:
         raise WatchError(f"Delta commit {commit_path} cannot be read: "
                          f"{exc.strerror or exc}") from None
+    timestamp = _commit_info_timestamp(head.splitlines())
     if timestamp is not None:
         return _EPOCH + timedelta(milliseconds=timestamp)
     return _EPOCH + timedelta(microseconds=mtime_ns // 1000)

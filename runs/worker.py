@@ -22,6 +22,7 @@ from runs.dispatch import (
     job_version,
 )
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode, TerminationType
+from runs.executors.files import append_for_server
 from runs.executors.launch import LaunchError, prepare_attempt
 from runs.executors.supervisor import read_attempt_result, supervise
 from runs.models import TaskRun
@@ -189,7 +190,8 @@ def run_claimed_attempt(attempt, handoff=None):
         )
     except LaunchError as exc:
         directory.mkdir(parents=True, exist_ok=True)
-        log_path.write_text(exc.message + "\n")
+        with open(append_for_server(str(log_path)), "a", encoding="utf-8") as log:  # never via a planted link
+            log.write(exc.message + "\n")
         return fail(attempt, exc.code, exc.message, handoff=handoff, **started_fields)
 
     timeout = task.get("timeout_seconds") or None

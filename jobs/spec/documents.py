@@ -38,8 +38,8 @@ def check_document(value, *, max_bytes=MAX_DOCUMENT_BYTES, max_depth=MAX_DEPTH):
         if isinstance(item, dict):
             for key, inner in item.items():
                 where = f"{path}.{key}" if path else str(key)
-                check_text(key, where)
-                size += len(key) + 8
+                check_text(key, where)  # YAML may give other keys (numbers): JSON makes them text
+                size += len(str(key)) + 8
                 todo.append((inner, where, depth + 1))
         elif isinstance(item, list):
             size += 8 * len(item)

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import dag, refs
 from .documents import DocumentRefused, check_document
-from .embedded import EmbeddedReferenceError, sql_with_markers
+from .embedded import EmbeddedReferenceError, shell_command_with_variables, sql_with_markers
 from .triggers import EXCLUSIVE_BLOCKS, check_triggers, with_trigger_defaults
 
 EXECUTABLE_TASK_TYPES = (
@@ -284,6 +284,11 @@ COMMAND_LINE_FIELDS = {
 }
 
 
+def _any_known_reference(ref) -> str | None:
+    """A stand-in value for every reference that may resolve at run time (for the save-time checks)."""
+    return "" if ref.path[0] in refs.NAMESPACES else None
+
+
 def command_line_problems(kind: str, block: dict) -> list[tuple[str, str]]:
     """(field, problem) for command-line strings of a task past the operating system's limits;
     the worker asks again once references are resolved."""
@@ -314,6 +319,11 @@ def environment_problems(environment: dict) -> list[tuple[str, str]]:
 def _check_type_block(c: _Checker, kind: str, block: dict, path: str) -> None:
     for key, rule in _SHAPES[kind].items():
         _check_field(c, block, path, key, rule)
+    if kind == "shell_command_task" and isinstance(block.get("command"), str):
+        try:  # a reference where bash would run code in its value ((( {{x}} ))) is refused now
+            shell_command_with_variables(block["command"], _any_known_reference)
+        except EmbeddedReferenceError as exc:
+            c.add(f"{path}.command", str(exc))
     for where, problem in command_line_problems(kind, block):
         c.add(f"{path}.{where}" if where else path, problem)
     if kind == "python_wheel_task" and block.get("parameters") and block.get("named_parameters"):
@@ -334,7 +344,7 @@ def _check_type_block(c: _Checker, kind: str, block: dict, path: str) -> None:
                 if "query_text" in inner:
                     text = c.string(inner, f"{path}.query", "query_text", required=True, non_empty=True)
                     try:  # a reference stands where no value can be bound ("{{x}}" as an identifier)
-                        sql_with_markers(text or "", lambda ref: "" if ref.path[0] in refs.NAMESPACES else None)
+                        sql_with_markers(text or "", _any_known_reference)
                     except EmbeddedReferenceError as exc:
                         c.add(f"{path}.query.query_text", str(exc))
                 else:

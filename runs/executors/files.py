@@ -54,8 +54,8 @@ def open_task_file(path: str, max_bytes: int = MAX_REPORT_BYTES):
     f = os.fdopen(fd, "rb")
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(f"{path} is not a regular file")
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:  # a hard link to someone else's file
+            raise OSError(f"{path} is not a regular file of its own")
         if info.st_size > max_bytes:
             raise OSError(f"{path} is larger than {max_bytes:,} bytes")
     except BaseException:
@@ -81,11 +81,17 @@ def create_for_server(path: str, flags: int = os.O_WRONLY | os.O_TRUNC, mode: in
 
 def append_for_server(path: str, mode: int = 0o600) -> int:
     """A descriptor to append to the server's file at ``path`` (an attempt's log), never through a
-    symlink: one the task left there is replaced by a new file."""
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    symlink, a FIFO or a second link: whatever else the task left there is replaced by a new file."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        return os.open(path, flags, mode)
+        fd = os.open(path, flags, mode)
     except OSError as exc:
-        if exc.errno != errno.ELOOP:
+        if exc.errno not in (errno.ELOOP, errno.ENXIO):  # a symlink; a FIFO nobody reads
             raise
+    else:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+            os.set_blocking(fd, True)  # the task process inherits it as its stdout
+            return fd
+        os.close(fd)
     return create_for_server(path, os.O_WRONLY | os.O_APPEND, mode)

@@ -70,7 +70,11 @@ class ForkServer:
             self.process = subprocess.Popen(
                 [python, "-c", BOOTSTRAP, os.path.abspath(__file__), runner_path, str(theirs.fileno()),
                  str(os.getpid())],
-                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                # Only what an interpreter reads at start-up: the server outlives the attempt whose
+                # environment (its job's variables, its references' values) started it, and later
+                # attempts could read its /proc/<pid>/environ. Each attempt gets its own from spawn.
+                env={"PATH": env.get("PATH", os.defpath), **dict(self.startup)},
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 pass_fds=[theirs.fileno()], start_new_session=True, **as_user,
             )
         finally:

@@ -209,18 +209,15 @@ def _make_attempt_dir(attempt_dir: Path, switch_to) -> None:
 
 
 def _identity_variables(user, attempt_dir: Path) -> dict[str, str]:
-    """HOME, USER and LOGNAME of whoever the task runs as. A user without a home of their own
-    (nobody's is /nonexistent) gets the attempt's directory."""
+    """HOME, USER and LOGNAME of whoever the task runs as."""
     if not getattr(user, "switch", False):
         import pwd
 
         entry = pwd.getpwuid(os.geteuid())
         return {"HOME": os.environ.get("HOME") or entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name}
-    try:
-        owned = os.stat(user.home).st_uid == user.uid
-    except OSError:
-        owned = False
-    return {"HOME": user.home if owned else str(attempt_dir), "USER": user.name, "LOGNAME": user.name}
+    # All tasks share the task user: a HOME of the attempt's own, and no user site-packages, so
+    # that no task leaves behind dotfiles, pip settings or .pth files that run in later tasks.
+    return {"HOME": str(attempt_dir), "USER": user.name, "LOGNAME": user.name, "PYTHONNOUSERSITE": "1"}
 
 
 def task_type_of(task: dict) -> str:

@@ -145,3 +145,15 @@ def test_a_task_process_outlives_nothing_when_the_server_is_killed_mid_task(tmp_
     assert outcome.exit_code == -signal.SIGKILL
     assert time.monotonic() - started < 10
     assert is_gone(int(pidfile.read_text()))
+
+
+def test_the_fork_server_keeps_no_attempts_environment_where_later_attempts_could_read_it(tmp_path, workspace):
+    # A later task (any job's) could read /proc/<fork server>/environ: the first attempt's
+    # variables (its job's, its references' values) must not be in it.
+    outcome, _, _ = run_script(tmp_path, workspace, "pass", env={"JOB_SECRET": "first-attempts-own"})
+    assert outcome.succeeded
+    environ = open(f"/proc/{forkserver._shared.process.pid}/environ", "rb").read()
+    assert b"first-attempts-own" not in environ and b"JOB_SECRET" not in environ
+    outcome, _, log = run_script(tmp_path, workspace, "import os; print(os.environ.get('JOB_SECRET'))",
+                                 name="second", env={"JOB_SECRET": "second-attempts-own"})
+    assert log == "second-attempts-own\n"  # each forked attempt still gets its own

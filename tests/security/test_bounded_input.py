@@ -158,11 +158,20 @@ def test_ids_past_int64_in_paths_are_404s(browser, path):
     assert browser.get(path.format(big="9" * 25)).status_code == 404
 
 
-def test_a_log_offset_past_the_end_reads_nothing(browser, job_and_run):
+def test_a_log_offset_past_the_end_reads_nothing_and_answers_the_end(browser, job_and_run, tmp_path):
     _, run = job_and_run
     task = TaskRun.objects.filter(run=run).first()
-    log = task.log_path or "/nonexistent"
-    assert browser.get(f"/task-runs/{task.id}/log/?offset={2**63 - 1}").status_code == 200, log
+    (tmp_path / "output.log").write_text("four")
+    TaskRun.objects.filter(id=task.id).update(log_path=str(tmp_path / "output.log"))
+    answer = browser.get(f"/task-runs/{task.id}/log/?offset={2**63 - 1}").json()
+    assert (answer["text"], answer["offset"]) == ("", 4)
+    assert browser.get(f"/task-runs/{task.id}/log/?offset=1").json()["text"] == "our"
+
+
+def test_yaml_keys_that_are_not_text_are_a_problem_not_a_500(browser):
+    response = post_source(browser, None, "name: j\n1: x\ntasks: []\n")
+    assert response.status_code == 200
+    assert "1: is not a field of JobSettings" in response.content.decode()
 
 
 @pytest.mark.parametrize("content", ["not json at all", '{"cells": "no"}', None])

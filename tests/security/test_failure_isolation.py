@@ -131,3 +131,27 @@ def test_integers_past_databricks_ranges_are_refused_at_save(fields, path):
         validate_job_settings({"name": "j", "tasks": [shell("t")], **fields})
     assert [p.path for p in refused.value.problems] == [path]
     assert "must be between" in refused.value.problems[0].message
+
+
+def test_a_failure_to_record_a_failure_does_not_stop_the_loop(db):
+    from runs.isolation import each_isolated
+
+    handled = []
+
+    def handle(item):
+        if item == "broken":
+            raise ValueError("bad item")
+        handled.append(item)
+        return 1
+
+    def on_failure(item, why):
+        raise RuntimeError("and the reason cannot be written either")
+
+    assert each_isolated(["broken", "fine"], handle, on_failure) == 1
+    assert handled == ["fine"]
+
+
+def test_the_continuous_backoff_stays_a_number_after_thousands_of_failures(settings):
+    from runs.triggers import continuous_backoff
+
+    assert continuous_backoff(5000).total_seconds() == settings.LAKEFLOW_CONTINUOUS_BACKOFF_MAX_SECONDS

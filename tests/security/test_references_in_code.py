@@ -87,3 +87,63 @@ def test_a_reference_where_sql_needs_a_name_is_refused_at_save(api):
     assert response.status_code == 400
     assert "tasks[0].sql_task.query.query_text: {{job.parameters.t}} stands inside a quoted identifier" \
         in response.json()["message"]
+
+
+@pytest.mark.parametrize("command", [
+    "[[ {{job.parameters.x}} -gt 3 ]]", "echo $(( {{job.parameters.x}} + 1 ))", "(( n = {{job.parameters.x}} ))",
+    "let n={{job.parameters.x}}", "declare -i n={{job.parameters.x}}", "a[{{job.parameters.x}}]=1",
+    "echo ${a[{{job.parameters.x}}]}", 'echo "$(( {{job.parameters.x}} ))"',
+])
+def test_a_reference_where_bash_evaluates_arithmetic_is_refused(command):
+    # bash runs the $(...) inside a value like a[$(cmd)] wherever it evaluates arithmetic.
+    with pytest.raises(EmbeddedReferenceError, match="evaluates arithmetic"):
+        shell_command_with_variables(command, value_of)
+
+
+@pytest.mark.parametrize("command, why", [
+    ("cat <<'EOF'\n{{job.parameters.x}}\nEOF", "quoted delimiter"),
+    ('echo "`echo {{job.parameters.x}}`"', "inside double quotes"),
+    ("echo 'never closed {{job.parameters.x}}", "do not close"),
+])
+def test_a_reference_whose_place_cannot_be_quoted_is_refused(command, why):
+    with pytest.raises(EmbeddedReferenceError, match=why):
+        shell_command_with_variables(command, value_of)
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("# it's a comment {{job.parameters.x}}\necho \"{{job.parameters.x}}\"",
+     "# it's a comment {{job.parameters.x}}\necho \"${LAKEFLOW_REF_1}\""),
+    ("cat <<EOF\nDon't {{job.parameters.x}}\nEOF\necho \"{{job.parameters.x}}\"",
+     "cat <<EOF\nDon't ${LAKEFLOW_REF_1}\nEOF\necho \"${LAKEFLOW_REF_1}\""),
+    ('echo "$(echo {{job.parameters.x}})"', 'echo "$(echo "${LAKEFLOW_REF_1}")"'),
+    ("[[ -f {{job.parameters.x}} ]]", '[[ -f "${LAKEFLOW_REF_1}" ]]'),
+])
+def test_comments_heredocs_and_substitutions_keep_the_quoting_right(command, expected):
+    assert shell_command_with_variables(command, value_of)[0] == expected
+
+
+@pytest.mark.parametrize("sql, expected", [
+    ("SELECT TIMESTAMP '{{job.parameters.x}} 00:00:00'", "SELECT CAST(('' || :lakeflow_ref_1 || ' 00:00:00') AS TIMESTAMP)"),
+    ("SELECT DATE '{{job.parameters.x}}'", "SELECT CAST(('' || :lakeflow_ref_1 || '') AS DATE)"),
+])
+def test_a_typed_literal_becomes_a_cast(sql, expected):
+    assert sql_with_markers(sql, value_of)[0] == expected
+
+
+def test_an_arithmetic_reference_is_refused_at_save(api):
+    task = {"task_key": "t", "shell_command_task": {"command": "exit $(( {{job.parameters.n}} ))"}}
+    response = api.post("jobs/create", {"name": "j", "tasks": [task], "parameters": [{"name": "n", "default": "1"}]})
+    assert response.status_code == 400
+    assert "tasks[0].shell_command_task.command: {{job.parameters.n}} stands where bash evaluates arithmetic" \
+        in response.json()["message"]
+
+
+def test_a_value_after_an_apostrophe_in_a_comment_stays_one_unglobbed_argument(alice, tmp_path):
+    (tmp_path / "f1").write_text("")
+    command = f"# it's here\ncd {tmp_path}\nprintf '[%s]\\n' \"{{{{job.parameters.x}}}}\"\nprintf '<%s>\\n' {{{{job.parameters.x}}}}"
+    job = make_job(alice, [{"task_key": "t", "shell_command_task": {"command": command}}],
+                   parameters=[{"name": "x", "default": "safe"}])
+    run, _ = create_run(job, job_parameters={"x": "a b f*"})
+    attempt = TaskRun.objects.get(run=run)
+    assert attempt.result_state == R.SUCCESS, attempt.state_message
+    assert open(attempt.log_path).read() == "[a b f*]\n<a b f*>\n"

@@ -153,3 +153,60 @@ def test_the_default_task_user_gives_way_with_the_reason_when_it_cannot_run_the_
     with pytest.raises(ImproperlyConfigured, match="LAKEFLOW_TASK_USER=nobody: the OS user 'nobody' cannot start"):
         usable_task_user(TaskUser("nobody", 65534, 65534, "/nonexistent", switch=True, explicit=True),
                          str(tmp_path / "no-python"), tmp_path)
+
+
+def test_a_delta_log_entry_that_is_a_fifo_or_a_link_never_blocks_the_clock(tmp_path):
+    from runs.watch import WatchError, delta_table_version
+
+    log = tmp_path / "table" / "_delta_log"
+    log.mkdir(parents=True)
+    os.mkfifo(log / f"{1:020d}.json")  # nobody writes it: a plain open() would wait forever
+    with pytest.raises(WatchError, match="cannot be read"):
+        delta_table_version(str(tmp_path / "table"))
+    os.unlink(log / f"{1:020d}.json")
+    os.symlink("/dev/zero", log / f"{2:020d}.json")
+    with pytest.raises(WatchError, match="cannot be read"):
+        delta_table_version(str(tmp_path / "table"))
+
+
+def test_the_server_replaces_a_fifo_or_a_hard_link_left_where_it_writes_and_refuses_them_where_it_reads(tmp_path):
+    from runs.executors.files import open_task_file
+
+    mine = tmp_path / "server-file"
+    mine.write_text("SERVER")
+    log = tmp_path / "output.log"
+    os.link(mine, log)  # as a task could, where hard links to others' files are allowed
+    with pytest.raises(OSError):
+        open_task_file(str(log))
+    os.close(append_for_server(str(log)))
+    assert mine.read_text() == "SERVER" and os.stat(log).st_nlink == 1
+    os.unlink(log)
+    os.mkfifo(log)
+    os.close(append_for_server(str(log)))  # does not wait for a reader
+    assert stat.S_ISREG(os.lstat(log).st_mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing files to another user needs root (CI runs as root)")
+def test_handing_the_warehouse_over_never_follows_a_link_the_task_user_planted(tmp_path):
+    from lakeflow_site.home import prepare_task_home
+
+    target = tmp_path / "roots-file"
+    target.write_text("root's")
+    nobody = TaskUser("nobody", 65534, 65534, "/nonexistent", switch=True)
+    task_home = tmp_path / "tasks"
+    prepare_task_home(tmp_path / "home", task_home, nobody)
+    (task_home / "warehouse" / "warehouse.duckdb").symlink_to(target)
+    prepare_task_home(tmp_path / "home", task_home, nobody)
+    assert os.stat(target).st_uid == 0 and mode(target) != 0o600
+    assert os.lstat(task_home / "warehouse").st_uid == 65534
+
+
+def test_switched_tasks_get_a_home_of_their_own_and_no_user_site_packages(tmp_path):
+    nobody = TaskUser("nobody", 65534, 65534, "/nonexistent", switch=True)
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "x.py").write_text("")
+    spec = prepare_attempt({"task_key": "t", "spark_python_task": {"python_file": "x.py"}},
+                           attempt_dir=tmp_path / "a", workspace_root=workspace, user=nobody)
+    assert spec.env["HOME"] == str(tmp_path / "a") and spec.env["PYTHONNOUSERSITE"] == "1"
+    assert spec.env["USER"] == "nobody"
