@@ -6,7 +6,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", include("lakeflow_site.api_urls")),
+    path("", include("api.urls")),
     path("", include(("jobs.urls", "jobs"))),
     path("", include(("runs.urls", "runs"))),
 ]

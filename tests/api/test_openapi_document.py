@@ -1,10 +1,10 @@
-"""/api/2.2/openapi.json: public, the file jobs/openapi.yaml, and a path for every endpoint."""
+"""/api/2.2/openapi.json: public, the file api/openapi.yaml, and a path for every endpoint."""
 
 import yaml
 
-from lakeflow_site.api_urls import ENDPOINTS
+from api.urls import ENDPOINTS
 
-DOCUMENT = yaml.safe_load(open("jobs/openapi.yaml"))
+DOCUMENT = yaml.safe_load(open("api/openapi.yaml"))
 
 
 def test_the_document_is_served_as_json_without_a_token(client):

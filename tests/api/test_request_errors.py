@@ -132,7 +132,7 @@ def test_a_database_error_is_a_503_the_sdk_retries(api, monkeypatch):
     def locked(*args, **kwargs):
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr("jobs.api.Job.objects.filter", locked)
+    monkeypatch.setattr("api.jobs.Job.objects.filter", locked)
     response = api.get("jobs/list")
     assert response.status_code == 503
     assert response.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
@@ -140,7 +140,7 @@ def test_a_database_error_is_a_503_the_sdk_retries(api, monkeypatch):
 
 
 def test_a_page_token_pointing_nowhere_sensible_is_a_400_not_a_crash(api):
-    from jobs.http import encode_page_token
+    from api.http import encode_page_token
 
     for position in ({"page": -1}, {"after": 2**70}, {"page": True}, {"after": 1, "before": 2}):
         response = api.get("jobs/list", page_token=encode_page_token(position))

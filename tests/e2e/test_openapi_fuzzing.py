@@ -1,4 +1,4 @@
-"""The API keeps to its OpenAPI document (jobs/openapi.yaml) under schemathesis's generated
+"""The API keeps to its OpenAPI document (api/openapi.yaml) under schemathesis's generated
 requests, valid and invalid: no 5xx, and every answer has a status, content type and body the
 document declares for that operation.
 
@@ -23,7 +23,7 @@ from tests.e2e.conftest import drop_database, start_scaleout, start_serve, wait_
 
 pytestmark = pytest.mark.e2e
 
-DOCUMENT = Path(__file__).resolve().parents[2] / "jobs" / "openapi.yaml"
+DOCUMENT = Path(__file__).resolve().parents[2] / "api" / "openapi.yaml"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Per operation and generation mode (valid, invalid) in the fuzzing phase.
 MAX_EXAMPLES = 30

@@ -1,13 +1,12 @@
 """Jobs API 2.2 and 2.1: jobs/create, get, list, update and reset.
 
-jobs/delete and jobs/run-now act on runs, so they live in runs/api.py (nothing in `jobs`
-imports `runs`). The API version only changes the queue default of a new job's settings and
+jobs/delete and jobs/run-now act on runs: they are in api/runs.py. The API version only changes the queue default of a new job's settings and
 whether jobs/get pages a job's arrays (2.2) or returns them whole (2.1).
 """
 
 from django.utils import timezone
 
-from jobs.http import (
+from api.http import (
     list_page_body,
     ApiError,
     api_view,

@@ -12,7 +12,7 @@ import html
 
 from django.template import Context, Template
 
-from jobs.http import slice_page
+from api.http import slice_page
 from runs.dispatch import attempt_task_settings, default_code, default_type
 from runs.engine.states import (
     STATUS_STATE_OF_LIFE_CYCLE,

@@ -358,7 +358,7 @@ def openapi_document():
 
 
 def openapi(request):
-    """GET /api/2.2/openapi.json: the API's OpenAPI document, read from jobs/openapi.yaml.
+    """GET /api/2.2/openapi.json: the API's OpenAPI document, read from api/openapi.yaml.
 
     Public, like /.well-known/databricks-config: it describes the shapes of the API, which are
     published anyway, and holds no data; clients and tools can read it before they have a token."""

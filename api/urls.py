@@ -3,9 +3,9 @@ the discovery document the databricks-sdk reads first."""
 
 from django.urls import path, re_path
 
-from jobs import api as jobs_api
-from jobs.http import databricks_config, endpoint_not_found, openapi
-from runs import api as runs_api
+from api import jobs as jobs_api
+from api.http import databricks_config, endpoint_not_found, openapi
+from api import runs as runs_api
 
 app_name = "api"
 

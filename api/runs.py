@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.api import find_job, require_manage_permission, soft_delete_job
+from api.jobs import find_job, require_manage_permission, soft_delete_job
 from jobs.permissions import can_delete_run
-from jobs.http import (
+from api.http import (
     list_page_body,
     api_view,
     bool_param,
@@ -37,7 +37,7 @@ from runs.engine.parameters import ParametersInvalid
 from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L, is_finished
 from runs.models import Run, TaskRun
 from jobs.checks import check_settings_against_server
-from runs.serializers import export_html, notebook_views, run_dict, run_output_dict, task_run_as_run
+from api.serializers import export_html, notebook_views, run_dict, run_output_dict, task_run_as_run
 
 # Per-task-type parameters of API 2.0/2.1; this server takes job_parameters instead.
 LEGACY_PARAMETERS = ("jar_params", "notebook_params", "python_params", "python_named_params",
