@@ -12,10 +12,10 @@ import copy
 import difflib
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from . import dag, refs
+from .checker import INT32_MAX, INT64_MAX, MISSING, Checker, Problem, SettingsInvalid, _at  # noqa: F401 (re-exported)
 from .documents import DocumentRefused, check_document
 from .embedded import EmbeddedReferenceError, shell_command_with_variables, sql_with_markers
 from .triggers import EXCLUSIVE_BLOCKS, check_triggers, with_trigger_defaults
@@ -43,11 +43,6 @@ EDIT_MODES = ("EDITABLE", "UI_LOCKED")
 PERFORMANCE_TARGETS = ("PERFORMANCE_OPTIMIZED", "STANDARD")
 SQL_TASK_KINDS = {"query": "query_id", "file": "path", "alert": "alert_id",
                   "dashboard": "dashboard_id"}
-
-# Databricks' integer fields are int32 unless they hold an id (int64): a value past them is a
-# mistake, and one that reaches date arithmetic (now + timeout, start + retry interval) breaks it.
-INT32_MAX = 2**31 - 1
-INT64_MAX = 2**63 - 1
 
 MAX_TASKS = 1000
 MAX_TAGS = 25
@@ -91,146 +86,14 @@ SUBMIT_FIELDS = frozenset({
     "git_source", "health", "notification_settings", "performance_target", "queue", "run_as", "run_name",
     "tasks", "timeout_seconds", "usage_policy_id", "webhook_notifications",
 })
-NOT_SUPPORTED_YET = {"triggers": "several triggers per job are not supported by this server yet; use trigger"}
 ENV_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,255}")
 MAX_ENV_ENTRIES, MAX_ENV_VARIABLES = 10, 20
-
-
-MISSING = object()
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str  # e.g. "tasks[2].depends_on[0].task_key" or "max_concurrent_runs"
-    message: str
-
-
-class SettingsInvalid(Exception):
-    def __init__(self, problems: list[Problem]):
-        self.problems = list(problems)
-        super().__init__("; ".join(f"{p.path}: {p.message}" for p in self.problems))
 
 
 def task_type_of(task: dict) -> str | None:
     """The task-type key of `task`, or None if it has none (or several)."""
     present = [name for name in TASK_TYPES if name in task]
     return present[0] if len(present) == 1 else None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _at(base: str, key: str) -> str:
-    return f"{base}.{key}" if base else key
-
-
-class _Checker:
-    """Collects problems. Field helpers take (object, its path, key) and return the
-    value only when it is usable, so callers can go on checking what depends on it."""
-
-    def __init__(self) -> None:
-        self.problems: list[Problem] = []
-        self.task_keys: set[str] = set()
-        self.parameter_names: set[str] = set()
-        self.env_keys: set[str] = set()
-
-    def add(self, path: str, message: str) -> None:
-        self.problems.append(Problem(path, message))
-
-    def _get(self, obj: dict, base: str, key: str, required: bool) -> tuple[bool, Any]:
-        if key in obj:
-            return True, obj[key]
-        if required:
-            self.add(_at(base, key), "is required")
-        return False, None
-
-    def string(self, obj: dict, base: str, key: str, *, required: bool = False,
-               non_empty: bool = False) -> str | None:
-        present, value = self._get(obj, base, key, required)
-        if not present:
-            return None
-        if not isinstance(value, str):
-            self.add(_at(base, key), "must be a string")
-        elif non_empty and not value.strip():
-            self.add(_at(base, key), "must not be empty")
-        else:
-            return value
-        return None
-
-    def integer(self, obj: dict, base: str, key: str, *, low: int = 0,
-                high: int = INT32_MAX, required: bool = False) -> int | None:
-        """An int32 by default, as Databricks' own fields are; ids pass high=INT64_MAX."""
-        present, value = self._get(obj, base, key, required)
-        if not present:
-            return None
-        if not _is_int(value):
-            self.add(_at(base, key), "must be an integer")
-        elif not low <= value <= high:
-            self.add(_at(base, key), f"must be between {low} and {high:,}")
-        else:
-            return value
-        return None
-
-    def boolean(self, obj: dict, base: str, key: str, *, required: bool = False) -> None:
-        present, value = self._get(obj, base, key, required)
-        if present and not isinstance(value, bool):
-            self.add(_at(base, key), "must be true or false")
-
-    def choice(self, obj: dict, base: str, key: str, choices: tuple[str, ...], *,
-               required: bool = False) -> None:
-        present, value = self._get(obj, base, key, required)
-        if present and value not in choices:
-            self.add(_at(base, key), f"must be one of {', '.join(choices)}")
-
-    def obj(self, obj: dict, base: str, key: str, *, required: bool = False) -> dict | None:
-        present, value = self._get(obj, base, key, required)
-        if present and not isinstance(value, dict):
-            self.add(_at(base, key), "must be an object")
-            return None
-        return value
-
-    def json_types(self, obj: dict, base: str, types: dict[str, str]) -> None:
-        """Each present field of `types` is an "object", a "string" or a list of "objects"."""
-        for key, kind in types.items():
-            value = obj.get(key, MISSING)
-            if value is MISSING:
-                continue
-            if kind == "object" and not isinstance(value, dict):
-                self.add(_at(base, key), "must be an object")
-            elif kind == "string" and not isinstance(value, str):
-                self.add(_at(base, key), "must be a string")
-            elif kind == "objects" and not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
-                self.add(_at(base, key), "must be a list of objects")
-
-    def str_list(self, obj: dict, base: str, key: str) -> None:
-        present, value = self._get(obj, base, key, False)
-        if present and not isinstance(value, list):
-            self.add(_at(base, key), "must be a list of strings")
-        elif present:
-            for i, item in enumerate(value):
-                if not isinstance(item, str):
-                    self.add(f"{_at(base, key)}[{i}]", "must be a string")
-
-    def str_map(self, obj: dict, base: str, key: str) -> None:
-        for name, value in (self.obj(obj, base, key) or {}).items():
-            if not isinstance(value, str):
-                self.add(f"{_at(base, key)}.{name}", "must be a string")
-
-    def references(self, value: Any, path: str, in_for_each: bool) -> None:
-        """Check every string inside `value` for references to things that do not exist."""
-        todo = [(value, path)]
-        while todo:
-            value, path = todo.pop()
-            if isinstance(value, str):
-                for message in refs.unknown_reference_messages(
-                        value, task_keys=self.task_keys,
-                        job_parameter_names=self.parameter_names, in_for_each=in_for_each):
-                    self.add(path, message)
-            elif isinstance(value, dict):
-                todo.extend((v, f"{path}.{k}") for k, v in reversed(value.items()))
-            elif isinstance(value, list):
-                todo.extend((v, f"{path}[{i}]") for i, v in reversed(list(enumerate(value))))
 
 
 # --- task types -----------------------------------------------------------------
@@ -252,7 +115,7 @@ _SHAPES: dict[str, dict[str, str]] = {
 }
 
 
-def _check_field(c: _Checker, block: dict, path: str, key: str, rule: str) -> None:
+def _check_field(c: Checker, block: dict, path: str, key: str, rule: str) -> None:
     if rule == "required":
         c.string(block, path, key, required=True, non_empty=True)
     elif rule in ("str", "operand"):
@@ -316,7 +179,7 @@ def environment_problems(environment: dict) -> list[tuple[str, str]]:
             if (size := len(f"{name}={value}".encode("utf-8", "replace"))) > MAX_ARGUMENT_BYTES]
 
 
-def _check_type_block(c: _Checker, kind: str, block: dict, path: str) -> None:
+def _check_type_block(c: Checker, kind: str, block: dict, path: str) -> None:
     for key, rule in _SHAPES[kind].items():
         _check_field(c, block, path, key, rule)
     if kind == "shell_command_task" and isinstance(block.get("command"), str):
@@ -373,7 +236,7 @@ def _check_type_block(c: _Checker, kind: str, block: dict, path: str) -> None:
 # --- tasks ----------------------------------------------------------------------
 
 
-def _check_task_fields(c: _Checker, task: dict, path: str, in_for_each: bool) -> None:
+def _check_task_fields(c: Checker, task: dict, path: str, in_for_each: bool) -> None:
     """Common fields and the task-type block; depends_on is checked by the caller."""
     key = c.string(task, path, "task_key", required=True)
     if key is not None:
@@ -428,7 +291,7 @@ def _with_task_defaults(task: dict) -> dict:
     return task
 
 
-def _check_tasks(c: _Checker, tasks: list) -> None:
+def _check_tasks(c: Checker, tasks: list) -> None:
     if len(tasks) > MAX_TASKS:
         c.add("tasks", f"a job may have at most {MAX_TASKS:,} tasks; this one has {len(tasks):,}")
     first_index: dict[str, int] = {}
@@ -459,7 +322,7 @@ def _check_tasks(c: _Checker, tasks: list) -> None:
         c.add("tasks", "dependency cycle " + " -> ".join(cycle))
 
 
-def _check_depends_on(c: _Checker, task: dict, path: str, key: Any,
+def _check_depends_on(c: Checker, task: dict, path: str, key: Any,
                       kinds: dict[str, str | None]) -> list[str]:
     """Problems in `depends_on`; returns the upstream keys that exist (for the cycle check)."""
     if "depends_on" not in task:
@@ -500,7 +363,7 @@ def _check_depends_on(c: _Checker, task: dict, path: str, key: Any,
 # --- the job --------------------------------------------------------------------
 
 
-def _check_parameters(c: _Checker, parameters: Any) -> set[str]:
+def _check_parameters(c: Checker, parameters: Any) -> set[str]:
     if not isinstance(parameters, list):
         c.add("parameters", "must be a list of {name, default}")
         return set()
@@ -521,18 +384,16 @@ def _check_parameters(c: _Checker, parameters: Any) -> set[str]:
     return names
 
 
-def _check_known_fields(c: _Checker, data: dict, for_submit: bool) -> None:
+def _check_known_fields(c: Checker, data: dict, for_submit: bool) -> None:
     known = SUBMIT_FIELDS if for_submit else JOB_FIELDS
     what = "a one-time run (runs/submit)" if for_submit else "JobSettings"
     for name in data:
-        if name in NOT_SUPPORTED_YET:
-            c.add(name, NOT_SUPPORTED_YET[name])
-        elif name not in known and not (for_submit and name in NOT_FOR_SUBMIT):
+        if name not in known and not (for_submit and name in NOT_FOR_SUBMIT):
             close = difflib.get_close_matches(str(name), sorted(known), n=1)
             c.add(str(name), f"is not a field of {what}" + (f"; did you mean {close[0]}?" if close else ""))
 
 
-def _check_environment_variables(c: _Checker, entries: Any) -> set[str]:
+def _check_environment_variables(c: Checker, entries: Any) -> set[str]:
     """Job-level environment variables that tasks pick by environment_variables_key (inline
     variables; .env files are not read by this server yet). Returns the keys defined."""
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -567,7 +428,7 @@ def _check_environment_variables(c: _Checker, entries: Any) -> set[str]:
     return keys
 
 
-def _check_job_fields(c: _Checker, data: dict, for_submit: bool) -> None:
+def _check_job_fields(c: Checker, data: dict, for_submit: bool) -> None:
     name_field = "run_name" if for_submit else "name"
     name = c.string(data, "", name_field)
     if name is not None and len(name.encode("utf-8")) > MAX_NAME_BYTES:
@@ -615,7 +476,7 @@ def validate_job_settings(data: Any, *, api_version: str = "2.2", for_submit: bo
         check_document(data)
     except DocumentRefused as exc:
         raise SettingsInvalid([Problem(exc.path or "settings", exc.message)]) from None
-    c = _Checker()
+    c = Checker()
     _check_job_fields(c, data, for_submit)
     if not for_submit and "parameters" in data:
         c.parameter_names = _check_parameters(c, data["parameters"])

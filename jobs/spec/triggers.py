@@ -24,14 +24,11 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
+from jobs.spec.checker import Checker, Problem
 from jobs.spec.cron import CronInvalid, parse_quartz
-
-if TYPE_CHECKING:  # settings calls check_triggers, so only the type checker imports it here
-    from jobs.spec.settings import Problem, _Checker
 
 PAUSE_STATUSES = ("PAUSED", "UNPAUSED")
 PERIODIC_UNITS = ("MINUTES", "HOURS", "DAYS", "WEEKS")
@@ -48,9 +45,7 @@ _URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 def check_triggers(data: dict) -> list[Problem]:
     """Problems in the schedule, trigger and continuous blocks of job settings `data`."""
-    from jobs.spec.settings import _Checker  # at call time: settings imports this module
-
-    c = _Checker()
+    c = Checker()
     present = [name for name in EXCLUSIVE_BLOCKS if data.get(name) is not None]
     for name in present[1:]:
         c.add(name, f"cannot be combined with {present[0]}; a job runs on one of schedule, "
@@ -81,7 +76,7 @@ def local_path_of(url: str) -> str:
 # --- the blocks ------------------------------------------------------------------
 
 
-def _check_schedule(c: _Checker, data: dict) -> None:
+def _check_schedule(c: Checker, data: dict) -> None:
     schedule = _block(c, data, "schedule")
     if schedule is None:
         return
@@ -100,7 +95,7 @@ def _check_schedule(c: _Checker, data: dict) -> None:
     _reject_sql_condition(c, schedule, "schedule")
 
 
-def _check_trigger(c: _Checker, data: dict) -> None:
+def _check_trigger(c: Checker, data: dict) -> None:
     trigger = _block(c, data, "trigger")
     if trigger is None:
         return
@@ -117,7 +112,7 @@ def _check_trigger(c: _Checker, data: dict) -> None:
     _reject_sql_condition(c, trigger, "trigger")
 
 
-def _check_continuous(c: _Checker, data: dict) -> None:
+def _check_continuous(c: Checker, data: dict) -> None:
     continuous = _block(c, data, "continuous")
     if continuous is None:
         return
@@ -126,11 +121,11 @@ def _check_continuous(c: _Checker, data: dict) -> None:
     c.obj(continuous, "continuous", "maintenance_window")
 
 
-def _block(c: _Checker, data: dict, name: str) -> dict | None:
+def _block(c: Checker, data: dict, name: str) -> dict | None:
     return c.obj(data, "", name) if data.get(name) is not None else None
 
 
-def _reject_sql_condition(c: _Checker, block: dict, path: str) -> None:
+def _reject_sql_condition(c: Checker, block: dict, path: str) -> None:
     if block.get("sql_condition") is not None:
         c.add(f"{path}.sql_condition", "SQL conditions are not supported by this server")
 
@@ -150,13 +145,13 @@ def _is_time_zone(name: str) -> bool:
 MAX_PERIODIC_INTERVAL = {"MINUTES": 100 * 365 * 24 * 60, "HOURS": 100 * 365 * 24, "DAYS": 100 * 365, "WEEKS": 100 * 52}
 
 
-def _check_periodic(c: _Checker, periodic: dict, path: str) -> None:
+def _check_periodic(c: Checker, periodic: dict, path: str) -> None:
     high = MAX_PERIODIC_INTERVAL.get(periodic.get("unit"), MAX_PERIODIC_INTERVAL["WEEKS"])
     c.integer(periodic, path, "interval", low=1, high=high, required=True)
     c.choice(periodic, path, "unit", PERIODIC_UNITS, required=True)
 
 
-def _check_file_arrival(c: _Checker, file_arrival: dict, path: str) -> None:
+def _check_file_arrival(c: Checker, file_arrival: dict, path: str) -> None:
     url = c.string(file_arrival, path, "url", required=True, non_empty=True)
     problem = _local_directory_problem(url) if url is not None else None
     if problem:
@@ -164,13 +159,13 @@ def _check_file_arrival(c: _Checker, file_arrival: dict, path: str) -> None:
     _check_timers(c, file_arrival, path)
 
 
-def _check_table_update(c: _Checker, table_update: dict, path: str) -> None:
+def _check_table_update(c: Checker, table_update: dict, path: str) -> None:
     _check_table_names(c, table_update, path)
     c.choice(table_update, path, "condition", TABLE_CONDITIONS)
     _check_timers(c, table_update, path)
 
 
-def _check_table_names(c: _Checker, table_update: dict, path: str) -> None:
+def _check_table_names(c: Checker, table_update: dict, path: str) -> None:
     names = table_update.get("table_names")
     at = f"{path}.table_names"
     if "table_names" not in table_update:
@@ -187,7 +182,7 @@ def _check_table_names(c: _Checker, table_update: dict, path: str) -> None:
                 c.add(f"{at}[{i}]", f"'{name}' is listed more than once")
 
 
-def _check_timers(c: _Checker, block: dict, path: str) -> None:
+def _check_timers(c: Checker, block: dict, path: str) -> None:
     for timer in TIMERS:
         value = c.integer(block, path, timer)
         if value is not None and value < MIN_TIMER_SECONDS:
@@ -210,7 +205,7 @@ def _local_directory_problem(url: str) -> str | None:
     return None
 
 
-_CHECKS: dict[str, Callable[[_Checker, dict, str], None]] = {
+_CHECKS: dict[str, Callable[[Checker, dict, str], None]] = {
     "periodic": _check_periodic,
     "file_arrival": _check_file_arrival,
     "table_update": _check_table_update,

@@ -11,13 +11,21 @@ Reference §2.2 (run_if), §2.3 (disabled), §4.6 (retries), §4.10 (cancel).
 
 from __future__ import annotations
 
-import heapq
 from collections import ChainMap
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
-from types import MappingProxyType
 
+from runs.engine.graph import (  # noqa: F401 (the planner's input types, re-exported)
+    Dependency,
+    Graph,
+    TaskNode,
+    TaskStatus,
+    build_graph,
+    graph_from_tasks,
+    node_from_task,
+    normalized_outcome,
+)
 from runs.engine.retry import retry_not_before_ms, should_retry
 from runs.engine.states import (
     CANCELED_RESULTS,
@@ -38,149 +46,7 @@ R = RunResultState
 _NAMED_AT_MOST = 5
 
 
-# --- the definition ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Dependency:
-    task_key: str
-    outcome: str | None = None  # "true"/"false": only for condition-task parents
-
-
-@dataclass(frozen=True)
-class TaskNode:
-    task_key: str
-    depends_on: tuple[Dependency, ...] = ()
-    run_if: RunIf = RunIf.ALL_SUCCESS
-    disabled: bool = False
-    max_retries: int = 0  # -1 = retry forever
-    min_retry_interval_millis: int = 0
-    retry_on_timeout: bool = False
-
-
-@dataclass(frozen=True)
-class Graph:
-    """Task nodes in topological order, with the lookups the planner needs built once.
-
-    Equality and hashing use `nodes` only; the lookups are derived from them.
-    """
-
-    nodes: tuple[TaskNode, ...]
-    by_key: Mapping[str, TaskNode] = field(init=False, repr=False, compare=False)
-    position: Mapping[str, int] = field(init=False, repr=False, compare=False)
-    downstream: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
-    leaves: tuple[str, ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self):
-        nodes = tuple(self.nodes)
-        position: dict[str, int] = {}
-        children: dict[str, dict[str, None]] = {}
-        for i, node in enumerate(nodes):
-            key = node.task_key
-            if key in position:
-                raise ValueError(f"duplicate task_key {key!r}")
-            for dep in node.depends_on:
-                # Checking order here means every Graph is safe to plan, however it was built.
-                if dep.task_key not in position:
-                    raise ValueError(
-                        f"task {key!r} depends on {dep.task_key!r}, which is unknown or comes after it; "
-                        "build the graph with build_graph to sort it"
-                    )
-                children[dep.task_key][key] = None
-            position[key] = i
-            children[key] = {}
-        object.__setattr__(self, "nodes", nodes)
-        object.__setattr__(self, "by_key", MappingProxyType({node.task_key: node for node in nodes}))
-        object.__setattr__(self, "position", MappingProxyType(position))
-        object.__setattr__(self, "downstream", MappingProxyType({k: tuple(v) for k, v in children.items()}))
-        object.__setattr__(self, "leaves", tuple(k for k, v in children.items() if not v))
-
-    def descendants(self, keys: Iterable[str]) -> set[str]:
-        """Every task downstream of `keys`, transitively, not counting `keys` themselves."""
-        found: set[str] = set()
-        stack = list(keys)
-        while stack:
-            for child in self.downstream[stack.pop()]:
-                if child not in found:
-                    found.add(child)
-                    stack.append(child)
-        return found
-
-
-def build_graph(nodes: Iterable[TaskNode]) -> Graph:
-    """Sort nodes so every task follows its upstream tasks; ties keep the given order.
-
-    Kahn's algorithm with a heap of input positions: iterative, so a 1,000-task chain is fine.
-    The input should already be validated (jobs/spec); bad input still raises ValueError
-    rather than producing a plan that never finishes.
-    """
-    nodes = list(nodes)
-    index: dict[str, int] = {}
-    for i, node in enumerate(nodes):
-        if node.task_key in index:
-            raise ValueError(f"duplicate task_key {node.task_key!r}")
-        index[node.task_key] = i
-    waiting_on = [0] * len(nodes)
-    children: list[list[int]] = [[] for _ in nodes]
-    for i, node in enumerate(nodes):
-        for up in dict.fromkeys(dep.task_key for dep in node.depends_on):
-            if up not in index:
-                raise ValueError(f"task {node.task_key!r} depends on unknown task {up!r}")
-            children[index[up]].append(i)
-            waiting_on[i] += 1
-    ready = [i for i, count in enumerate(waiting_on) if count == 0]
-    heapq.heapify(ready)
-    order: list[TaskNode] = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(nodes[i])
-        for child in children[i]:
-            waiting_on[child] -= 1
-            if waiting_on[child] == 0:
-                heapq.heappush(ready, child)
-    if len(order) != len(nodes):
-        stuck = [node.task_key for i, node in enumerate(nodes) if waiting_on[i]]
-        raise ValueError(f"dependency cycle among {quote_keys(stuck)}")
-    return Graph(tuple(order))
-
-
-def _outcome(value) -> str | None:
-    # The API sends "true"/"false"; a YAML bundle may hand us a real boolean.
-    return None if value is None else str(value).lower()
-
-
-def node_from_task(task: Mapping) -> TaskNode:
-    """A TaskNode from one Jobs API task dict; missing or null fields take the API defaults."""
-    return TaskNode(
-        task_key=task["task_key"],
-        depends_on=tuple(
-            Dependency(dep["task_key"], _outcome(dep.get("outcome"))) for dep in task.get("depends_on") or ()
-        ),
-        run_if=RunIf(task.get("run_if") or RunIf.ALL_SUCCESS),
-        disabled=bool(task.get("disabled") or False),
-        max_retries=int(task.get("max_retries") or 0),
-        min_retry_interval_millis=int(task.get("min_retry_interval_millis") or 0),
-        retry_on_timeout=bool(task.get("retry_on_timeout") or False),
-    )
-
-
-def graph_from_tasks(tasks: list[dict]) -> Graph:
-    return build_graph(node_from_task(task) for task in tasks)
-
-
-# --- statuses and actions ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TaskStatus:
-    """The LATEST attempt of one task in this run."""
-
-    task_key: str
-    life_cycle_state: RunLifeCycleState
-    result_state: RunResultState | None = None
-    attempt_number: int = 0  # 0-based
-    start_time_ms: int | None = None  # start of this attempt (None if it never started)
-    outcome: str | None = None  # condition tasks: "true"/"false"
+# --- actions ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -244,7 +110,7 @@ def _as_seen_by(dep: Dependency, parent: Upstream, parent_status: TaskStatus | N
     # Only a condition that ran and succeeded took a branch; a failed one fails its children.
     if dep.outcome is None or parent is not Upstream.SUCCEEDED:
         return parent
-    taken = _outcome(parent_status.outcome) if parent_status else None
+    taken = normalized_outcome(parent_status.outcome) if parent_status else None
     return Upstream.SUCCEEDED if taken == dep.outcome else Upstream.EXCLUDED
 
 

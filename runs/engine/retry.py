@@ -7,12 +7,8 @@ on TIMEDOUT only with `retry_on_timeout`, while `max_retries` allows (-1 = forev
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from runs.engine.graph import TaskNode, TaskStatus
 from runs.engine.states import CancelReason, RunLifeCycleState, RunResultState, is_finished
-
-if TYPE_CHECKING:  # planner imports this module, so only the type checker may import back
-    from runs.engine.planner import TaskNode, TaskStatus
 
 RETRY_FOREVER = -1
 
