@@ -22,10 +22,11 @@ from api.http import (
     str_list_param,
     str_param,
 )
-from jobs.models import Job, TriggerState
 from jobs.checks import check_settings_against_server
+from jobs.models import Job
 from jobs.permissions import can_manage_job, manage_refusal
 from jobs.spec.settings import INT32_MAX, merge_update, validate_job_settings
+from runs.models import TriggerState
 
 # The arrays of JobSettings that jobs/get (2.2) and jobs/list return 100 at a time.
 PAGED_SETTINGS_ARRAYS = ("tasks", "job_clusters", "parameters", "environments")

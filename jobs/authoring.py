@@ -24,7 +24,7 @@ from jobs.models import Job
 from jobs.permissions import can_manage_job, manage_refusal
 from jobs.query_params import query_int
 from jobs.spec.settings import INT32_MAX, SettingsInvalid, validate_job_settings
-from jobs.views import find_job_or_404, live_jobs
+from jobs.pages import find_job_or_404, live_jobs
 
 VERSIONS_PER_PAGE = 50
 RUN_JOB_SUGGESTIONS = 500  # jobs offered in a run_job_task's job id field

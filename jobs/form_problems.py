@@ -7,7 +7,7 @@ listed parent. What has no field is listed above the form with its path.
 
 import re
 
-from jobs.forms import COMMON_TASK_FIELDS, TRIGGER_FIELDS, TYPE_FIELDS
+from jobs.form_fields import COMMON_TASK_FIELDS, TRIGGER_FIELDS, TYPE_FIELDS
 from jobs.spec.settings import TASK_TYPES
 
 

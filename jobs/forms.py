@@ -16,9 +16,10 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.template.defaultfilters import pluralize
 
 from jobs.spec.settings import CONDITION_OPS, MAX_TASKS, RUN_IF, TASK_DEFAULTS, TASK_TYPES, task_type_of
-from jobs.spec.triggers import PERIODIC_UNITS, SUPPORTED_TRIGGERS, TIMERS, UNSUPPORTED_TRIGGERS
+from jobs.spec.triggers import PERIODIC_UNITS, SUPPORTED_TRIGGERS, TIMERS, UNSUPPORTED_TRIGGERS, trigger_block
+from jobs.form_fields import COMMON_TASK_FIELDS, SQL_KIND_FIELDS, TRIGGER_FIELDS, TYPE_FIELDS
+from jobs.form_problems import place_problems
 from jobs.settings_text import settings_from_text
-from jobs.triggers import trigger_block
 
 # --- text fields for lists and maps -----------------------------------------------------
 
@@ -174,15 +175,6 @@ TRIGGER_KINDS = [("", "None: run it by hand or through the API"), ("schedule", "
 TRIGGER_BLOCK = {"schedule": "schedule", "continuous": "continuous",
                  "periodic": "trigger", "file_arrival": "trigger", "table_update": "trigger"}
 PAUSABLE = " ".join(TRIGGER_BLOCK)
-# Per trigger kind: form field -> key in its block (schedule, or trigger.<kind>).
-TRIGGER_FIELDS = {
-    "schedule": {"cron_expression": "quartz_cron_expression", "timezone_id": "timezone_id"},
-    "periodic": {"periodic_interval": "interval", "periodic_unit": "unit"},
-    "file_arrival": {"file_arrival_url": "url", **{timer: timer for timer in TIMERS}},
-    "table_update": {"table_names": "table_names", "table_condition": "condition",
-                     **{timer: timer for timer in TIMERS}},
-    "continuous": {},
-}
 
 
 class JobForm(forms.Form):
@@ -257,9 +249,9 @@ def job_initial(settings):
     found = trigger_block(settings)
     if found:
         kind, config, paused = found
-        inner = config if kind == "schedule" else config.get(kind.value) or config.get("table") or {}
-        initial.update(trigger_kind=kind.value, paused=paused,
-                       **{field: inner[key] for field, key in TRIGGER_FIELDS[kind.value].items() if key in inner})
+        inner = config if kind == "schedule" else config.get(kind) or config.get("table") or {}
+        initial.update(trigger_kind=kind, paused=paused,
+                       **{field: inner[key] for field, key in TRIGGER_FIELDS[kind].items() if key in inner})
     return initial
 
 
@@ -273,22 +265,6 @@ TASK_TYPE_LABELS = {"notebook_task": "Notebook", "spark_python_task": "Python sc
 RUN_IF_LABELS = {"ALL_SUCCESS": "All succeeded", "AT_LEAST_ONE_SUCCESS": "At least one succeeded",
                  "NONE_FAILED": "None failed", "ALL_DONE": "All done", "AT_LEAST_ONE_FAILED": "At least one failed",
                  "ALL_FAILED": "All failed"}
-COMMON_TASK_FIELDS = ("task_key", "description", "depends_on", "run_if", "timeout_seconds", "max_retries",
-                      "min_retry_interval_millis", "retry_on_timeout")
-# Per task type: form field -> key inside the task-type block (dotted where it is nested).
-TYPE_FIELDS = {
-    "notebook_task": {"notebook_path": "notebook_path", "notebook_base_parameters": "base_parameters"},
-    "spark_python_task": {"python_file": "python_file", "python_parameters": "parameters"},
-    "python_wheel_task": {"wheel_package_name": "package_name", "wheel_entry_point": "entry_point",
-                          "wheel_parameters": "parameters", "wheel_named_parameters": "named_parameters"},
-    "sql_task": {"sql_warehouse_id": "warehouse_id", "sql_file_path": "file.path",
-                 "sql_query_text": "query.query_text", "sql_parameters": "parameters"},
-    "shell_command_task": {"shell_command": "command", "shell_parameters": "parameters"},
-    "condition_task": {"condition_left": "left", "condition_op": "op", "condition_right": "right"},
-    "run_job_task": {"run_job_id": "job_id", "run_job_parameters": "job_parameters"},
-    "for_each_task": {"for_each_inputs": "inputs", "for_each_concurrency": "concurrency", "for_each_task": "task"},
-}
-SQL_KIND_FIELDS = {"file": "sql_file_path", "query": "sql_query_text"}
 # An empty operand is a real value: `{{tasks.a.values.x}} == ""` is a fair condition.
 BLANK_IS_A_VALUE = {"condition_left", "condition_right"}
 
@@ -536,8 +512,6 @@ class JobEditor:
         return job_settings(self.job_form, self.tasks.forms, self.current)
 
     def show_problems(self, problems):
-        from jobs.form_problems import place_problems  # it reads this module's field tables
-
         self._summarize(place_problems(problems, self.job_form, self.tasks.forms))
 
     def _summarize(self, unplaced):

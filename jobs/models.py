@@ -5,9 +5,15 @@ import secrets
 
 from django.conf import settings as django_settings
 from django.db import models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from jobs.spec.documents import ReadableJSONDecoder
+
+
+settings_saved = Signal()
+"""Sent by Job.save_version, in its transaction, with `job` and `version`: what follows from a job's
+new settings elsewhere (its trigger's state) listens here, so that jobs knows nothing of it."""
 
 
 class Job(models.Model):
@@ -49,50 +55,10 @@ class Job(models.Model):
         self.current_version = version
         self.name = settings_dict.get("name") or settings_dict.get("run_name") or ""
         self.save(update_fields=["current_version", "name"])
-        if self.kind == Job.Kind.JOB:
-            from jobs.triggers import sync_trigger_state
-
-            sync_trigger_state(self)  # pausing, resuming or a new schedule take effect at once
+        # In this transaction: pausing, resuming or a new schedule take effect at once (the runs
+        # app keeps the trigger's state: runs/triggers.py).
+        settings_saved.send(sender=Job, job=self, version=version)
         return version
-
-
-class TriggerState(models.Model):
-    """What a job's schedule or trigger has seen and when the clock looks at it next.
-
-    One row per job that has a schedule, trigger or continuous setting; rewritten whenever
-    the job is saved (jobs/triggers.py) and advanced by the cluster's clock (runs/triggers.py).
-    Everything lives here, not in a process's memory, so any node's clock can take over.
-    """
-
-    class Kind(models.TextChoices):
-        SCHEDULE = "schedule"
-        PERIODIC = "periodic"
-        FILE_ARRIVAL = "file_arrival"
-        TABLE_UPDATE = "table_update"
-        CONTINUOUS = "continuous"
-
-    job = models.OneToOneField(Job, primary_key=True, on_delete=models.CASCADE, related_name="trigger_state")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    config = models.JSONField(decoder=ReadableJSONDecoder)  # the settings block it was made from, without pause_status
-    paused = models.BooleanField(default=False)
-    enabled_at = models.DateTimeField()  # when this config was saved or last resumed (periodic anchor)
-    next_check_at = models.DateTimeField(null=True, blank=True)  # the clock acts at or after this
-    last_slot = models.DateTimeField(null=True, blank=True)  # schedule/periodic: the latest slot fired
-    last_fired_at = models.DateTimeField(null=True, blank=True)
-    last_run = models.ForeignKey("runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    arrival = models.JSONField(decoder=ReadableJSONDecoder, default=dict, blank=True)  # runs.engine.arrival.ArrivalState
-    snapshot = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)  # files seen / Delta versions seen
-    updated_tables = models.JSONField(decoder=ReadableJSONDecoder, default=dict, blank=True)  # table -> {version, commit_timestamp}
-    seen_write_id = models.BigIntegerField(default=0)  # TableWrite rows up to this id are accounted for
-    failures = models.PositiveIntegerField(default=0)  # continuous: failed runs in a row
-    last_error = models.TextField(blank=True, default="")  # e.g. the watched directory disappeared
-    checked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        indexes = [models.Index(fields=["paused", "next_check_at"], name="trigger_due")]
-
-    def __str__(self):
-        return f"{self.kind} trigger of job {self.job_id}"
 
 
 class JobVersion(models.Model):

@@ -1,11 +1,12 @@
-from django.urls import include, path
+from django.urls import path
 
 import jobs.query_params  # noqa: F401  (registers the <id:...> path converter)
-from jobs import views
+from jobs import authoring
 
 urlpatterns = [
-    path("", views.job_list, name="list"),
-    path("jobs/<id:job_id>/", views.job_detail, name="detail"),
-    path("jobs/<id:job_id>/run-now/", views.run_now, name="run_now"),
-    path("", include("jobs.authoring_urls")),
+    path("jobs/new/", authoring.new_job, name="new"),
+    path("jobs/new/source/", authoring.new_job_source, name="new_source"),
+    path("jobs/<id:job_id>/edit/", authoring.edit_job, name="edit"),
+    path("jobs/<id:job_id>/source/", authoring.edit_job_source, name="edit_source"),
+    path("jobs/<id:job_id>/versions/", authoring.job_versions, name="versions"),
 ]

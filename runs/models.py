@@ -219,6 +219,46 @@ class RunEvent(models.Model):
         return f"{self.type} run {self.run_id}"
 
 
+class TriggerState(models.Model):
+    """What a job's schedule or trigger has seen and when the clock looks at it next.
+
+    One row per job that has a schedule, trigger or continuous setting; rewritten whenever
+    the job is saved and advanced by the cluster's clock (both in runs/triggers.py).
+    Everything lives here, not in a process's memory, so any node's clock can take over.
+    """
+
+    class Kind(models.TextChoices):
+        SCHEDULE = "schedule"
+        PERIODIC = "periodic"
+        FILE_ARRIVAL = "file_arrival"
+        TABLE_UPDATE = "table_update"
+        CONTINUOUS = "continuous"
+
+    job = models.OneToOneField(Job, primary_key=True, on_delete=models.CASCADE, related_name="trigger_state")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    config = models.JSONField(decoder=ReadableJSONDecoder)  # the settings block it was made from, without pause_status
+    paused = models.BooleanField(default=False)
+    enabled_at = models.DateTimeField()  # when this config was saved or last resumed (periodic anchor)
+    next_check_at = models.DateTimeField(null=True, blank=True)  # the clock acts at or after this
+    last_slot = models.DateTimeField(null=True, blank=True)  # schedule/periodic: the latest slot fired
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+    last_run = models.ForeignKey("Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    arrival = models.JSONField(decoder=ReadableJSONDecoder, default=dict, blank=True)  # runs.engine.arrival.ArrivalState
+    snapshot = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)  # files seen / Delta versions seen
+    updated_tables = models.JSONField(decoder=ReadableJSONDecoder, default=dict, blank=True)  # table -> {version, commit_timestamp}
+    seen_write_id = models.BigIntegerField(default=0)  # TableWrite rows up to this id are accounted for
+    failures = models.PositiveIntegerField(default=0)  # continuous: failed runs in a row
+    last_error = models.TextField(blank=True, default="")  # e.g. the watched directory disappeared
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "jobs_triggerstate"  # it lived in the jobs app until the clock's side took it
+        indexes = [models.Index(fields=["paused", "next_check_at"], name="trigger_due")]
+
+    def __str__(self):
+        return f"{self.kind} trigger of job {self.job_id}"
+
+
 class ClockLease(models.Model):
     """Which cluster node's clock loop is ticking; taken and renewed by compare-and-swap."""
 

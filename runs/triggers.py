@@ -16,10 +16,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs.models import Job, TriggerState
+from jobs.models import Job
+from jobs.spec.triggers import trigger_block
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R
 from runs.isolation import each_isolated
-from runs.models import Run, TableWrite
+from runs.models import Run, TableWrite, TriggerState
 from runs.watch import BackgroundScans, InlineScans
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,62 @@ def run_due_triggers(now):
 def advance(state, old_check_at, **fields):
     """Save the state if no other clock moved it since we read it (compare-and-swap)."""
     return bool(TriggerState.objects.filter(job_id=state.job_id, next_check_at=old_check_at).update(**fields))
+
+
+# --- the trigger's state, kept in step with the job's settings ------------------------------
+
+
+def first_check(kind, config, now):
+    """When the clock should first look at a trigger enabled at `now`."""
+    if kind == Kind.SCHEDULE:
+        from jobs.spec.cron import parse_quartz
+        from runs.engine.schedule import next_slot
+
+        return next_slot(parse_quartz(config["quartz_cron_expression"]), config.get("timezone_id") or "UTC", now)
+    if kind == Kind.PERIODIC:
+        from runs.engine.schedule import periodic_next
+
+        periodic = config["periodic"]
+        return periodic_next(periodic["interval"], periodic["unit"], now, now)
+    return now
+
+
+def sync_trigger_state(job, now=None):
+    """Create, reset, pause, resume or remove the job's TriggerState to match its settings.
+
+    A new or changed schedule starts from now (slots before the save never fire); pausing stops
+    the clock from acting on it; resuming starts again from now, so a paused schedule does not
+    fire what it missed."""
+    now = now or timezone.now()
+    found = trigger_block(job.settings) if job.kind == Job.Kind.JOB and job.deleted_at is None else None
+    state = TriggerState.objects.filter(job=job).first()
+    if found is None:
+        if state is not None:
+            state.delete()
+        return None
+    kind, config, paused = found
+    if state is None or state.kind != kind or state.config != config:
+        if state is not None:
+            state.delete()
+        return TriggerState.objects.create(
+            job=job, kind=kind, config=config, paused=paused, enabled_at=now,
+            next_check_at=None if paused else first_check(kind, config, now),
+        )
+    if paused and not state.paused:
+        state.paused, state.next_check_at = True, None
+        state.save(update_fields=["paused", "next_check_at"])
+    elif not paused and state.paused:
+        # Resuming starts from now: what a paused schedule missed does not fire.
+        state.paused, state.enabled_at = False, now
+        state.next_check_at = first_check(kind, config, now)
+        state.arrival = {}
+        state.save(update_fields=["paused", "enabled_at", "next_check_at", "arrival"])
+    return state
+
+
+def job_settings_saved(sender, job, version, **kwargs):
+    """jobs.models.settings_saved: a job's new settings take effect on its trigger at once."""
+    sync_trigger_state(job)
 
 
 # Where file-arrival triggers' directory scans run: on the clock's threads, or inline (tests).

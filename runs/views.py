@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from jobs.spec.dag import downstream_of
 from jobs.query_params import query_int
-from jobs.views import posted_parameters
+from jobs.pages import posted_parameters
 from runs import dispatch
 from runs.engine.states import RunLifeCycleState as L, is_finished
 from runs.executors.files import open_task_file

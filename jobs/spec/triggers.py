@@ -211,3 +211,22 @@ _CHECKS: dict[str, Callable[[Checker, dict, str], None]] = {
     "table_update": _check_table_update,
     "table": _check_table_update,
 }
+
+
+def trigger_block(settings: dict) -> tuple[str, dict, bool] | None:
+    """(kind, the block without pause_status, paused) of a job's settings, or None. Kinds are
+    schedule, periodic, file_arrival, table_update (also for the older "table") and continuous."""
+    if settings.get("continuous"):
+        kind, block = "continuous", settings["continuous"]
+    elif settings.get("schedule"):
+        kind, block = "schedule", settings["schedule"]
+    elif settings.get("trigger"):
+        block = settings["trigger"]
+        found = [name for name in ("periodic", "file_arrival", "table_update", "table") if block.get(name)]
+        if not found:
+            return None
+        kind = "table_update" if found[0] == "table" else found[0]
+    else:
+        return None
+    config = {key: value for key, value in block.items() if key != "pause_status"}
+    return kind, config, block.get("pause_status") == "PAUSED"

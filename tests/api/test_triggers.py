@@ -3,7 +3,8 @@ a trigger's state as jobs/update pauses and resumes it."""
 
 import pytest
 
-from jobs.models import Job, TriggerState
+from jobs.models import Job
+from runs.models import TriggerState
 from tests.api.conftest import create_job, shell_task
 
 EVERY_MINUTE = {"quartz_cron_expression": "0 * * * * ?", "timezone_id": "Europe/Berlin"}

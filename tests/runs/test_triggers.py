@@ -6,13 +6,11 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 import pytest
 from django.utils import timezone
 
-from jobs.models import TriggerState
-from jobs.triggers import sync_trigger_state
 from runs.admission import create_run
 from runs.dispatch import cancel_run, finish_attempt
 from runs.engine.states import RunResultState as R
-from runs.models import Run, TaskRun
-from runs.triggers import record_table_writes, run_due_triggers
+from runs.models import Run, TaskRun, TriggerState
+from runs.triggers import record_table_writes, run_due_triggers, sync_trigger_state
 from runs.watch import fingerprints
 from runs.worker import claim_attempt
 from tests.runs.conftest import make_job, shell

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from jobs.models import TriggerState
+from runs.models import TriggerState
 from runs import triggers
 from runs.models import Run
 from runs.triggers import run_due_triggers

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs.models import Job, TriggerState
+from jobs.models import Job
+from runs.models import TriggerState
 from jobs.spec.settings import validate_job_settings
 from runs.admission import admit_queued_runs, create_run
 from runs.clock import reap_lost_attempts

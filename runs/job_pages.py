@@ -1,40 +1,28 @@
 """Dashboard pages of jobs: the jobs list and a job's page (run-history matrix, duration chart,
-Run now). Authoring (new, edit, versions) lives in jobs/authoring.py."""
+Run now). They show runs, so they live here; authoring (new, edit, versions) is jobs/authoring.py."""
 
-import json
 import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from jobs.models import Job, TriggerState
+from jobs.pages import find_job_or_404, live_jobs, posted_parameters
 from jobs.permissions import can_manage_job
 from jobs.query_params import query_int
-from jobs.spec.documents import DocumentRefused, check_document, parse_json
+from runs.admission import RunRefused, create_run
+from runs.engine.parameters import ParametersInvalid
 from runs.live import state_class, state_label
-from runs.models import Run, TaskRun
+from runs.models import Run, TaskRun, TriggerState
 
 JOBS_PER_PAGE = 25
 CHIPS_PER_JOB = 8
 RUNS_IN_MATRIX = 25
 RUNS_IN_CHART = 200
 TAG_FILTER = re.compile(r"^([A-Za-z0-9_.\-]+)(?::(.*))?$")
-
-
-def live_jobs():
-    return Job.objects.filter(kind=Job.Kind.JOB, deleted_at__isnull=True)
-
-
-def find_job_or_404(job_id):
-    job = live_jobs().select_related("current_version", "creator").filter(id=job_id).first()
-    if job is None:
-        raise Http404(f"Job {job_id} does not exist")
-    return job
 
 
 def run_chip(run):
@@ -138,35 +126,9 @@ def job_detail(request, job_id):
     })
 
 
-def posted_parameters(post):
-    """Job parameters from a Run-now or Repair dialog: a `param-<name>` field each, or JSON
-    (which wins); None when the dialog sent none. Raises ValueError saying what is wrong."""
-    raw = post.get("parameters_json", "").strip()
-    if raw:
-        try:
-            value = parse_json(raw)
-        except DocumentRefused as exc:
-            raise ValueError(f"The parameters are {exc.message}") from None
-        except ValueError as exc:
-            raise ValueError(f"The parameters are not valid JSON: {exc}") from None
-        if not isinstance(value, dict):
-            raise ValueError('The parameters must be a JSON object, e.g. {"date": "2026-01-01"}')
-        parameters = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
-    else:
-        parameters = {key.removeprefix("param-"): value for key, value in post.items() if key.startswith("param-")}
-    try:
-        check_document(parameters)
-    except DocumentRefused as exc:
-        raise ValueError(f"Parameter {exc}") from None
-    return parameters or None
-
-
 @login_required
 @require_POST
 def run_now(request, job_id):
-    from runs.admission import RunRefused, create_run
-    from runs.engine.parameters import ParametersInvalid
-
     job = find_job_or_404(job_id)
     try:
         parameters = posted_parameters(request.POST)
