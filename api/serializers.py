@@ -13,7 +13,7 @@ import html
 from django.template import Context, Template
 
 from api.http import slice_page
-from runs.dispatch import attempt_task_settings, default_code, default_type
+from runs.engine.endings import default_code, default_type
 from runs.engine.states import (
     STATUS_STATE_OF_LIFE_CYCLE,
     RunLifeCycleState as L,
@@ -21,6 +21,8 @@ from runs.engine.states import (
     is_finished,
 )
 from runs.executors.supervisor import read_log_tail
+from runs.for_each import iteration_stats
+from runs.loading import attempt_task_settings
 
 QUEUE_REASON = "Queued: the job already has max_concurrent_runs active runs"
 # How much of each attempt's log the runs/export page shows.
@@ -119,8 +121,6 @@ def task_run_dict(attempt, task_settings, *, job_id, base_url, now, include_reso
     if attempt.outcome and isinstance(body.get("condition_task"), dict):
         body["condition_task"]["outcome"] = attempt.outcome
     if attempt.task_type == "for_each_task" and isinstance(body.get("for_each_task"), dict):
-        from runs.control_flow import iteration_stats
-
         body["for_each_task"]["stats"] = iteration_stats(attempt.run, attempt)
     if attempt.iteration is not None:
         # Not in the SDK's RunTask: which element of the for-each inputs this iteration ran.

@@ -12,18 +12,16 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs.models import Job
-from runs.dispatch import abort_run, advance_locked, lock_run, new_task_runs, run_ended
+from runs.dispatch import advance_locked, end_broken_run
+from runs.engine import endings
 from runs.engine.parameters import effective_job_parameters
-from runs.engine.states import (
-    SLOT_HOLDING_RUN_LIFE_CYCLES,
-    RunLifeCycleState as L,
-    RunResultState as R,
-    TerminationCode,
-    TerminationType,
-)
+from runs.engine.states import SLOT_HOLDING_RUN_LIFE_CYCLES, RunLifeCycleState as L
 from runs.events import record
 from runs.isolation import isolated
+from runs.loading import graph_for_version, lock_run, new_task_runs
 from runs.models import Run
+from runs.reactions import reacts_to
+from runs.transitions import end_run
 
 
 class RunRefused(ValueError):
@@ -72,8 +70,9 @@ def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ON
                 trigger_details=trigger_details,
                 created_at=now,
             )
-            record(run, "run.queued", None, now, trigger=trigger)
-            admit_queued_runs(job.id, now)
+            record(run, "run.queued", None, now, trigger=trigger, reason=queued_reason(trigger, creator))
+            if run.id not in admit_queued_runs(job.id, now):
+                waiting_or_skipped(run, job, now)
     except IntegrityError:
         # Two requests with one idempotency token, or two clocks firing one slot: the other made the run.
         existing = None
@@ -88,11 +87,27 @@ def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ON
     return run, True
 
 
+def queued_reason(trigger, creator):
+    who = f" by {creator.get_username()}" if creator is not None else ""
+    return {Run.Trigger.ONE_TIME: f"run now{who}", Run.Trigger.PERIODIC: "its schedule's slot came",
+            Run.Trigger.FILE_ARRIVAL: "new files arrived", Run.Trigger.TABLE: "its tables were updated",
+            Run.Trigger.CONTINUOUS: "continuous: no run was active",
+            Run.Trigger.RUN_JOB_TASK: "started by a run_job_task"}.get(trigger, f"trigger {trigger}")
+
+
+def waiting_or_skipped(run, job, now):
+    """Say why a new run did not start at once (a skipped one said so in its end)."""
+    run.refresh_from_db(fields=["life_cycle_state"])
+    if run.life_cycle_state == L.QUEUED:
+        limit = max_concurrent_runs(job)
+        record(run, "run.waiting", None, now,
+               reason=f"the job already has {limit} active run(s), its max_concurrent_runs: it starts when one ends")
+
+
 def only_tasks(version, only):
     """run-now `only` as the run's task keys, or None for the whole job."""
     if not only:
         return None
-    from runs.dispatch import graph_for_version
     from runs.engine.partial import OnlyInvalid, select_only
 
     try:
@@ -112,18 +127,28 @@ def admit_queued_runs(job_id, now=None):
         started = []
         for run in Run.objects.filter(job_id=job_id, life_cycle_state=L.QUEUED).order_by("id"):
             if active < limit:
-                # A run that cannot start ends alone, saying why: the run that just finished (in
-                # this transaction) and the job's other queued runs go on.
-                if isolated(lambda run_id: start_run(run_id, now), run.id, could_not_start):
+                reason = f"admitted: {active} of the job's {limit} concurrent run(s) in use"
+                # A run that cannot start ends alone, saying why: the run that just finished and
+                # the job's other queued runs go on.
+                if isolated(lambda run_id: start_run(run_id, now, reason), run.id, could_not_start):
                     active += 1
                     started.append(run.id)
             elif not run.queue_enabled or limit == 0:
-                skip_run(run, limit, now)
+                end_run(run, endings.skipped_at_admission(limit), now, from_states=(L.QUEUED,))
         return started
 
 
+@reacts_to("run.finished")
+def admit_next_queued_runs(event):
+    """A run ended: its slot may start the job's next queued run (the clock's sweep of queued
+    runs is the safety net for a slot freed without an event)."""
+    job_id = Run.objects.filter(id=event.run_id).values_list("job_id", flat=True).first()
+    if job_id is not None:
+        admit_queued_runs(job_id, event.at)
+
+
 def could_not_start(run_id, reason):
-    abort_run(run_id, f"The run could not start: {reason}")
+    end_broken_run(run_id, f"The run could not start: {reason}")
 
 
 def max_concurrent_runs(job):
@@ -133,22 +158,7 @@ def max_concurrent_runs(job):
     return value if isinstance(value, int) else 1
 
 
-def skip_run(run, limit, now):
-    message = f"Skipped: the job already has {limit} active run(s), its max_concurrent_runs, and queueing is off"
-    updated = Run.objects.filter(id=run.id, life_cycle_state=L.QUEUED).update(
-        life_cycle_state=L.SKIPPED,
-        result_state=R.MAXIMUM_CONCURRENT_RUNS_REACHED,
-        termination_code=TerminationCode.MAX_CONCURRENT_RUNS_EXCEEDED,
-        termination_type=TerminationType.CLIENT_ERROR,
-        state_message=message,
-        ended_at=now,
-    )
-    if updated:
-        record(run, "run.skipped", None, now, message=message)
-        run_ended(run, R.MAXIMUM_CONCURRENT_RUNS_REACHED, now)
-
-
-def start_run(run_id, now):
+def start_run(run_id, now, reason="admitted"):
     """QUEUED -> RUNNING: one BLOCKED attempt row per task, then the first planner step."""
     run = lock_run(run_id)
     if run.life_cycle_state != L.QUEUED:
@@ -165,6 +175,6 @@ def start_run(run_id, now):
     if run.only_tasks is not None:
         tasks = [task for task in tasks if task["task_key"] in set(run.only_tasks)]
     new_task_runs(run, tasks, now)
-    record(run, "run.started", None, now)
+    record(run, "run.started", None, now, reason=reason)
     advance_locked(run, now)
     return True

@@ -7,6 +7,6 @@ class RunsConfig(AppConfig):
 
     def ready(self):
         from jobs.models import settings_saved
-        from runs.triggers import job_settings_saved
+        from runs import admission, control_flow, live, triggers  # noqa: F401 (they register their reactions)
 
-        settings_saved.connect(job_settings_saved, dispatch_uid="runs.triggers.job_settings_saved")
+        settings_saved.connect(triggers.job_settings_saved, dispatch_uid="runs.triggers.job_settings_saved")

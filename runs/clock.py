@@ -20,22 +20,18 @@ from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 
+from runs import broker
 from runs.admission import admit_queued_runs
 from runs.control_flow import settle_waiting_tasks
-from runs.triggers import run_due_triggers
-from runs.dispatch import (
-    WAITING_TYPES,
-    abort_run,
-    cancel_run,
-    enqueue_attempts,
-    enqueue_on_commit,
-    finish_attempt,
-    lock_run,
-)
-from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode, TerminationType
+from runs.dispatch import cancel_run, end_broken_run, finish_attempt
+from runs.engine import endings
+from runs.engine.states import CancelReason, RunLifeCycleState as L
 from runs.events import record
 from runs.isolation import each_isolated
+from runs.loading import WAITING_TYPES, lock_run
 from runs.models import ClockLease, Run, TaskRun
+from runs.reactions import sweep_reactions
+from runs.triggers import run_due_triggers
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +55,12 @@ def promote_due_retries(now):
                     life_cycle_state=L.PENDING, queued_at=now):
                 return 0
             attempt = TaskRun.objects.get(id=attempt_id)
-            record(run, "task.pending", attempt, now, task_key=attempt.task_key)
-            enqueue_on_commit([attempt_id])
+            record(run, "task.pending", attempt, now, task_key=attempt.task_key,
+                   reason=f"retry {attempt.attempt_number} is due")
+            broker.enqueue_on_commit([attempt_id])
             return 1
 
-    return each_isolated(list(due), promote, lambda item, why: abort_run(
+    return each_isolated(list(due), promote, lambda item, why: end_broken_run(
         item[1], f"The retry of task run {item[0]} could not start: {why}", now))
 
 
@@ -76,18 +73,11 @@ def reap_lost_attempts(now):
 
     def reap(attempt):
         kill_if_local(attempt)
-        canceling = attempt.life_cycle_state == L.TERMINATING
-        return finish_attempt(
-            attempt.id,
-            now=now,
-            result_state=R.CANCELED if canceling else R.FAILED,
-            life_cycle_state=L.TERMINATED if canceling else L.INTERNAL_ERROR,
-            termination_code=TerminationCode.USER_CANCELED if canceling else TerminationCode.INTERNAL_ERROR,
-            termination_type=TerminationType.SUCCESS if canceling else TerminationType.INTERNAL_ERROR,
-            message=f"The worker running this task stopped responding (no heartbeat since {attempt.heartbeat_at:%H:%M:%S} UTC)",
-        )
+        message = f"The worker running this task stopped responding (no heartbeat since {attempt.heartbeat_at:%H:%M:%S} UTC)"
+        ending = endings.lost_with_its_worker(message, canceling=attempt.life_cycle_state == L.TERMINATING)
+        return finish_attempt(attempt.id, ending, now=now)
 
-    return each_isolated(list(lost), reap, lambda attempt, why: abort_run(
+    return each_isolated(list(lost), reap, lambda attempt, why: end_broken_run(
         attempt.run_id, f"Task run {attempt.id} was lost with its worker, and its run could not go on: {why}", now))
 
 
@@ -109,7 +99,7 @@ def requeue_stale_pending(now):
     if stale:
         # Duplicates are harmless: the first worker's claim wins, the rest are no-ops.
         TaskRun.objects.filter(id__in=stale, life_cycle_state=L.PENDING).update(queued_at=now)
-        enqueue_attempts(stale)
+        broker.enqueue_attempts(stale)
     return len(stale)
 
 
@@ -135,7 +125,7 @@ def requeue_after_broker_restart(now):
     if _broker_seen["run_id"] not in (None, run_id):
         pending = list(TaskRun.objects.filter(life_cycle_state=L.PENDING).values_list("id", flat=True))
         log.warning("the broker restarted: handing %d pending attempts over again", len(pending))
-        enqueue_attempts(pending)  # the ones it did not lose run once: the first claim wins
+        broker.enqueue_attempts(pending)  # the ones it did not lose run once: the first claim wins
     _broker_seen["run_id"] = run_id  # only now: if the hand-over failed, the next pass tries again
     return len(pending)
 
@@ -143,8 +133,8 @@ def requeue_after_broker_restart(now):
 def enforce_run_timeouts(now):
     expired = Run.objects.filter(life_cycle_state=L.RUNNING, timeout_at__lte=now, cancel_reason__isnull=True)
     return each_isolated(list(expired.values_list("id", flat=True)),
-                         lambda run_id: cancel_run(run_id, reason="TIMEOUT", now=now),
-                         lambda run_id, why: abort_run(run_id, f"The run timed out and could not be stopped: {why}", now))
+                         lambda run_id: cancel_run(run_id, reason=CancelReason.TIMEOUT, now=now),
+                         lambda run_id, why: end_broken_run(run_id, f"The run timed out and could not be stopped: {why}", now))
 
 
 def admit_waiting_runs(now):
@@ -154,14 +144,14 @@ def admit_waiting_runs(now):
     def oldest_queued_ends(job_id, why):  # admission isolates each run; this is the job itself failing
         oldest = Run.objects.filter(job_id=job_id, life_cycle_state=L.QUEUED).order_by("id").first()
         if oldest is not None:
-            abort_run(oldest.id, f"The job's queued runs could not be admitted: {why}", now)
+            end_broken_run(oldest.id, f"The job's queued runs could not be admitted: {why}", now)
 
     return each_isolated(sorted(job_ids), lambda job_id: len(admit_queued_runs(job_id, now)), oldest_queued_ends)
 
 
 FAST_STEPS = (run_due_triggers, promote_due_retries, enforce_run_timeouts)
 SLOW_STEPS = (reap_lost_attempts, requeue_after_broker_restart, requeue_stale_pending, admit_waiting_runs,
-              settle_waiting_tasks)
+              settle_waiting_tasks, sweep_reactions)
 SLOW_EVERY = 2.0
 
 

@@ -12,47 +12,29 @@ attempt PENDING for the clock to hand out again, never RUNNING with nothing behi
 
 import json
 import logging
-from dataclasses import replace
 
 from django.db import transaction
 from django.utils import timezone
 
 from jobs.spec.refs import find_references, resolve
 from jobs.spec.settings import task_type_of
-from runs.dispatch import (
-    abort_run,
-    attempt_task_settings,
-    cancel_attempt,
-    cancel_run,
-    finish_attempt,
-    lock_run,
-    schedule_retry,
-    skip_attempt,
-    start_attempts,
-    status_of,
-    task_settings,
-    to_ms,
-)
+from jobs.models import Job
+from runs.admission import RunRefused, create_run
+from runs.dispatch import advance_locked, cancel_run, end_broken_run, finish_attempt
+from runs.engine import endings
 from runs.engine.condition import ConditionError, evaluate_condition, outcome_text
-from runs.engine.foreach import IterationFacts, for_each_stats, iteration_graph, plan_iterations
-from runs.engine.planner import FinishRun, RetryTask, SkipTask, StartTask, TaskStatus, node_from_task
-from runs.engine.states import (
-    CancelReason,
-    FINISHED_LIFE_CYCLES,
-    RunLifeCycleState as L,
-    RunResultState as R,
-    TerminationCode,
-    TerminationType,
-)
+from runs.engine.parameters import ParametersInvalid
+from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L, RunResultState as R, TerminationCode
 from runs.events import record
+from runs.for_each import current_iterations
 from runs.isolation import each_isolated
+from runs.loading import attempt_task_settings, lock_run
 from runs.models import Run, TaskRun
+from runs.reactions import reacts_to
 from runs.resolution import reference_context, upstream_facts
 
 log = logging.getLogger(__name__)
 
-# Iterations handed out and not finished: they hold a slot of the loop's concurrency.
-RUNNING_ITERATION_STATES = (L.PENDING, L.RUNNING, L.TERMINATING, L.WAITING_FOR_RETRY)
 
 # A run_job_task chain deeper than this is refused at run time (save time rejects cycles).
 MAX_RUN_JOB_DEPTH = 10
@@ -89,8 +71,7 @@ def execute_control_flow(attempt_id):
 
 
 def fail(attempt, code, message, now):
-    finish_attempt(attempt.id, result_state=R.FAILED, termination_code=code,
-                   termination_type=TerminationType.CLIENT_ERROR, message=message, error=message, now=now)
+    finish_attempt(attempt.id, endings.attempt_ended(R.FAILED, message, code=code), error=message, now=now)
     return "failed"
 
 
@@ -116,8 +97,8 @@ def run_condition(run, attempt, task, facts, now):
         outcome = outcome_text(evaluate_condition(op, left, right))
     except ConditionError as exc:
         return fail(attempt, TerminationCode.RUN_EXECUTION_ERROR, str(exc), now)
-    finish_attempt(attempt.id, result_state=R.SUCCESS, outcome=outcome, now=now,
-                   message=f"Condition {left!r} {op} {right!r} is {outcome}")
+    finish_attempt(attempt.id, endings.attempt_ended(R.SUCCESS, f"Condition {left!r} {op} {right!r} is {outcome}"),
+                   outcome=outcome, now=now)
     return outcome
 
 
@@ -139,10 +120,6 @@ def resolve_inputs(raw, ctx):
     if not isinstance(items, list):
         raise ValueError(f"for_each_task.inputs must be a JSON array; got a {type(items).__name__}: {text[:200]!r}")
     return items
-
-
-def current_iterations(run, for_each_key):
-    return list(TaskRun.objects.filter(run=run, for_each_key=for_each_key, is_current=True).order_by("iteration"))
 
 
 def start_for_each(run, attempt, task, facts, now):
@@ -169,79 +146,10 @@ def start_for_each(run, attempt, task, facts, now):
                 for_each_key=attempt.task_key, iteration=i, iteration_input=item, created_at=now)
         for i, item in enumerate(items) if i not in kept
     ], batch_size=500)
-    record(run, "task.iterations_created", attempt, now, task_key=attempt.task_key, total=len(items), kept=len(kept))
-    from runs.dispatch import advance_locked
-
+    record(run, "task.iterations_created", attempt, now, task_key=attempt.task_key, total=len(items), kept=len(kept),
+           reason=f"{len(items)} inputs, {len(kept)} kept from the last time (they succeeded on the same input)")
     advance_locked(run, now)
     return f"{len(items)} iterations"
-
-
-def advance_for_each(run, wrapper, now):
-    """Plan the iterations of a RUNNING or TERMINATING for-each attempt; True once it finished.
-
-    Called on every change in the run, so it reads only what needs a decision: iterations that
-    finished without success (retry or give up), and as many not started yet as there are free
-    slots; running ones are only counted. A loop over 1,000 inputs costs per step what 10 do.
-    """
-    task = task_settings(run.job_version, wrapper.task_key) or {}
-    block = task.get("for_each_task") or {}
-    if not isinstance(block.get("task"), dict):
-        return False
-    canceling = wrapper.life_cycle_state == L.TERMINATING or run.cancel_reason is not None
-    concurrency = int(block.get("concurrency") or 1)
-    iterations = TaskRun.objects.filter(run=run, for_each_key=wrapper.task_key, is_current=True)
-    running = iterations.filter(life_cycle_state__in=RUNNING_ITERATION_STATES)
-    if canceling:
-        for row in running.exclude(life_cycle_state=L.TERMINATING):
-            cancel_attempt(run, row, now, "For-each task was canceled")
-    busy = running.count()
-    rows = list(iterations.filter(life_cycle_state__in=FINISHED_LIFE_CYCLES).exclude(result_state=R.SUCCESS))
-    blocked = iterations.filter(life_cycle_state=L.BLOCKED).order_by("iteration")
-    free = max(0, concurrency - busy)
-    rows += list(blocked if canceling else blocked[:free])
-    all_blocked_loaded = canceling or not blocked[free:free + 1].exists()
-    by_key = {str(row.iteration): row for row in rows}
-    statuses = {key: replace(status_of(row), task_key=key) for key, row in by_key.items()}
-    graph = iteration_graph(node_from_task(block["task"]), sorted(by_key, key=int))
-    actions = plan_iterations(graph, statuses, concurrency=concurrency, now_ms=to_ms(now),
-                              cancel_reason=CancelReason.USER if canceling else None,
-                              total=iterations.count(), busy_elsewhere=busy)
-    start_attempts(run, [by_key[a.task_key] for a in actions if isinstance(a, StartTask)], now)
-    for action in actions:
-        if isinstance(action, SkipTask):
-            skip_attempt(run, by_key[action.task_key], action, now)
-        elif isinstance(action, RetryTask):
-            schedule_retry(run, by_key[action.task_key], action, now)
-        elif isinstance(action, FinishRun) and all_blocked_loaded:
-            return finish_for_each(run, wrapper, action, now)
-    return False
-
-
-def finish_for_each(run, wrapper, action, now):
-    updated = TaskRun.objects.filter(id=wrapper.id, life_cycle_state__in=[L.RUNNING, L.TERMINATING]).update(
-        life_cycle_state=L.TERMINATED,
-        result_state=action.result_state,
-        termination_code=action.termination_code,
-        termination_type=action.termination_type,
-        state_message=action.message,
-        error=action.message if action.result_state == R.FAILED else "",
-        ended_at=now,
-    )
-    if updated:
-        record(run, "task.finished", wrapper, now, task_key=wrapper.task_key, result_state=action.result_state,
-               message=action.message)
-    return bool(updated)
-
-
-def iteration_stats(run, wrapper):
-    """The API's for_each_task.stats of one for-each attempt (its current iterations)."""
-    if not wrapper.started_at:
-        return for_each_stats([], 0)
-    rows = TaskRun.objects.filter(run=run, for_each_key=wrapper.task_key, is_current=True).values_list(
-        "life_cycle_state", "result_state", "state_message", "termination_code")
-    facts = [IterationFacts(TaskStatus("", L(state), R(result) if result else None), message or "", code or "")
-             for state, result, message, code in rows]
-    return for_each_stats(facts, len(facts))
 
 
 # --- run_job_task --------------------------------------------------------------------------
@@ -258,10 +166,6 @@ def run_job_depth(run):
 
 
 def start_run_job(run, attempt, task, facts, now):
-    from jobs.models import Job
-    from runs.admission import RunRefused, create_run
-    from runs.engine.parameters import ParametersInvalid
-
     block = task["run_job_task"]
     ctx = reference_context(run, attempt, facts)
     parameters = {name: resolve(str(value), ctx) for name, value in (block.get("job_parameters") or {}).items()}
@@ -304,17 +208,28 @@ def settle_run_job_task(attempt_id, now=None):
     message = f"Run {child.id} of job {child.job_id} ended {child.result_state or child.life_cycle_state}"
     if child.state_message:
         message += f": {child.state_message}"
-    return finish_attempt(attempt_id, result_state=result, message=message,
+    return finish_attempt(attempt_id, endings.attempt_ended(result, message),
                           error=message if result == R.FAILED else "", now=now or timezone.now())
 
 
-def cancel_child_runs_on_commit(attempt_id):
-    def cancel_children():
-        for child_id in Run.objects.filter(parent_task_run_id=attempt_id).values_list("id", flat=True):
-            cancel_run(child_id, message="Canceled with the task that started it")
-        settle_run_job_task(attempt_id)
+@reacts_to("run.finished")
+def settle_parent_task(event):
+    """A run started by a run_job_task ended: its parent task follows. After the child's commit,
+    in a transaction of its own: locking the parent run inside the child's (child first) while a
+    cancel locks parent then child could deadlock on Postgres."""
+    parent_id = Run.objects.filter(id=event.run_id).values_list("parent_task_run_id", flat=True).first()
+    if parent_id:
+        settle_run_job_task(parent_id, event.at)
 
-    transaction.on_commit(cancel_children)
+
+@reacts_to("task.terminating")
+def cancel_child_runs(event):
+    """A run_job_task is being canceled: so are the runs it started, and it ends as they do."""
+    if event.data.get("task_type") != "run_job_task" or event.task_run_id is None:
+        return
+    for child_id in Run.objects.filter(parent_task_run_id=event.task_run_id).values_list("id", flat=True):
+        cancel_run(child_id, message="Canceled with the task that started it")
+    settle_run_job_task(event.task_run_id)
 
 
 def settle_waiting_tasks(now):
@@ -333,6 +248,6 @@ def settle_waiting_tasks(now):
     def run_ends(item, why):
         run_id = TaskRun.objects.filter(id=item[0]).values_list("run_id", flat=True).first()
         if run_id is not None:
-            abort_run(run_id, f"Task run {item[0]} (run_job_task) could not be settled: {why}", now)
+            end_broken_run(run_id, f"Task run {item[0]} (run_job_task) could not be settled: {why}", now)
 
     return each_isolated(list(waiting.values_list("id", "life_cycle_state")), settle, run_ends)

@@ -1,17 +1,23 @@
-"""The append-only event log: one row per state change, written in the changing transaction."""
+"""The append-only event log: one row per state change, written in the changing transaction.
 
-from runs.live import nudge_run
+An event's reactions (runs/reactions.py) run after that transaction commits."""
+
 from runs.models import RunEvent
+from runs.reactions import after_commit, has_durable_reactions
 
 
 def record(run, event_type, task_run, at, **data):
-    nudge_run(run.id)
-    return RunEvent.objects.create(run=run, task_run=task_run, type=event_type, at=at, data=data)
+    event = RunEvent.objects.create(run=run, task_run=task_run, type=event_type, at=at, data=data,
+                                    reactions_pending=has_durable_reactions(event_type) or None)
+    after_commit([event])
+    return event
 
 
 def record_many(run, entries, at):
     """entries: [(task_run or None, event_type, data)]."""
-    nudge_run(run.id)
-    RunEvent.objects.bulk_create(
-        [RunEvent(run=run, task_run=task_run, type=event_type, at=at, data=data) for task_run, event_type, data in entries]
-    )
+    events = RunEvent.objects.bulk_create([
+        RunEvent(run=run, task_run=task_run, type=event_type, at=at, data=data,
+                 reactions_pending=has_durable_reactions(event_type) or None)
+        for task_run, event_type, data in entries])
+    after_commit(events)
+    return events

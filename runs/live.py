@@ -4,7 +4,8 @@ latest attempt laid out by dependency level, and the id of the newest RunEvent i
 The run page renders the first snapshot; its websocket (runs/consumers.py) sends a new one
 whenever a RunEvent row newer than the last one appears, and the polling fallback fetches the
 same snapshot from runs:state. Events are rows, so this works across processes without a
-broker; with Redis, workers also nudge the sockets so they look at once (nudge_run).
+broker; with Redis, workers also nudge the sockets so they look at once (nudge_runs, a reaction
+to every event: runs/reactions.py).
 """
 
 import os
@@ -12,12 +13,13 @@ import threading
 from collections import Counter
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from jobs.spec.dag import CycleError, topological_levels
 from runs.engine.states import RunLifeCycleState as L, is_finished
+from runs.for_each import iteration_stats
 from runs.models import RunEvent, TaskRun
+from runs.reactions import on_every_event
 
 # The colour family of a task or run in every page (CSS classes state-<name>).
 ACTIVE = {L.PENDING: "pending", L.QUEUED: "pending", L.BLOCKED: "blocked", L.WAITING_FOR_RETRY: "retrying",
@@ -99,8 +101,6 @@ def run_snapshot(run, now=None):
                         task_run_id=attempt.id, message=attempt.state_message[:300],
                         seconds=seconds_between(attempt.started_at, attempt.ended_at, now))
             if attempt.task_type == "for_each_task" and attempt.started_at:
-                from runs.control_flow import iteration_stats
-
                 node["for_each"] = iteration_stats(run, attempt)["task_run_stats"]
         nodes.append(node)
     return {
@@ -134,41 +134,26 @@ def task_type(task):
     return "task"
 
 
-def nudge_run(run_id):
-    """After this transaction commits, wake the run's sockets in every web process (Redis only:
-    the embedded default's sockets find new events by reading them). One message per run and
-    transaction, however many events it records: each costs a few milliseconds."""
+@on_every_event
+def nudge_runs(run_ids):
+    """Once a transaction that wrote run events has committed, wake the sockets of those runs in
+    every web process (Redis only: the embedded default's sockets find new events by reading
+    them). One message per run and transaction, however many events it wrote."""
     if not settings.REDIS_URL:
         return
-    connection = transaction.get_connection()
-    if connection.in_atomic_block:
-        for _, callback, _ in connection.run_on_commit:  # this transaction's, if any (rolled back: gone)
-            if isinstance(callback, RunNudges):
-                callback.run_ids.add(run_id)
-                return
-    transaction.on_commit(RunNudges(run_id))
+    from channels.layers import get_channel_layer
 
+    layer = get_channel_layer()
 
-class RunNudges:
-    """The on-commit callback that wakes the sockets of the runs a transaction changed."""
+    async def send_all():
+        for run_id in run_ids:
+            await layer.group_send(run_group(run_id), {"type": "run.changed"})
 
-    def __init__(self, run_id):
-        self.run_ids = {run_id}
-
-    def __call__(self):
-        from channels.layers import get_channel_layer
-
-        layer = get_channel_layer()
-
-        async def send_all():
-            for run_id in sorted(self.run_ids):
-                await layer.group_send(run_group(run_id), {"type": "run.changed"})
-
-        try:
-            with _nudge_loop_lock:
-                nudge_loop().run_until_complete(send_all())
-        except Exception:  # a live page is a nicety; a Redis hiccup must not fail the run
-            pass
+    try:
+        with _nudge_loop_lock:
+            nudge_loop().run_until_complete(send_all())
+    except Exception:  # a live page is a nicety; a Redis hiccup must not fail the run
+        pass
 
 
 _nudge_loop_lock = threading.Lock()

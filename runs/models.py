@@ -84,7 +84,7 @@ class Run(models.Model):
     )
     # Bumped first thing in every transaction that changes this run's tasks: on Postgres the row
     # lock serializes them (no lost wake-up between two finishing tasks); SQLite is serial anyway.
-    version = models.BigIntegerField(default=0)
+    lock_count = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -204,16 +204,25 @@ class TableWrite(models.Model):
 
 
 class RunEvent(models.Model):
-    """Append-only: every state change of a run or task attempt, in order."""
+    """Append-only: every state change of a run or task attempt, in order, with its reason.
+
+    Also the outbox of what follows from it: reactions_pending until every reaction registered
+    for its type (runs/reactions.py) has run."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
     task_run = models.ForeignKey(TaskRun, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
     type = models.CharField(max_length=40)  # dotted: run.queued, task.running, task.finished, ...
     at = models.DateTimeField(default=timezone.now)
     data = models.JSONField(decoder=ReadableJSONDecoder, default=dict, blank=True)
+    # True until its reactions are done; NULL otherwise (a nullable column: adding it to a big
+    # event table rewrites no row, on SQLite or Postgres).
+    reactions_pending = models.BooleanField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["run", "id"], name="event_run_order")]
+        indexes = [
+            models.Index(fields=["run", "id"], name="event_run_order"),
+            models.Index(fields=["id"], condition=models.Q(reactions_pending=True), name="event_reactions_pending"),
+        ]
 
     def __str__(self):
         return f"{self.type} run {self.run_id}"
@@ -257,6 +266,23 @@ class TriggerState(models.Model):
 
     def __str__(self):
         return f"{self.kind} trigger of job {self.job_id}"
+
+
+class Reaction(models.Model):
+    """One reaction to one event, done (done_at) or failed so far (tries, error): its mark and its
+    effects commit together, so it happens once however many processes try."""
+
+    event = models.ForeignKey(RunEvent, on_delete=models.CASCADE, related_name="reactions")
+    name = models.CharField(max_length=200)  # module.function of the reaction
+    done_at = models.DateTimeField(null=True, blank=True)
+    tries = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event", "name"], name="one_reaction_per_event_and_name")]
+
+    def __str__(self):
+        return f"{self.name} for event {self.event_id}"
 
 
 class ClockLease(models.Model):

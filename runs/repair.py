@@ -3,7 +3,8 @@
 from django.db import transaction
 from django.utils import timezone
 
-from runs.dispatch import advance_locked, current_attempts, graph_for_version, lock_run, new_task_runs, status_of
+from runs.dispatch import advance_locked
+from runs.loading import current_attempts, graph_for_version, lock_run, new_task_runs, status_of
 from runs.engine.parameters import ParametersInvalid, effective_job_parameters
 from runs.engine.repair import RepairInvalid, tasks_to_rerun
 from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L

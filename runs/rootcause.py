@@ -13,7 +13,7 @@ import yaml
 from django.db.models import Q
 from django.db.models.functions import Left, Right
 
-from runs.dispatch import graph_for_run, status_of
+from runs.loading import graph_for_run, status_of
 from runs.engine.rootcause import (
     OWN_FAILURE_RESULTS,
     error_line,

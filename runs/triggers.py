@@ -19,8 +19,10 @@ from django.utils import timezone
 from jobs.models import Job
 from jobs.spec.triggers import trigger_block
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R
+from runs.admission import RunRefused, create_run
 from runs.isolation import each_isolated
 from runs.models import Run, TableWrite, TriggerState
+from runs.reactions import reacts_to
 from runs.watch import BackgroundScans, InlineScans
 
 log = logging.getLogger(__name__)
@@ -116,8 +118,6 @@ scans = BackgroundScans() if settings.LAKEFLOW_SCAN_IN_BACKGROUND else InlineSca
 
 def start_run(job, now, **kwargs):
     """The trigger's run, or None when the job refuses it (its trigger state then says why)."""
-    from runs.admission import RunRefused, create_run
-
     try:
         run, created = create_run(job, now=now, **kwargs)
     except RunRefused as exc:
@@ -289,6 +289,14 @@ def keep_continuous_job_running(state, now):
         # CONTINUOUS_RESTART is for a user's manual restart (the SDK's TriggerType), not a backoff.
         run, created = start_run(state.job, now, trigger=Run.Trigger.CONTINUOUS, trigger_time=now)
         return int(run is not None and created)
+
+
+@reacts_to("run.finished")
+def restart_continuous_job(event):
+    """A run of a continuous job ended: the clock looks at the job again now (or after a backoff)."""
+    run = Run.objects.filter(id=event.run_id).only("id", "job_id", "trigger", "result_state").first()
+    if run is not None and run.trigger in (Run.Trigger.CONTINUOUS, Run.Trigger.CONTINUOUS_RESTART):
+        continuous_run_ended(run, event.data.get("result_state") or run.result_state, event.at)
 
 
 def continuous_run_ended(run, result_state, now=None):

@@ -12,21 +12,16 @@ from django.utils import timezone
 from jobs.spec.documents import readable
 from jobs.spec.embedded import EmbeddedReferenceError
 from jobs.spec.settings import command_line_problems, environment_problems, task_type_of
-from runs.dispatch import (
-    CONTROL_FLOW_TYPES,
-    Handoff,
-    abort_run,
-    attempt_task_settings,
-    claim,
-    finish_attempt,
-    job_version,
-)
-from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode, TerminationType
+from runs.dispatch import end_broken_run, finish_attempt
+from runs.engine import endings
+from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode
 from runs.executors.files import append_for_server
 from runs.executors.launch import LaunchError, prepare_attempt
 from runs.executors.supervisor import read_attempt_result, supervise
+from runs.loading import CONTROL_FLOW_TYPES, attempt_task_settings, job_version
 from runs.models import TaskRun
 from runs.resolution import fact_keys, resolve_task, resolved_values, upstream_facts
+from runs.transitions import Handoff, claim
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
@@ -103,14 +98,12 @@ def run_guarded(attempt, handoff):
         log.exception("attempt %s failed inside the worker", attempt.id)
         message = f"Internal error in the worker: {type(exc).__name__}: {exc}"
         try:
-            finish(attempt.id, result_state=R.FAILED, life_cycle_state=L.INTERNAL_ERROR,
-                   termination_code=TerminationCode.INTERNAL_ERROR,
-                   termination_type=TerminationType.INTERNAL_ERROR, message=message)
+            finish(attempt.id, endings.internal_error(message))
         except DATABASE_ERRORS:
             raise
         except Exception as again:  # the run cannot advance at all: it alone ends, saying why
             log.exception("run %s cannot advance; ending it", attempt.run_id)
-            abort_run(attempt.run_id, f"{message}; then the run could not go on: {type(again).__name__}: {again}")
+            end_broken_run(attempt.run_id, f"{message}; then the run could not go on: {type(again).__name__}: {again}")
         return "internal error"
 
 
@@ -234,18 +227,16 @@ def run_claimed_attempt(attempt, handoff=None):
         executed_notebook=executed_notebook(spec),
     )
     if outcome.canceled:
-        finish(attempt.id, result_state=R.CANCELED, message="Canceled by user", **fields)
+        finish(attempt.id, endings.attempt_ended(R.CANCELED, "Canceled by user"), **fields)
         return "canceled"
     if outcome.timed_out:
-        finish(attempt.id, result_state=R.TIMEDOUT,
-                       message=f"Task timed out after {timeout} seconds", **fields)
+        finish(attempt.id, endings.attempt_ended(R.TIMEDOUT, f"Task timed out after {timeout} seconds"), **fields)
         return "timed out"
     if outcome.exit_code == 0:
-        finish(attempt.id, result_state=R.SUCCESS, **fields)
+        finish(attempt.id, endings.attempt_ended(R.SUCCESS), **fields)
         return "success"
     message = result.error or f"Task exited with code {outcome.exit_code}"
-    finish(attempt.id, result_state=R.FAILED, message=message,
-                   termination_code=result.error_code or TerminationCode.RUN_EXECUTION_ERROR, **fields)
+    finish(attempt.id, endings.attempt_ended(R.FAILED, message, code=result.error_code), **fields)
     return "failed"
 
 
@@ -278,13 +269,12 @@ def executed_notebook(spec):
     return spec.executed_path if found else ""
 
 
-def finish(attempt_id, **fields):
-    return reconnecting(lambda: finish_attempt(attempt_id, **fields))
+def finish(attempt_id, ending, **fields):
+    return reconnecting(lambda: finish_attempt(attempt_id, ending, **fields))
 
 
 def fail(attempt, code, message, **fields):  # fields may hold the handoff
-    finish(attempt.id, result_state=R.FAILED, termination_code=code,
-                   termination_type=TerminationType.CLIENT_ERROR, message=message, error=message, **fields)
+    finish(attempt.id, endings.attempt_ended(R.FAILED, message, code=code), error=message, **fields)
     return "failed"
 
 

@@ -5,18 +5,18 @@ import pytest
 def fresh_graph_cache():
     """Graphs and versions are cached per JobVersion id; tests that roll back reuse ids,
     production never does (AUTOINCREMENT on SQLite, sequences on Postgres)."""
-    from runs import dispatch
+    from runs import loading
 
-    dispatch._graphs.clear()
-    dispatch._versions.clear()
+    loading._graphs.clear()
+    loading._versions.clear()
     yield
-    dispatch._graphs.clear()
-    dispatch._versions.clear()
+    loading._graphs.clear()
+    loading._versions.clear()
 
 
 @pytest.fixture
 def held_broker(monkeypatch):
     """Attempts handed to the broker are kept, not run: runs stay active until a test lets go."""
     held = []
-    monkeypatch.setattr("runs.dispatch.enqueue_attempts", held.extend)
+    monkeypatch.setattr("runs.broker.enqueue_attempts", held.extend)
     return held

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from enum import Enum
 
 from runs.engine.graph import (  # noqa: F401 (the planner's input types, re-exported)
@@ -52,6 +53,7 @@ _NAMED_AT_MOST = 5
 @dataclass(frozen=True)
 class StartTask:
     task_key: str
+    reason: str = field(default="", compare=False)  # why it starts now, for its task.pending event
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class RetryTask:
     task_key: str
     attempt_number: int
     not_before_ms: int
+    reason: str = field(default="", compare=False)  # "retry 2 of 3 due at 10:04:05 UTC"
 
 
 @dataclass(frozen=True)
@@ -213,13 +216,37 @@ def _decide_blocked(
     if not upstream:
         if cancel_reason is not None:
             return SkipTask(key, R.CANCELED, _CANCELED_BEFORE_START)
-        return StartTask(key)
+        return StartTask(key, "it has no dependencies")
     result, message = decide_run_if(node.run_if, upstream)
     if result is not None:
         return SkipTask(key, result, message)
     if cancel_reason is not None and node.run_if in _SUCCESS_PATH:
         return SkipTask(key, R.CANCELED, _CANCELED_BEFORE_START)
-    return StartTask(key)
+    return StartTask(key, start_reason(node.run_if, upstream, canceling=cancel_reason is not None))
+
+
+_UPSTREAM_WORDS = {Upstream.SUCCEEDED: "succeeded", Upstream.EXCLUDED: "excluded", Upstream.FAILED: "failed",
+                   Upstream.CANCELED: "canceled", Upstream.DISABLED: "disabled"}
+
+
+def start_reason(run_if: RunIf, upstream: Sequence[tuple[str, Upstream]], *, canceling: bool = False) -> str:
+    """Why a task with dependencies starts: "all 2 dependencies succeeded (ALL_SUCCESS)"."""
+    count = len(upstream)
+    noun = "dependency" if count == 1 else "dependencies"
+    kinds = [kind for _, kind in upstream]
+    if all(kind == Upstream.SUCCEEDED for kind in kinds):
+        said = f"{'its' if count == 1 else f'all {count}'} {noun} succeeded ({run_if})"
+    else:
+        tally = ", ".join(f"{kinds.count(kind)} {_UPSTREAM_WORDS[kind]}" for kind in Upstream if kind in kinds)
+        said = f"its {count} {noun} are done ({tally}), as {run_if} asks"
+    return said + ("; the run was canceled, and ALL_DONE tasks still run" if canceling else "")
+
+
+def retry_reason(node: TaskNode, attempt_number: int, not_before_ms: int) -> str:
+    """"retry 2 of 3 due at 10:04:05 UTC" (max_retries -1: "retry 2 (of unlimited)")."""
+    of = "unlimited" if node.max_retries == -1 else str(node.max_retries)
+    due = datetime.fromtimestamp(not_before_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"retry {attempt_number} of {of}, due at {due}"
 
 
 def next_actions(
@@ -250,7 +277,9 @@ def next_actions(
             if not should_retry(node, status, cancel_reason):
                 done[key] = classify(status)
                 continue
-            action = RetryTask(key, status.attempt_number + 1, retry_not_before_ms(node, status, now_ms))
+            not_before = retry_not_before_ms(node, status, now_ms)
+            action = RetryTask(key, status.attempt_number + 1, not_before,
+                               retry_reason(node, status.attempt_number + 1, not_before))
         else:  # running, about to run, or waiting for its retry time
             action = None
         if action is None:

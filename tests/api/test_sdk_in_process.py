@@ -154,7 +154,7 @@ def test_the_sdk_repairs_a_failed_run(workspace, script, tmp_path):
 
 def test_the_sdk_cancels_a_run_and_submits_a_one_time_run(workspace, script, monkeypatch):
     held = []
-    monkeypatch.setattr("runs.dispatch.enqueue_attempts", held.extend)  # attempts wait: the run stays active
+    monkeypatch.setattr("runs.broker.enqueue_attempts", held.extend)  # attempts wait: the run stays active
     job_id = workspace.jobs.create(name="slow", tasks=[python_task("wait", "/x.py")]).job_id
     run_id = workspace.jobs.run_now(job_id).run_id
     assert workspace.jobs.get_run(run_id).state.life_cycle_state == jobs.RunLifeCycleState.RUNNING

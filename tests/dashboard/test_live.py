@@ -9,6 +9,7 @@ from django.contrib.auth.models import AnonymousUser
 
 from runs.admission import create_run
 from runs.dispatch import finish_attempt
+from runs.engine.endings import attempt_ended
 from runs.models import TaskRun
 from runs.routing import websocket_urlpatterns
 from tests.dashboard.conftest import make_job
@@ -35,7 +36,7 @@ def test_a_signed_in_socket_gets_the_snapshot_then_each_change(user, held_broker
         assert connected
         first = await socket.receive_json_from(timeout=5)
         assert [(n["key"], n["state"]) for n in first["nodes"]] == [("a", "pending"), ("b", "blocked")]
-        await sync_to_async(finish_attempt)(a.id, result_state="SUCCESS")
+        await sync_to_async(finish_attempt)(a.id, attempt_ended("SUCCESS"))
         second = await socket.receive_json_from(timeout=5)
         assert second["event_id"] > first["event_id"]
         assert [(n["key"], n["state"]) for n in second["nodes"]] == [("a", "success"), ("b", "pending")]

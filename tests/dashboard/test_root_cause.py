@@ -9,6 +9,7 @@ from jobs.spec.settings import validate_job_settings
 from runs.admission import create_run
 from runs.control_flow import execute_control_flow
 from runs.dispatch import cancel_run, finish_attempt
+from runs.engine.endings import attempt_ended, lost_with_its_worker
 from runs.engine.states import RunLifeCycleState as L
 from runs.engine.states import RunResultState as R
 from runs.engine.states import TerminationCode
@@ -33,11 +34,11 @@ def attempt(run, key):
 
 
 def fail(run, key, error="ValueError: boom", **fields):
-    assert finish_attempt(attempt(run, key).id, result_state=R.FAILED, message=error, error=error, **fields)
+    assert finish_attempt(attempt(run, key).id, attempt_ended(R.FAILED, error), error=error, **fields)
 
 
 def succeed(run, key):
-    assert finish_attempt(attempt(run, key).id, result_state=R.SUCCESS)
+    assert finish_attempt(attempt(run, key).id, attempt_ended(R.SUCCESS))
 
 
 def refreshed(run):
@@ -133,7 +134,7 @@ def test_retries_are_counted_and_the_latest_attempt_is_the_one_shown(user, held_
 
 def test_a_timed_out_task_is_an_origin(user, held_broker):
     run, _ = create_run(make_job(user), creator=user)
-    assert finish_attempt(attempt(run, "hello").id, result_state=R.TIMEDOUT, message="Task timed out after 5 seconds")
+    assert finish_attempt(attempt(run, "hello").id, attempt_ended(R.TIMEDOUT, "Task timed out after 5 seconds"))
 
     explained = explain(refreshed(run))
 
@@ -144,8 +145,7 @@ def test_a_timed_out_task_is_an_origin(user, held_broker):
 def test_a_task_whose_worker_died_is_an_origin(user, held_broker):
     run, _ = create_run(make_job(user), creator=user)
     message = "The worker running this task stopped responding (no heartbeat since 10:00:00 UTC)"
-    assert finish_attempt(attempt(run, "hello").id, result_state=R.FAILED, life_cycle_state=L.INTERNAL_ERROR,
-                          termination_code=TerminationCode.INTERNAL_ERROR, message=message)
+    assert finish_attempt(attempt(run, "hello").id, lost_with_its_worker(message, canceling=False))
 
     [origin] = explain(refreshed(run))["origins"]
 
@@ -173,9 +173,9 @@ def test_a_for_each_points_at_its_failed_iterations(user, held_broker):
     run, _ = create_run(job, creator=user)
     execute_control_flow(attempt(run, "loop").id)
     iterations = {row.iteration: row for row in TaskRun.objects.filter(run=run, for_each_key="loop")}
-    finish_attempt(iterations[0].id, result_state=R.SUCCESS)
-    finish_attempt(iterations[1].id, result_state=R.FAILED, message="ValueError: 20", error="ValueError: 20")
-    finish_attempt(iterations[2].id, result_state=R.FAILED, message="ValueError: 30", error="ValueError: 30")
+    finish_attempt(iterations[0].id, attempt_ended(R.SUCCESS))
+    finish_attempt(iterations[1].id, attempt_ended(R.FAILED, "ValueError: 20"), error="ValueError: 20")
+    finish_attempt(iterations[2].id, attempt_ended(R.FAILED, "ValueError: 30"), error="ValueError: 30")
     run = refreshed(run)
     assert run.result_state == R.FAILED
 

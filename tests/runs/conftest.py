@@ -40,6 +40,5 @@ def broker(monkeypatch):
             return sent
 
     recorder = Recorder()
-    monkeypatch.setattr("runs.dispatch.enqueue_attempts", recorder)
-    monkeypatch.setattr("runs.clock.enqueue_attempts", recorder)
+    monkeypatch.setattr("runs.broker.enqueue_attempts", recorder)
     return recorder

@@ -4,7 +4,9 @@ from django.utils import timezone
 
 from runs.admission import create_run
 from runs.clock import enforce_run_timeouts, promote_due_retries, reap_lost_attempts
-from runs.dispatch import cancel_run, finish_attempt, to_ms
+from runs.dispatch import cancel_run, finish_attempt
+from runs.engine.endings import attempt_ended
+from runs.loading import to_ms
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R
 from runs.models import Run, RunEvent, TaskRun
 from runs.worker import claim_attempt
@@ -29,7 +31,7 @@ def test_a_finished_task_dispatches_its_downstream_at_once(alice, broker):
     run, _ = create_run(job)
     a = claim_attempt(broker.take()[0])
 
-    finish_attempt(a.id, result_state=R.SUCCESS)
+    finish_attempt(a.id, attempt_ended(R.SUCCESS))
 
     b = attempt(run, "b")
     assert b.life_cycle_state == L.PENDING
@@ -51,8 +53,8 @@ def test_a_result_for_an_attempt_that_was_already_finished_is_discarded(alice, b
     run, _ = create_run(job)
     a = claim_attempt(broker.take()[0])
 
-    assert finish_attempt(a.id, result_state=R.SUCCESS) is True
-    assert finish_attempt(a.id, result_state=R.FAILED) is False
+    assert finish_attempt(a.id, attempt_ended(R.SUCCESS)) is True
+    assert finish_attempt(a.id, attempt_ended(R.FAILED)) is False
     assert Run.objects.get(id=run.id).result_state == R.SUCCESS
 
 
@@ -77,7 +79,7 @@ def test_a_retry_waits_for_its_interval_measured_from_the_failed_attempts_start(
     job = make_job(alice, [shell("a", max_retries=1, min_retry_interval_millis=60_000)])
     run, _ = create_run(job)
     a = claim_attempt(broker.take()[0])
-    finish_attempt(a.id, result_state=R.FAILED)
+    finish_attempt(a.id, attempt_ended(R.FAILED))
     retry = attempt(run, "a")
     assert retry.life_cycle_state == L.WAITING_FOR_RETRY
     assert to_ms(retry.retry_at) == to_ms(a.started_at) + 60_000  # the API counts in milliseconds
@@ -95,7 +97,7 @@ def test_a_second_run_is_queued_behind_max_concurrent_runs_and_starts_when_the_f
     assert second.life_cycle_state == L.QUEUED
     a = claim_attempt(broker.take()[0])
 
-    finish_attempt(a.id, result_state=R.SUCCESS)
+    finish_attempt(a.id, attempt_ended(R.SUCCESS))
 
     assert Run.objects.get(id=second.id).life_cycle_state == L.RUNNING
     assert broker.take() == [attempt(second, "a").id]
@@ -128,12 +130,12 @@ def test_cancel_stops_active_attempts_and_the_all_done_cleanup_still_runs(alice,
 
     cancel_run(run.id)
     assert attempt(run, "a").life_cycle_state == L.TERMINATING  # its worker kills the process
-    finish_attempt(a.id, result_state=R.CANCELED)
+    finish_attempt(a.id, attempt_ended(R.CANCELED))
 
     assert attempt(run, "b").result_state == R.UPSTREAM_CANCELED
     cleanup = attempt(run, "cleanup")
     assert cleanup.life_cycle_state == L.PENDING
-    finish_attempt(claim_attempt(cleanup.id).id, result_state=R.SUCCESS)
+    finish_attempt(claim_attempt(cleanup.id).id, attempt_ended(R.SUCCESS))
     run.refresh_from_db()
     assert (run.life_cycle_state, run.result_state) == (L.TERMINATED, R.CANCELED)
 
@@ -153,7 +155,7 @@ def test_every_state_change_is_an_event_row(alice, broker):
     job = make_job(alice, [shell("a")])
     run, _ = create_run(job)
     a = claim_attempt(broker.take()[0])
-    finish_attempt(a.id, result_state=R.SUCCESS)
+    finish_attempt(a.id, attempt_ended(R.SUCCESS))
 
     types = list(RunEvent.objects.filter(run=run).order_by("id").values_list("type", flat=True))
     assert types == ["run.queued", "run.started", "task.pending", "task.running", "task.finished", "run.finished"]
@@ -162,7 +164,7 @@ def test_every_state_change_is_an_event_row(alice, broker):
 def handoff(seconds=60):
     import time
 
-    from runs.dispatch import Handoff
+    from runs.transitions import Handoff
 
     return Handoff("this-host", deadline=time.monotonic() + seconds)
 
@@ -173,7 +175,7 @@ def test_a_finish_with_a_handoff_claims_the_next_task_itself_instead_of_sending_
     a = claim_attempt(broker.take()[0])
     taking = handoff()
 
-    finish_attempt(a.id, result_state=R.SUCCESS, handoff=taking)
+    finish_attempt(a.id, attempt_ended(R.SUCCESS), handoff=taking)
 
     taken = TaskRun.objects.get(id=taking.pop())
     other = attempt(run, "c" if taken.task_key == "b" else "b")
@@ -189,7 +191,7 @@ def test_a_finish_that_readies_nothing_takes_the_runs_oldest_waiting_attempt(ali
     first, *waiting = broker.take()
     taking = handoff()
 
-    finish_attempt(claim_attempt(first).id, result_state=R.SUCCESS, handoff=taking)
+    finish_attempt(claim_attempt(first).id, attempt_ended(R.SUCCESS), handoff=taking)
 
     assert taking.pop() == min(waiting)
     assert TaskRun.objects.get(id=min(waiting)).life_cycle_state == L.RUNNING
@@ -202,7 +204,7 @@ def test_no_handoff_after_its_deadline_or_for_control_flow_tasks(alice, broker):
     job = make_job(alice, [shell("a"), shell("b", depends_on=["a"]), shell("c")])
     run, _ = create_run(job)
     late = handoff(seconds=-1)
-    finish_attempt(claim_attempt(attempt(run, "a").id).id, result_state=R.SUCCESS, handoff=late)
+    finish_attempt(claim_attempt(attempt(run, "a").id).id, attempt_ended(R.SUCCESS), handoff=late)
     assert late.pop() is None
     assert attempt(run, "b").life_cycle_state == L.PENDING
 
@@ -211,7 +213,7 @@ def test_no_handoff_after_its_deadline_or_for_control_flow_tasks(alice, broker):
     run, _ = create_run(job)
     broker.take()
     taking = handoff()
-    finish_attempt(claim_attempt(attempt(run, "a").id).id, result_state=R.SUCCESS, handoff=taking)
+    finish_attempt(claim_attempt(attempt(run, "a").id).id, attempt_ended(R.SUCCESS), handoff=taking)
     assert taking.pop() is None
     assert broker.take() == [attempt(run, "check").id]
 
@@ -244,13 +246,13 @@ def test_the_worker_runs_a_handed_off_attempt_only_if_its_claim_was_committed(al
     taking.host = worker.HOST
     with pytest.raises(RuntimeError):
         with transaction.atomic():
-            finish_attempt(a.id, result_state=R.SUCCESS, handoff=taking)
+            finish_attempt(a.id, attempt_ended(R.SUCCESS), handoff=taking)
             raise RuntimeError("the finish failed after its claim")
     assert taking.attempt_id == attempt(run, "b").id
     assert worker.handed_off(taking) is None  # rolled back: b is BLOCKED again
     assert attempt(run, "b").life_cycle_state == L.BLOCKED
 
-    finish_attempt(a.id, result_state=R.SUCCESS, handoff=taking)
+    finish_attempt(a.id, attempt_ended(R.SUCCESS), handoff=taking)
     assert worker.handed_off(taking).id == attempt(run, "b").id
 
 

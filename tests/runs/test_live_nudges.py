@@ -1,9 +1,17 @@
-"""With Redis, a transaction wakes each changed run's sockets once, after it commits."""
+"""With Redis, a transaction wakes each changed run's sockets once, after it commits (the live
+reaction to every event, runs/live.py nudge_runs, fed by runs/reactions.py after_commit)."""
+
+from types import SimpleNamespace
 
 import pytest
 from django.db import transaction
 
-from runs.live import nudge_run
+from runs.reactions import after_commit
+
+
+def nudge_run(run_id):
+    """What runs.events.record does for an event of this run that has no durable reaction."""
+    after_commit([SimpleNamespace(id=None, type="task.pending", run_id=run_id)])
 
 
 @pytest.fixture

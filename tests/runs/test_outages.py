@@ -9,6 +9,7 @@ from runs import clock
 from runs.admission import create_run
 from runs.clock import requeue_after_broker_restart, run_clock
 from runs.dispatch import finish_attempt
+from runs.engine.endings import attempt_ended
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R
 from runs.models import TaskRun
 from runs.worker import claim_attempt
@@ -19,14 +20,14 @@ def test_a_broker_that_is_down_fails_no_run_and_leaves_its_attempts_pending(alic
     def broker_down(ids):
         raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr("runs.dispatch.enqueue_attempts", broker_down)
+    monkeypatch.setattr("runs.broker.enqueue_attempts", broker_down)
     job = make_job(alice, [shell("a"), shell("b", depends_on=["a"])])
 
     run, created = create_run(job)  # committed: the hand-over that failed after it is the clock's to redo
     a = TaskRun.objects.get(run=run, task_key="a")
     assert created and a.life_cycle_state == L.PENDING
     assert claim_attempt(a.id) is not None
-    assert finish_attempt(a.id, result_state=R.SUCCESS) is True
+    assert finish_attempt(a.id, attempt_ended(R.SUCCESS)) is True
     assert TaskRun.objects.get(run=run, task_key="b").life_cycle_state == L.PENDING
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from runs.admission import create_run
 from runs.dispatch import cancel_run, finish_attempt
+from runs.engine.endings import attempt_ended
 from runs.engine.states import RunResultState as R
 from runs.models import Run, TaskRun, TriggerState
 from runs.triggers import record_table_writes, run_due_triggers, sync_trigger_state
@@ -207,7 +208,7 @@ def test_all_updated_waits_until_every_table_was_written(alice, broker):
 def finish_run_with(run, result):
     for attempt_id in TaskRun.objects.filter(run=run).values_list("id", flat=True):
         claim_attempt(attempt_id)
-        finish_attempt(attempt_id, result_state=result)
+        finish_attempt(attempt_id, attempt_ended(result))
 
 
 def test_a_continuous_job_keeps_exactly_one_run_going_and_backs_off_after_failures(alice, broker, settings):

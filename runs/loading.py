@@ -1,0 +1,136 @@
+"""What the run state machine reads: a run (locked), its job version and graph (cached: versions
+never change), its tasks' settings, its attempts and their statuses for the planner."""
+
+from collections import namedtuple
+from datetime import datetime, timezone as dt_timezone
+
+from django.db.models import F
+
+from jobs.models import JobVersion
+from jobs.spec.settings import task_type_of
+from runs.engine.graph import TaskStatus, graph_from_tasks
+from runs.engine.partial import restrict_tasks
+from runs.engine.states import RunLifeCycleState as L, RunResultState as R
+from runs.models import Run, TaskRun
+
+# Task types that run inside the worker, without a task process of their own.
+CONTROL_FLOW_TYPES = ("condition_task", "for_each_task", "run_job_task")
+# Their attempts stay RUNNING while iterations or a child run work: no heartbeat to watch.
+WAITING_TYPES = ("for_each_task", "run_job_task")
+# A run that is being worked on (its tasks change).
+WORKING_RUN_STATES = (L.RUNNING, L.TERMINATING)
+
+
+def to_ms(moment):
+    return int(moment.timestamp() * 1000) if moment else None
+
+
+def from_ms(ms):
+    return datetime.fromtimestamp(ms / 1000, tz=dt_timezone.utc)
+
+
+def lock_run(run_id):
+    """Serialize changes to one run: the UPDATE holds the row lock until commit on Postgres."""
+    Run.objects.filter(id=run_id).update(lock_count=F("lock_count") + 1)
+    run = Run.objects.select_related("job").get(id=run_id)
+    run.job_version = job_version(run.job_version_id)
+    return run
+
+
+_versions = {}
+
+
+def job_version(version_id):
+    """Versions never change, so each process reads (and parses) a version's settings once:
+    every finish locks its run, and a wide job's settings are most of what that reads."""
+    version = _versions.get(version_id)
+    if version is None:
+        if len(_versions) >= 256:
+            _versions.clear()
+        version = _versions[version_id] = JobVersion.objects.get(id=version_id)
+    return version
+
+
+_graphs = {}
+
+
+def graph_for_version(version, only=None):
+    """The planner's graph of a job version (limited to `only`, for a partial run).
+
+    Versions are immutable, so graphs are cached per process (like the versions: ``job_version``)."""
+    cache_key = (version.id, tuple(only) if only is not None else None)
+    graph = _graphs.get(cache_key)
+    if graph is None:
+        if len(_graphs) >= 256:
+            _graphs.clear()
+        tasks = restrict_tasks(version.settings.get("tasks", []), only)
+        graph = _graphs[cache_key] = graph_from_tasks(tasks)
+    return graph
+
+
+def graph_for_run(run):
+    return graph_for_version(run.job_version, run.only_tasks)
+
+
+def task_settings(version, task_key):
+    for task in version.settings.get("tasks", []):
+        if task["task_key"] == task_key:
+            return task
+    return None
+
+
+def attempt_task_settings(version, attempt):
+    """The task dict an attempt runs: the nested task for a for-each iteration."""
+    if not attempt.for_each_key:
+        return task_settings(version, attempt.task_key)
+    wrapper = task_settings(version, attempt.for_each_key)
+    nested = ((wrapper or {}).get("for_each_task") or {}).get("task")
+    return nested if isinstance(nested, dict) and nested.get("task_key") == attempt.task_key else None
+
+
+def new_task_runs(run, tasks, now, repair=None):
+    """BLOCKED attempt rows for top-level tasks (dicts of the job's settings)."""
+    return TaskRun.objects.bulk_create([
+        TaskRun(run=run, repair=repair, task_key=task["task_key"], task_type=task_type_of(task) or "",
+                created_at=now)
+        for task in tasks
+    ])
+
+
+HEAVY_COLUMNS = ("resolved_values", "task_values", "sql_output", "error", "error_trace", "iteration_input",
+                 "notebook_result", "state_message")
+
+
+def current_attempts(run):
+    """The latest attempt of every top-level task (for-each iterations are not tasks of the run)."""
+    # The big columns stay in the database: every finished task reads all of its run's attempts.
+    attempts = run.task_runs.filter(is_current=True, for_each_key="").defer(*HEAVY_COLUMNS)
+    return {attempt.task_key: attempt for attempt in attempts}
+
+
+def status_of(attempt):
+    return TaskStatus(
+        task_key=attempt.task_key,
+        life_cycle_state=L(attempt.life_cycle_state),
+        result_state=R(attempt.result_state) if attempt.result_state else None,
+        attempt_number=attempt.attempt_number,
+        start_time_ms=to_ms(attempt.started_at),
+        outcome=attempt.outcome,
+    )
+
+
+STATUS_COLUMNS = ("id", "task_key", "task_type", "life_cycle_state", "result_state", "attempt_number",
+                  "started_at", "outcome")
+StatusRow = namedtuple("StatusRow", STATUS_COLUMNS)
+
+
+def current_status_rows(run):
+    """What the planner reads of every top-level task's latest attempt, as plain tuples: every
+    finish reads its whole run under the run lock (on SQLite, the one write lock), and
+    model instances cost several times as much as the query."""
+    rows = run.task_runs.filter(is_current=True, for_each_key="").values_list(*STATUS_COLUMNS)
+    return {row[1]: StatusRow(*row) for row in rows}
+
+
+def attempts_by_id(ids):
+    return TaskRun.objects.defer(*HEAVY_COLUMNS).in_bulk(ids) if ids else {}

@@ -1,0 +1,150 @@
+"""Consequences of run events, as reactions to their RunEvent rows (healthchecks' Flip, ours).
+
+A state change writes its event in its transaction (runs/events.py); what follows from it for
+other runs and the outside world is a reaction registered here for that event type: the job's
+next queued run, a continuous job's next run, the parent task of a run_job_task run, child runs
+of a canceled task; later notifications, job-completion triggers, lineage export and audit.
+
+- Durable reactions run after the event's transaction commits, each in a transaction of its own
+  that also records it as done (a Reaction row, unique per event and reaction): what they change
+  and the mark commit together, so a reaction's effects happen exactly once even when two
+  processes try (the second finds the mark, or loses on the unique constraint). An event whose
+  reactions are not all done keeps reactions_pending, and the clock's sweep (sweep_reactions)
+  runs what a crash between commit and reaction left undone: nothing is lost.
+- Live reactions (nudging open run pages) run on commit and are best effort: a page that misses
+  a nudge finds the event when it next looks.
+
+The state machine imports none of its reactions: reactions register themselves (the modules
+that define them are imported when the runs app is ready, runs/apps.py).
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from runs.models import Reaction, RunEvent
+
+log = logging.getLogger(__name__)
+
+MAX_TRIES = 5
+"""A reaction that raised this many times is given up; its last error stays on its Reaction row."""
+SWEEP_AFTER_SECONDS = 2.0
+"""The sweep leaves younger events to the on-commit path that is about to run their reactions."""
+FAULT_BEFORE_REACTIONS = "LAKEFLOW_FAULT_BEFORE_REACTIONS"
+"""Tests only: a process that has this set exits at once after a commit with pending reactions,
+as a crash between commit and reactions would (tests/e2e/test_reactions_after_a_crash.py)."""
+
+
+@dataclass(frozen=True)
+class Registered:
+    name: str
+    react: object  # react(event) -> None; idempotent: it may run again after a crash
+
+
+_durable: dict[str, list[Registered]] = {}
+_live: list = []
+
+
+def reacts_to(*event_types, name=None):
+    """Register the decorated function as a durable reaction to these event types."""
+    def register(react):
+        entry = Registered(name or f"{react.__module__}.{react.__qualname__}", react)
+        for event_type in event_types:
+            if all(r.name != entry.name for r in _durable.setdefault(event_type, [])):
+                _durable[event_type].append(entry)
+        return react
+
+    return register
+
+
+def on_every_event(react):
+    """Register a live, best-effort reaction: react(run_ids) once per transaction, with the ids
+    of the runs whose events it wrote."""
+    _live.append(react)
+    return react
+
+
+def has_durable_reactions(event_type):
+    return bool(_durable.get(event_type))
+
+
+def after_commit(events):
+    """Called by runs.events as events are written: their reactions run once the transaction
+    commits (a rolled-back transaction takes its events and their reactions with it)."""
+    connection = transaction.get_connection()
+    pending = [event.id for event in events if has_durable_reactions(event.type)]
+    run_ids = {event.run_id for event in events}
+    if connection.in_atomic_block:
+        for _, callback, _ in connection.run_on_commit:  # one callback per transaction
+            if isinstance(callback, _AfterCommit):
+                callback.event_ids += pending
+                callback.run_ids |= run_ids
+                return
+    transaction.on_commit(_AfterCommit(pending, run_ids), robust=True)
+
+
+class _AfterCommit:
+    def __init__(self, event_ids, run_ids):
+        self.event_ids, self.run_ids = list(event_ids), set(run_ids)
+
+    def __call__(self):
+        if self.event_ids and os.environ.get(FAULT_BEFORE_REACTIONS):
+            os._exit(137)  # the fault a test injects: the reactions are left to the sweep
+        for react in _live:
+            try:
+                react(sorted(self.run_ids))
+            except Exception:  # a live page is a nicety
+                log.exception("live reaction %s failed", react.__name__)
+        for event_id in self.event_ids:
+            try:
+                run_reactions(event_id)
+            except Exception:  # the sweep tries again
+                log.exception("reactions to event %s failed", event_id)
+
+
+def run_reactions(event_id):
+    """Run the reactions of one event that are not done yet; True once all are (or given up)."""
+    event = RunEvent.objects.filter(id=event_id).first()
+    if event is None or not event.reactions_pending:
+        return True
+    finished = True
+    for registered in _durable.get(event.type, []):
+        finished &= _run_once(event, registered)
+    if finished:
+        RunEvent.objects.filter(id=event.id).update(reactions_pending=None)
+    return finished
+
+
+def _run_once(event, registered):
+    """One reaction to one event, exactly once; True if it is done (or given up)."""
+    record = Reaction.objects.filter(event=event, name=registered.name).first()
+    if record is not None and (record.done_at is not None or record.tries >= MAX_TRIES):
+        return True
+    try:
+        with transaction.atomic():
+            if Reaction.objects.filter(event=event, name=registered.name, done_at__isnull=False).exists():
+                return True
+            registered.react(event)
+            Reaction.objects.update_or_create(event=event, name=registered.name,
+                                              defaults={"done_at": timezone.now(), "error": ""})
+        return True
+    except IntegrityError:  # another process did it in the meantime
+        return True
+    except Exception as exc:
+        log.exception("reaction %s to event %s failed", registered.name, event.id)
+        row, _ = Reaction.objects.get_or_create(event=event, name=registered.name)
+        row.tries += 1
+        row.error = f"{type(exc).__name__}: {exc}"[:2000]
+        row.save(update_fields=["tries", "error"])
+        return row.tries >= MAX_TRIES
+
+
+def sweep_reactions(now):
+    """Clock step: the reactions a crash (or a failure) left undone. Returns how many events it finished."""
+    cutoff = now - timedelta(seconds=SWEEP_AFTER_SECONDS)
+    pending = RunEvent.objects.filter(reactions_pending=True, at__lt=cutoff).order_by("id").values_list("id", flat=True)
+    return sum(bool(run_reactions(event_id)) for event_id in list(pending[:500]))

@@ -1,0 +1,185 @@
+"""The state changes of runs and task attempts: each a compare-and-swap UPDATE and its event, in
+the caller's transaction (which holds the run's lock, runs/loading.py lock_run).
+
+One writer per fact: a task attempt ends only through ``end_attempt``, a run only through
+``end_run``, with an ``Ending`` the engine decided (runs/engine/endings.py). Every event says why
+(``reason``), so "why did this start, skip, retry, end?" is a query.
+"""
+
+import time
+
+from django.utils import timezone
+
+from runs.broker import enqueue_on_commit
+from runs.engine import endings
+from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L
+from runs.events import record, record_many
+from runs.loading import CONTROL_FLOW_TYPES, from_ms, to_ms
+from runs.models import Repair, Run, TaskRun
+
+UNFINISHED = (L.PENDING, L.RUNNING, L.TERMINATING)
+
+
+def start_attempts(run, attempts, now, handoff=None, reasons=None):
+    """BLOCKED -> PENDING, handed to the broker on commit (or to this worker: ``handoff``).
+    ``reasons``: {task_key: why it starts now}, recorded on each task.pending event."""
+    ids = [a.id for a in attempts]
+    if not ids:
+        return
+    # BLOCKED rows only change under the run lock we hold, so one UPDATE is safe.
+    TaskRun.objects.filter(id__in=ids, life_cycle_state=L.BLOCKED).update(life_cycle_state=L.PENDING, queued_at=now)
+    reasons = reasons or {}
+    record_many(run, [(a, "task.pending", {"task_key": a.task_key, **({"reason": reasons[a.task_key]}
+                                                                       if a.task_key in reasons else {})})
+                      for a in attempts], now)
+    taken = handoff.take(run, attempts) if handoff is not None else None
+    enqueue_on_commit(i for i in ids if i != taken)
+
+
+def claim(run, attempt, now, host):
+    """PENDING -> RUNNING on this host; a compare-and-swap, so exactly one claimer wins."""
+    claimed = TaskRun.objects.filter(id=attempt.id, life_cycle_state=L.PENDING).update(
+        life_cycle_state=L.RUNNING, started_at=now, heartbeat_at=now, worker_host=host
+    )
+    if claimed:
+        attempt.life_cycle_state, attempt.started_at, attempt.heartbeat_at, attempt.worker_host = L.RUNNING, now, now, host
+        record(run, "task.running", attempt, now, task_key=attempt.task_key, attempt_number=attempt.attempt_number,
+               reason=f"claimed by a worker on {host}" if host else "started in the worker")
+    return bool(claimed)
+
+
+class Handoff:
+    """Lets the worker that finishes an attempt run the next one itself, claimed in the finish's
+    transaction instead of through the broker: one of the attempts the finish makes ready, else
+    the run's oldest attempt still waiting for a worker. A chain then skips the broker's round
+    trip (poll, pick-up, claim) per hop, and a wide run's workers go from task to task with one
+    write each. The broker's message for a taken attempt finds it claimed and does nothing.
+
+    Only until ``deadline`` (``time.monotonic``): a worker that follows a long run still goes
+    back to the broker now and then (other runs' attempts wait there), and a graceful stop of its
+    node waits for one task, not the whole run. Control-flow attempts always use the broker.
+    """
+
+    def __init__(self, host, deadline):
+        self.host, self.deadline = host, deadline
+        self.attempt_id = self.claimed_at = None
+
+    def open(self):
+        return self.attempt_id is None and time.monotonic() < self.deadline
+
+    def take(self, run, attempts):
+        """Claim one of ``attempts`` (just made PENDING); its id, or None."""
+        for attempt in attempts if self.open() else ():
+            if attempt.task_type not in CONTROL_FLOW_TYPES and self.claim(run, attempt):
+                return attempt.id
+        return None
+
+    def take_waiting(self, run):
+        """Claim the run's oldest PENDING attempt, if nothing was taken yet."""
+        if not self.open():
+            return
+        waiting = run.task_runs.filter(life_cycle_state=L.PENDING).order_by("id").only(
+            "id", "run", "task_key", "task_type", "attempt_number")[:8]
+        for attempt in waiting:
+            if attempt.task_type not in CONTROL_FLOW_TYPES and self.claim(run, attempt):
+                return
+
+    def claim(self, run, attempt):
+        # Now, not the finish's now: its heartbeat must not start out as old as the lock wait.
+        now = timezone.now()
+        if claim(run, attempt, now, self.host):
+            self.attempt_id, self.claimed_at = attempt.id, now
+            return True
+        return False
+
+    def pop(self):
+        """The claimed attempt's id (once), or None; ``claimed_at`` is its started_at."""
+        taken, self.attempt_id = self.attempt_id, None
+        return taken
+
+
+def schedule_retry(run, failed, action, now):
+    """A new attempt row: WAITING_FOR_RETRY until its time, or PENDING at once if due."""
+    not_before = from_ms(action.not_before_ms)
+    due = not_before <= now
+    TaskRun.objects.filter(id=failed.id).update(is_current=False)
+    retry = TaskRun.objects.create(
+        run=run,
+        repair_id=failed.repair_id,
+        task_key=failed.task_key,
+        task_type=failed.task_type,
+        for_each_key=failed.for_each_key,
+        iteration=failed.iteration,
+        iteration_input=failed.iteration_input,
+        attempt_number=action.attempt_number,
+        original_attempt_id=failed.original_attempt_id or failed.id,
+        life_cycle_state=L.PENDING if due else L.WAITING_FOR_RETRY,
+        queued_at=now if due else None,
+        retry_at=not_before,
+    )
+    record(run, "task.retry_scheduled", retry, now, task_key=retry.task_key,
+           attempt_number=retry.attempt_number, retry_at=to_ms(not_before), reason=action.reason)
+    if due:
+        record(run, "task.pending", retry, now, task_key=retry.task_key, reason=f"retry {retry.attempt_number} is due")
+        enqueue_on_commit([retry.id])
+
+
+def end_attempt(run, attempt, ending, now, *, from_states=UNFINISHED, event="task.finished", **fields):
+    """The one writer of a task attempt's end: its state, result, codes, message and event.
+    A compare-and-swap from ``from_states``: False if someone else ended it first."""
+    updated = TaskRun.objects.filter(id=attempt.id, life_cycle_state__in=from_states).update(
+        **ending.as_fields(), ended_at=now, **fields)
+    if updated:
+        record(run, event, attempt, now, task_key=attempt.task_key, **ending.as_event())
+    return bool(updated)
+
+
+def skip_attempt(run, attempt, action, now):
+    # A retry still waiting when the run is canceled is skipped too, not only blocked tasks.
+    end_attempt(run, attempt, endings.skipped(action.result_state, action.message), now,
+                from_states=(L.BLOCKED, L.WAITING_FOR_RETRY), event="task.skipped")
+
+
+def cancel_attempt(run, attempt, now, message="Canceled by user"):
+    """Stop one attempt: not started yet -> CANCELED now; running -> TERMINATING for its worker
+    (a run_job_task's child runs are canceled in reaction to its task.terminating event)."""
+    waiting = (L.PENDING, L.WAITING_FOR_RETRY, L.BLOCKED)
+    if attempt.life_cycle_state in waiting:
+        if end_attempt(run, attempt, endings.canceled_before_start(message), now,
+                       from_states=(attempt.life_cycle_state,)):
+            return True
+        attempt.refresh_from_db()
+    if attempt.life_cycle_state == L.RUNNING:
+        if TaskRun.objects.filter(id=attempt.id, life_cycle_state=L.RUNNING).update(
+                life_cycle_state=L.TERMINATING, state_message=message):
+            record(run, "task.terminating", attempt, now, task_key=attempt.task_key, task_type=attempt.task_type,
+                   reason=message)
+            # A for-each task's iterations are stopped by advance_for_each, which sees it TERMINATING.
+            return True
+    return False
+
+
+def end_run(run, ending, now, *, from_states, **fields):
+    """The one writer of a run's end: the run, its open repair and the run.finished event (to
+    which the next queued run, a continuous restart and a parent task react: runs/reactions.py).
+    A compare-and-swap from ``from_states``: False if the run had ended already."""
+    updated = Run.objects.filter(id=run.id, life_cycle_state__in=from_states).update(
+        **ending.as_fields(), ended_at=now, **fields)
+    if not updated:
+        return False
+    Repair.objects.filter(run=run, ended_at__isnull=True).update(**ending.as_fields(), ended_at=now)
+    run.life_cycle_state, run.result_state = ending.life_cycle_state, ending.result_state
+    record(run, "run.finished", None, now, **ending.as_event())
+    return True
+
+
+def abort_run(run, message, now):
+    """End a run the engine could not advance (a bug, or settings stored before they were
+    bounded): its unfinished attempts and the run end INTERNAL_ERROR with ``message``, so the one
+    broken run says why and every other run goes on. Only plain writes: this is the way out when
+    the planner itself fails. A running attempt's worker sees the change at its next check and
+    kills the task's process tree."""
+    ending = endings.internal_error(message)
+    TaskRun.objects.filter(run_id=run.id).exclude(life_cycle_state__in=FINISHED_LIFE_CYCLES).update(
+        **ending.as_fields(), ended_at=now)
+    return end_run(run, ending, now, from_states=[s for s in L if s not in FINISHED_LIFE_CYCLES])
