@@ -130,7 +130,7 @@ def admit_queued_runs(job_id, now=None):
                 reason = f"admitted: {active} of the job's {limit} concurrent run(s) in use"
                 # A run that cannot start ends alone, saying why: the run that just finished and
                 # the job's other queued runs go on.
-                if isolated(lambda run_id: start_run(run_id, now, reason), run.id, could_not_start):
+                if isolated(lambda run_id: admit_run(run_id, now, reason), run.id, could_not_start):
                     active += 1
                     started.append(run.id)
             elif not run.queue_enabled or limit == 0:
@@ -158,7 +158,7 @@ def max_concurrent_runs(job):
     return value if isinstance(value, int) else 1
 
 
-def start_run(run_id, now, reason="admitted"):
+def admit_run(run_id, now, reason="admitted"):
     """QUEUED -> RUNNING: one BLOCKED attempt row per task, then the first planner step."""
     run = lock_run(run_id)
     if run.life_cycle_state != L.QUEUED:

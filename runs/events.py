@@ -14,10 +14,10 @@ def record(run, event_type, task_run, at, **data):
 
 
 def record_many(run, entries, at):
-    """entries: [(task_run or None, event_type, data)]."""
+    """entries: [(event_type, task_run or None, data)], in record's order."""
     events = RunEvent.objects.bulk_create([
         RunEvent(run=run, task_run=task_run, type=event_type, at=at, data=data,
                  reactions_pending=has_durable_reactions(event_type) or None)
-        for task_run, event_type, data in entries])
+        for event_type, task_run, data in entries])
     after_commit(events)
     return events

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs.spec.dag import CycleError, topological_levels
+from jobs.spec.task_types import task_type_of
 from runs.engine.states import RunLifeCycleState as L, is_finished
 from runs.for_each import iteration_stats
 from runs.models import RunEvent, TaskRun
@@ -127,11 +128,8 @@ def attempt_bar(attempt, now):
 
 
 def task_type(task):
-    for name in ("notebook_task", "spark_python_task", "python_wheel_task", "sql_task", "condition_task",
-                 "for_each_task", "run_job_task", "shell_command_task", "pipeline_task", "dbt_task"):
-        if name in task:
-            return name.removesuffix("_task")
-    return "task"
+    """The short type shown on a task's node: notebook, spark_python, sql..."""
+    return (task_type_of(task) or "task").removesuffix("_task")
 
 
 @on_every_event

@@ -20,6 +20,7 @@ that define them are imported when the runs app is ready, runs/apps.py).
 
 import logging
 import os
+import signal
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -35,8 +36,8 @@ MAX_TRIES = 5
 SWEEP_AFTER_SECONDS = 2.0
 """The sweep leaves younger events to the on-commit path that is about to run their reactions."""
 FAULT_BEFORE_REACTIONS = "LAKEFLOW_FAULT_BEFORE_REACTIONS"
-"""Tests only: a process that has this set exits at once after a commit with pending reactions,
-as a crash between commit and reactions would (tests/e2e/test_reactions_after_a_crash.py)."""
+"""Tests only: a process that has this set SIGKILLs its whole process group (a cluster node) right
+after a commit with pending reactions, the crash tests/e2e/test_reactions_after_a_crash.py makes."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class _AfterCommit:
 
     def __call__(self):
         if self.event_ids and os.environ.get(FAULT_BEFORE_REACTIONS):
-            os._exit(137)  # the fault a test injects: the reactions are left to the sweep
+            os.killpg(os.getpgrp(), signal.SIGKILL)  # the fault a test injects: reactions left to the sweep
         for react in _live:
             try:
                 react(sorted(self.run_ids))

@@ -29,7 +29,7 @@ def start_attempts(run, attempts, now, handoff=None, reasons=None):
     # BLOCKED rows only change under the run lock we hold, so one UPDATE is safe.
     TaskRun.objects.filter(id__in=ids, life_cycle_state=L.BLOCKED).update(life_cycle_state=L.PENDING, queued_at=now)
     reasons = reasons or {}
-    record_many(run, [(a, "task.pending", {"task_key": a.task_key, **({"reason": reasons[a.task_key]}
+    record_many(run, [("task.pending", a, {"task_key": a.task_key, **({"reason": reasons[a.task_key]}
                                                                        if a.task_key in reasons else {})})
                       for a in attempts], now)
     taken = handoff.take(run, attempts) if handoff is not None else None

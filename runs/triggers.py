@@ -32,7 +32,7 @@ FILE_CHECK_EVERY = timedelta(seconds=2)
 TABLE_CHECK_EVERY = timedelta(seconds=1)
 CONTINUOUS_CHECK_EVERY = timedelta(seconds=5)  # a safety net: a run's end re-checks at once
 ERROR_RETRY_EVERY = timedelta(seconds=10)
-ACTIVE_RUN_STATES = (L.QUEUED, L.PENDING, L.RUNNING, L.TERMINATING)
+UNFINISHED_RUN_STATES = (L.QUEUED, L.PENDING, L.RUNNING, L.TERMINATING)
 
 
 def run_due_triggers(now):
@@ -116,7 +116,7 @@ def job_settings_saved(sender, job, version, **kwargs):
 scans = BackgroundScans() if settings.LAKEFLOW_SCAN_IN_BACKGROUND else InlineScans()
 
 
-def start_run(job, now, **kwargs):
+def start_triggered_run(job, now, **kwargs):
     """The trigger's run, or None when the job refuses it (its trigger state then says why)."""
     try:
         run, created = create_run(job, now=now, **kwargs)
@@ -157,7 +157,7 @@ def fire_schedule(state, now):
     if not advance(state, state.next_check_at, next_check_at=following, last_slot=slot, last_fired_at=now,
                    last_error=""):
         return 0  # another clock took this slot's step
-    run, created = start_run(state.job, now, trigger=Run.Trigger.PERIODIC, trigger_time=slot, trigger_slot=slot)
+    run, created = start_triggered_run(state.job, now, trigger=Run.Trigger.PERIODIC, trigger_time=slot, trigger_slot=slot)
     return int(run is not None and created)
 
 
@@ -195,7 +195,7 @@ def check_file_arrival(state, now):
         fields["last_fired_at"] = now
     if not advance(state, state.next_check_at, arrival=arrival.as_dict(), **fields) or not fire:
         return 0
-    run, created = start_run(state.job, now, trigger=Run.Trigger.FILE_ARRIVAL, trigger_time=now,
+    run, created = start_triggered_run(state.job, now, trigger=Run.Trigger.FILE_ARRIVAL, trigger_time=now,
                              trigger_details={"file_arrival": {"location": config["url"]}})
     return int(run is not None and created)
 
@@ -253,7 +253,7 @@ def check_table_update(state, now):
     if not advance(state, state.next_check_at, arrival=arrival.as_dict(), **fields) or not fire:
         return 0
     details = {"table_update": {"updated_tables": sorted(pending), "tables": pending}}
-    run, created = start_run(state.job, now, trigger=Run.Trigger.TABLE, trigger_time=now, trigger_details=details)
+    run, created = start_triggered_run(state.job, now, trigger=Run.Trigger.TABLE, trigger_time=now, trigger_details=details)
     return int(run is not None and created)
 
 
@@ -280,14 +280,14 @@ def keep_continuous_job_running(state, now):
     with transaction.atomic():
         # The job's admission lock: no two clocks start its run at once.
         Job.objects.filter(id=state.job_id).update(admission_seq=F("admission_seq") + 1)
-        if Run.objects.filter(job_id=state.job_id, life_cycle_state__in=ACTIVE_RUN_STATES).exists():
+        if Run.objects.filter(job_id=state.job_id, life_cycle_state__in=UNFINISHED_RUN_STATES).exists():
             advance(state, state.next_check_at, next_check_at=now + CONTINUOUS_CHECK_EVERY)
             return 0
         if not advance(state, state.next_check_at, next_check_at=now + CONTINUOUS_CHECK_EVERY,
                        last_fired_at=now, last_error=""):
             return 0
         # CONTINUOUS_RESTART is for a user's manual restart (the SDK's TriggerType), not a backoff.
-        run, created = start_run(state.job, now, trigger=Run.Trigger.CONTINUOUS, trigger_time=now)
+        run, created = start_triggered_run(state.job, now, trigger=Run.Trigger.CONTINUOUS, trigger_time=now)
         return int(run is not None and created)
 
 

@@ -25,7 +25,6 @@ from runs.models import Run, TaskRun
 
 RUNS_PER_PAGE = 50
 LOG_PAGE_BYTES = 256 * 1024
-NEEDS_RERUN = {"FAILED", "TIMEDOUT", "CANCELED", "UPSTREAM_FAILED", "UPSTREAM_CANCELED", "MAXIMUM_CONCURRENT_RUNS_REACHED"}
 
 
 def find_run_or_404(run_id, job_id=None):

@@ -83,12 +83,6 @@ def claim_loaded(attempt):
         return claim(attempt.run, attempt, timezone.now(), HOST)
 
 
-def claim_attempt(attempt_id):
-    """The attempt, claimed for this worker, or None."""
-    attempt = claimable(attempt_id)
-    return attempt if attempt is not None and claim_loaded(attempt) else None
-
-
 def run_guarded(attempt, handoff):
     try:
         return run_claimed_attempt(attempt, handoff)

@@ -3,7 +3,6 @@
 import fcntl
 import os
 import threading
-import time
 
 import pytest
 from django.db import OperationalError
@@ -69,27 +68,36 @@ def test_a_transaction_holds_the_lock_until_it_commits_or_rolls_back(connect, tm
     assert connection.introspection.table_names() == ["t"]
 
 
-def test_a_second_transaction_waits_for_the_first_and_then_goes_on(connect):
+def test_a_second_transaction_waits_for_the_first_and_then_goes_on(connect, monkeypatch):
     first, second = connect(), connect()
     second.inc_thread_sharing()  # used by the thread below
     begin(first)
     first.cursor().execute("CREATE TABLE t (x INTEGER)")
-    entered = []
+    found_taken, order = threading.Event(), []
+    flock = fcntl.flock
+
+    def watched_flock(fd, operation):  # tells when the second transaction found the lock taken
+        try:
+            return flock(fd, operation)
+        except BlockingIOError:
+            found_taken.set()
+            raise
+
+    monkeypatch.setattr("lakeflow_site.sqlite_backend.base.fcntl.flock", watched_flock)
 
     def other():
         begin(second)
-        entered.append(time.monotonic())
+        order.append("second entered")
         second.cursor().execute("INSERT INTO t VALUES (2)")
         end(second)
 
     thread = threading.Thread(target=other)
     thread.start()
-    time.sleep(0.3)
-    assert entered == []  # still waiting for the lock
-    released = time.monotonic()
+    assert found_taken.wait(timeout=60)  # it is waiting: the first holds the lock
+    order.append("first committed")
     end(first)
-    thread.join(5)
-    assert entered and entered[0] - released < 0.1
+    thread.join(60)
+    assert order == ["first committed", "second entered"]
     assert first.cursor().execute("SELECT x FROM t").fetchall() == [(2,)]
 
 

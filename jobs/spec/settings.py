@@ -15,23 +15,13 @@ import re
 from typing import Any
 
 from . import dag, refs
+from .task_types import EXECUTABLE_TASK_TYPES, TASK_TYPES, UNSUPPORTED_TASK_TYPES, task_type_of  # noqa: F401
 from .checker import INT32_MAX, INT64_MAX, MISSING, Checker, Problem, SettingsInvalid, _at  # noqa: F401 (re-exported)
 from .documents import DocumentRefused, check_document
 from .embedded import EmbeddedReferenceError, shell_command_with_variables, sql_with_markers
 from .triggers import EXCLUSIVE_BLOCKS, check_triggers, with_trigger_defaults
 
-EXECUTABLE_TASK_TYPES = (
-    "spark_python_task", "python_wheel_task", "shell_command_task", "notebook_task",
-    "sql_task", "condition_task", "for_each_task", "run_job_task",
-)
-# Databricks task types we recognise (so a task is not "typeless") but cannot run.
-UNSUPPORTED_TASK_TYPES = (
-    "spark_jar_task", "spark_submit_task", "pipeline_task", "dbt_task", "dbt_cloud_task",
-    "dbt_platform_task", "dashboard_task", "alert_task", "power_bi_task",
-    "clean_rooms_notebook_task", "python_operator_task", "ai_runtime_task",
-    "gen_ai_compute_task", "ai_function_task",
-)
-TASK_TYPES = EXECUTABLE_TASK_TYPES + UNSUPPORTED_TASK_TYPES
+
 
 RUN_IF = ("ALL_SUCCESS", "AT_LEAST_ONE_SUCCESS", "NONE_FAILED", "ALL_DONE",
           "AT_LEAST_ONE_FAILED", "ALL_FAILED")
@@ -88,12 +78,6 @@ SUBMIT_FIELDS = frozenset({
 })
 ENV_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,255}")
 MAX_ENV_ENTRIES, MAX_ENV_VARIABLES = 10, 20
-
-
-def task_type_of(task: dict) -> str | None:
-    """The task-type key of `task`, or None if it has none (or several)."""
-    present = [name for name in TASK_TYPES if name in task]
-    return present[0] if len(present) == 1 else None
 
 
 # --- task types -----------------------------------------------------------------

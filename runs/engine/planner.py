@@ -117,11 +117,6 @@ def _as_seen_by(dep: Dependency, parent: Upstream, parent_status: TaskStatus | N
     return Upstream.SUCCEEDED if taken == dep.outcome else Upstream.EXCLUDED
 
 
-def is_done(node: TaskNode, status: TaskStatus, cancel_reason: CancelReason | None = None) -> bool:
-    """Finished and not about to be retried: its downstream may be decided."""
-    return is_finished(status.life_cycle_state) and not should_retry(node, status, cancel_reason)
-
-
 # --- run_if --------------------------------------------------------------------------------
 
 # run_if values whose task is ordinary work: it needs its parents to have succeeded, and a

@@ -26,11 +26,6 @@ def unfinished_tasks(statuses: Mapping[str, TaskStatus]) -> list[str]:
     return [key for key, status in statuses.items() if not is_finished(status.life_cycle_state)]
 
 
-def is_repairable(statuses: Mapping[str, TaskStatus]) -> bool:
-    """A run is repaired only when nothing in it is still going on (or waiting to)."""
-    return not unfinished_tasks(statuses)
-
-
 def needs_rerun(status: TaskStatus) -> bool:
     if status.life_cycle_state == RunLifeCycleState.INTERNAL_ERROR:
         return True

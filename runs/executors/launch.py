@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from jobs.spec import task_types
+
 from .errors import LaunchError
 from .files import TaskFiles, create_for_server
 
@@ -221,13 +223,13 @@ def _identity_variables(user, attempt_dir: Path) -> dict[str, str]:
 
 
 def task_type_of(task: dict) -> str:
-    """The task's type key, e.g. ``spark_python_task``."""
-    types = [key for key, value in task.items() if key.endswith("_task") and isinstance(value, dict)]
-    if len(types) != 1:
-        found = ", ".join(types) if types else "none"
+    """The task's type key, e.g. ``spark_python_task`` (jobs/spec/task_types.py's rule)."""
+    found = task_types.task_type_of(task)
+    if found is None:
+        present = [key for key in task if key in task_types.TASK_TYPES] or ["none"]
         raise LaunchError("INVALID_RUN_CONFIGURATION",
-                          f"A task needs exactly one task type; found {found}")
-    return types[0]
+                          f"A task needs exactly one task type; found {', '.join(present)}")
+    return found
 
 
 def _resolve_python_file(python_file, files: TaskFiles) -> str:

@@ -12,7 +12,6 @@ from runs.dispatch import cancel_run, finish_attempt
 from runs.engine.endings import attempt_ended, lost_with_its_worker
 from runs.engine.states import RunLifeCycleState as L
 from runs.engine.states import RunResultState as R
-from runs.engine.states import TerminationCode
 from runs.models import TaskRun
 from runs.rootcause import explain
 from tests.dashboard.conftest import make_job

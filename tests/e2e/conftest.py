@@ -70,6 +70,20 @@ SCRIPTS = {
         if len(sys.argv) > 3 and sys.argv[1] == sys.argv[2] and not os.path.exists(sys.argv[3]):
             raise RuntimeError(f"item {sys.argv[1]} is broken")
     """,
+    "rendezvous.py": """
+        # Marks argv[2] in directory argv[1], then waits (at most 120 s) until argv[3] marks are
+        # there: tasks that must overlap prove it by finishing only together, however slow the machine.
+        import os, sys, time
+        directory, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        os.makedirs(directory, exist_ok=True)
+        open(os.path.join(directory, name), "w").close()
+        deadline = time.monotonic() + 120
+        while len(os.listdir(directory)) < count:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {os.listdir(directory)} of {count} met")
+            time.sleep(0.05)
+        print("item", name, flush=True)
+    """,
     "widgets_notebook.py": """
         # Databricks notebook source
         # MAGIC %md

@@ -194,7 +194,6 @@ def test_a_redis_restart_mid_run_loses_no_work_and_runs_no_task_twice(cluster_on
     # worker may run one of them itself), so they wait in our database.
     wait_until(lambda: [task_state(w, first, key) for key in "xyz"].count(jobs.RunLifeCycleState.PENDING) >= 2,
                timeout=30, what="x, y and z to be due while Redis is down")
-    time.sleep(2)  # a few seconds of outage: every pusher has noticed and is waiting to reconnect
     private_redis.start()  # the same port, an empty server: whatever was queued is gone
 
     # Well inside the clock's 60 s requeue of stale attempts: it notices the new Redis and hands
@@ -221,6 +220,12 @@ def terminate_backends(database):
     return len(rows)
 
 
+def backends(database):
+    with psycopg.connect(postgres_admin_dsn()[0], autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                            [database]).fetchone()[0]
+
+
 def test_dropped_postgres_connections_mid_run_stop_no_run_and_no_process(cluster):
     server = cluster
     w = server.client()
@@ -235,7 +240,8 @@ def test_dropped_postgres_connections_mid_run_stop_no_run_and_no_process(cluster
                what="task b to be running")
 
     dropped = terminate_backends(server.database)
-    time.sleep(1)
+    # Again, once the cluster has connected anew: those new connections are dropped too.
+    wait_until(lambda: backends(server.database) > 0, timeout=60, what="the cluster to connect again")
     dropped += terminate_backends(server.database)
     assert dropped >= 3, f"only {dropped} connections were dropped: the cluster should hold more"
 

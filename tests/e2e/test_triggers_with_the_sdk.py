@@ -36,6 +36,21 @@ def wait_for_end(w, run_id):
     return w.jobs.wait_get_run_job_terminated_or_skipped(run_id=run_id, timeout=WAIT)
 
 
+def clock_looked_since(w, server, seconds):
+    """Wait until the clock has demonstrably been at work for `seconds` from now: a witness job's
+    file-arrival trigger (looked at every 2 s) was checked that long after this call. Before it,
+    "nothing happened" could only mean the machine was too busy to try."""
+    if not hasattr(server, "witness_job_id"):
+        watched = server.workspace / f"witness-{secrets.token_hex(3)}"
+        watched.mkdir()
+        server.witness_job_id = w.jobs.create(name="clock witness", trigger=jobs.TriggerSettings(
+            file_arrival=jobs.FileArrivalTriggerConfiguration(url=str(watched)), pause_status=UNPAUSED),
+            tasks=[python_task(server, "t", "ok.py")]).job_id
+    since_ms = time.time() * 1000  # the server is on this machine: one clock
+    wait_until(lambda: raw_job(w, server.witness_job_id)["trigger_state"]["file_arrival"]["last_checked_time"]
+               >= since_ms + seconds * 1000, timeout=120, what=f"the clock to look again {seconds}s on")
+
+
 def test_a_two_second_schedule_runs_every_two_seconds_and_stops_when_paused(server):
     w = server.client()
     every_two_seconds = jobs.CronSchedule(quartz_cron_expression="0/2 * * * * ?", timezone_id="Europe/Berlin",
@@ -50,7 +65,7 @@ def test_a_two_second_schedule_runs_every_two_seconds_and_stops_when_paused(serv
         quartz_cron_expression="0/2 * * * * ?", timezone_id="Europe/Berlin", pause_status=PAUSED)))
     assert w.jobs.get(job.job_id).trigger_state.pause_status == PAUSED
     before = {run.run_id for run in runs_of(w, job.job_id)}
-    time.sleep(5)  # two and a half periods: a schedule that still fired would show here
+    clock_looked_since(w, server, 5)  # two and a half periods: a schedule that still fired would show here
     assert {run.run_id for run in runs_of(w, job.job_id)} == before
 
     # Each run's trigger time is its own slot: an even second, 2 s apart or a multiple of it.
@@ -128,7 +143,7 @@ def test_a_sql_task_writing_tables_fires_the_job_that_watches_them(server, tmp_p
         assert "version=" in logs and "version={{" not in logs
         states = raw_job(w, watcher.job_id)["trigger_state"]["table"]["last_seen_table_states"]
         assert [s["table_name"] for s in states] == watched
-        time.sleep(3)  # both writes were consumed by that one run: no second run follows
+        clock_looked_since(w, server, 3)  # both writes were consumed by that one run: no second run follows
         assert len(runs_of(w, watcher.job_id)) == 1
     finally:
         with psycopg.connect(server.env["LAKEFLOW_WAREHOUSES"].split("=", 1)[1], autocommit=True) as conn:
@@ -157,7 +172,7 @@ def test_a_continuous_job_keeps_exactly_one_run_going_until_paused(server):
     # Pausing stops new runs; the active one finishes (as in Lakeflow).
     wait_until(lambda: not runs_of(w, job.job_id, active_only=True), timeout=60, what="the last run to end")
     count = len(runs_of(w, job.job_id))
-    time.sleep(3)
+    clock_looked_since(w, server, 3)
     assert len(runs_of(w, job.job_id)) == count
     assert raw_job(w, job.job_id)["trigger_state"]["pause_status"] == "PAUSED"
 
@@ -203,7 +218,9 @@ def test_two_cluster_nodes_never_fire_a_slot_twice_even_when_one_dies(two_node_s
     wait_until(lambda: len(scheduled_slots(server, job.job_id)) >= killed_at + 5, timeout=90,
                what="runs after the surviving node took over")
     server.start("qcluster-3", QCLUSTER)  # and a restarted node joins again
-    time.sleep(4)
+    joined_at = len(scheduled_slots(server, job.job_id))
+    wait_until(lambda: len(scheduled_slots(server, job.job_id)) >= joined_at + 3, timeout=90,
+               what="runs after the third node joined")
     w.jobs.update(job.job_id, new_settings=jobs.JobSettings(schedule=jobs.CronSchedule(
         quartz_cron_expression="* * * * * ?", timezone_id="UTC", pause_status=PAUSED)))
 

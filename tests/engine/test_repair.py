@@ -3,7 +3,7 @@
 import pytest
 
 from runs.engine.planner import Dependency, TaskNode, TaskStatus, build_graph
-from runs.engine.repair import RepairInvalid, is_repairable, tasks_to_rerun
+from runs.engine.repair import RepairInvalid, tasks_to_rerun, unfinished_tasks
 from runs.engine.states import RunIf
 from runs.engine.states import RunLifeCycleState as L
 from runs.engine.states import RunResultState as R
@@ -107,13 +107,14 @@ def test_a_run_with_a_task_still_going_cannot_be_repaired():
     statuses = finished_run()
     statuses["report"] = TaskStatus("report", L.WAITING_FOR_RETRY, attempt_number=1)
 
-    assert not is_repairable(statuses)
+    assert unfinished_tasks(statuses) == ["report"]
     with pytest.raises(RepairInvalid, match="still in progress \\('report' not finished\\)"):
         rerun(statuses, all_failed=True)
 
 
 def test_a_finished_run_can_be_repaired():
-    assert is_repairable(finished_run())
+    assert unfinished_tasks(finished_run()) == []
+    assert rerun(finished_run(), all_failed=True)
 
 
 def test_repair_with_dependents_includes_tasks_added_to_the_job_since_the_run():

@@ -42,3 +42,11 @@ def broker(monkeypatch):
     recorder = Recorder()
     monkeypatch.setattr("runs.broker.enqueue_attempts", recorder)
     return recorder
+
+
+def claim_attempt(attempt_id):
+    """The attempt, claimed as a worker of this host would claim it, or None."""
+    from runs.worker import claim_loaded, claimable
+
+    attempt = claimable(attempt_id)
+    return attempt if attempt is not None and claim_loaded(attempt) else None

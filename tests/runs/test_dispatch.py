@@ -9,8 +9,7 @@ from runs.engine.endings import attempt_ended
 from runs.loading import to_ms
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R
 from runs.models import Run, RunEvent, TaskRun
-from runs.worker import claim_attempt
-from tests.runs.conftest import make_job, shell
+from tests.runs.conftest import claim_attempt, make_job, shell
 
 
 def attempt(run, key):

@@ -12,8 +12,7 @@ from runs.dispatch import finish_attempt
 from runs.engine.endings import attempt_ended
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R
 from runs.models import TaskRun
-from runs.worker import claim_attempt
-from tests.runs.conftest import make_job, shell
+from tests.runs.conftest import claim_attempt, make_job, shell
 
 
 def test_a_broker_that_is_down_fails_no_run_and_leaves_its_attempts_pending(alice, monkeypatch):

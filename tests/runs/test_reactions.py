@@ -15,8 +15,7 @@ from runs.engine.states import RunLifeCycleState as L, RunResultState as R
 from runs.events import record
 from runs.models import Reaction, Run, RunEvent, TableWrite, TaskRun, TriggerState
 from runs.reactions import run_reactions, sweep_reactions
-from runs.worker import claim_attempt
-from tests.runs.conftest import make_job, shell
+from tests.runs.conftest import claim_attempt, make_job, shell
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from runs.engine.states import RunResultState as R
 from runs.models import Run, TaskRun, TriggerState
 from runs.triggers import record_table_writes, run_due_triggers, sync_trigger_state
 from runs.watch import fingerprints
-from runs.worker import claim_attempt
-from tests.runs.conftest import make_job, shell
+from tests.runs.conftest import claim_attempt, make_job, shell
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=dt_timezone.utc)
 
