@@ -256,16 +256,16 @@ def repair_run(request, data, api_version):
     refuse_legacy_parameters(data)
     if run.job.deleted_at is not None:
         raise invalid_state(f"Job {run.job_id} was deleted: its runs cannot be repaired")
-    created = repair.repair_run(
-        run.id,
+    choices = dict(
         rerun_tasks=str_list_param(data, "rerun_tasks"),
         rerun_all_failed_tasks=bool_param(data, "rerun_all_failed_tasks"),
         rerun_dependent_tasks=bool_param(data, "rerun_dependent_tasks"),
         latest_repair_id=id_param(data, "latest_repair_id", required=False),
         job_parameters=object_param(data, "job_parameters"),
-        user=request.user,
     )
-    return {"repair_id": created.id}
+    if bool_param(data, "dry_run"):  # ours: what the repair would re-run, changing nothing
+        return {"dry_run": True, **repair.preview_repair(run.id, **choices).as_dict()}
+    return {"repair_id": repair.repair_run(run.id, user=request.user, **choices).id}
 
 
 @api_view("POST")

@@ -12,16 +12,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from jobs.spec.dag import downstream_of
-from jobs.query_params import query_int
 from jobs.pages import posted_parameters
+from jobs.query_params import query_int
 from runs import dispatch
 from runs.engine.states import RunLifeCycleState as L, is_finished
+from runs.event_log import event_rows
 from runs.executors.files import open_task_file
 from runs.executors.supervisor import read_log_tail
 from runs.live import run_snapshot, state_class, state_label
-from runs.rootcause import explain
 from runs.models import Run, TaskRun
+from runs.repair import RepairRefused, preview_repair, repair_run as repair_run_now
+from runs.rootcause import explain
 
 RUNS_PER_PAGE = 50
 LOG_PAGE_BYTES = 256 * 1024
@@ -78,11 +79,15 @@ def run_redirect(request, run_id):
     return redirect(run_url(attempt.run, task=attempt.id))
 
 
-def repair_choices(snapshot):
-    """Task keys of the run with those preselected for a repair: what did not succeed, and downstream."""
-    deps = {node["key"]: node["depends_on"] for node in snapshot["nodes"]}
-    failed = {node["key"] for node in snapshot["nodes"] if node["state"] in ("failed", "canceled", "upstream")}
-    chosen = failed | downstream_of(deps, failed)
+def repair_choices(run, snapshot):
+    """Task keys of the run with those preselected for a repair: what the engine would re-run for
+    "the failed tasks and their dependents" (runs/repair.py plan_repair, as the repair itself)."""
+    latest = run.repairs.order_by("-id").values_list("id", flat=True).first()
+    try:
+        chosen = set(preview_repair(run.id, rerun_all_failed_tasks=True, rerun_dependent_tasks=True,
+                                    latest_repair_id=latest).tasks)
+    except RepairRefused:  # nothing failed: nothing preselected
+        chosen = set()
     return [{"key": node["key"], "label": node["label"], "state": node["state"], "checked": node["key"] in chosen}
             for node in snapshot["nodes"]]
 
@@ -116,7 +121,9 @@ def run_detail(request, job_id, run_id):
     return render(request, "runs/detail.html", {
         "nav": "jobs", "run": run, "job": run.job, "snapshot": snapshot,
         "root_cause": root_cause, "repairs": repair_history(run), "selected": selected,
-        "repair_choices": repair_choices(snapshot) if snapshot["finished"] else [],
+        "repair_choices": repair_choices(run, snapshot) if snapshot["finished"] else [],
+        "latest_repair_id": run.repairs.order_by("-id").values_list("id", flat=True).first(),
+        "events": event_rows(run),
         "parameters": run.job_parameters or [], "job_deleted": run.job.deleted_at is not None,
         "parent_run": run.parent_task_run.run if run.parent_task_run_id else None,
     })
@@ -155,14 +162,13 @@ def cancel_task(request, task_run_id):
 @require_POST
 def repair_run(request, run_id):
     from runs.engine.parameters import ParametersInvalid
-    from runs.repair import RepairRefused, repair_run as repair
 
     run = find_run_or_404(run_id)
     keys = request.POST.getlist("rerun_tasks")
     latest = run.repairs.order_by("-id").values_list("id", flat=True).first()
     try:
         parameters = posted_parameters(request.POST)
-        repair(run.id, rerun_tasks=keys or None, rerun_all_failed_tasks=not keys, job_parameters=parameters,
+        repair_run_now(run.id, rerun_tasks=keys or None, rerun_all_failed_tasks=not keys, job_parameters=parameters,
                latest_repair_id=latest, user=request.user)
     except (RepairRefused, ParametersInvalid, ValueError) as exc:
         messages.error(request, f"The repair did not start: {exc}")
@@ -200,6 +206,7 @@ def task_panel(request, task_run_id):
         "finished": is_finished(attempt.life_cycle_state), "iterations": iterations,
         "iteration_states": {i.id: state_class(i.life_cycle_state, i.result_state) for i in iterations},
         "resolved": json.dumps(attempt.resolved_values, indent=2) if attempt.resolved_values else "",
+        "events": event_rows(attempt.run, task_run=attempt),
     }
     template = "runs/_task_panel.html" if request.GET.get("fragment") else "runs/task_page.html"
     return render(request, template, context)

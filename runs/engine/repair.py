@@ -81,3 +81,9 @@ def tasks_to_rerun(
     if rerun_dependent_tasks:
         selected |= graph.descendants(selected)
     return [node.task_key for node in graph.nodes if node.task_key in selected]
+
+
+def iterations_to_rerun(results: Mapping[int, RunResultState | None]) -> list[int]:
+    """The iterations of a for-each task that a repair runs again: those that did not succeed
+    ({iteration index: result of its latest attempt})."""
+    return sorted(index for index, result in results.items() if result != RunResultState.SUCCESS)

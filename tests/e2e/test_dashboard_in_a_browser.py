@@ -78,11 +78,20 @@ def test_author_run_watch_fail_understand_and_repair_in_the_browser(page, sqlite
     expect(cause).to_contain_text("is missing")
     shot(page, "04-run-failed-root-cause")
 
-    # Repair in two clicks: the failed task is preselected.
+    # Every decision is there with its reason.
+    events = page.locator("#run-events")
+    expect(events).to_contain_text("extract is ready to start: it has no dependencies", timeout=LIVE)
+    expect(events).to_contain_text("load is ready to start: its dependency succeeded (ALL_SUCCESS)")
+    expect(events).to_contain_text("load ended FAILED")
+
+    # Repair in two clicks: the failed task is preselected; the preview says what runs again.
     marker.touch()
     page.click("#repair-run")
     expect(page.locator("#repair-tasks input[value='load']")).to_be_checked()
     expect(page.locator("#repair-tasks input[value='extract']")).not_to_be_checked()
+    page.click("#repair-preview-button")
+    expect(page.locator("#repair-preview")).to_have_text("Runs again: load", timeout=LIVE)
+    shot(page, "05a-repair-preview")
     page.click("#repair-submit")
     expect(node(page, "load")).to_have_attribute("data-state", "success", timeout=LIVE)
     expect(page.locator("#run-state")).to_have_text("Success", timeout=LIVE)
