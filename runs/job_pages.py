@@ -16,12 +16,13 @@ from jobs.query_params import query_int
 from runs.admission import RunRefused, create_run
 from runs.engine.parameters import ParametersInvalid
 from runs.live import state_class, state_label
-from runs.models import Run, TaskRun, TriggerState
+from runs.models import Run, TaskRun, TriggerDecision, TriggerState
 
 JOBS_PER_PAGE = 25
 CHIPS_PER_JOB = 8
 RUNS_IN_MATRIX = 25
 RUNS_IN_CHART = 200
+DECISIONS_SHOWN = 20
 TAG_FILTER = re.compile(r"^([A-Za-z0-9_.\-]+)(?::(.*))?$")
 
 
@@ -121,6 +122,7 @@ def job_detail(request, job_id):
         "nav": "jobs", "job": job, "settings": job.settings, "columns": columns, "matrix": matrix(job, runs),
         "older": runs[-1].id if older else None, "newest_first": before is None,
         "trigger": trigger_summary(TriggerState.objects.filter(job=job).first()),
+        "decisions": list(TriggerDecision.objects.filter(job=job).order_by("-id")[:DECISIONS_SHOWN]),
         "parameters": parameters, "chart": duration_series(job),
         "version": job.current_version, "can_manage": can_manage_job(request.user, job),
     })

@@ -268,6 +268,32 @@ class TriggerState(models.Model):
         return f"{self.kind} trigger of job {self.job_id}"
 
 
+class TriggerDecision(models.Model):
+    """Append-only: what a job's trigger did and why (a slot fired, skipped after downtime, a run
+    refused; paused, resumed), and on which node's clock. The job page lists the latest."""
+
+    class Kind(models.TextChoices):
+        FIRED = "fired"
+        SKIPPED = "skipped"
+        REFUSED = "refused"  # it fired, and the job took no run (max_concurrent_runs, bad parameters)
+        PAUSED = "paused"
+        RESUMED = "resumed"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="trigger_decisions")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    slot = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    node = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "-id"], name="trigger_decision_newest")]
+
+    def __str__(self):
+        return f"{self.kind} for job {self.job_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
 class Reaction(models.Model):
     """One reaction to one event, done (done_at) or failed so far (tries, error): its mark and its
     effects commit together, so it happens once however many processes try."""

@@ -9,6 +9,8 @@ existing run back. After downtime only the latest missed slot fires, as in Lakef
 """
 
 import logging
+import os
+import socket
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,11 +19,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs.models import Job
+from jobs.spec.cron import parse_quartz
 from jobs.spec.triggers import trigger_block
+from runs.engine.schedule import decide_slot, missed_cron_slots, missed_periodic_slots
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R
 from runs.admission import RunRefused, create_run
 from runs.isolation import each_isolated
-from runs.models import Run, TableWrite, TriggerState
+from runs.models import Run, TableWrite, TriggerDecision, TriggerState
 from runs.reactions import reacts_to
 from runs.watch import BackgroundScans, InlineScans
 
@@ -98,7 +102,10 @@ def sync_trigger_state(job, now=None):
     if paused and not state.paused:
         state.paused, state.next_check_at = True, None
         state.save(update_fields=["paused", "next_check_at"])
+        decided(job, TriggerDecision.Kind.PAUSED, "paused: nothing fires until it is resumed", now)
     elif not paused and state.paused:
+        decided(job, TriggerDecision.Kind.RESUMED, "resumed: it starts from now, and what came while it was "
+                                                   "paused does not fire", now)
         # Resuming starts from now: what a paused schedule missed does not fire.
         state.paused, state.enabled_at = False, now
         state.next_check_at = first_check(kind, config, now)
@@ -116,15 +123,29 @@ def job_settings_saved(sender, job, version, **kwargs):
 scans = BackgroundScans() if settings.LAKEFLOW_SCAN_IN_BACKGROUND else InlineScans()
 
 
-def start_triggered_run(job, now, **kwargs):
-    """The trigger's run, or None when the job refuses it (its trigger state then says why)."""
+NODE = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def decided(job, kind, reason, now, slot=None, run=None):
+    TriggerDecision.objects.create(job_id=job.id if hasattr(job, "id") else job, kind=kind, reason=reason, at=now,
+                                   slot=slot, run=run, node=NODE)
+
+
+def start_triggered_run(job, now, reason, slot=None, **kwargs):
+    """The trigger's run, or None when the job refuses it (its trigger state then says why);
+    either way the decision is recorded with `reason`."""
     try:
-        run, created = create_run(job, now=now, **kwargs)
+        run, created = create_run(job, now=now, trigger_slot=slot, **kwargs)
     except RunRefused as exc:
         log.warning("trigger of job %s could not start a run: %s", job.id, exc)
         TriggerState.objects.filter(job_id=job.id).update(last_error=f"The trigger could not start a run: {exc}")
+        decided(job, TriggerDecision.Kind.REFUSED, f"{reason}; the job refused the run: {exc}", now, slot)
         return None, False
     TriggerState.objects.filter(job_id=job.id).update(last_run=run)
+    if created and run.life_cycle_state == L.SKIPPED:
+        decided(job, TriggerDecision.Kind.REFUSED, f"{reason}; its run was skipped: {run.state_message}", now, slot, run)
+    elif created:
+        decided(job, TriggerDecision.Kind.FIRED, f"{reason}; fired by the clock on {NODE}", now, slot, run)
     return run, created
 
 
@@ -150,15 +171,33 @@ def slot_due(state, now):
 
 def fire_schedule(state, now):
     """Start the run of the schedule slot that has come; only the latest if several were missed."""
-    slot, following = slot_due(state, now)
-    if slot is None or (state.last_slot and slot <= state.last_slot) or slot < state.enabled_at:
-        advance(state, state.next_check_at, next_check_at=following)
+    latest, following = slot_due(state, now)
+    decision = decide_slot(latest=latest, following=following, last_fired=state.last_slot,
+                           enabled_at=state.enabled_at, missed=missed_slots(state, latest))
+    if decision.fire is None:
+        advance(state, state.next_check_at, next_check_at=decision.next_check)
         return 0
-    if not advance(state, state.next_check_at, next_check_at=following, last_slot=slot, last_fired_at=now,
-                   last_error=""):
+    if not advance(state, state.next_check_at, next_check_at=decision.next_check, last_slot=decision.fire,
+                   last_fired_at=now, last_error=""):
         return 0  # another clock took this slot's step
-    run, created = start_triggered_run(state.job, now, trigger=Run.Trigger.PERIODIC, trigger_time=slot, trigger_slot=slot)
+    if decision.missed:
+        decided(state.job, TriggerDecision.Kind.SKIPPED, decision.reason, now, decision.fire)
+    run, created = start_triggered_run(state.job, now, decision.reason, decision.fire, trigger=Run.Trigger.PERIODIC,
+                                       trigger_time=decision.fire)
     return int(run is not None and created)
+
+
+def missed_slots(state, latest):
+    """How many slots came, before `latest`, since the last one fired (or the trigger was enabled)."""
+    since = max(filter(None, [state.last_slot, state.enabled_at]))
+    if latest is None or latest <= since:
+        return 0
+    if state.kind == Kind.SCHEDULE:
+        config = state.config
+        return missed_cron_slots(parse_quartz(config["quartz_cron_expression"]), config.get("timezone_id") or "UTC",
+                                 since, latest)
+    periodic = state.config["periodic"]
+    return missed_periodic_slots(periodic["interval"], periodic["unit"], since, latest)
 
 
 # --- file arrival ------------------------------------------------------------------------------
@@ -195,8 +234,10 @@ def check_file_arrival(state, now):
         fields["last_fired_at"] = now
     if not advance(state, state.next_check_at, arrival=arrival.as_dict(), **fields) or not fire:
         return 0
-    run, created = start_triggered_run(state.job, now, trigger=Run.Trigger.FILE_ARRIVAL, trigger_time=now,
-                             trigger_details={"file_arrival": {"location": config["url"]}})
+    run, created = start_triggered_run(state.job, now, f"{len(arrived)} new file(s) in {config['url']}"
+                                       if arrived else f"files arrived in {config['url']}",
+                                       trigger=Run.Trigger.FILE_ARRIVAL, trigger_time=now,
+                                       trigger_details={"file_arrival": {"location": config["url"]}})
     return int(run is not None and created)
 
 
@@ -253,7 +294,8 @@ def check_table_update(state, now):
     if not advance(state, state.next_check_at, arrival=arrival.as_dict(), **fields) or not fire:
         return 0
     details = {"table_update": {"updated_tables": sorted(pending), "tables": pending}}
-    run, created = start_triggered_run(state.job, now, trigger=Run.Trigger.TABLE, trigger_time=now, trigger_details=details)
+    run, created = start_triggered_run(state.job, now, f"tables updated: {', '.join(sorted(pending))}",
+                                       trigger=Run.Trigger.TABLE, trigger_time=now, trigger_details=details)
     return int(run is not None and created)
 
 
@@ -287,7 +329,8 @@ def keep_continuous_job_running(state, now):
                        last_fired_at=now, last_error=""):
             return 0
         # CONTINUOUS_RESTART is for a user's manual restart (the SDK's TriggerType), not a backoff.
-        run, created = start_triggered_run(state.job, now, trigger=Run.Trigger.CONTINUOUS, trigger_time=now)
+        run, created = start_triggered_run(state.job, now, "continuous: no run was active",
+                                           trigger=Run.Trigger.CONTINUOUS, trigger_time=now)
         return int(run is not None and created)
 
 

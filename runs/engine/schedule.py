@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone, tzinfo
 from typing import Iterator
 from zoneinfo import ZoneInfo
@@ -173,3 +174,48 @@ def _period(interval: int, unit: str) -> timedelta:
     if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
         raise ValueError(f"interval must be a whole number of at least 1, not {interval!r}")
     return interval * PERIODIC_UNITS[unit]
+
+
+# --- the decision at a slot --------------------------------------------------------------------
+
+MAX_MISSED_COUNTED = 1000
+
+
+@dataclass(frozen=True)
+class SlotDecision:
+    """What the clock does with a schedule or periodic trigger that is due."""
+
+    fire: datetime | None  # the slot to fire now; None: nothing came since the last one
+    next_check: datetime | None
+    missed: int = 0  # slots that came while no clock ran and will never fire
+    reason: str = ""
+
+
+def decide_slot(*, latest: datetime | None, following: datetime | None, last_fired: datetime | None,
+                enabled_at: datetime, missed: int = 0) -> SlotDecision:
+    """Fire the latest slot that came, once; after downtime only that one (as Lakeflow does):
+    the `missed` slots before it are skipped, and the reason says so."""
+    if latest is None or (last_fired is not None and latest <= last_fired) or latest < enabled_at:
+        return SlotDecision(None, following)
+    reason = f"slot {latest:%Y-%m-%d %H:%M:%S} UTC came"
+    if missed:
+        more = "or more " if missed >= MAX_MISSED_COUNTED else ""
+        reason += (f"; {missed} {more}earlier slot(s) came while no clock ran and are skipped: "
+                   "after downtime only the latest fires")
+    return SlotDecision(latest, following, missed, reason)
+
+
+def missed_cron_slots(cron: QuartzCron, tz_name: str, since: datetime, latest: datetime) -> int:
+    """Slots strictly between `since` and `latest` (at most MAX_MISSED_COUNTED)."""
+    count, moment = 0, since
+    while count < MAX_MISSED_COUNTED:
+        moment = next_slot(cron, tz_name, moment)
+        if moment is None or moment >= latest:
+            return count
+        count += 1
+    return count
+
+
+def missed_periodic_slots(interval: int, unit: str, since: datetime, latest: datetime) -> int:
+    between = (_aware(latest) - _aware(since)) // _period(interval, unit) - 1
+    return max(0, min(between, MAX_MISSED_COUNTED))

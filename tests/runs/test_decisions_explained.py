@@ -104,3 +104,57 @@ def test_the_run_page_shows_the_events_and_preselects_from_the_engine(alice, bro
     assert 'id="run-events"' in page and "a is ready to start: it has no dependencies" in page
     assert 'value="b" id="rerun-2" checked' in page and 'value="c" id="rerun-3" checked' in page
     assert 'value="a" id="rerun-1" >' in page
+
+
+def test_a_schedule_says_which_slot_fired_on_which_node_and_what_downtime_skipped(alice, broker):
+    from datetime import datetime, timedelta, timezone as tz
+
+    from runs.models import TriggerDecision, TriggerState
+    from runs.triggers import run_due_triggers, sync_trigger_state
+
+    t0 = datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=tz.utc)
+    job = make_job(alice, [shell("t")], schedule={"quartz_cron_expression": "0 * * * * ?", "timezone_id": "UTC"})
+    TriggerState.objects.filter(job=job).delete()
+    sync_trigger_state(job, t0)
+    run_due_triggers(t0 + timedelta(seconds=60))  # 12:01 fires
+    run_due_triggers(t0 + timedelta(minutes=5, seconds=10))  # down until 12:05:10: 12:02-12:04 skipped
+
+    decisions = list(TriggerDecision.objects.filter(job=job).order_by("id").values_list("kind", "reason"))
+    assert decisions[0][0] == "fired" and decisions[0][1].startswith("slot 2026-03-01 12:01:00 UTC came; fired by")
+    assert decisions[1] == ("skipped", "slot 2026-03-01 12:05:00 UTC came; 3 earlier slot(s) came while no clock "
+                                       "ran and are skipped: after downtime only the latest fires")
+    assert decisions[2][0] == "fired"
+    assert Run.objects.filter(job=job).count() == 2
+
+
+def test_a_slot_whose_run_the_job_refuses_says_so(alice, broker):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.models import TriggerDecision, TriggerState
+    from runs.triggers import run_due_triggers
+
+    job = make_job(alice, [shell("t")], max_concurrent_runs=1, queue={"enabled": False},
+                   schedule={"quartz_cron_expression": "* * * * * ?", "timezone_id": "UTC"})
+    create_run(job)  # holds the only slot
+    TriggerState.objects.filter(job=job).update(next_check_at=timezone.now() - timedelta(seconds=1),
+                                                enabled_at=timezone.now() - timedelta(minutes=1))
+    run_due_triggers(timezone.now())
+    [refused] = TriggerDecision.objects.filter(job=job, kind="refused")
+    assert "its run was skipped: Skipped: the job already has 1 active run(s)" in refused.reason
+
+
+def test_pausing_and_resuming_are_decisions_too(alice, client):
+    from runs.models import TriggerDecision
+
+    api = client_for(client, alice)
+    schedule = {"quartz_cron_expression": "0 0 * * * ?", "timezone_id": "UTC"}
+    job_id = api.post_ok("jobs/create", {"name": "j", "tasks": [shell("t")], "schedule": schedule})["job_id"]
+    api.post_ok("jobs/update", {"job_id": job_id, "new_settings": {"schedule": {**schedule, "pause_status": "PAUSED"}}})
+    api.post_ok("jobs/update", {"job_id": job_id, "new_settings": {"schedule": {**schedule, "pause_status": "UNPAUSED"}}})
+    assert list(TriggerDecision.objects.filter(job_id=job_id).order_by("id").values_list("kind", flat=True)) == [
+        "paused", "resumed"]
+    client.force_login(alice)
+    page = client.get(f"/jobs/{job_id}/").content.decode()
+    assert 'id="trigger-decisions"' in page and "resumed: it starts from now" in page
