@@ -21,7 +21,9 @@ from runs.executors.supervisor import read_attempt_result, supervise
 from runs.loading import CONTROL_FLOW_TYPES, attempt_task_settings, job_version
 from runs.models import TaskRun
 from runs.resolution import fact_keys, resolve_task, resolved_values, upstream_facts
+from runs.sql_tables import tables_written
 from runs.transitions import Handoff, claim
+from runs.triggers import record_table_writes
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
@@ -203,10 +205,11 @@ def run_claimed_attempt(attempt, handoff=None):
     except LaunchError as exc:  # the interpreter or command could not be started at all
         return fail(attempt, exc.code, exc.message, handoff=handoff, **started_fields)
     result = readable_result(read_attempt_result(spec, outcome))
-    if result.written_tables:
-        from runs.triggers import record_table_writes
-
-        record_table_writes(attempt, result.written_tables, timezone.now())
+    if result.sql_ran:
+        written = tables_written(result.sql_ran["statements"], warehouse_id=result.sql_ran["warehouse_id"],
+                                 dialect=result.sql_ran["dialect"])
+        if written:
+            record_table_writes(attempt, written, timezone.now())
     fields = dict(
         started_fields,
         handoff=handoff,

@@ -7,8 +7,8 @@
   Databricks SQL (``BEGIN``/``COMMIT`` in the file still group statements);
 - ``:name`` parameter markers are bound by the driver, never pasted into the text;
 - the rows of the last statement that returned rows become the preview (``sql_output``);
-- ``written_tables`` lists ``<warehouse_id>.<schema>.<table>`` for every permanent table the
-  statements that ran wrote (for table-update triggers), on failure too.
+- ``sql_ran`` lists the statements that ran, in order, on failure too: the worker reads which
+  tables they wrote with sqlglot (runs/sql_tables.py) for table-update triggers and lineage.
 
 The database drivers are imported where they are used: the worker imports this module for
 ``prepare`` only.
@@ -213,255 +213,6 @@ def bind(statements: list[Statement], parameters: dict[str, str], dialect: str) 
     return bound
 
 
-# --- tables written (pure) ---------------------------------------------------------------------
-# Table-update triggers need to know which tables a SQL task changed. The statement is read from
-# sqlparse's tokens (strings, comments and dollar quotes are already told apart there); only the
-# statement kinds below count as writes, and only their target table, never the tables they read.
-
-DEFAULT_SCHEMAS = {"duckdb": "main", "postgres": "public"}
-_TEMPORARY_WORDS = {"TEMP", "TEMPORARY"}
-_CREATE_TABLE_MODIFIERS = _TEMPORARY_WORDS | {"GLOBAL", "LOCAL", "UNLOGGED"}
-
-
-@dataclass(frozen=True)
-class _Target:
-    parts: tuple  # the name as written, quotes removed, unquoted parts lower-cased
-    temporary: bool = False
-
-
-def written_tables(statement: str, *, default_schema: str) -> list[str]:
-    """``schema.table`` of the permanent tables the statement(s) write, sorted and unique."""
-    names = set()
-    for parsed in split_statements(statement):
-        names.update(_schema_table(target, default_schema)
-                     for target in _targets(_words(parsed.tokens)) if not _is_temporary(target))
-    return sorted(names)
-
-
-def _words(tokens) -> list[tuple]:
-    """The significant tokens; multi-word keywords (``CREATE OR REPLACE``) become one per word."""
-    words = []
-    for ttype, value in tokens:
-        if ttype in T.Whitespace or ttype in T.Comment:
-            continue
-        if ttype in T.Keyword and " " in value.strip():
-            words.extend((ttype, part) for part in value.split())
-        else:
-            words.append((ttype, value))
-    return words
-
-
-def _targets(words: list[tuple]) -> list[_Target]:
-    """What the statement writes: the main statement's target and those of Postgres'
-    data-modifying CTEs (``WITH d AS (DELETE FROM a RETURNING *) INSERT INTO b ...``)."""
-    bodies, rest = _split_with_clause(words)
-    targets = [target for body in bodies for target in _targets(body)]
-    if rest:
-        parse = _TARGET_PARSERS.get(rest[0][1].upper())
-        targets += parse(rest[1:]) if parse else []
-    return targets
-
-
-def _split_with_clause(words: list[tuple]) -> tuple[list, list]:
-    """(the CTE bodies, the main statement) for ``WITH ... <main statement>``."""
-    if not words or words[0][1].upper() != "WITH":
-        return [], words
-    bodies, i = [], 1
-    while i < len(words):
-        if _is_word(words, i, "(") and _is_word(words, i - 1, "AS", "MATERIALIZED"):
-            end = _closing_paren(words, i)
-            bodies.append(words[i + 1:end])
-            i = end + 1
-        elif _is_word(words, i, "("):
-            i = _closing_paren(words, i) + 1  # a CTE's column list
-        elif words[i][0] in T.Keyword.DML:  # SELECT, INSERT, ... outside the CTEs
-            return bodies, words[i:]
-        else:
-            i += 1
-    return bodies, []
-
-
-def _closing_paren(words: list[tuple], start: int) -> int:
-    depth = 0
-    for i in range(start, len(words)):
-        ttype, value = words[i]
-        if ttype in T.Punctuation and value in ("(", ")"):
-            depth += 1 if value == "(" else -1
-        if depth == 0:
-            return i
-    return len(words)
-
-
-def _is_word(words: list[tuple], i: int, *candidates: str) -> bool:
-    return 0 <= i < len(words) and words[i][1].upper() in candidates
-
-
-def _skip(words: list[tuple], i: int, *optional: str) -> int:
-    """The index after the optional words, each taken at most once and in this order."""
-    for word in optional:
-        if _is_word(words, i, word):
-            i += 1
-    return i
-
-
-def _name_at(words: list[tuple], i: int) -> tuple[tuple, int]:
-    """(name parts, index after the name) for a possibly qualified name at ``i``; () if none."""
-    parts = []
-    while i < len(words) and _is_name_part(words[i]):
-        parts.append(_unquote(words[i][1]))
-        if not _is_word(words, i + 1, "."):
-            return tuple(parts), i + 1
-        i += 2
-    return (), i
-
-
-def _is_name_part(word: tuple) -> bool:
-    # Unreserved words are valid table names (events, data, user): sqlparse lexes them as keywords.
-    ttype, value = word
-    if ttype in T.Name.Placeholder:
-        return False
-    return (ttype in T.Name or ttype in T.String.Symbol
-            or (ttype in T.Keyword and ttype not in T.Keyword.DML and value.isidentifier()))
-
-
-def _unquote(part: str) -> str:
-    """Quoted identifiers keep their case; unquoted ones are folded, as both databases do."""
-    if len(part) >= 2 and part[0] == part[-1] and part[0] in "\"`":
-        return part[1:-1].replace(part[0] * 2, part[0])
-    return part.lower()
-
-
-def _one(words: list[tuple], i: int, *, temporary: bool = False) -> list[_Target]:
-    parts, _ = _name_at(words, i)
-    return [_Target(parts, temporary)] if parts else []
-
-
-def _insert_targets(words: list[tuple]) -> list[_Target]:
-    i = 2 if _is_word(words, 0, "OR") else 0  # INSERT OR REPLACE / OR IGNORE
-    if not _is_word(words, i, "INTO", "OVERWRITE"):
-        return []
-    return _one(words, _skip(words, i + 1, "TABLE"))
-
-
-def _create_targets(words: list[tuple]) -> list[_Target]:
-    i = _skip(words, 0, "OR", "REPLACE")
-    modifiers = set()
-    while _is_word(words, i, *_CREATE_TABLE_MODIFIERS):
-        modifiers.add(words[i][1].upper())
-        i += 1
-    if not _is_word(words, i, "TABLE"):
-        return []  # a view, index, schema, function, ...
-    return _one(words, _skip(words, i + 1, "IF", "NOT", "EXISTS"),
-                temporary=bool(modifiers & _TEMPORARY_WORDS))
-
-
-def _copy_targets(words: list[tuple]) -> list[_Target]:
-    """``COPY t [(columns)] FROM ...`` loads t; ``COPY t TO`` and ``COPY (query) TO`` only read."""
-    parts, i = _name_at(words, 0)
-    if _is_word(words, i, "("):
-        i = _closing_paren(words, i) + 1
-    return [_Target(parts)] if parts and _is_word(words, i, "FROM") else []
-
-
-def _truncate_targets(words: list[tuple]) -> list[_Target]:
-    """``TRUNCATE [TABLE] [ONLY] a[, b ...]``: Postgres truncates several tables at once."""
-    targets, i = [], _skip(words, 0, "TABLE", "ONLY")
-    while True:
-        parts, i = _name_at(words, i)
-        if not parts:
-            return targets
-        targets.append(_Target(parts))
-        if not _is_word(words, i, ","):
-            return targets
-        i = _skip(words, i + 1, "ONLY")
-
-
-def _alter_targets(words: list[tuple]) -> list[_Target]:
-    if not _is_word(words, 0, "TABLE"):
-        return []
-    return _one(words, _skip(words, 1, "IF", "EXISTS", "ONLY"))
-
-
-_TARGET_PARSERS = {
-    "INSERT": _insert_targets,
-    "CREATE": _create_targets,
-    "UPDATE": lambda words: _one(words, _skip(words, 0, "ONLY")),
-    "DELETE": lambda words: _one(words, _skip(words, 1, "ONLY")) if _is_word(words, 0, "FROM") else [],
-    "MERGE": lambda words: _one(words, 1) if _is_word(words, 0, "INTO") else [],
-    "COPY": _copy_targets,
-    "TRUNCATE": _truncate_targets,
-    "ALTER": _alter_targets,
-}
-
-
-def _is_temporary(target: _Target) -> bool:
-    """Created as temporary, or qualified with DuckDB's ``temp`` catalog or Postgres' ``pg_temp``."""
-    first = target.parts[0]
-    qualified_as_temporary = len(target.parts) > 1 and (first == "temp" or first.startswith("pg_temp"))
-    return target.temporary or qualified_as_temporary
-
-
-def _schema_table(target: _Target, default_schema: str) -> str:
-    """``t`` -> default.t; ``s.t`` -> s.t; ``db.s.t`` -> s.t (the database is the warehouse)."""
-    parts = target.parts if len(target.parts) > 1 else (default_schema, *target.parts)
-    return ".".join(parts[-2:])
-
-
-class TableWrites:
-    """The tables written by the statements that ran, fed one successful statement at a time.
-
-    Writes inside ``BEGIN`` ... ``COMMIT`` count once committed: a ``ROLLBACK``, a failure or the
-    end of the file inside the transaction (closing the connection rolls back) drops them. A
-    ``ROLLBACK TO SAVEPOINT`` keeps them: better a spurious trigger than a missed one. Writes to a
-    temporary table created earlier in the task (named without a schema, which finds the
-    temporary table first in both databases) are left out.
-    """
-
-    def __init__(self, default_schema: str):
-        self.default_schema = default_schema
-        self.committed: set[str] = set()
-        self.in_transaction: set[str] | None = None
-        self.temporary: set[str] = set()  # bare names of the temporary tables created
-
-    def ran(self, statement: Statement) -> None:
-        words = _words(statement.tokens)
-        control = _transaction_control(words)
-        if control == "begin":
-            self.in_transaction = self.in_transaction or set()
-        elif control == "commit":
-            self.committed |= self.in_transaction or set()
-            self.in_transaction = None
-        elif control == "rollback":
-            self.in_transaction = None
-        else:
-            for target in _targets(words):
-                self._wrote(target)
-
-    def _wrote(self, target: _Target) -> None:
-        if target.temporary:
-            self.temporary.add(target.parts[-1])
-        elif not (_is_temporary(target) or self._is_earlier_temporary(target)):
-            name = _schema_table(target, self.default_schema)
-            (self.committed if self.in_transaction is None else self.in_transaction).add(name)
-
-    def _is_earlier_temporary(self, target: _Target) -> bool:
-        return len(target.parts) == 1 and target.parts[0] in self.temporary
-
-    def tables(self, catalog: str) -> list[str]:
-        return sorted(f"{catalog}.{name}" for name in self.committed)
-
-
-def _transaction_control(words: list[tuple]) -> str | None:
-    first = words[0][1].upper() if words else ""
-    if first in ("BEGIN", "START"):
-        return "begin"
-    if first in ("COMMIT", "END"):
-        return "commit"
-    if first in ("ROLLBACK", "ABORT") and not any(_is_word(words, i, "TO") for i in (1, 2)):
-        return "rollback"
-    return None
-
-
 # --- preview (pure) ----------------------------------------------------------------------------
 
 def json_safe(value):
@@ -576,7 +327,7 @@ def _read_sql(spec: dict) -> str:
 def _execute(statements, bound, text, warehouse_id, url, dialect) -> dict:
     session = _duckdb_session(url) if dialect == "duckdb" else _postgres_session(warehouse_id, url)
     errors = _driver_errors(dialect)
-    writes = TableWrites(DEFAULT_SCHEMAS[dialect])
+    ran = []  # the statements that ran, in order: the worker reads what they wrote (runs/sql_tables.py)
     last = {"columns": [], "rows": [], "row_count_shown": 0, "truncated": False}
     with session as connection:
         for number, (statement, (sql, params)) in enumerate(zip(statements, bound), 1):
@@ -586,9 +337,8 @@ def _execute(statements, bound, text, warehouse_id, url, dialect) -> dict:
             except errors as exc:
                 message = f"Statement {number} of {len(statements)} failed: {str(exc).strip()}"
                 # The statements before it did run: their writes may fire table-update triggers.
-                return {**_failure(message, statement.text),
-                        "written_tables": writes.tables(warehouse_id)}
-            writes.ran(statement)
+                return {**_failure(message, statement.text), **_ran(ran, warehouse_id, dialect)}
+            ran.append(statement.text)
             last = found or last
     if last["columns"]:
         print(text_table(last), flush=True)
@@ -598,7 +348,11 @@ def _execute(statements, bound, text, warehouse_id, url, dialect) -> dict:
         "sql_statements": [{"lookup_key": f"statement-{n}"} for n in range(1, len(statements) + 1)],
         "output_link": "",
         **last,
-    }, "written_tables": writes.tables(warehouse_id)}
+    }, **_ran(ran, warehouse_id, dialect)}
+
+
+def _ran(statements, warehouse_id, dialect):
+    return {"sql_ran": {"warehouse_id": warehouse_id, "dialect": dialect, "statements": statements}}
 
 
 def _run_statement(connection, sql: str, params: dict | None, dialect: str) -> dict | None:

@@ -62,7 +62,7 @@ class AttemptResult:
     notebook_result_truncated: bool = False
     task_values: dict = field(default_factory=dict)
     sql_output: dict | None = None  # sql_task: the query_output block with the result preview
-    written_tables: list = field(default_factory=list)  # sql_task: <warehouse>.<schema>.<table> it wrote
+    sql_ran: dict | None = None  # sql_task: {warehouse_id, dialect, statements} that ran, in order
 
 
 def supervise(
@@ -285,8 +285,19 @@ def read_attempt_result(spec: LaunchSpec, outcome: Outcome | None = None) -> Att
         notebook_result_truncated=result.get("notebook_result_truncated") is True,
         task_values=_valid_task_values(_read_json_object(spec.values_path)),
         sql_output=result.get("sql_output") if isinstance(result.get("sql_output"), dict) else None,
-        written_tables=[t for t in result.get("written_tables") or [] if isinstance(t, str)],
+        sql_ran=_sql_ran(result.get("sql_ran")),
     )
+
+
+def _sql_ran(value) -> dict | None:
+    """The statements a sql_task reported it ran, if the report has the expected shape."""
+    if not isinstance(value, dict) or value.get("dialect") not in ("duckdb", "postgres"):
+        return None
+    statements = value.get("statements")
+    if not isinstance(statements, list) or not isinstance(value.get("warehouse_id"), str):
+        return None
+    return {"warehouse_id": value["warehouse_id"], "dialect": value["dialect"],
+            "statements": [text for text in statements if isinstance(text, str)]}
 
 
 def _exit_status_error(spec: LaunchSpec, exit_code: int | None) -> str | None:

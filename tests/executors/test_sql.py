@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from runs import sql_tables
 from runs.executors import sql
 from runs.executors.errors import LaunchError
 from runs.executors.launch import prepare_attempt
@@ -150,43 +151,41 @@ def test_a_marker_without_a_value_names_the_statement_and_the_known_parameters()
     ("DROP TABLE t", []),
 ])
 def test_the_tables_each_kind_of_statement_writes(statement, tables):
-    assert sql.written_tables(statement, default_schema="main") == tables
+    assert sql_tables.written_tables(statement, default_schema="main") == tables
 
 
 def test_only_the_target_counts_not_the_tables_read():
-    assert sql.written_tables("INSERT INTO t SELECT * FROM other JOIN s.third USING (id)",
+    assert sql_tables.written_tables("INSERT INTO t SELECT * FROM other JOIN s.third USING (id)",
                               default_schema="public") == ["public.t"]
 
 
 def test_a_cte_before_the_statement_is_not_a_target():
     statement = ("WITH x AS (SELECT * FROM a), y (n) AS MATERIALIZED (SELECT 1 FROM b) "
                  "INSERT INTO t SELECT * FROM x, y")
-    assert sql.written_tables(statement, default_schema="main") == ["main.t"]
-    assert sql.written_tables("WITH x AS (SELECT 1) SELECT * FROM x", default_schema="main") == []
+    assert sql_tables.written_tables(statement, default_schema="main") == ["main.t"]
+    assert sql_tables.written_tables("WITH x AS (SELECT 1) SELECT * FROM x", default_schema="main") == []
 
 
 def test_a_data_modifying_cte_writes_its_table_too():
     statement = ("WITH moved AS (DELETE FROM inbox WHERE done RETURNING *) "
                  "INSERT INTO archive SELECT * FROM moved")
-    assert sql.written_tables(statement, default_schema="public") == ["public.archive", "public.inbox"]
+    assert sql_tables.written_tables(statement, default_schema="public") == ["public.archive", "public.inbox"]
 
 
 def test_quoted_names_keep_their_case_and_lose_their_quotes():
-    assert sql.written_tables('INSERT INTO "Sales"."Order ""Lines""" VALUES (1)',
+    assert sql_tables.written_tables('INSERT INTO "Sales"."Order ""Lines""" VALUES (1)',
                               default_schema="main") == ['Sales.Order "Lines"']
-    assert sql.written_tables("INSERT INTO `Events` VALUES (1)", default_schema="main") == [
-        "main.Events"]
-    assert sql.written_tables("insert into SALES.Orders values (1)", default_schema="main") == [
+    assert sql_tables.written_tables("insert into SALES.Orders values (1)", default_schema="main") == [
         "sales.orders"]
 
 
 def test_a_three_part_name_drops_its_database():
-    assert sql.written_tables("INSERT INTO warehouse.sales.orders VALUES (1)",
+    assert sql_tables.written_tables("INSERT INTO warehouse.sales.orders VALUES (1)",
                               default_schema="main") == ["sales.orders"]
 
 
 def test_names_that_are_also_keywords_are_table_names():
-    assert sql.written_tables("INSERT INTO events VALUES (1); UPDATE user SET a = 1; "
+    assert sql_tables.written_tables("INSERT INTO events VALUES (1); UPDATE user SET a = 1; "
                               "DELETE FROM data", default_schema="main") == [
         "main.data", "main.events", "main.user"]
 
@@ -194,24 +193,30 @@ def test_names_that_are_also_keywords_are_table_names():
 def test_comments_are_not_read_as_sql():
     statement = ("-- INSERT INTO commented\n/* UPDATE also_commented SET x = 1 */\n"
                  "INSERT /* INTO nope */ INTO real_one VALUES ('DELETE FROM nope') -- TRUNCATE x")
-    assert sql.written_tables(statement, default_schema="main") == ["main.real_one"]
+    assert sql_tables.written_tables(statement, default_schema="main") == ["main.real_one"]
 
 
 def test_temporary_tables_are_left_out():
     for statement in ("CREATE TEMP TABLE t AS SELECT 1", "CREATE TEMPORARY TABLE t (x INT)",
                       "CREATE OR REPLACE TEMP TABLE t AS SELECT 1", "INSERT INTO temp.t VALUES (1)",
                       "INSERT INTO temp.main.t VALUES (1)", "INSERT INTO pg_temp.t VALUES (1)"):
-        assert sql.written_tables(statement, default_schema="main") == [], statement
-    assert sql.written_tables("INSERT INTO temperatures.t VALUES (1)", default_schema="main") == [
+        assert sql_tables.written_tables(statement, default_schema="main") == [], statement
+    assert sql_tables.written_tables("INSERT INTO temperatures.t VALUES (1)", default_schema="main") == [
         "temperatures.t"]
 
 
-def writes_of(*texts, default_schema="main"):
-    writes = sql.TableWrites(default_schema)
+def writes_of(*texts, dialect="duckdb"):
+    writes = sql_tables.TableWrites(dialect)
     for text in texts:
         for statement in sql.split_statements(text):
-            writes.ran(statement)
+            writes.ran(statement.text)
     return writes.tables("wh")
+
+
+def written(result):
+    """What the worker makes of a sql_task's report of the statements that ran."""
+    ran = result["sql_ran"]
+    return sql_tables.tables_written(ran["statements"], warehouse_id=ran["warehouse_id"], dialect=ran["dialect"])
 
 
 def test_the_run_qualifies_names_with_the_warehouse_and_lists_each_once():
@@ -472,7 +477,7 @@ def test_a_duckdb_task_reports_the_tables_it_wrote(tmp_path, duckdb_warehouses):
     outcome, result = run_for_result_file(
         tmp_path, {"warehouse_id": "default", "file": {"path": "load.sql"}}, duckdb_warehouses)
     assert outcome.succeeded, result.get("error")
-    assert result["written_tables"] == ["default.main.Audit", "default.sales.orders"]
+    assert written(result) == ["default.main.Audit", "default.sales.orders"]
 
 
 def test_a_failed_duckdb_task_still_reports_what_the_statements_before_wrote(
@@ -485,7 +490,7 @@ def test_a_failed_duckdb_task_still_reports_what_the_statements_before_wrote(
     assert outcome.exit_code == 1
     assert result["error"].startswith("Statement 5 of 7 failed")
     # The open transaction was rolled back with the failure: only a's creation happened.
-    assert result["written_tables"] == ["default.main.a"]
+    assert written(result) == ["default.main.a"]
     with duckdb.connect(str(duckdb_file)) as connection:
         assert connection.execute("SELECT table_name FROM duckdb_tables()").fetchall() == [("a",)]
 
@@ -588,4 +593,4 @@ def test_a_postgres_task_reports_the_tables_it_wrote(tmp_path, pg_url, pg_schema
         f"SELECT count(*) FROM test.{pg_schema}.orders",
         warehouse_id="pg"), {"pg": pg_url})
     assert outcome.succeeded, result.get("error")
-    assert result["written_tables"] == [f"pg.{pg_schema}.Archive", f"pg.{pg_schema}.orders"]
+    assert written(result) == [f"pg.{pg_schema}.Archive", f"pg.{pg_schema}.orders"]
