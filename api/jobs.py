@@ -25,7 +25,8 @@ from api.http import (
 from jobs.checks import check_settings_against_server
 from jobs.models import Job
 from jobs.permissions import can_manage_job, manage_refusal
-from jobs.spec.settings import INT32_MAX, merge_update, validate_job_settings
+from jobs.spec.settings import INT32_MAX, validate_job_settings
+from jobs.spec.update import merge_update
 from runs.models import TriggerState
 
 # The arrays of JobSettings that jobs/get (2.2) and jobs/list return 100 at a time.

@@ -350,7 +350,7 @@ def notebook_views(attempts):
     views = []
     for attempt in attempts:
         if attempt.executed_notebook:
-            from runs.executors.notebook import render_html
+            from runs.notebook_html import render_html
 
             try:
                 content = render_html(attempt.executed_notebook)

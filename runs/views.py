@@ -255,7 +255,7 @@ def task_output_html(request, task_run_id):
     attempt = find_task_run_or_404(task_run_id)
     if not attempt.executed_notebook:
         raise Http404("This task run kept no notebook")
-    from runs.executors.notebook import render_html
+    from runs.notebook_html import render_html
 
     try:
         html = render_html(attempt.executed_notebook)

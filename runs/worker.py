@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from jobs.spec.documents import readable
 from jobs.spec.embedded import EmbeddedReferenceError
-from jobs.spec.settings import command_line_problems, environment_problems, task_type_of
+from jobs.spec.command_line import command_line_problems, environment_problems
+from jobs.spec.task_types import task_type_of
 from runs.dispatch import end_broken_run, finish_attempt
 from runs.engine import endings
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode

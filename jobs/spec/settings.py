@@ -16,6 +16,7 @@ from typing import Any
 
 from . import dag, refs
 from .task_types import EXECUTABLE_TASK_TYPES, TASK_TYPES, UNSUPPORTED_TASK_TYPES, task_type_of  # noqa: F401
+from .command_line import MAX_ARGUMENT_BYTES, command_line_problems
 from .checker import INT32_MAX, INT64_MAX, MISSING, Checker, Problem, SettingsInvalid, _at  # noqa: F401 (re-exported)
 from .documents import DocumentRefused, check_document
 from .embedded import EmbeddedReferenceError, shell_command_with_variables, sql_with_markers
@@ -120,47 +121,9 @@ def _check_field(c: Checker, block: dict, path: str, key: str, rule: str) -> Non
         c.obj(block, path, key, required=True)
 
 
-# What becomes a task process's command line. Linux refuses a single argument or environment
-# string past MAX_ARG_STRLEN (128 KiB) and all of them past about 2 MiB ("Argument list too long").
-MAX_ARGUMENT_BYTES = 128 * 1024 - 1
-MAX_COMMAND_LINE_BYTES = 1024 * 1024
-COMMAND_LINE_FIELDS = {
-    "spark_python_task": ("parameters",),
-    "python_wheel_task": ("parameters", "named_parameters"),
-    "shell_command_task": ("command", "parameters"),
-}
-
-
 def _any_known_reference(ref) -> str | None:
     """A stand-in value for every reference that may resolve at run time (for the save-time checks)."""
     return "" if ref.path[0] in refs.NAMESPACES else None
-
-
-def command_line_problems(kind: str, block: dict) -> list[tuple[str, str]]:
-    """(field, problem) for command-line strings of a task past the operating system's limits;
-    the worker asks again once references are resolved."""
-    problems, total = [], 0
-    for name in COMMAND_LINE_FIELDS.get(kind, ()):
-        value = block.get(name)
-        items = ([(name, value)] if isinstance(value, str) else
-                 [(f"{name}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else
-                 [(f"{name}.{k}", f"--{k}={v}") for k, v in value.items()] if isinstance(value, dict) else [])
-        for where, text in items:
-            size = len(text.encode("utf-8", "replace")) if isinstance(text, str) else 0
-            total += size
-            if size > MAX_ARGUMENT_BYTES:
-                problems.append((where, f"is {size:,} bytes; a task's command or parameter may be at most "
-                                        f"{MAX_ARGUMENT_BYTES:,} bytes (pass bigger data in a file)"))
-    if total > MAX_COMMAND_LINE_BYTES:
-        problems.append(("", f"the command line adds up to {total:,} bytes; at most {MAX_COMMAND_LINE_BYTES:,}"))
-    return problems
-
-
-def environment_problems(environment: dict) -> list[tuple[str, str]]:
-    """(variable, problem) for environment strings past MAX_ARG_STRLEN, as for arguments."""
-    return [(f"environment {name}", f"is {size:,} bytes with its value; at most {MAX_ARGUMENT_BYTES:,}")
-            for name, value in environment.items()
-            if (size := len(f"{name}={value}".encode("utf-8", "replace"))) > MAX_ARGUMENT_BYTES]
 
 
 def _check_type_block(c: Checker, kind: str, block: dict, path: str) -> None:
@@ -495,64 +458,3 @@ def validate_job_settings(data: Any, *, api_version: str = "2.2", for_submit: bo
     settings.setdefault("queue", {"enabled": api_version not in ("2.0", "2.1")})
     settings["tasks"] = [_with_task_defaults(task) for task in settings.get("tasks", [])]
     return settings
-
-
-# --- jobs/update ----------------------------------------------------------------
-
-_KEYED_LISTS = {"tasks": "task_key", "job_clusters": "job_cluster_key"}
-
-
-def _merge_by_key(current: list, incoming: list, key_field: str) -> list:
-    merged = list(current)
-    position = {item.get(key_field): i for i, item in enumerate(merged)
-                if isinstance(item, dict) and isinstance(item.get(key_field), str)}
-    for item in incoming:
-        key = item.get(key_field) if isinstance(item, dict) else None
-        if isinstance(key, str) and key in position:
-            merged[position[key]] = item
-        else:
-            if isinstance(key, str):
-                position[key] = len(merged)
-            merged.append(item)
-    return merged
-
-
-def merge_update(settings: dict, new_settings: dict, fields_to_remove: list[str]) -> dict:
-    """The settings after jobs/update: removals first, then `new_settings` merged in.
-
-    Removing first lets one call drop `tasks/x` and add a fresh task `x`. The result
-    is not validated; pass it to `validate_job_settings`.
-    """
-    result = copy.deepcopy(settings)
-    problems = []
-    for i, entry in enumerate(fields_to_remove):
-        path = f"fields_to_remove[{i}]"
-        if not isinstance(entry, str):
-            problems.append(Problem(path, "must be a string"))
-            continue
-        field_name, _, key = entry.partition("/")
-        if key and field_name in _KEYED_LISTS:
-            key_field = _KEYED_LISTS[field_name]
-            items = result.get(field_name) or []
-            kept = [item for item in items
-                    if not (isinstance(item, dict) and item.get(key_field) == key)]
-            if len(kept) == len(items):
-                problems.append(Problem(path, f"there is no {key_field} '{key}' to remove"))
-            result[field_name] = kept
-        elif key:
-            problems.append(Problem(path, "only tasks/<task_key> and job_clusters/<key> "
-                                          "may name an entry; other nested fields cannot be removed"))
-        elif entry in result:
-            del result[entry]
-        else:
-            problems.append(Problem(path, f"there is no field '{entry}' to remove"))
-    if problems:
-        raise SettingsInvalid(problems)
-
-    for name, value in copy.deepcopy(new_settings).items():
-        key_field = _KEYED_LISTS.get(name)
-        if key_field and isinstance(value, list) and isinstance(result.get(name), list):
-            result[name] = _merge_by_key(result[name], value, key_field)
-        else:
-            result[name] = value
-    return result

@@ -16,6 +16,7 @@ import pytest
 
 from runs.executors import dbutils as dbutils_module
 from runs.executors import notebook
+from runs import notebook_html
 from runs.executors.errors import LaunchError
 from runs.executors.files import TaskFiles
 from runs.executors.launch import prepare_attempt
@@ -162,7 +163,7 @@ def test_the_saved_notebook_keeps_the_outputs_up_to_the_failing_cell(failed):
 
 
 def test_render_html_shows_outputs_escaped(failed):
-    html = notebook.render_html(str(failed.executed_path))
+    html = notebook_html.render_html(str(failed.executed_path))
     assert html.startswith("<!DOCTYPE html>")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>alert(1)</script>" not in html
@@ -180,7 +181,7 @@ def test_render_html_keeps_markup_but_drops_scripts_from_markdown_and_html_outpu
     markdown = "# Title\n\nSome *text*.\n\n| a |\n|---|\n| 1 |\n\n<script>alert(3)</script>"
     nb = v4.new_notebook(cells=[v4.new_markdown_cell(markdown), cell])
     nbformat.write(nb, tmp_path / "nb.ipynb")
-    html = notebook.render_html(str(tmp_path / "nb.ipynb"))
+    html = notebook_html.render_html(str(tmp_path / "nb.ipynb"))
     assert '<h1 id="Title">' in html and "<p>Some <em>text</em>.</p>" in html
     assert "<thead>" in html and '<table border="1" class="df">' in html
     assert ".df { color: red }</style>" in html

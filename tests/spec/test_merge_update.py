@@ -2,7 +2,8 @@ import copy
 
 import pytest
 
-from jobs.spec.settings import SettingsInvalid, merge_update
+from jobs.spec.checker import SettingsInvalid
+from jobs.spec.update import merge_update
 
 
 def task(key, path=None):
