@@ -25,7 +25,7 @@ from runs.engine.schedule import decide_slot, missed_cron_slots, missed_periodic
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R
 from runs.admission import RunRefused, create_run
 from runs.isolation import each_isolated
-from runs.models import Run, TableWrite, TriggerDecision, TriggerState
+from runs.models import Run, RunEvent, TableWrite, TriggerDecision, TriggerState
 from runs.reactions import reacts_to
 from runs.watch import BackgroundScans, InlineScans
 
@@ -322,7 +322,8 @@ def keep_continuous_job_running(state, now):
     with transaction.atomic():
         # The job's admission lock: no two clocks start its run at once.
         Job.objects.filter(id=state.job_id).update(admission_seq=F("admission_seq") + 1)
-        if Run.objects.filter(job_id=state.job_id, life_cycle_state__in=UNFINISHED_RUN_STATES).exists():
+        if Run.objects.filter(job_id=state.job_id, life_cycle_state__in=UNFINISHED_RUN_STATES).exists() or \
+                _last_end_not_yet_counted(state.job_id):
             advance(state, state.next_check_at, next_check_at=now + CONTINUOUS_CHECK_EVERY)
             return 0
         if not advance(state, state.next_check_at, next_check_at=now + CONTINUOUS_CHECK_EVERY,
@@ -332,6 +333,12 @@ def keep_continuous_job_running(state, now):
         run, created = start_triggered_run(state.job, now, "continuous: no run was active",
                                            trigger=Run.Trigger.CONTINUOUS, trigger_time=now)
         return int(run is not None and created)
+
+
+def _last_end_not_yet_counted(job_id):
+    """A run of the job ended and restart_continuous_job has not yet reacted (it is about to, or
+    the sweep will): its failure may call for a backoff, so the next run waits for it."""
+    return RunEvent.objects.filter(run__job_id=job_id, type="run.finished", reactions_pending=True).exists()
 
 
 @reacts_to("run.finished")

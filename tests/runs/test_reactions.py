@@ -15,6 +15,7 @@ from runs.engine.states import RunLifeCycleState as L, RunResultState as R
 from runs.events import record
 from runs.models import Reaction, Run, RunEvent, TableWrite, TaskRun, TriggerState
 from runs.reactions import run_reactions, sweep_reactions
+from runs.triggers import run_due_triggers
 from tests.runs.conftest import claim_attempt, make_job, shell
 
 
@@ -69,10 +70,19 @@ def test_a_continuous_job_counts_a_failed_run_once_after_a_crash(alice, broker, 
     run_to_the_end(run, R.FAILED)
     assert TriggerState.objects.get(job=job).failures == 0
 
+    # Until the failure is counted, the clock does not start the next run (it would skip the backoff).
+    TriggerState.objects.filter(job=job).update(next_check_at=timezone.now())
+    run_due_triggers(later())
+    assert Run.objects.filter(job=job).count() == 1
+
     sweep_reactions(later())
     sweep_reactions(later())
     state = TriggerState.objects.get(job=job)
-    assert state.failures == 1 and state.next_check_at > timezone.now()
+    assert state.failures == 1 and state.next_check_at > later()
+    run_due_triggers(later())  # backing off
+    assert Run.objects.filter(job=job).count() == 1
+    run_due_triggers(state.next_check_at)
+    assert Run.objects.filter(job=job).count() == 2
 
 
 def test_a_parent_run_job_task_settles_once_after_its_child_ends_in_a_crash(alice, broker, crash_after_commit):
