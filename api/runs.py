@@ -17,7 +17,9 @@ from api.http import (
     api_view,
     bool_param,
     client_errors,
+    decode_page_token,
     does_not_exist,
+    encode_page_token,
     id_param,
     int_param,
     invalid,
@@ -35,9 +37,10 @@ from runs import dispatch, repair
 from runs.admission import RunRefused, create_run
 from runs.engine.parameters import ParametersInvalid
 from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L, is_finished
-from runs.models import Run, TaskRun
+from runs.event_log import describe
+from runs.models import Run, RunEvent, TaskRun
 from jobs.checks import check_settings_against_server
-from api.serializers import export_html, notebook_views, run_dict, run_output_dict, task_run_as_run
+from api.serializers import export_html, ms, notebook_views, run_dict, run_output_dict, task_run_as_run
 
 # Per-task-type parameters of API 2.0/2.1; this server takes job_parameters instead.
 LEGACY_PARAMETERS = ("jar_params", "notebook_params", "python_params", "python_named_params",
@@ -45,6 +48,7 @@ LEGACY_PARAMETERS = ("jar_params", "notebook_params", "python_params", "python_n
 # runs/submit body fields that are about the request, not the run's settings.
 SUBMIT_REQUEST_FIELDS = ("idempotency_token", "access_control_list")
 MAX_RUNS_PAGE = 25
+MAX_EVENTS_PAGE = 1000
 # 9999-12-31T23:59:59.999Z in epoch milliseconds: the last instant a datetime can hold.
 MAX_EPOCH_MS = 253_402_300_799_999
 
@@ -295,3 +299,30 @@ def export_run(request, data, api_version):
     summary = {"name": run.run_name or f"Run {run.id}", "type": "NOTEBOOK", "content": export_html(run)}
     notebooks = run.task_runs.exclude(executed_notebook="").filter(is_current=True).order_by("id")
     return {"views": [summary, *notebook_views(notebooks)]}
+
+
+@api_view("GET")
+def list_run_events(request, data, api_version):
+    """Ours: a run's events, oldest first, each with the sentence that says why (the Events card of
+    the run page). `run_id` names a job run, or a task run for that attempt's events only."""
+    run_id = id_param(data, "run_id")
+    run = Run.objects.filter(id=run_id).first()
+    events = RunEvent.objects.filter(run=run) if run else RunEvent.objects.filter(task_run=find_task_run(run_id))
+    limit = int_param(data, "limit", default=100, low=1, high=MAX_EVENTS_PAGE)
+    token = str_param(data, "page_token")
+    if token:
+        events = events.filter(id__gt=decode_page_token(token, "after_event")["after_event"])
+    rows = list(events.order_by("id")[:limit + 1])
+    body = {"events": [event_dict(event) for event in rows[:limit]], "has_more": len(rows) > limit}
+    if len(rows) > limit:
+        body["next_page_token"] = encode_page_token({"after_event": rows[limit - 1].id})
+    return body
+
+
+def event_dict(event):
+    data = event.data or {}
+    item = {"event_id": event.id, "time": ms(event.at), "type": event.type, "run_id": event.run_id,
+            "description": describe(event.type, data), "data": data}
+    if event.task_run_id is not None:
+        item.update(task_run_id=event.task_run_id, task_key=data.get("task_key", ""))
+    return item

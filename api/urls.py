@@ -27,6 +27,7 @@ ENDPOINTS = [
     ("jobs/runs/repair", runs_api.repair_run),
     ("jobs/runs/delete", runs_api.delete_run),
     ("jobs/runs/export", runs_api.export_run),
+    ("jobs/runs/events", runs_api.list_run_events),  # ours
 ]
 
 urlpatterns = [

@@ -137,6 +137,15 @@ def test_repair_reruns_only_the_failed_task_and_its_dependents(server, tmp_path)
     assert first.state.result_state == jobs.RunResultState.FAILED
     before = tasks_by_key(first)
 
+    # Our extensions, through the SDK's client: why each task did what it did, and a dry run.
+    said = [event["description"] for event in w.api_client.do(
+        "GET", "/api/2.2/jobs/runs/events", query={"run_id": first.run_id, "limit": 1000})["events"]]
+    assert "good is ready to start: it has no dependencies" in said
+    assert any(text.startswith("after_bad skipped (UPSTREAM_FAILED)") for text in said)
+    assert said[-1].startswith("Run ended FAILED")
+    preview = w.api_client.do("POST", "/api/2.2/jobs/runs/repair",
+                              body={"run_id": first.run_id, "rerun_all_failed_tasks": True, "dry_run": True})
+
     marker.touch()
     repair = w.jobs.repair_run(run_id=first.run_id, rerun_all_failed_tasks=True)
     repaired = repair.result(timeout=WAIT)
@@ -149,7 +158,9 @@ def test_repair_reruns_only_the_failed_task_and_its_dependents(server, tmp_path)
     assert after["bad"].run_id != before["bad"].run_id
     assert after["after_bad"].run_id != before["after_bad"].run_id
     assert after["after_bad"].state.result_state == jobs.RunResultState.SUCCESS
+    assert sorted(preview["rerun_tasks"]) == sorted(k for k in after if after[k].run_id != before[k].run_id)
     history = w.jobs.get_run(first.run_id, include_history=True).repair_history
+    # One repair: the dry run made none.
     assert [h.type for h in history] == [jobs.RepairHistoryItemType.ORIGINAL, jobs.RepairHistoryItemType.REPAIR]
     assert history[1].id == repair.response.repair_id
 

@@ -41,6 +41,37 @@ def test_a_runs_events_say_why_each_task_started_skipped_and_the_run_ended(alice
     assert said[-1].startswith("Run ended FAILED")
 
 
+def test_the_api_pages_through_a_runs_events_and_one_attempts(alice, broker, client):
+    api = client_for(client, alice)
+    job = make_job(alice, [shell("a"), shell("b", depends_on=["a"])])
+    run, _ = create_run(job, creator=alice)
+    finish_pending(run)
+    finish_pending(run, R.FAILED)
+
+    pages, token = [], None
+    while True:
+        page = api.get_ok("jobs/runs/events", run_id=run.id, limit=3, **({"page_token": token} if token else {}))
+        pages.append(page["events"])
+        if not page["has_more"]:
+            assert "next_page_token" not in page
+            break
+        token = page["next_page_token"]
+    events = [event for page in pages for event in page]
+    assert len(pages) > 1 and all(len(page) <= 3 for page in pages)
+    assert [event["description"] for event in events] == texts(run)
+    assert [event["event_id"] for event in events] == sorted({event["event_id"] for event in events})
+    assert events[0]["type"] == "run.queued" and "task_run_id" not in events[0]
+
+    b = TaskRun.objects.get(run=run, task_key="b")
+    attempt = api.get_ok("jobs/runs/events", run_id=b.id)["events"]
+    assert {(event["task_run_id"], event["task_key"]) for event in attempt} == {(b.id, "b")}
+    assert "b ended FAILED: boom" in [event["description"] for event in attempt]
+
+    assert api.get("jobs/runs/events", run_id=10**9).status_code == 404
+    assert api.get("jobs/runs/events", run_id=run.id, page_token="nonsense").status_code == 400
+    assert api.get("jobs/runs/events", run_id=run.id, limit=0).status_code == 400
+
+
 def test_a_retry_says_which_retry_it_is_and_when_it_is_due(alice, broker):
     job = make_job(alice, [{**shell("t"), "max_retries": 2, "min_retry_interval_millis": 60_000}])
     run, _ = create_run(job)
