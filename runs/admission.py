@@ -144,7 +144,7 @@ def admit_next_queued_runs(event):
     runs is the safety net for a slot freed without an event)."""
     job_id = Run.objects.filter(id=event.run_id).values_list("job_id", flat=True).first()
     if job_id is not None:
-        admit_queued_runs(job_id, event.at)
+        admit_queued_runs(job_id, timezone.now())  # not event.at: a swept reaction starts runs now
 
 
 def could_not_start(run_id, reason):

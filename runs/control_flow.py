@@ -219,15 +219,23 @@ def settle_parent_task(event):
     cancel locks parent then child could deadlock on Postgres."""
     parent_id = Run.objects.filter(id=event.run_id).values_list("parent_task_run_id", flat=True).first()
     if parent_id:
-        settle_run_job_task(parent_id, event.at)
+        settle_run_job_task(parent_id)
 
 
-@reacts_to("task.terminating")
+def is_run_job_task(data):
+    return data.get("task_type") == "run_job_task"
+
+
+@reacts_to("task.terminating", "task.finished", when=is_run_job_task, atomic=False)
 def cancel_child_runs(event):
-    """A run_job_task is being canceled: so are the runs it started, and it ends as they do."""
-    if event.data.get("task_type") != "run_job_task" or event.task_run_id is None:
+    """A run_job_task is being canceled (or ended some other way, its child still running: a run
+    the engine aborted): so are the runs it started, and it ends as they do (if it has not).
+    Each child is canceled in a transaction of its own, then the parent settles in another: never
+    a child's lock held while waiting for the parent's (dispatch locks parent, then children).
+    Both steps are idempotent, as a reaction that is not atomic must be."""
+    if event.task_run_id is None:
         return
-    for child_id in Run.objects.filter(parent_task_run_id=event.task_run_id).values_list("id", flat=True):
+    for child_id in Run.objects.filter(parent_task_run_id=event.task_run_id).order_by("id").values_list("id", flat=True):
         cancel_run(child_id, message="Canceled with the task that started it")
     settle_run_job_task(event.task_run_id)
 

@@ -5,12 +5,14 @@ other runs and the outside world is a reaction registered here for that event ty
 next queued run, a continuous job's next run, the parent task of a run_job_task run, child runs
 of a canceled task; later notifications, job-completion triggers, lineage export and audit.
 
-- Durable reactions run after the event's transaction commits, each in a transaction of its own
-  that also records it as done (a Reaction row, unique per event and reaction): what they change
-  and the mark commit together, so a reaction's effects happen exactly once even when two
-  processes try (the second finds the mark, or loses on the unique constraint). An event whose
-  reactions are not all done keeps reactions_pending, and the clock's sweep (sweep_reactions)
-  runs what a crash between commit and reaction left undone: nothing is lost.
+- Durable reactions run after the event's transaction commits. Each has a Reaction row per
+  event (unique): a reaction runs in a transaction that first locks that row and commits its
+  effects with the mark, so it happens exactly once even when two processes try (the second
+  waits for the lock, then finds the mark). A reaction registered with ``atomic=False`` takes its
+  own transactions (to lock runs in a safe order) and is marked after it returns: at least once,
+  so it must be idempotent. An event whose reactions are not all done keeps reactions_pending,
+  and the clock's sweep (sweep_reactions) runs what a crash between commit and reaction left
+  undone: nothing is lost.
 - Live reactions (nudging open run pages) run on commit and are best effort: a page that misses
   a nudge finds the event when it next looks.
 
@@ -24,9 +26,11 @@ import signal
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
+from runs.isolation import each_isolated
 from runs.models import Reaction, RunEvent
 
 log = logging.getLogger(__name__)
@@ -43,17 +47,23 @@ after a commit with pending reactions, the crash tests/e2e/test_reactions_after_
 @dataclass(frozen=True)
 class Registered:
     name: str
-    react: object  # react(event) -> None; idempotent: it may run again after a crash
+    react: object  # react(event) -> None
+    when: object = None  # when(event data) -> bool: the events it reacts to (None: all of the type)
+    atomic: bool = True  # effects and mark in one transaction: exactly once
+
+    def wants(self, data):
+        return self.when is None or bool(self.when(data or {}))
 
 
 _durable: dict[str, list[Registered]] = {}
 _live: list = []
 
 
-def reacts_to(*event_types, name=None):
-    """Register the decorated function as a durable reaction to these event types."""
+def reacts_to(*event_types, name=None, when=None, atomic=True):
+    """Register the decorated function as a durable reaction to these event types (those whose
+    data `when` accepts: an event no reaction wants is not marked pending at all)."""
     def register(react):
-        entry = Registered(name or f"{react.__module__}.{react.__qualname__}", react)
+        entry = Registered(name or f"{react.__module__}.{react.__qualname__}", react, when, atomic)
         for event_type in event_types:
             if all(r.name != entry.name for r in _durable.setdefault(event_type, [])):
                 _durable[event_type].append(entry)
@@ -69,15 +79,15 @@ def on_every_event(react):
     return react
 
 
-def has_durable_reactions(event_type):
-    return bool(_durable.get(event_type))
+def has_durable_reactions(event_type, data=None):
+    return any(registered.wants(data) for registered in _durable.get(event_type, ()))
 
 
 def after_commit(events):
     """Called by runs.events as events are written: their reactions run once the transaction
     commits (a rolled-back transaction takes its events and their reactions with it)."""
     connection = transaction.get_connection()
-    pending = [event.id for event in events if has_durable_reactions(event.type)]
+    pending = [event.id for event in events if event.reactions_pending]
     run_ids = {event.run_id for event in events}
     if connection.in_atomic_block:
         for _, callback, _ in connection.run_on_commit:  # one callback per transaction
@@ -114,38 +124,39 @@ def run_reactions(event_id):
         return True
     finished = True
     for registered in _durable.get(event.type, []):
-        finished &= _run_once(event, registered)
+        if registered.wants(event.data):
+            finished &= _run_once(event, registered)
     if finished:
         RunEvent.objects.filter(id=event.id).update(reactions_pending=None)
     return finished
 
 
 def _run_once(event, registered):
-    """One reaction to one event, exactly once; True if it is done (or given up)."""
-    record = Reaction.objects.filter(event=event, name=registered.name).first()
-    if record is not None and (record.done_at is not None or record.tries >= MAX_TRIES):
+    """One reaction to one event, once; True if it is done (or given up)."""
+    mark, _ = Reaction.objects.get_or_create(event=event, name=registered.name)
+    if mark.done_at is not None or mark.tries >= MAX_TRIES:
         return True
     try:
-        with transaction.atomic():
-            if Reaction.objects.filter(event=event, name=registered.name, done_at__isnull=False).exists():
-                return True
+        if registered.atomic:
+            with transaction.atomic():
+                # Whoever holds the lock reacts; the other waits, then finds the mark.
+                mark = Reaction.objects.select_for_update().get(id=mark.id)
+                if mark.done_at is None and mark.tries < MAX_TRIES:
+                    registered.react(event)
+                    Reaction.objects.filter(id=mark.id).update(done_at=timezone.now(), error="")
+        else:
             registered.react(event)
-            Reaction.objects.update_or_create(event=event, name=registered.name,
-                                              defaults={"done_at": timezone.now(), "error": ""})
-        return True
-    except IntegrityError:  # another process did it in the meantime
+            Reaction.objects.filter(id=mark.id).update(done_at=timezone.now(), error="")
         return True
     except Exception as exc:
         log.exception("reaction %s to event %s failed", registered.name, event.id)
-        row, _ = Reaction.objects.get_or_create(event=event, name=registered.name)
-        row.tries += 1
-        row.error = f"{type(exc).__name__}: {exc}"[:2000]
-        row.save(update_fields=["tries", "error"])
-        return row.tries >= MAX_TRIES
+        Reaction.objects.filter(id=mark.id).update(tries=F("tries") + 1, error=f"{type(exc).__name__}: {exc}"[:2000])
+        return Reaction.objects.get(id=mark.id).tries >= MAX_TRIES
 
 
 def sweep_reactions(now):
     """Clock step: the reactions a crash (or a failure) left undone. Returns how many events it finished."""
     cutoff = now - timedelta(seconds=SWEEP_AFTER_SECONDS)
     pending = RunEvent.objects.filter(reactions_pending=True, at__lt=cutoff).order_by("id").values_list("id", flat=True)
-    return sum(bool(run_reactions(event_id)) for event_id in list(pending[:500]))
+    # One event that cannot even be looked at must not hold up those behind it.
+    return each_isolated(list(pending[:500]), run_reactions, lambda event_id, why: None)

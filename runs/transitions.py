@@ -180,6 +180,11 @@ def abort_run(run, message, now):
     the planner itself fails. A running attempt's worker sees the change at its next check and
     kills the task's process tree."""
     ending = endings.internal_error(message)
-    TaskRun.objects.filter(run_id=run.id).exclude(life_cycle_state__in=FINISHED_LIFE_CYCLES).update(
-        **ending.as_fields(), ended_at=now)
+    unfinished = TaskRun.objects.filter(run_id=run.id).exclude(life_cycle_state__in=FINISHED_LIFE_CYCLES)
+    attempts = list(unfinished.only("id", "task_key", "task_type"))
+    unfinished.update(**ending.as_fields(), ended_at=now)
+    # Each attempt's end is an event too: the Events card says why, and a run_job_task's child
+    # runs are canceled in reaction (runs/control_flow.cancel_child_runs).
+    record_many(run, [("task.finished", attempt, {"task_key": attempt.task_key, "task_type": attempt.task_type,
+                                                  **ending.as_event()}) for attempt in attempts], now)
     return end_run(run, ending, now, from_states=[s for s in L if s not in FINISHED_LIFE_CYCLES])

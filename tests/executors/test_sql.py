@@ -594,3 +594,39 @@ def test_a_postgres_task_reports_the_tables_it_wrote(tmp_path, pg_url, pg_schema
         warehouse_id="pg"), {"pg": pg_url})
     assert outcome.succeeded, result.get("error")
     assert written(result) == [f"pg.{pg_schema}.Archive", f"pg.{pg_schema}.orders"]
+
+
+def test_a_commit_or_begin_with_comments_around_it_still_counts():
+    assert writes_of("BEGIN; INSERT INTO t VALUES (1); -- publish\nCOMMIT;") == ["wh.main.t"]
+    assert writes_of("BEGIN; INSERT INTO t VALUES (1); COMMIT; -- done") == ["wh.main.t"]
+    assert writes_of("/* go */ START TRANSACTION; INSERT INTO t VALUES (1); END;", dialect="postgres") == [
+        "wh.public.t"]
+    assert writes_of("BEGIN; INSERT INTO t VALUES (1); -- undo\nABORT;", dialect="postgres") == []
+
+
+def test_sql_too_deep_or_too_long_to_parse_is_read_by_its_first_words():
+    deep = "INSERT INTO deep SELECT " + "coalesce(" * 400 + "1" + ")" * 400
+    assert sql_tables.written_tables(deep, default_schema="main") == ["main.deep"]
+    long = "INSERT INTO sales.big VALUES " + ", ".join(["(1)"] * 100_000)
+    assert len(long) > sql_tables.MAX_PARSED_CHARS
+    assert sql_tables.written_tables(long, default_schema="main") == ["sales.big"]
+    assert sql_tables.written_tables('UPDATE "Odd ""Name""" SET x = 1 WHERE ' + "(" * 400 + "1=1" + ")" * 400,
+                                     default_schema="main") == ['main.Odd "Name"']
+    assert sql_tables.written_tables("SELECT " + "(" * 400 + "1" + ")" * 400, default_schema="main") == []
+
+
+def test_postgres_statements_sqlglot_does_not_model_are_read_by_their_first_words():
+    assert sql_tables.written_tables("SELECT * INTO archive FROM orders", default_schema="public",
+                                     dialect="postgres") == ["public.archive"]
+    assert sql_tables.written_tables("SELECT * INTO TEMP scratch FROM orders", default_schema="public",
+                                     dialect="postgres") == []
+    assert sql_tables.written_tables("ALTER TABLE s.staging RENAME TO live", default_schema="public",
+                                     dialect="postgres") == ["s.live", "s.staging"]
+    # In Postgres, temp is an ordinary schema; in DuckDB, the temporary catalog.
+    assert sql_tables.written_tables("INSERT INTO temp.t VALUES (1)", default_schema="public",
+                                     dialect="postgres") == ["temp.t"]
+
+
+def test_a_temporary_table_dropped_and_created_again_for_real_counts():
+    assert writes_of("CREATE TEMP TABLE stg (x INT); DROP TABLE stg; CREATE TABLE stg (x INT);") == ["wh.main.stg"]
+    assert writes_of("CREATE TEMP TABLE stg (x INT); INSERT INTO stg VALUES (1);") == []

@@ -11,7 +11,7 @@ from runs.reactions import after_commit
 
 def nudge_run(run_id):
     """What runs.events.record does for an event of this run that has no durable reaction."""
-    after_commit([SimpleNamespace(id=None, type="task.pending", run_id=run_id)])
+    after_commit([SimpleNamespace(id=None, type="task.pending", run_id=run_id, reactions_pending=None)])
 
 
 @pytest.fixture

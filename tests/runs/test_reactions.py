@@ -134,3 +134,52 @@ def test_a_reaction_that_keeps_failing_is_given_up_with_its_error_after_a_few_tr
     row = Reaction.objects.get(event=event, name="tests.broken")
     assert (row.tries, row.done_at, row.error) == (reactions.MAX_TRIES, None, "RuntimeError: the mail server is down")
     assert not RunEvent.objects.get(id=event.id).reactions_pending
+
+
+def test_a_run_the_engine_aborts_says_why_per_task_and_cancels_its_child_runs(alice, broker):
+    from runs.dispatch import end_broken_run
+
+    child_job = make_job(alice, [shell("c")], name="child")
+    parent_job = make_job(alice, [{"task_key": "call", "run_job_task": {"job_id": child_job.id}}], name="parent")
+    parent, _ = create_run(parent_job)
+    call = TaskRun.objects.get(run=parent, task_key="call")
+    execute_control_flow(call.id)
+    child = Run.objects.get(parent_task_run=call)
+    assert child.life_cycle_state in (L.PENDING, L.RUNNING)
+
+    assert end_broken_run(parent.id, "the planner failed")
+    [ended] = RunEvent.objects.filter(task_run=call, type="task.finished")
+    assert ended.data["result_state"] == R.FAILED and ended.data["message"] == "the planner failed"
+    child.refresh_from_db()
+    assert child.result_state == R.CANCELED
+    [asked] = RunEvent.objects.filter(run=child, type="run.cancel_requested")
+    assert asked.data["reason"] == "Canceled with the task that started it"
+
+
+def test_an_event_no_reaction_wants_is_not_left_pending(alice, broker, test_reactions):
+    test_reactions.append(reactions.Registered("tests.picky", lambda event: None, when=lambda data: data.get("wanted")))
+    run, _ = create_run(make_job(alice, [shell("t")]))
+    unwanted = record(run, "test.happened", None, timezone.now(), wanted=False)
+    wanted = record(run, "test.happened", None, timezone.now(), wanted=True)
+    assert (unwanted.reactions_pending, wanted.reactions_pending) == (None, True)
+    assert RunEvent.objects.get(id=wanted.id).reactions_pending is None  # done on commit
+    assert Reaction.objects.filter(name="tests.picky").count() == 1
+
+
+def test_one_event_the_sweep_cannot_handle_does_not_hold_up_the_others(alice, broker, test_reactions, monkeypatch,
+                                                                        crash_after_commit):
+    test_reactions.append(reactions.Registered("tests.effect", lambda event: TableWrite.objects.create(
+        table_name=f"effect-of-{event.id}")))
+    run, _ = create_run(make_job(alice, [shell("t")]))
+    stuck, fine = (record(run, "test.happened", None, timezone.now()) for _ in range(2))
+    real = reactions.run_reactions
+
+    def run_reactions_but_not_for_stuck(event_id):
+        if event_id == stuck.id:
+            raise RuntimeError("a bug")
+        return real(event_id)
+
+    monkeypatch.setattr(reactions, "run_reactions", run_reactions_but_not_for_stuck)
+    assert sweep_reactions(later()) == 1
+    assert TableWrite.objects.filter(table_name=f"effect-of-{fine.id}").exists()
+    assert RunEvent.objects.get(id=stuck.id).reactions_pending
