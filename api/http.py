@@ -84,16 +84,17 @@ def settings_error(exc):
 # --- the decorators ----------------------------------------------------------------------
 
 
-def api_view(method):
-    """Authenticate, check the method, read the query (GET) or JSON body (POST) into a dict,
-    call `view(request, data, **kwargs)` and answer its dict as JSON; errors become JSON too."""
+def api_view(method, authenticator=None):
+    """Authenticate (with `authenticator(request)` -> user if given), check the method, read the
+    query (GET) or JSON body (POST) into a dict, call `view(request, data, **kwargs)` and answer
+    its dict as JSON; errors become JSON too."""
 
     def decorate(view):
         @csrf_exempt  # Bearer calls carry no cookie; session calls are checked in authenticate()
         @wraps(view)
         def wrapper(request, *args, **kwargs):
             try:
-                request.user = authenticate(request)
+                request.user = (authenticator or authenticate)(request)
                 if request.method != method:
                     raise ApiError(405, "BAD_REQUEST",
                                    f"{request.path} accepts {method} requests, not {request.method}")

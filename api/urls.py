@@ -5,6 +5,7 @@ from django.urls import path, re_path
 
 from api import jobs as jobs_api
 from api.http import databricks_config, endpoint_not_found, openapi
+from api import lineage as lineage_api
 from api import runs as runs_api
 
 app_name = "api"
@@ -35,6 +36,13 @@ urlpatterns = [
     for version in API_VERSIONS
     for route, view in ENDPOINTS
 ] + [
+    path("api/v1/lineage", lineage_api.openlineage_events, name="openlineage-events"),
+    path("api/2.0/lineage-tracking/table-lineage", lineage_api.table_lineage, name="table-lineage"),
+    path("api/2.0/lineage-tracking/column-lineage", lineage_api.column_lineage, name="column-lineage"),
+    path("api/2.0/lineage-tracking/system/table_lineage", lineage_api.system_table_lineage,
+         name="system-table-lineage"),
+    path("api/2.0/lineage-tracking/system/column_lineage", lineage_api.system_column_lineage,
+         name="system-column-lineage"),
     path("api/2.2/openapi.json", openapi, name="openapi"),
     path(".well-known/databricks-config", databricks_config, name="databricks-config"),
     re_path(r"^api/", endpoint_not_found, name="endpoint-not-found"),

@@ -104,6 +104,9 @@ LAKEFLOW_CONTINUOUS_BACKOFF_MAX_SECONDS = env_float("LAKEFLOW_CONTINUOUS_BACKOFF
 LAKEFLOW_BASE_URL = env_str("LAKEFLOW_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 LAKEFLOW_WAREHOUSES = _warehouses(env_str("LAKEFLOW_WAREHOUSES", ""))
+# Lineage export: an OpenLineage endpoint (Marquez, DataHub, OpenMetadata) every attempt's events go to.
+LAKEFLOW_OPENLINEAGE_EXPORT_URL = env_str("LAKEFLOW_OPENLINEAGE_EXPORT_URL", "").rstrip("/")
+LAKEFLOW_OPENLINEAGE_EXPORT_API_KEY = env_str("LAKEFLOW_OPENLINEAGE_EXPORT_API_KEY", "")
 # A file-arrival trigger watches at most this many files in its tree; past it, the trigger says
 # so in its last_error and waits. Scans run on the clock's threads, off its step (false: in it).
 LAKEFLOW_FILE_ARRIVAL_MAX_FILES = env_int("LAKEFLOW_FILE_ARRIVAL_MAX_FILES", 10_000)
@@ -146,6 +149,7 @@ INSTALLED_APPS = [
     # Before django_q: runs' `qcluster` command wraps django-q2's to start the clock beside it.
     "jobs",
     "runs",
+    "lineage",
     "django_q",
     "axes",
 ]

@@ -153,13 +153,22 @@ FAST_STEPS = (run_due_triggers, promote_due_retries, enforce_run_timeouts)
 SLOW_STEPS = (reap_lost_attempts, requeue_after_broker_restart, requeue_stale_pending, admit_waiting_runs,
               settle_waiting_tasks, sweep_reactions)
 SLOW_EVERY = 2.0
+_registered_steps = []
+
+
+def clock_step(step):
+    """Register step(now) -> work found as a slow step of the clock (another app's periodic
+    work: the runs app imports none of it)."""
+    if step not in _registered_steps:
+        _registered_steps.append(step)
+    return step
 
 
 def run_clock_steps(now=None, slow=True):
     """One pass of every step; returns the work found. Tests call this with an injected now."""
     now = now or timezone.now()
     found = 0
-    for step in FAST_STEPS + (SLOW_STEPS if slow else ()):
+    for step in FAST_STEPS + ((*SLOW_STEPS, *_registered_steps) if slow else ()):
         try:
             found += step(now)
         except Exception:  # one failing step must not stop the clock

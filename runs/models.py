@@ -175,6 +175,9 @@ class TaskRun(models.Model):
     sql_output = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)  # the query_output block with the preview
     executed_notebook = models.CharField(max_length=1024, blank=True, default="")  # .ipynb with outputs
     log_path = models.CharField(max_length=1024, blank=True, default="")
+    # What the attempt reported it read and wrote ({"sql": {statements, row_counts, schema, ...},
+    # "declared": [...]}): the lineage app turns it into edges in reaction to task.finished.
+    data_access = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -130,7 +130,9 @@ def end_attempt(run, attempt, ending, now, *, from_states=UNFINISHED, event="tas
     updated = TaskRun.objects.filter(id=attempt.id, life_cycle_state__in=from_states).update(
         **ending.as_fields(), ended_at=now, **fields)
     if updated:
-        record(run, event, attempt, now, task_key=attempt.task_key, **ending.as_event())
+        # data_access: the lineage app's reaction has something to read (runs/models.TaskRun).
+        extra = {"data_access": True} if fields.get("data_access") else {}
+        record(run, event, attempt, now, task_key=attempt.task_key, **ending.as_event(), **extra)
     return bool(updated)
 
 

@@ -13,6 +13,7 @@ from jobs.spec.documents import readable
 from jobs.spec.embedded import EmbeddedReferenceError
 from jobs.spec.command_line import command_line_problems, environment_problems
 from jobs.spec.task_types import task_type_of
+from runs.attempt_credentials import openlineage_environment
 from runs.dispatch import end_broken_run, finish_attempt
 from runs.engine import endings
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode
@@ -152,7 +153,9 @@ def run_claimed_attempt(attempt, handoff=None):
         return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION, str(exc), handoff=handoff)
     directory = attempt_dir(attempt)
     kind = task_type_of(task)
-    environment = {**declared_environment(run.job_version.settings, task), **embedded}
+    # The job's own variables win: a job may send its OpenLineage events elsewhere.
+    environment = {**openlineage_environment(attempt, run.job_version.settings.get("name") or ""),
+                   **declared_environment(run.job_version.settings, task), **embedded}
     too_long = command_line_problems(kind, task.get(kind) or {}) + environment_problems(environment)
     if too_long:  # references made a parameter longer than the operating system takes
         where, problem = too_long[0]
@@ -223,6 +226,7 @@ def run_claimed_attempt(attempt, handoff=None):
         task_values=result.task_values or {},
         sql_output=result.sql_output,
         executed_notebook=executed_notebook(spec),
+        data_access=data_access(result),
     )
     if outcome.canceled:
         finish(attempt.id, endings.attempt_ended(R.CANCELED, "Canceled by user"), **fields)
@@ -245,6 +249,14 @@ def declared_environment(settings, task):
         if entry.get("environment_variables_key") == key:
             return dict((entry.get("spec") or {}).get("variables") or {})
     return {}
+
+
+def data_access(result):
+    """What the attempt reported it read and wrote, for the lineage app (None: nothing)."""
+    report = {"sql": result.sql_ran} if result.sql_ran and result.sql_ran["statements"] else {}
+    if result.declared_lineage:
+        report["declared"] = result.declared_lineage
+    return report or None
 
 
 def readable_result(result):

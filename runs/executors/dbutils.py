@@ -195,15 +195,47 @@ class Notebook:
         raise NotImplementedError("dbutils.notebook.run is not supported by this executor yet")
 
 
+class Lineage:
+    """Ours, not Databricks': what code that does not speak OpenLineage read and wrote.
+
+    ``dbutils.lineage.record(reads=["default.main.orders"], writes=["/Volumes/main/raw/files"])``
+    names tables as ``<warehouse>.<schema>.<table>`` and files by path; the lineage app shows
+    them as the task's reads and writes in this run (captured as ``declared``)."""
+
+    def __init__(self, path=None):
+        self._path = path
+
+    def record(self, reads=(), writes=()):
+        reads, writes = _names("reads", reads), _names("writes", writes)
+        if self._path is None:  # outside a job run: nothing to record into
+            return
+        import json
+
+        with open(self._path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"reads": reads, "writes": writes}, ensure_ascii=False) + "\n")
+
+
+def _names(what, names):
+    if isinstance(names, str):
+        names = [names]
+    names = list(names)
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise TypeError(f"dbutils.lineage.record: {what} must be table names or paths (strings), "
+                            f"not {name!r}")
+    return [name.strip() for name in names]
+
+
 class DBUtils:
     """The object scripts see as ``dbutils``."""
 
     def __init__(self, *, task_key=None, widgets=None, upstream_values=None, values_path=None,
-                 in_job=True):
+                 in_job=True, lineage_path=None):
         self.widgets = Widgets(widgets)
         self.jobs = Jobs(TaskValues(task_key=task_key, upstream=upstream_values,
                                     values_path=values_path, in_job=in_job))
         self.notebook = Notebook()
+        self.lineage = Lineage(lineage_path)
 
     def __repr__(self):
         return "<dbutils (lakeflow)>"

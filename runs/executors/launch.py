@@ -37,9 +37,14 @@ RUNNER_BOOTSTRAP = (
 SPEC_FILE = "spec.json"
 RESULT_FILE = "result.json"
 VALUES_FILE = "values.json"
+LINEAGE_FILE = "lineage.jsonl"
 
 TASK_VALUES_PATH_ENV = "LAKEFLOW_TASK_VALUES_PATH"
 """Where the task's values go; a shell task may write a JSON object there itself."""
+
+LINEAGE_PATH_ENV = "LAKEFLOW_LINEAGE_PATH"
+"""Where dbutils.lineage.record appends what the task read and wrote; a shell task may append
+JSON lines ``{"reads": [...], "writes": [...]}`` there itself."""
 
 ATTEMPT_DIR_ENV = "LAKEFLOW_ATTEMPT_DIR"
 TASK_KEY_ENV = "LAKEFLOW_TASK_KEY"
@@ -65,6 +70,7 @@ class LaunchSpec:
     spec_path: str | None  # None: no runner (shell tasks)
     user: object = None  # the OS user to start the process as (uid, gid, name); None: the server's
     executed_path: str | None = None  # notebook tasks: where the runner saves the executed notebook
+    lineage_path: str | None = None  # where dbutils.lineage.record appends what the task read and wrote
 
 
 def prepare_attempt(
@@ -145,8 +151,9 @@ def prepare_attempt(
     _make_attempt_dir(attempt_dir, switch_to)
     result_path = str(attempt_dir / RESULT_FILE)
     values_path = str(attempt_dir / VALUES_FILE)
+    lineage_path = str(attempt_dir / LINEAGE_FILE)
     # A redelivered attempt reuses its directory: never let it read an earlier process's files.
-    for stale in (result_path, values_path):
+    for stale in (result_path, values_path, lineage_path):
         try:
             os.unlink(stale)
         except FileNotFoundError:
@@ -159,6 +166,7 @@ def prepare_attempt(
     task_env.update({
         "PYTHONUNBUFFERED": "1",  # the log shows output as it happens
         TASK_VALUES_PATH_ENV: values_path,
+        LINEAGE_PATH_ENV: lineage_path,
         ATTEMPT_DIR_ENV: str(attempt_dir),
     })
     if task.get("task_key"):
@@ -174,6 +182,7 @@ def prepare_attempt(
             values_path=values_path,
             spec_path=None,
             user=switch_to,
+            lineage_path=lineage_path,
         )
 
     runner_spec.update({
@@ -182,6 +191,7 @@ def prepare_attempt(
         "upstream_values": dict(upstream_values or {}),
         "result_path": result_path,
         "values_path": values_path,
+        "lineage_path": lineage_path,
     })
     spec_path = str(attempt_dir / SPEC_FILE)
     # Owner-only (the task's user reads it): a SQL task's spec holds its warehouse's URL.
@@ -198,6 +208,7 @@ def prepare_attempt(
         spec_path=spec_path,
         user=switch_to,
         executed_path=runner_spec.get("executed_path"),
+        lineage_path=lineage_path,
     )
 
 

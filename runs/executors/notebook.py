@@ -433,6 +433,7 @@ def _kernel_setup_code(spec: dict) -> str:
             "widgets": spec.get("widgets") or {},
             "upstream_values": spec.get("upstream_values") or {},
             "values_path": spec.get("values_path"),
+            "lineage_path": spec.get("lineage_path"),
         },
     }
     return _KERNEL_SETUP % repr(json.dumps(config))

@@ -291,6 +291,7 @@ def main(argv):
         widgets=spec.get("widgets"),
         upstream_values=spec.get("upstream_values"),
         values_path=spec.get("values_path"),
+        lineage_path=spec.get("lineage_path"),
     )
 
     result = _execute(spec, dbutils._NotebookExit)

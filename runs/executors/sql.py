@@ -7,8 +7,10 @@
   Databricks SQL (``BEGIN``/``COMMIT`` in the file still group statements);
 - ``:name`` parameter markers are bound by the driver, never pasted into the text;
 - the rows of the last statement that returned rows become the preview (``sql_output``);
-- ``sql_ran`` lists the statements that ran, in order, on failure too: the worker reads which
-  tables they wrote with sqlglot (runs/sql_tables.py) for table-update triggers and lineage.
+- ``sql_ran`` lists the statements that ran, in order, on failure too, with the rows each wrote
+  (where the driver says) and the warehouse's columns: the worker reads which tables they wrote
+  with sqlglot (runs/sql_tables.py) for table-update triggers, the lineage app what they read and
+  wrote, column by column.
 
 The database drivers are imported where they are used: the worker imports this module for
 ``prepare`` only.
@@ -20,7 +22,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlparse import tokens as T
@@ -40,6 +42,7 @@ _POSTGRES_SCHEMES = ("postgresql:", "postgres:")
 _DUCKDB_MEMORY = ":memory:"
 # Non-query statements on DuckDB answer with one of these single columns; they are not rows.
 _DUCKDB_STATUS_COLUMNS = (["Count"], ["Success"])
+MAX_SCHEMA_COLUMNS = 5000  # of the warehouse's columns reported for column lineage
 
 
 # --- prepare (worker side) ---------------------------------------------------------------------
@@ -327,19 +330,21 @@ def _read_sql(spec: dict) -> str:
 def _execute(statements, bound, text, warehouse_id, url, dialect) -> dict:
     session = _duckdb_session(url) if dialect == "duckdb" else _postgres_session(warehouse_id, url)
     errors = _driver_errors(dialect)
-    ran = []  # the statements that ran, in order: the worker reads what they wrote (runs/sql_tables.py)
+    ran = Ran(warehouse_id, dialect)  # what the worker reads the tables read and written from
     last = {"columns": [], "rows": [], "row_count_shown": 0, "truncated": False}
     with session as connection:
         for number, (statement, (sql, params)) in enumerate(zip(statements, bound), 1):
             print(f"[statement {number}/{len(statements)}] {statement.summary}", flush=True)
             try:
-                found = _run_statement(connection, sql, params, dialect)
+                found, rows_written = _run_statement(connection, sql, params, dialect)
             except errors as exc:
                 message = f"Statement {number} of {len(statements)} failed: {str(exc).strip()}"
                 # The statements before it did run: their writes may fire table-update triggers.
-                return {**_failure(message, statement.text), **_ran(ran, warehouse_id, dialect)}
-            ran.append(statement.text)
+                return {**_failure(message, statement.text), **ran.report(connection)}
+            ran.statements.append(statement.text)
+            ran.row_counts.append(rows_written)
             last = found or last
+        report = ran.report(connection)
     if last["columns"]:
         print(text_table(last), flush=True)
     return {"exit_code": 0, "sql_output": {
@@ -348,22 +353,50 @@ def _execute(statements, bound, text, warehouse_id, url, dialect) -> dict:
         "sql_statements": [{"lookup_key": f"statement-{n}"} for n in range(1, len(statements) + 1)],
         "output_link": "",
         **last,
-    }, **_ran(ran, warehouse_id, dialect)}
+    }, **report}
 
 
-def _ran(statements, warehouse_id, dialect):
-    return {"sql_ran": {"warehouse_id": warehouse_id, "dialect": dialect, "statements": statements}}
+@dataclass
+class Ran:
+    """The statements that ran, in order, and the rows each wrote (None: the driver did not say)."""
+
+    warehouse_id: str
+    dialect: str
+    statements: list = field(default_factory=list)
+    row_counts: list = field(default_factory=list)
+
+    def report(self, connection) -> dict:
+        return {"sql_ran": {"warehouse_id": self.warehouse_id, "dialect": self.dialect,
+                            "statements": self.statements, "row_counts": self.row_counts,
+                            "schema": warehouse_columns(connection) if self.statements else {}}}
 
 
-def _run_statement(connection, sql: str, params: dict | None, dialect: str) -> dict | None:
-    """Run one statement; its preview if it returned rows."""
+def warehouse_columns(connection) -> dict:
+    """{"schema.table": {"column": "TYPE"}} of the warehouse's own tables (column lineage needs
+    them to expand ``SELECT *``); {} if the warehouse will not say (an aborted transaction)."""
+    try:
+        rows = connection.execute(
+            "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema NOT IN ('information_schema', 'pg_catalog') "
+            f"ORDER BY table_schema, table_name, ordinal_position LIMIT {MAX_SCHEMA_COLUMNS}").fetchall()
+    except Exception:  # a nicety: table lineage does not need it
+        return {}
+    columns = {}
+    for schema, table, column, data_type in rows:
+        columns.setdefault(f"{schema}.{table}", {})[column] = str(data_type)
+    return columns
+
+
+def _run_statement(connection, sql: str, params: dict | None, dialect: str):
+    """Run one statement: its preview if it returned rows, and the rows it wrote if the driver says."""
     cursor = connection.execute(sql, params)
     if cursor.description is None:
-        return None
+        return None, (cursor.rowcount if cursor.rowcount >= 0 else None)
     columns = [column[0] for column in cursor.description]
     if dialect == "duckdb" and columns in _DUCKDB_STATUS_COLUMNS and not _is_duckdb_query(connection, sql):
-        return None
-    return preview(unique_columns(columns), cursor.fetchmany(MAX_PREVIEW_ROWS + 1))
+        row = cursor.fetchone() if columns == ["Count"] else None
+        return None, (int(row[0]) if row and isinstance(row[0], int) else None)
+    return preview(unique_columns(columns), cursor.fetchmany(MAX_PREVIEW_ROWS + 1)), None
 
 
 def _is_duckdb_query(connection, sql: str) -> bool:

@@ -62,7 +62,8 @@ class AttemptResult:
     notebook_result_truncated: bool = False
     task_values: dict = field(default_factory=dict)
     sql_output: dict | None = None  # sql_task: the query_output block with the result preview
-    sql_ran: dict | None = None  # sql_task: {warehouse_id, dialect, statements} that ran, in order
+    sql_ran: dict | None = None  # sql_task: {warehouse_id, dialect, statements, row_counts, schema}
+    declared_lineage: list = field(default_factory=list)  # dbutils.lineage.record: [{"reads", "writes"}]
 
 
 def supervise(
@@ -286,6 +287,7 @@ def read_attempt_result(spec: LaunchSpec, outcome: Outcome | None = None) -> Att
         task_values=_valid_task_values(_read_json_object(spec.values_path)),
         sql_output=result.get("sql_output") if isinstance(result.get("sql_output"), dict) else None,
         sql_ran=_sql_ran(result.get("sql_ran")),
+        declared_lineage=read_declared_lineage(spec.lineage_path),
     )
 
 
@@ -296,8 +298,45 @@ def _sql_ran(value) -> dict | None:
     statements = value.get("statements")
     if not isinstance(statements, list) or not isinstance(value.get("warehouse_id"), str):
         return None
-    return {"warehouse_id": value["warehouse_id"], "dialect": value["dialect"],
-            "statements": [text for text in statements if isinstance(text, str)]}
+    texts = [text for text in statements if isinstance(text, str)]
+    counts = value.get("row_counts") if isinstance(value.get("row_counts"), list) else []
+    schema = value.get("schema") if isinstance(value.get("schema"), dict) else {}
+    return {"warehouse_id": value["warehouse_id"], "dialect": value["dialect"], "statements": texts,
+            "row_counts": [n if isinstance(n, int) and not isinstance(n, bool) else None for n in counts][:len(texts)],
+            "schema": {table: columns for table, columns in schema.items()
+                       if isinstance(table, str) and isinstance(columns, dict)}}
+
+
+MAX_DECLARED_LINEAGE_BYTES = 1024 * 1024
+MAX_DECLARED_NAMES = 1000
+
+
+def read_declared_lineage(path) -> list:
+    """What the task declared with dbutils.lineage.record (JSON lines of {"reads": [...],
+    "writes": [...]}): names that are strings, at most MAX_DECLARED_NAMES; the rest is dropped."""
+    if not path:
+        return []
+    import json
+
+    try:
+        raw = read_task_file(path, MAX_DECLARED_LINEAGE_BYTES)  # never via a link the task planted
+    except OSError:
+        return []
+    declared, names = [], 0
+    for line in raw.decode("utf-8", "replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict):
+            continue
+        kept = {direction: [name for name in entry.get(direction) or [] if isinstance(name, str) and name.strip()]
+                for direction in ("reads", "writes") if isinstance(entry.get(direction), list)}
+        names += sum(map(len, kept.values()))
+        if names > MAX_DECLARED_NAMES:
+            break
+        declared.append(kept)
+    return declared
 
 
 def _exit_status_error(spec: LaunchSpec, exit_code: int | None) -> str | None:

@@ -208,6 +208,7 @@ def base_env(home, workspace, port):
         LAKEFLOW_HOME=str(home),
         LAKEFLOW_WORKSPACE_ROOT=str(workspace),
         LAKEFLOW_PORT=str(port),
+        LAKEFLOW_BASE_URL=f"http://127.0.0.1:{port}",  # where task processes send OpenLineage events
         LAKEFLOW_HEARTBEAT_SECONDS="1",
         LAKEFLOW_LOST_AFTER_SECONDS="10",
         LAKEFLOW_WORKERS="4",

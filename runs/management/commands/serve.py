@@ -95,6 +95,9 @@ class Command(BaseCommand):
                "LAKEFLOW_WORKSPACE_ROOT": str(settings.LAKEFLOW_WORKSPACE_ROOT),
                # What usable_task_user settled on, so that the cluster does not fall back differently.
                "LAKEFLOW_TASK_USER": task_user.name if task_user.switch else ""}
+        # Unset, the address is the one we listen on: task processes send their OpenLineage events there.
+        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else f"[{host}]" if ":" in host else host
+        env.setdefault("LAKEFLOW_BASE_URL", f"http://{local}:{port}")
         common = dict(env=env, preexec_fn=die_with_parent, start_new_session=True)
         web = subprocess.Popen(
             [sys.executable, "-m", "lakeflow_site.web", "--bind", host, "--port", str(port),

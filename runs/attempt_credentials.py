@@ -1,0 +1,70 @@
+"""What a task attempt's process may show the server to speak for that attempt, and the ids
+OpenLineage knows it by.
+
+Each attempt's process gets a credential (signed with SECRET_KEY, naming the attempt) in
+``OPENLINEAGE_API_KEY``: the stock OpenLineage client sends it as a Bearer token, and the
+lineage app (POST /api/v1/lineage) takes it as "this event belongs to attempt N". It lets the
+task post lineage for its own attempt, nothing else; it is refused once the attempt ended long ago.
+
+OpenLineage wants a UUID per run: an attempt's (and a job run's) is this instance's fixed prefix
+and the id, so a client that only has an API token can still name the attempt in its parent facet.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.core import signing
+
+_SALT = "lakeflow.attempt-credential"
+_PREFIX = "attempt-"
+# 8-4-4-4-12: a version-4-looking prefix; the last group carries the id (job runs: variant 9).
+_ATTEMPT_UUID = "6c616b65-666c-4f77-8{kind}00-{id:012x}"
+NAMESPACE = "lakeflow"
+"""The OpenLineage namespace of this server's jobs, and of datasets named <warehouse>.<schema>.<table>."""
+
+
+def attempt_credential(attempt_id):
+    return signing.Signer(salt=_SALT).sign(f"{_PREFIX}{attempt_id}")
+
+
+def attempt_of_credential(token):
+    """The attempt id a credential names, or None if it is not one of ours (or was tampered with)."""
+    if not token.startswith(_PREFIX):
+        return None
+    try:
+        value = signing.Signer(salt=_SALT).unsign(token)
+    except signing.BadSignature:
+        return None
+    return int(value[len(_PREFIX):])
+
+
+def openlineage_run_id(attempt_id):
+    return _ATTEMPT_UUID.format(kind="0", id=attempt_id)
+
+
+def job_run_openlineage_id(run_id):
+    return _ATTEMPT_UUID.format(kind="9", id=run_id)
+
+
+def attempt_of_openlineage_run_id(value):
+    """The attempt id of one of our attempt run ids, else None."""
+    try:
+        text = str(uuid.UUID(str(value)))
+    except ValueError:
+        return None
+    head, _, tail = text.rpartition("-")
+    return int(tail, 16) if head == _ATTEMPT_UUID.format(kind="0", id=0).rpartition("-")[0] else None
+
+
+def openlineage_environment(attempt, job_name):
+    """The standard OpenLineage variables for one attempt's process: the stock client (and dbt-ol,
+    Spark's listener) sends its events here, for this attempt, under its job run as parent."""
+    task_job = f"job_{attempt.run.job_id}.{attempt.task_key}"
+    return {
+        "OPENLINEAGE_URL": settings.LAKEFLOW_BASE_URL,
+        "OPENLINEAGE_API_KEY": attempt_credential(attempt.id),
+        "OPENLINEAGE_NAMESPACE": NAMESPACE,
+        "OPENLINEAGE_PARENT_ID": f"{NAMESPACE}/{task_job}/{openlineage_run_id(attempt.id)}",
+        "OPENLINEAGE_ROOT_PARENT_ID": f"{NAMESPACE}/job_{attempt.run.job_id}/{job_run_openlineage_id(attempt.run_id)}",
+        "LAKEFLOW_JOB_NAME": job_name[:200],
+    }
