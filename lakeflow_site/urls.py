@@ -13,4 +13,5 @@ urlpatterns = [
     # jobs' own pages (authoring) and the pages of jobs that show runs, under one name: jobs:...
     path("", include((jobs_urls.urlpatterns + runs_urls.job_page_patterns, "jobs"))),
     path("", include(("runs.urls", "runs"))),
+    path("", include(("lineage.urls", "lineage"))),
 ]

@@ -33,9 +33,12 @@ def reach(dataset_ids, direction, depth):
     near, far = _STEP[direction]
     table = Access._meta.db_table
     starts = " UNION ".join(["SELECT %s, 0"] * len(dataset_ids))
-    # A trigger access (task_key '') stands for every task of its job, on the read side only.
-    same_task = ("(w.task_key = r.task_key OR r.task_key = '')" if direction == "downstream"
-                 else "(w.task_key = r.task_key OR w.task_key = '')")
+    # A trigger access (task_key '', the least key in any collation) reads for every task of its
+    # job. The range on task_key lets both databases walk the (job_id, task_key) index of the job
+    # instead of building a temporary one per query; the OR then picks the task.
+    same_task = ("w.task_key >= r.task_key AND (w.task_key = r.task_key OR r.task_key = '')"
+                 if direction == "downstream" else
+                 "w.task_key <= r.task_key AND (w.task_key = r.task_key OR w.task_key = '')")
     sql = f"""
         WITH RECURSIVE reached(dataset_id, depth) AS (
             {starts}

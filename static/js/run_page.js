@@ -151,6 +151,7 @@
         const mine = document.getElementById(id), theirs = fresh.getElementById(id);
         if (mine && theirs) mine.innerHTML = theirs.innerHTML;
       }
+      if (window.loadLineageFragments) window.loadLineageFragments();  // the lineage card and upstream cause
       // A run that just failed opens on the task where the failure started.
       const origin = document.querySelector("#root-cause .root-cause-origin a[href^='?task=']");
       if (origin && !selected) selectTask(origin.getAttribute("href").slice("?task=".length));

@@ -188,3 +188,16 @@ def test_a_warehouse_uri_namespace_is_the_same_table_as_sql_capture(running_atte
     assert post(event, attempt_credential(running_attempt.id)).status_code == 200
     assert edges_of(running_attempt) == [("read", "pg.public.orders", "openlineage", None),
                                          ("write", "/data/out.csv", "openlineage", None)]
+
+
+def test_a_trigger_alone_links_the_table_it_watches_to_what_the_job_writes(alice, broker):
+    job = make_job(alice, [shell("a"), shell("b")], trigger={"table_update": {"table_names": ["default.main.x"]}})
+    run, _ = create_run(job)
+    for key in ("a", "b"):
+        attempt = TaskRun.objects.get(run=run, task_key=key)
+        finish_attempt(claim_attempt(attempt.id).id, attempt_ended(R.SUCCESS),
+                       data_access={"sql": sql_ran(f"CREATE TABLE out_{key} AS SELECT 1 AS n")})
+    ids = dict(Dataset.objects.values_list("name", "id"))
+    assert set(reach([ids["default.main.x"]], "downstream", 1)) == {
+        ids["default.main.x"], ids["default.main.out_a"], ids["default.main.out_b"]}
+    assert set(reach([ids["default.main.out_b"]], "upstream", 1)) == {ids["default.main.out_b"], ids["default.main.x"]}
