@@ -149,12 +149,14 @@ def column_sources(dataset):
     return found
 
 
-def downstream_impact(dataset):
-    """Every dataset, task and job below it."""
+def downstream_impact(dataset, cap=NODE_CAP):
+    """The datasets, tasks and jobs below it, nearest first; past `cap` datasets only counted
+    ("more"), so a root table of a big graph answers as fast as a leaf."""
     below = reach([dataset.id], "downstream", MAX_DEPTH)
     below.pop(dataset.id, None)
-    graph = _graph_of([dataset.id, *below], left_out=0)
+    nearest = sorted(below, key=lambda i: (below[i], i))
+    graph = _graph_of([dataset.id, *nearest[:cap]], left_out=0)
     readers = {task for kind, _, _, task in graph.edges if kind == "dataset"}
     jobs = {job_id for job_id, _ in readers}
-    return {"datasets": [graph.datasets[i] for i in sorted(below, key=lambda i: (below[i], i)) if i in graph.datasets],
-            "tasks": sorted(readers, key=str), "jobs": sorted(jobs)}
+    return {"datasets": [graph.datasets[i] for i in nearest[:cap] if i in graph.datasets],
+            "tasks": sorted(readers, key=str), "jobs": sorted(jobs), "more": max(0, len(nearest) - cap)}

@@ -35,7 +35,7 @@ def impact(dataset):
     """downstream_impact with the jobs loaded: {"datasets", "tasks": [(job, key)], "jobs"}."""
     found = graph.downstream_impact(dataset)
     jobs = Job.objects.in_bulk(set(found["jobs"]))
-    return {"datasets": found["datasets"], "jobs": [jobs[i] for i in found["jobs"] if i in jobs],
+    return {"datasets": found["datasets"], "more": found["more"], "jobs": [jobs[i] for i in found["jobs"] if i in jobs],
             "tasks": [{"job_id": job_id, "job": jobs.get(job_id), "task_key": key} for job_id, key in found["tasks"]]}
 
 

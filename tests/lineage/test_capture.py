@@ -201,3 +201,13 @@ def test_a_trigger_alone_links_the_table_it_watches_to_what_the_job_writes(alice
     assert set(reach([ids["default.main.x"]], "downstream", 1)) == {
         ids["default.main.x"], ids["default.main.out_a"], ids["default.main.out_b"]}
     assert set(reach([ids["default.main.out_b"]], "upstream", 1)) == {ids["default.main.out_b"], ids["default.main.x"]}
+
+
+def test_downstream_impact_lists_the_nearest_and_counts_the_rest(alice, broker):
+    from lineage.graph import downstream_impact
+
+    job = make_job(alice, [shell("t")])
+    finished_attempt(job, sql=sql_ran(*[f"CREATE TABLE d{i + 1} AS SELECT * FROM d{i}" for i in range(5)]))
+    found = downstream_impact(Dataset.objects.get(name="default.main.d0"), cap=2)
+    assert [d.name for d in found["datasets"]] == ["default.main.d1", "default.main.d2"]
+    assert found["more"] == 3
