@@ -368,17 +368,21 @@ class Ran:
     def report(self, connection) -> dict:
         return {"sql_ran": {"warehouse_id": self.warehouse_id, "dialect": self.dialect,
                             "statements": self.statements, "row_counts": self.row_counts,
-                            "schema": warehouse_columns(connection) if self.statements else {}}}
+                            "schema": warehouse_columns(connection, self.dialect, self.statements) if self.statements else {}}}
 
 
-def warehouse_columns(connection) -> dict:
-    """{"schema.table": {"column": "TYPE"}} of the warehouse's own tables (column lineage needs
-    them to expand ``SELECT *``); {} if the warehouse will not say (an aborted transaction)."""
+def warehouse_columns(connection, dialect, statements) -> dict:
+    """{"schema.table": {"column": "TYPE"}} of the warehouse's tables the statements name (column
+    lineage needs them to expand ``SELECT *``; a table whose name is not in the text cannot be
+    one of them); {} if the warehouse will not say (an aborted transaction)."""
+    text = "\n".join(statements).lower()
+    mark = "?" if dialect == "duckdb" else "%s"
     try:
         rows = connection.execute(
             "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
             "WHERE table_catalog = current_database() AND table_schema NOT IN ('information_schema', 'pg_catalog') "
-            f"ORDER BY table_schema, table_name, ordinal_position LIMIT {MAX_SCHEMA_COLUMNS}").fetchall()
+            f"AND strpos({mark}, lower(table_name)) > 0 "
+            f"ORDER BY table_schema, table_name, ordinal_position LIMIT {MAX_SCHEMA_COLUMNS}", [text]).fetchall()
     except Exception:  # a nicety: table lineage does not need it
         return {}
     columns = {}

@@ -630,3 +630,20 @@ def test_postgres_statements_sqlglot_does_not_model_are_read_by_their_first_word
 def test_a_temporary_table_dropped_and_created_again_for_real_counts():
     assert writes_of("CREATE TEMP TABLE stg (x INT); DROP TABLE stg; CREATE TABLE stg (x INT);") == ["wh.main.stg"]
     assert writes_of("CREATE TEMP TABLE stg (x INT); INSERT INTO stg VALUES (1);") == []
+
+
+def test_a_run_reports_rows_written_and_the_columns_of_the_tables_it_names(tmp_path, duckdb_warehouses):
+    outcome, result, _ = run_sql(tmp_path, inline(
+        "CREATE TABLE other (z INT); CREATE TABLE src AS SELECT range AS id, 'x' AS name FROM range(3);"
+        "INSERT INTO src VALUES (9, 'y'); SELECT * FROM src"), duckdb_warehouses)
+    assert outcome.exit_code == 0
+    ran = result.sql_ran
+    assert ran["row_counts"] == [None, 3, 1, None]
+    assert ran["schema"] == {"main.other": {"z": "INTEGER"}, "main.src": {"id": "BIGINT", "name": "VARCHAR"}}
+
+
+def test_the_columns_reported_are_only_those_of_tables_the_statements_name(tmp_path, duckdb_warehouses):
+    run_sql(tmp_path, inline("CREATE TABLE unrelated (z INT); CREATE TABLE src (id INT)"), duckdb_warehouses, "a")
+    _, result, _ = run_sql(tmp_path, inline("INSERT INTO src VALUES (1)"), duckdb_warehouses, "b")
+    assert result.sql_ran["schema"] == {"main.src": {"id": "INTEGER"}}
+    assert result.sql_ran["row_counts"] == [1]
