@@ -142,10 +142,14 @@ def _filtered(data, queryset, dataset_fields):
     return queryset
 
 
+def _user_name(run):
+    return run.creator.username if run.creator_id else None
+
+
 @api_view("GET")
 def system_table_lineage(request, data):
     """One row per edge: a read is a source, a write a target (system.access.table_lineage)."""
-    edges, token = _system_page(data, _filtered(data, Edge.objects.select_related("dataset"), ["dataset"]))
+    edges, token = _system_page(data, _filtered(data, Edge.objects.select_related("dataset", "run__creator"), ["dataset"]))
     rows = []
     for edge in edges:
         side = "source" if edge.direction == Direction.READ else "target"
@@ -155,6 +159,7 @@ def system_table_lineage(request, data):
                      f"{side}_type": edge.dataset.kind, f"{other}_table_full_name": None, f"{other}_type": None,
                      "entity_type": "JOB", "entity_id": str(edge.job_id) if edge.job_id else None,
                      "entity_run_id": str(edge.run_id), "task_key": edge.task_key, "capture": edge.source,
+                     "created_by": _user_name(edge.run),
                      "event_time": edge.at.isoformat(), "event_date": edge.at.date().isoformat(),
                      "workspace_id": "0"})
     return {"rows": rows, **({"next_page_token": token} if token else {})}
@@ -162,13 +167,13 @@ def system_table_lineage(request, data):
 
 @api_view("GET")
 def system_column_lineage(request, data):
-    edges, token = _system_page(data, _filtered(data, ColumnEdge.objects.select_related("source", "target"),
+    edges, token = _system_page(data, _filtered(data, ColumnEdge.objects.select_related("source", "target", "run__creator"),
                                                 ["source", "target"]))
     return {"rows": [{"source_table_full_name": edge.source.name, "source_column_name": edge.source_column,
                       "source_type": edge.source.kind, "target_table_full_name": edge.target.name,
                       "target_column_name": edge.target_column, "target_type": edge.target.kind,
                       "entity_type": "JOB", "entity_id": str(edge.job_id) if edge.job_id else None,
-                      "entity_run_id": str(edge.run_id), "event_time": edge.at.isoformat(),
-                      "event_date": edge.at.date().isoformat(), "workspace_id": "0"} for edge in edges],
+                      "entity_run_id": str(edge.run_id), "created_by": _user_name(edge.run),
+                      "event_time": edge.at.isoformat(), "event_date": edge.at.date().isoformat(), "workspace_id": "0"} for edge in edges],
             **({"next_page_token": token} if token else {})}
 

@@ -211,3 +211,29 @@ def test_downstream_impact_lists_the_nearest_and_counts_the_rest(alice, broker):
     found = downstream_impact(Dataset.objects.get(name="default.main.d0"), cap=2)
     assert [d.name for d in found["datasets"]] == ["default.main.d1", "default.main.d2"]
     assert found["more"] == 3
+
+
+def test_system_table_rows_and_the_databricks_api_answer_from_what_was_captured(alice, broker, client):
+    from jobs.models import ApiToken as Token
+
+    job = make_job(alice, [shell("t")])
+    attempt = finished_attempt(job, sql=sql_ran("CREATE TABLE s AS SELECT a, b AS c FROM r"))
+    headers = {"Authorization": f"Bearer {Token.issue(alice, 'tests')[1]}"}
+    rows = client.get("/api/2.0/lineage-tracking/system/table_lineage", {"run_id": attempt.run_id},
+                      headers=headers).json()["rows"]
+    assert {(r["source_table_full_name"], r["target_table_full_name"], r["entity_type"], r["entity_id"],
+             r["created_by"]) for r in rows} == {(None, "default.main.s", "JOB", str(job.id), None),
+                                                 ("default.main.r", None, "JOB", str(job.id), None)}
+    columns = client.get("/api/2.0/lineage-tracking/system/column_lineage", {"table_name": "default.main.s"},
+                         headers=headers).json()["rows"]
+    assert sorted((r["source_column_name"], r["target_column_name"]) for r in columns) == [("a", "a"), ("b", "c")]
+    body = client.get("/api/2.0/lineage-tracking/table-lineage", {"table_name": "default.main.r",
+                                                                  "include_entity_lineage": "true"},
+                      headers=headers).json()
+    assert body["upstreams"] == [] and body["downstreams"][0]["tableInfo"]["name"] == "s"
+    assert body["downstreams"][0]["jobInfos"] == [{"job_id": job.id, "workspace_id": 0}]
+    missing = client.get("/api/2.0/lineage-tracking/table-lineage", {"table_name": "default.main.nope"},
+                         headers=headers)
+    assert missing.status_code == 404 and "has no lineage here" in missing.json()["message"]
+    bad = client.get("/api/2.0/lineage-tracking/table-lineage", {"table_name": "nope"}, headers=headers)
+    assert bad.status_code == 400 and "<catalog>.<schema>.<table>" in bad.json()["message"]
