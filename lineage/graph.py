@@ -47,12 +47,19 @@ def reach(dataset_ids, direction, depth):
             FROM reached
             JOIN {table} r ON r.dataset_id = reached.dataset_id AND r.direction = %s
             JOIN {table} w ON w.job_id = r.job_id AND {same_task} AND w.direction = %s
-            WHERE reached.depth < %s
+            WHERE {few_rows("reached.depth < %s")}
         )
         SELECT dataset_id, MIN(depth) FROM reached GROUP BY dataset_id"""
     with connection.cursor() as cursor:
         cursor.execute(sql, [*dataset_ids, near, far, depth])
         return dict(cursor.fetchall())
+
+
+def few_rows(condition):
+    """SQLite runs a recursive step once per row it reached; with ANALYZE statistics its planner
+    expects many and builds a Bloom filter over the whole Access table every time (O(table) per
+    step: 7 ms instead of 0.02 ms at 22,000 Accesses). likelihood() tells it the truth."""
+    return f"likelihood({condition}, 0.0000001)" if connection.vendor == "sqlite" else condition
 
 
 @dataclass
