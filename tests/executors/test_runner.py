@@ -219,3 +219,18 @@ def test_a_user_module_named_dbutils_is_not_shadowed(tmp_path):
         print(pool.POOL, type(dbutils).__name__)
     """)
     assert log == "user module DBUtils\n"
+
+
+def test_what_a_script_declares_with_dbutils_lineage_reaches_the_worker(tmp_path):
+    outcome, result, _ = run_script(tmp_path, """
+        dbutils.lineage.record(reads=["default.main.orders", "/Volumes/main/raw/in"], writes="default.main.totals")
+        dbutils.lineage.record(writes=["analytics.main.report"])
+        try:
+            dbutils.lineage.record(reads=[42])
+        except TypeError as exc:
+            print(exc)
+    """)
+    assert outcome.succeeded, result.error
+    assert result.declared_lineage == [
+        {"reads": ["default.main.orders", "/Volumes/main/raw/in"], "writes": ["default.main.totals"]},
+        {"reads": [], "writes": ["analytics.main.report"]}]

@@ -42,3 +42,10 @@ def test_a_shell_task_may_write_its_values_file_itself(tmp_path):
         [json.dumps({"rows": 5, "too_big": big})])
     assert outcome.succeeded
     assert result.task_values == {"rows": 5}
+
+
+def test_a_shell_task_may_declare_its_lineage_itself_and_garbage_is_dropped(tmp_path):
+    outcome, result = run_shell(tmp_path, 'echo \'{"reads": ["a.b.c"], "writes": [1, "x.y.z"]}\' >> "$LAKEFLOW_LINEAGE_PATH";'
+                                          ' echo "not json" >> "$LAKEFLOW_LINEAGE_PATH"')[:2]
+    assert outcome.exit_code == 0
+    assert result.declared_lineage == [{"reads": ["a.b.c"], "writes": ["x.y.z"]}]
