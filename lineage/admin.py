@@ -1,16 +1,7 @@
 from django.contrib import admin
 
 from lineage.models import Dataset, Delivery, Edge, Gap
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Lineage is what capture recorded: looked at here, never edited."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+from runs.admin import ReadOnlyAdmin  # lineage is what capture recorded: looked at, never edited
 
 
 @admin.register(Dataset)

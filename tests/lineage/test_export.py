@@ -95,3 +95,15 @@ def test_nothing_is_queued_when_no_endpoint_is_configured(alice, broker, setting
     settings.LAKEFLOW_OPENLINEAGE_EXPORT_URL = ""
     run_one_sql_task(alice)
     assert not Delivery.objects.exists()
+
+
+def test_the_admin_shows_each_deliverys_state(alice, broker, endpoint, client):
+    from django.contrib.auth import get_user_model
+
+    run_one_sql_task(alice)
+    export.deliver_openlineage_events(timezone.now())
+    client.force_login(get_user_model().objects.create_superuser("root", password="x"))
+    page = client.get("/admin/lineage/delivery/")
+    assert page.status_code == 200 and page.content.decode().count("delivered") >= 2
+    for model in ("dataset", "edge", "gap"):
+        assert client.get(f"/admin/lineage/{model}/").status_code == 200
