@@ -24,6 +24,7 @@ from tests.e2e.conftest import drop_database, start_scaleout, start_serve, wait_
 pytestmark = pytest.mark.e2e
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "api" / "openapi.yaml"
+LINEAGE_DOCUMENT = DOCUMENT.with_name("openapi-lineage.yaml")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Per operation and generation mode (valid, invalid) in the fuzzing phase.
 MAX_EXAMPLES = 30
@@ -105,4 +106,17 @@ def test_the_document_is_served_without_a_token_and_is_the_file(fuzz_server):
           suppress_health_check=list(HealthCheck))
 def test_every_answer_keeps_to_the_openapi_document(case, fuzz_server):
     response = case.call(base_url=f"{fuzz_server.url}/api/2.2", headers=fuzz_server.headers, timeout=30)
+    case.validate_response(response, checks=CHECKS)
+
+
+lineage_schema = schemathesis.openapi.from_path(LINEAGE_DOCUMENT, config=schemathesis.Config.from_dict({
+    "generation": {"with-security-parameters": False, "deterministic": True, "max-examples": MAX_EXAMPLES},
+}))
+
+
+@lineage_schema.parametrize()
+@settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_every_lineage_answer_keeps_to_its_openapi_document(case, fuzz_server):
+    response = case.call(base_url=fuzz_server.url, headers=fuzz_server.headers, timeout=30)
     case.validate_response(response, checks=CHECKS)
