@@ -32,7 +32,8 @@ def reach(dataset_ids, direction, depth):
     depth = max(0, min(int(depth), MAX_DEPTH))
     near, far = _STEP[direction]
     table = Access._meta.db_table
-    starts = " UNION ".join(["SELECT %s, 0"] * len(dataset_ids))
+    # Postgres types the recursion by its first rows: an untyped parameter would be an integer.
+    starts = " UNION ".join(["SELECT CAST(%s AS BIGINT), 0"] * len(dataset_ids))
     # A trigger access (task_key '', the least key in any collation) reads for every task of its
     # job. The range on task_key lets both databases walk the (job_id, task_key) index of the job
     # instead of building a temporary one per query; the OR then picks the task.

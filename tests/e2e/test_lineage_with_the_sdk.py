@@ -15,6 +15,7 @@ import pytest
 from databricks.sdk.service import jobs
 
 from tests.e2e.conftest import start_serve, wait_until
+from tests.e2e.test_security_over_http import signed_in
 from tests.e2e.test_core_with_the_sdk import WAIT
 
 pytestmark = pytest.mark.e2e
@@ -101,6 +102,13 @@ def test_tables_written_by_sql_and_openlineage_chain_across_a_triggered_job(serv
         gold_rows = lineage_api(w, "system/table_lineage", table_name=gold)["rows"]
         assert [(r["target_table_full_name"], r["capture"], r["entity_id"]) for r in gold_rows] == [
             (gold, "openlineage", str(job_b.job_id))]
+
+        # The pages walk the same lineage with recursive SQL, on this mode's database.
+        browser = signed_in(server, "admin", server.env["LAKEFLOW_ADMIN_PASSWORD"])
+        graph = browser.get(f"{server.url}/lineage/", params={"table": silver, "depth": 3}, timeout=60)
+        assert graph.status_code == 200 and all(name.split(".")[-1] in graph.text for name in (bronze, silver, gold))
+        table = browser.get(f"{server.url}/lineage/tables/{silver}/", timeout=60)
+        assert table.status_code == 200 and f"gold_{suffix}" in table.text.split("Downstream impact")[1]
     finally:
         w.jobs.delete(job_b.job_id)
         w.jobs.delete(job_a)
