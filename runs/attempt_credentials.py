@@ -56,7 +56,7 @@ def attempt_of_openlineage_run_id(value):
     return int(tail, 16) if head == _ATTEMPT_UUID.format(kind="0", id=0).rpartition("-")[0] else None
 
 
-def openlineage_environment(attempt, job_name):
+def openlineage_environment(attempt):
     """The standard OpenLineage variables for one attempt's process: the stock client (and dbt-ol,
     Spark's listener) sends its events here, for this attempt, under its job run as parent."""
     task_job = f"job_{attempt.run.job_id}.{attempt.task_key}"
@@ -66,5 +66,4 @@ def openlineage_environment(attempt, job_name):
         "OPENLINEAGE_NAMESPACE": NAMESPACE,
         "OPENLINEAGE_PARENT_ID": f"{NAMESPACE}/{task_job}/{openlineage_run_id(attempt.id)}",
         "OPENLINEAGE_ROOT_PARENT_ID": f"{NAMESPACE}/job_{attempt.run.job_id}/{job_run_openlineage_id(attempt.run_id)}",
-        "LAKEFLOW_JOB_NAME": job_name[:200],
     }

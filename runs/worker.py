@@ -154,7 +154,7 @@ def run_claimed_attempt(attempt, handoff=None):
     directory = attempt_dir(attempt)
     kind = task_type_of(task)
     # The job's own variables win: a job may send its OpenLineage events elsewhere.
-    environment = {**openlineage_environment(attempt, run.job_version.settings.get("name") or ""),
+    environment = {**openlineage_environment(attempt),
                    **declared_environment(run.job_version.settings, task), **embedded}
     too_long = command_line_problems(kind, task.get(kind) or {}) + environment_problems(environment)
     if too_long:  # references made a parameter longer than the operating system takes
