@@ -4,6 +4,8 @@ with dbutils.lineage.record. A reaction to the task.finished event (runs/reactio
 attempt's end commits first, and a crash before this runs loses nothing (the sweep runs it).
 OpenLineage events arrive while the task runs instead: lineage/openlineage.py."""
 
+from django.db import transaction
+
 from lineage.models import Direction, Source
 from lineage.names import NameRefused, declared_dataset, table_dataset
 from lineage.recording import record_accesses, record_columns, record_gap
@@ -16,21 +18,29 @@ def reported_data_access(data):
     return bool(data.get("data_access"))
 
 
-@reacts_to("task.finished", when=reported_data_access)
+@reacts_to("task.finished", when=reported_data_access, atomic=False)
 def capture_reported_lineage(event):
+    """Parse first, then write in one short transaction: on SQLite a transaction holds the one
+    write lock, and parsing a long SQL file there would stall every other writer. Writing twice
+    records once (unique rows), so the reaction may run again after a crash."""
     attempt = TaskRun.objects.select_related("run").filter(id=event.task_run_id).first()
     if attempt is None or not attempt.data_access:
         return
     report = attempt.data_access
-    if report.get("sql"):
-        capture_sql(attempt, report["sql"], event.at)
-    if report.get("declared"):
-        capture_declared(attempt, report["declared"], event.at)
+    found = sql_lineage(report["sql"]) if report.get("sql") else None
+    with transaction.atomic():
+        if found is not None:
+            record_sql(attempt, found, event.at)
+        if report.get("declared"):
+            record_declared(attempt, report["declared"], event.at)
 
 
-def capture_sql(attempt, ran, now):
-    found = attempt_lineage(ran.get("statements") or [], warehouse_id=ran["warehouse_id"], dialect=ran["dialect"],
-                            schema=ran.get("schema") or None, row_counts=ran.get("row_counts") or None)
+def sql_lineage(ran):
+    return attempt_lineage(ran.get("statements") or [], warehouse_id=ran["warehouse_id"], dialect=ran["dialect"],
+                           schema=ran.get("schema") or None, row_counts=ran.get("row_counts") or None)
+
+
+def record_sql(attempt, found, now):
     written_columns = {}
     for target, column, _, _ in found.columns:
         written_columns.setdefault(target, set()).add(column)
@@ -44,7 +54,7 @@ def capture_sql(attempt, ran, now):
         record_gap(attempt, reason, now)
 
 
-def capture_declared(attempt, declared, now):
+def record_declared(attempt, declared, now):
     accesses = []
     for entry in declared:
         for direction, key in ((Direction.READ, "reads"), (Direction.WRITE, "writes")):
