@@ -13,6 +13,7 @@ edges (source ``openlineage``), their ``columnLineage`` facet column edges, an o
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 
 from lineage.models import Direction, Source
 from lineage.names import NameRefused, openlineage_dataset
@@ -57,6 +58,7 @@ def attempt_named_by(event):
     return None
 
 
+@transaction.atomic  # a refused event records nothing, not even the gaps found before the refusal
 def ingest(event, *, attempt_id, now):
     """Check one RunEvent and record its datasets for the attempt; returns how many it recorded.
     EventRefused says what is wrong (the API answers it as 400)."""

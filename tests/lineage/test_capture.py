@@ -237,3 +237,10 @@ def test_system_table_rows_and_the_databricks_api_answer_from_what_was_captured(
     assert missing.status_code == 404 and "has no lineage here" in missing.json()["message"]
     bad = client.get("/api/2.0/lineage-tracking/table-lineage", {"table_name": "nope"}, headers=headers)
     assert bad.status_code == 400 and "<catalog>.<schema>.<table>" in bad.json()["message"]
+
+
+def test_a_refused_event_records_nothing_not_even_the_gaps_before_the_refusal(running_attempt):
+    event = openlineage_event(inputs=[{"namespace": "nowhere", "name": "x"}, {"namespace": "lakeflow"}])
+    response = post(event, attempt_credential(running_attempt.id))
+    assert response.status_code == 400 and "field name is required" in response.json()["message"]
+    assert not Gap.objects.exists() and not Edge.objects.exists()
