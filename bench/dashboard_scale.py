@@ -343,25 +343,32 @@ def use_database(name):
 
 
 def measure(client, big, databases, requests):
-    """{(database label, page): median ms}.
-
-    The two sizes are timed in alternating rounds, each page once per round after one untimed
-    request (which pays for the reconnect), so load from elsewhere on the machine (this is a
-    shared 2-core box) falls on both sizes alike instead of skewing their ratio.
-    """
+    """{(database label, page): median ms} of the dashboard's pages (measure_pages)."""
     urls = {}
     for label, name in databases.items():
         use_database(name)
-        urls[label] = pages(big)
-        for _, url in urls[label]:
+        urls[label] = dict(pages(big))
+    return measure_pages(client, databases, urls, requests)
+
+
+def measure_pages(client, databases, urls, requests):
+    """{(database label, page): median ms}; urls: {database label: {page: url}}.
+
+    The sizes are timed in alternating rounds, each page once per round after one untimed
+    request (which pays for the reconnect), so load from elsewhere on the machine (this is a
+    shared 2-core box) falls on both sizes alike instead of skewing their ratio.
+    """
+    for label, name in databases.items():
+        use_database(name)
+        for url in urls[label].values():
             response = client.get(url)
             if response.status_code != 200:
-                raise SystemExit(f"GET {url} answered {response.status_code}")
-    times = {(label, page): [] for label in databases for page, _ in urls[label]}
+                raise SystemExit(f"GET {url} answered {response.status_code} on the {label} database")
+    times = {(label, page): [] for label in databases for page in urls[label]}
     for _ in range(requests):
         for label, name in databases.items():
             use_database(name)
-            for page, url in urls[label]:
+            for page, url in urls[label].items():
                 client.get(url)  # warm: this connection's cache of the database's pages
                 started = time.perf_counter()
                 client.get(url)

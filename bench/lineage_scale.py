@@ -39,6 +39,7 @@ from dashboard_scale import (  # noqa: E402
     create_postgres_database,
     drop_postgres_database,
     insert_rows,
+    measure_pages,
     reset_sequences,
     setup_django,
     use_database,
@@ -162,25 +163,6 @@ class Filler:
                                          last_at=at, last_run_id=run_id, last_task_run_id=attempt))
 
 
-def measure(client, databases, urls, requests):
-    times = {(label, page): [] for label in databases for page in urls}
-    for label, name in databases.items():
-        use_database(name)
-        for page, url in urls.items():
-            response = client.get(url)
-            if response.status_code != 200:
-                raise SystemExit(f"GET {url} answered {response.status_code} on the {label} database")
-    for _ in range(requests):
-        for label, name in databases.items():
-            use_database(name)
-            for page, url in urls.items():
-                client.get(url)
-                started = time.perf_counter()
-                client.get(url)
-                times[label, page].append(time.perf_counter() - started)
-    return {key: statistics.median(values) * 1000 for key, values in times.items()}
-
-
 def print_queries(client, urls):
     """Each page's queries at the full size, slowest first."""
     from django.db import connection
@@ -256,7 +238,7 @@ def main():
         with override_settings(ALLOWED_HOSTS=["*"], SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies"):
             client = Client()
             client.force_login(user)
-            times = measure(client, databases, urls, args.requests)
+            times = measure_pages(client, databases, {label: urls for label in databases}, args.requests)
             if args.queries:
                 print_queries(client, urls)
         backend = "PostgreSQL" if args.postgres else "SQLite"
