@@ -86,7 +86,7 @@ def settings_error(exc):
 
 def api_view(method, authenticator=None):
     """Authenticate (with `authenticator(request)` -> user if given), check the method, read the
-    query (GET) or JSON body (POST) into a dict, call `view(request, data, **kwargs)` and answer
+    query (GET, DELETE) or JSON body (POST, PATCH, PUT) into a dict, call `view(request, data, **kwargs)` and answer
     its dict as JSON; errors become JSON too."""
 
     def decorate(view):
@@ -98,7 +98,7 @@ def api_view(method, authenticator=None):
                 if request.method != method:
                     raise ApiError(405, "BAD_REQUEST",
                                    f"{request.path} accepts {method} requests, not {request.method}")
-                data = read_json_body(request) if method == "POST" else request.GET.dict()
+                data = read_json_body(request) if method in ("POST", "PATCH", "PUT") else request.GET.dict()
                 try:
                     check_document(data)
                 except DocumentRefused as exc:

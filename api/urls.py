@@ -6,11 +6,13 @@ from django.urls import path, re_path
 from api import jobs as jobs_api
 from api.http import databricks_config, endpoint_not_found, openapi
 from api import lineage as lineage_api
+from api import scim
 from api import runs as runs_api
 
 app_name = "api"
 
 API_VERSIONS = ("2.1", "2.2")
+SCIM = "api/2.0/preview/scim/v2"
 ENDPOINTS = [
     ("jobs/create", jobs_api.create_job),
     ("jobs/get", jobs_api.get_job),
@@ -36,6 +38,19 @@ urlpatterns = [
     for version in API_VERSIONS
     for route, view in ENDPOINTS
 ] + [
+    path(f"{SCIM}/Me", scim.me, name="scim-me"),
+    path(f"{SCIM}/Users", scim.methods(get=scim.list_users, post=scim.create_user), name="scim-users"),
+    path(f"{SCIM}/Users/<str:user_id>", scim.methods(get=scim.get_user, put=scim.replace_user, patch=scim.patch_user,
+                                                      delete=scim.delete_user), name="scim-user"),
+    path(f"{SCIM}/Groups", scim.methods(get=scim.list_groups, post=scim.create_group), name="scim-groups"),
+    path(f"{SCIM}/Groups/<str:group_id>", scim.methods(get=scim.get_group, put=scim.replace_group,
+                                                        patch=scim.patch_group, delete=scim.delete_group),
+         name="scim-group"),
+    path(f"{SCIM}/ServicePrincipals", scim.methods(get=scim.list_service_principals,
+                                                   post=scim.create_service_principal), name="scim-sps"),
+    path(f"{SCIM}/ServicePrincipals/<str:user_id>", scim.methods(
+        get=scim.get_service_principal, put=scim.replace_service_principal, patch=scim.patch_service_principal,
+        delete=scim.delete_service_principal), name="scim-sp"),
     path("api/v1/lineage", lineage_api.openlineage_events, name="openlineage-events"),
     path("api/2.0/lineage-tracking/table-lineage", lineage_api.table_lineage, name="table-lineage"),
     path("api/2.0/lineage-tracking/column-lineage", lineage_api.column_lineage, name="column-lineage"),

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from jobs.models import ApiToken, Job, JobVersion
+from jobs.models import ApiToken, Job, JobVersion, ServicePrincipal
 
 
 class JobVersionInline(admin.TabularInline):
@@ -59,3 +59,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} token(s).")
+
+
+@admin.register(ServicePrincipal)
+class ServicePrincipalAdmin(admin.ModelAdmin):
+    """Identities for automation: created here or through SCIM; they sign in with tokens only."""
+
+    list_display = ("application_id", "user", "created_at")
+    search_fields = ("=application_id", "user__first_name", "user__username")
+    readonly_fields = ("application_id", "created_at")
+    raw_id_fields = ("user",)

@@ -1,7 +1,8 @@
-"""Jobs and their immutable versions, and the API tokens that reach them."""
+"""Jobs and their immutable versions, the API tokens that reach them, and service principals."""
 
 import hashlib
 import secrets
+import uuid
 
 from django.conf import settings as django_settings
 from django.db import models, transaction
@@ -118,3 +119,24 @@ class ApiToken(models.Model):
             # At most one write a minute per token: the API stays read-only for reads.
             cls.objects.filter(pk=token.pk).update(last_used_at=now)
         return token.user
+
+
+class ServicePrincipal(models.Model):
+    """A user of its own kind: an identity for automation (no password, tokens only), with the
+    application id Databricks tooling names it by (run_as.service_principal_name)."""
+
+    user = models.OneToOneField(django_settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True,
+                                related_name="service_principal")
+    application_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self):
+        return f"service principal {self.application_id}"
+
+
+ADMINS_GROUP = "admins"
+"""Its members (and superusers) administer everything, as the workspace admins group does."""
+
+
+def is_admin(user):
+    return bool(user.is_superuser or user.groups.filter(name=ADMINS_GROUP).exists())
