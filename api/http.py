@@ -26,7 +26,7 @@ import yaml
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError
-from django.http import JsonResponse
+from django.http import HttpResponseNotAllowed, JsonResponse
 from django.http.request import RawPostDataException
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
@@ -121,6 +121,18 @@ def api_view(method, authenticator=None):
         return wrapper
 
     return decorate
+
+
+def methods(**views):
+    """One URL, a view per HTTP method (each an api_view of its own, which checks CSRF itself
+    for session callers)."""
+    @csrf_exempt
+    def dispatch(request, *args, **kwargs):
+        view = views.get(request.method.lower())
+        if view is None:
+            return HttpResponseNotAllowed([m.upper() for m in views])
+        return view(request, *args, **kwargs)
+    return dispatch
 
 
 def client_errors(*exception_types):

@@ -16,8 +16,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.http import HttpResponseNotAllowed
-from django.views.decorators.csrf import csrf_exempt
 
 from api.http import ApiError, api_view, int_param, invalid, str_param
 from jobs.models import ServicePrincipal, is_admin
@@ -114,18 +112,6 @@ def admin_only(request):
     if not is_admin(request.user):
         raise ApiError(403, "PERMISSION_DENIED", f"User {request.user.get_username()} is not an admin: only "
                                                  "admins may create, change or delete users, groups and service principals")
-
-
-def methods(**views):
-    """One URL, a view per HTTP method (each an api_view of its own, which checks CSRF itself
-    for session callers)."""
-    @csrf_exempt
-    def dispatch(request, *args, **kwargs):
-        view = views.get(request.method.lower())
-        if view is None:
-            return HttpResponseNotAllowed([m.upper() for m in views])
-        return view(request, *args, **kwargs)
-    return dispatch
 
 
 def _one(queryset, identifier, kind):

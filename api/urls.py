@@ -4,9 +4,10 @@ the discovery document the databricks-sdk reads first."""
 from django.urls import path, re_path
 
 from api import jobs as jobs_api
-from api.http import databricks_config, endpoint_not_found, openapi
+from api.http import databricks_config, endpoint_not_found, methods, openapi
 from api import lineage as lineage_api
 from api import scim
+from api import tokens
 from api import runs as runs_api
 
 app_name = "api"
@@ -39,18 +40,25 @@ urlpatterns = [
     for route, view in ENDPOINTS
 ] + [
     path(f"{SCIM}/Me", scim.me, name="scim-me"),
-    path(f"{SCIM}/Users", scim.methods(get=scim.list_users, post=scim.create_user), name="scim-users"),
-    path(f"{SCIM}/Users/<str:user_id>", scim.methods(get=scim.get_user, put=scim.replace_user, patch=scim.patch_user,
+    path(f"{SCIM}/Users", methods(get=scim.list_users, post=scim.create_user), name="scim-users"),
+    path(f"{SCIM}/Users/<str:user_id>", methods(get=scim.get_user, put=scim.replace_user, patch=scim.patch_user,
                                                       delete=scim.delete_user), name="scim-user"),
-    path(f"{SCIM}/Groups", scim.methods(get=scim.list_groups, post=scim.create_group), name="scim-groups"),
-    path(f"{SCIM}/Groups/<str:group_id>", scim.methods(get=scim.get_group, put=scim.replace_group,
+    path(f"{SCIM}/Groups", methods(get=scim.list_groups, post=scim.create_group), name="scim-groups"),
+    path(f"{SCIM}/Groups/<str:group_id>", methods(get=scim.get_group, put=scim.replace_group,
                                                         patch=scim.patch_group, delete=scim.delete_group),
          name="scim-group"),
-    path(f"{SCIM}/ServicePrincipals", scim.methods(get=scim.list_service_principals,
+    path(f"{SCIM}/ServicePrincipals", methods(get=scim.list_service_principals,
                                                    post=scim.create_service_principal), name="scim-sps"),
-    path(f"{SCIM}/ServicePrincipals/<str:user_id>", scim.methods(
+    path(f"{SCIM}/ServicePrincipals/<str:user_id>", methods(
         get=scim.get_service_principal, put=scim.replace_service_principal, patch=scim.patch_service_principal,
         delete=scim.delete_service_principal), name="scim-sp"),
+    path("api/2.0/token/create", tokens.create_token, name="token-create"),
+    path("api/2.0/token/list", tokens.list_tokens, name="token-list"),
+    path("api/2.0/token/delete", tokens.delete_token, name="token-delete"),
+    path("api/2.0/token-management/tokens", tokens.manage_list_tokens, name="token-management-list"),
+    path("api/2.0/token-management/tokens/<str:token_id>", methods(
+        get=tokens.manage_get_token, delete=tokens.manage_delete_token), name="token-management-token"),
+    path("api/2.0/token-management/on-behalf-of/tokens", tokens.create_on_behalf_of, name="token-on-behalf-of"),
     path("api/v1/lineage", lineage_api.openlineage_events, name="openlineage-events"),
     path("api/2.0/lineage-tracking/table-lineage", lineage_api.table_lineage, name="table-lineage"),
     path("api/2.0/lineage-tracking/column-lineage", lineage_api.column_lineage, name="column-lineage"),

@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 import uuid
+from datetime import timedelta
 
 from django.conf import settings as django_settings
 from django.db import models, transaction
@@ -94,24 +95,29 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)  # None: until revoked
 
     def __str__(self):
         return f"{self.prefix}… ({self.user})"
 
     @classmethod
-    def issue(cls, user, comment=""):
+    def issue(cls, user, comment="", lifetime_seconds=None):
         """Create a token for user; returns (token row, the raw token to show once)."""
         raw = "dapi" + secrets.token_hex(32)
-        token = cls.objects.create(user=user, comment=comment, prefix=raw[:12], key_hash=hash_token(raw))
+        expires_at = timezone.now() + timedelta(seconds=lifetime_seconds) if lifetime_seconds else None
+        token = cls.objects.create(user=user, comment=comment, prefix=raw[:12], key_hash=hash_token(raw),
+                                   expires_at=expires_at)
         return token, raw
 
     @classmethod
+    def valid(cls, now=None):
+        """Tokens that work now: not revoked, not expired, of an active user."""
+        return cls.objects.filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now or timezone.now()),
+                                  revoked_at__isnull=True, user__is_active=True)
+
+    @classmethod
     def authenticate(cls, raw):
-        token = (
-            cls.objects.select_related("user")
-            .filter(key_hash=hash_token(raw), revoked_at__isnull=True, user__is_active=True)
-            .first()
-        )
+        token = cls.valid().select_related("user").filter(key_hash=hash_token(raw)).first()
         if token is None:
             return None
         now = timezone.now()

@@ -40,3 +40,30 @@ def test_the_sdk_reads_me_and_manages_users_groups_and_service_principals(server
     w.users.delete(ada.id)
     with pytest.raises(NotFound):
         w.users.get(ada.id)
+
+
+def test_tokens_through_the_sdk_and_a_service_principal_acting_with_its_own(server):
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.errors import PermissionDenied, Unauthenticated
+
+    w = server.client()
+    made = w.tokens.create(comment="e2e", lifetime_seconds=3600)
+    assert made.token_value and made.token_info.comment == "e2e"
+    assert made.token_info.token_id in {t.token_id for t in w.tokens.list()}
+    mine = WorkspaceClient(host=server.url, token=made.token_value)
+    assert mine.current_user.me().user_name == w.current_user.me().user_name
+    w.tokens.delete(made.token_info.token_id)
+    with pytest.raises(Unauthenticated, match="Invalid access token"):
+        mine.current_user.me()
+
+    robot = w.service_principals.create(display_name=f"robot {secrets.token_hex(3)}")
+    obo = w.token_management.create_obo_token(application_id=robot.application_id, comment="nightly")
+    as_robot = WorkspaceClient(host=server.url, token=obo.token_value)
+    assert as_robot.current_user.me().display_name == robot.display_name
+    assert list(as_robot.jobs.list(limit=1)) is not None  # it may read the API
+    with pytest.raises(PermissionDenied):  # but it is no admin
+        as_robot.token_management.list()
+    assert obo.token_info.token_id in {t.token_id for t in w.token_management.list(created_by_id=int(robot.id))}
+    w.service_principals.delete(robot.id)
+    with pytest.raises(Unauthenticated):
+        as_robot.current_user.me()  # its token went with it
