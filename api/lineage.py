@@ -71,13 +71,18 @@ def _neighbours(dataset, direction):
     task read and that task wrote `dataset`; downstream the reverse."""
     mine, theirs = (Direction.WRITE, Direction.READ) if direction == "upstream" else (Direction.READ, Direction.WRITE)
     found = {}
-    for access in Access.objects.filter(dataset=dataset, direction=mine).exclude(task_key=""):
-        others = Access.objects.filter(job_id=access.job_id, task_key=access.task_key, direction=theirs)
-        for other in others.exclude(dataset=dataset).select_related("dataset"):
-            at = max(access.last_at, other.last_at)
-            entry = found.setdefault(other.dataset_id, [other.dataset, {}, at])
-            entry[1][access.job_id] = max(at, entry[1].get(access.job_id, at))
-            entry[2] = max(entry[2], at)
+    mine_by_task = {(a.job_id, a.task_key): a for a in
+                    Access.objects.filter(dataset=dataset, direction=mine).exclude(task_key="")}
+    others = (Access.objects.filter(direction=theirs, job_id__in={job for job, _ in mine_by_task})
+              .exclude(dataset=dataset).select_related("dataset"))  # one query, not one per task
+    for other in others:
+        access = mine_by_task.get((other.job_id, other.task_key))
+        if access is None:
+            continue
+        at = max(access.last_at, other.last_at)
+        entry = found.setdefault(other.dataset_id, [other.dataset, {}, at])
+        entry[1][access.job_id] = max(at, entry[1].get(access.job_id, at))
+        entry[2] = max(entry[2], at)
     return sorted(found.values(), key=lambda entry: entry[0].name)
 
 

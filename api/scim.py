@@ -439,20 +439,19 @@ def _ids(items, what):
 
 
 def _members(items):
-    ids = _ids(items, "members")
-    found = list(User.objects.filter(id__in=ids))
-    missing = sorted(set(ids) - {u.id for u in found})
-    if missing:
-        raise invalid(f"members: no user or service principal has id {', '.join(map(str, missing))}")
-    return found
+    return _existing(User.objects.all(), _ids(items, "members"), "members: no user or service principal has id")
 
 
 def _groups(items):
-    ids = _ids(items, "groups")
-    found = list(Group.objects.filter(id__in=ids))
-    missing = sorted(set(ids) - {g.id for g in found})
+    return _existing(Group.objects.all(), _ids(items, "groups"), "groups: no group has id")
+
+
+def _existing(queryset, ids, missing_says):
+    """The rows with these ids; a 400 naming the ids that do not exist."""
+    found = list(queryset.filter(id__in=ids))
+    missing = sorted(set(ids) - {row.id for row in found})
     if missing:
-        raise invalid(f"groups: no group has id {', '.join(map(str, missing))}")
+        raise invalid(f"{missing_says} {', '.join(map(str, missing))}")
     return found
 
 

@@ -377,10 +377,14 @@ def measure_pages(client, databases, urls, requests):
 
 
 def print_queries(client, big):
-    """Each page's queries, with the time each took, slowest first."""
+    print_page_queries(client, pages(big))
+
+
+def print_page_queries(client, named_urls):
+    """Each page's queries, with the time each took, slowest first; named_urls: [(name, url)]."""
     from django.db import connection
 
-    for name, url in pages(big):
+    for name, url in named_urls:
         client.get(url)
         timed = []
 

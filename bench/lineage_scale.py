@@ -40,9 +40,9 @@ from dashboard_scale import (  # noqa: E402
     drop_postgres_database,
     insert_rows,
     measure_pages,
+    print_page_queries,
     reset_sequences,
     setup_django,
-    use_database,
 )
 
 JOBS = 2_500
@@ -163,28 +163,6 @@ class Filler:
                                          last_at=at, last_run_id=run_id, last_task_run_id=attempt))
 
 
-def print_queries(client, urls):
-    """Each page's queries at the full size, slowest first."""
-    from django.db import connection
-
-    for page, url in urls.items():
-        client.get(url)
-        timed = []
-
-        def timer(execute, sql, params, many, context):
-            started = time.perf_counter()
-            try:
-                return execute(sql, params, many, context)
-            finally:
-                timed.append((time.perf_counter() - started, sql))
-
-        with connection.execute_wrapper(timer):
-            client.get(url)
-        print(f"\n{page}: {len(timed)} queries, {sum(t for t, _ in timed) * 1000:.1f} ms in them")
-        for seconds, sql in sorted(timed, reverse=True)[:6]:
-            print(f"  {seconds * 1000:7.2f} ms  {sql[:300]}")
-
-
 def parse_times(rounds=20):
     from lineage.sql import attempt_lineage
 
@@ -240,7 +218,7 @@ def main():
             client.force_login(user)
             times = measure_pages(client, databases, {label: urls for label in databases}, args.requests)
             if args.queries:
-                print_queries(client, urls)
+                print_page_queries(client, list(urls.items()))
         backend = "PostgreSQL" if args.postgres else "SQLite"
         print(f"\n{backend}: {len(datasets):,} datasets, {filler.edges:,} edges "
               f"(filled in {filled:.0f} s)")
