@@ -4,11 +4,10 @@ Who may do what, for the whole API:
 
 - every call needs an active user: `Authorization: Bearer <token>` (an ApiToken), or the session
   of a user signed in to the web UI, so the API can be browsed; a session POST must pass CSRF;
-- any such user may read every job and run, and may run, cancel and repair any job;
-- changing or deleting a job (jobs/update, jobs/reset, jobs/delete) needs its creator or a
-  superuser; deleting a run (runs/delete) needs the run's creator, its job's creator or a
-  superuser; anyone else gets 403 PERMISSION_DENIED. The rule is jobs/permissions.py, which the
-  dashboard's editors use too.
+- what a user may do with a job and its runs is the job's access control list (CAN_VIEW,
+  CAN_MANAGE_RUN, CAN_MANAGE, IS_OWNER; admins may everything): one rule, jobs/spec/access.py,
+  asked through jobs/permissions.py by every view here and every page; lists show only what
+  the caller may view; a refusal is 403 PERMISSION_DENIED with the Databricks message.
 
 Errors answer `{"error_code", "message"}` with the Databricks code and HTTP status.
 """
@@ -24,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import OperationalError
 from django.http import HttpResponseNotAllowed, JsonResponse
 from django.http.request import RawPostDataException
@@ -32,6 +31,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from jobs.models import ApiToken
+from jobs.spec.access import AclInvalid, OwnerChangeDenied
 from jobs.spec.documents import DocumentRefused, bounded_int, check_document, parse_json
 from jobs.spec.settings import SettingsInvalid
 
@@ -108,6 +108,10 @@ def api_view(method, authenticator=None):
                 return exc.response()
             except SettingsInvalid as exc:
                 return settings_error(exc).response()
+            except (PermissionDenied, OwnerChangeDenied) as exc:
+                return ApiError(403, "PERMISSION_DENIED", str(exc) or "Permission denied").response()
+            except AclInvalid as exc:
+                return invalid(str(exc)).response()
             except OperationalError:
                 # The database is locked, restarting or unreachable: the SDK retries a 503.
                 log.warning("API call %s %s met a database error", request.method, request.path, exc_info=True)

@@ -4,16 +4,17 @@ jobs/delete and jobs/run-now act on runs: they are in api/runs.py. The API versi
 whether jobs/get pages a job's arrays (2.2) or returns them whole (2.1).
 """
 
+from django.db import transaction
 from django.utils import timezone
 
 from api.http import (
     list_page_body,
-    ApiError,
     api_view,
     bool_param,
     does_not_exist,
     id_param,
     int_param,
+    invalid,
     keyset_page,
     next_object_page_token,
     object_page_number,
@@ -24,7 +25,8 @@ from api.http import (
 )
 from jobs.checks import check_settings_against_server
 from jobs.models import Job
-from jobs.permissions import can_manage_job, manage_refusal
+from jobs.permissions import check, grant_on_create, viewable_jobs
+from jobs.spec.access import Action
 from jobs.spec.settings import INT32_MAX, validate_job_settings
 from jobs.spec.update import merge_update
 from runs.models import TriggerState
@@ -45,11 +47,6 @@ def find_job(job_id):
     if job is None:
         raise does_not_exist("Job", job_id)
     return job
-
-
-def require_manage_permission(job, user):
-    if not can_manage_job(user, job):
-        raise ApiError(403, "PERMISSION_DENIED", manage_refusal(user, job))
 
 
 def to_ms(moment):
@@ -109,22 +106,32 @@ def settings_page(settings, page):
 
 
 def settings_from_body(data):
-    """A jobs/create body is JobSettings plus access_control_list, which this server ignores."""
+    """A jobs/create body is JobSettings plus access_control_list."""
     return {key: value for key, value in data.items() if key != "access_control_list"}
+
+
+def acl_param(data):
+    entries = data.get("access_control_list") or []
+    if not isinstance(entries, list):
+        raise invalid("access_control_list must be a list")
+    return entries
 
 
 @api_view("POST")
 def create_job(request, data, api_version):
     settings = check_settings_against_server(validate_job_settings(settings_from_body(data), api_version=api_version),
                                              user=request.user)
-    job = Job(kind=Job.Kind.JOB, creator=request.user)
-    job.save_version(settings, request.user)
+    with transaction.atomic():  # a refused access control list leaves no job behind
+        job = Job(kind=Job.Kind.JOB, creator=request.user)
+        job.save_version(settings, request.user)
+        grant_on_create(job, request.user, acl_param(data))
     return {"job_id": job.id}
 
 
 @api_view("GET")
 def get_job(request, data, api_version):
     job = find_job(id_param(data, "job_id"))
+    check(request.user, job.id, Action.VIEW)
     if api_version == "2.1":
         return job_dict(job, job.settings)
     page = object_page_number(data)
@@ -140,7 +147,8 @@ def list_jobs(request, data, api_version):
     limit = int_param(data, "limit", default=20, low=1, high=100)
     offset = int_param(data, "offset", default=0, low=0, high=INT32_MAX)
     expand_tasks = bool_param(data, "expand_tasks")
-    jobs = Job.objects.filter(kind=Job.Kind.JOB, deleted_at__isnull=True).select_related("creator", "current_version")
+    jobs = viewable_jobs(Job.objects.filter(kind=Job.Kind.JOB, deleted_at__isnull=True), request.user)
+    jobs = jobs.select_related("creator", "current_version")
     name = str_param(data, "name")
     if name is not None:
         jobs = jobs.filter(name__iexact=name)
@@ -163,7 +171,7 @@ def list_jobs(request, data, api_version):
 @api_view("POST")
 def update_job(request, data, api_version):
     job = find_job(id_param(data, "job_id"))
-    require_manage_permission(job, request.user)
+    check(request.user, job.id, Action.MANAGE)
     new_settings = object_param(data, "new_settings") or {}
     fields_to_remove = str_list_param(data, "fields_to_remove") or []
     merged = merge_update(job.settings, new_settings, fields_to_remove)
@@ -175,7 +183,7 @@ def update_job(request, data, api_version):
 @api_view("POST")
 def reset_job(request, data, api_version):
     job = find_job(id_param(data, "job_id"))
-    require_manage_permission(job, request.user)
+    check(request.user, job.id, Action.MANAGE)
     new_settings = object_param(data, "new_settings", required=True)
     settings = validate_job_settings(new_settings, api_version=api_version)
     job.save_version(check_settings_against_server(settings, job, request.user), request.user)

@@ -22,6 +22,8 @@ from api.http import (
     int_param,
     str_param,
 )
+from jobs.models import Job
+from jobs.permissions import viewable_jobs
 from lineage.models import Access, ColumnEdge, Dataset, Direction, Edge
 from lineage.openlineage import EventRefused, attempt_named_by, ingest
 from runs.attempt_credentials import attempt_of_credential
@@ -66,14 +68,16 @@ def table_info(dataset, at):
             "lineage_timestamp": at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z" if at else None}
 
 
-def _neighbours(dataset, direction):
+def _neighbours(dataset, direction, user):
     """[(other dataset, {job_id: newest}, newest)] one step away: upstream are the tables that a
     task read and that task wrote `dataset`; downstream the reverse."""
     mine, theirs = (Direction.WRITE, Direction.READ) if direction == "upstream" else (Direction.READ, Direction.WRITE)
     found = {}
     mine_by_task = {(a.job_id, a.task_key): a for a in
                     Access.objects.filter(dataset=dataset, direction=mine).exclude(task_key="")}
-    others = (Access.objects.filter(direction=theirs, job_id__in={job for job, _ in mine_by_task})
+    visible = set(viewable_jobs(Job.objects.filter(id__in={job for job, _ in mine_by_task}), user)
+                  .values_list("id", flat=True))
+    others = (Access.objects.filter(direction=theirs, job_id__in=visible)
               .exclude(dataset=dataset).select_related("dataset"))  # one query, not one per task
     for other in others:
         access = mine_by_task.get((other.job_id, other.task_key))
@@ -93,7 +97,7 @@ def table_lineage(request, data):
     body = {}
     for key, direction in (("upstreams", "upstream"), ("downstreams", "downstream")):
         entries = []
-        for other, jobs, at in _neighbours(dataset, direction):
+        for other, jobs, at in _neighbours(dataset, direction, request.user):
             if other.kind != "TABLE":
                 entry = {"fileInfo": {"path": other.name, "lineage_timestamp": table_info(other, at)["lineage_timestamp"]}}
             else:
@@ -133,6 +137,11 @@ def _system_page(data, queryset):
     return rows[:limit], (encode_page_token({"before_row": rows[limit - 1].id}) if more else None)
 
 
+def _visible(queryset, user):
+    """Rows of jobs the caller may view, and those of no job (OpenLineage events from outside)."""
+    return queryset.filter(Q(job_id__isnull=True) | Q(job_id__in=viewable_jobs(Job.objects.all(), user).values("id")))
+
+
 def _filtered(data, queryset, dataset_fields):
     if job_id := int_param(data, "job_id"):
         queryset = queryset.filter(job_id=job_id)
@@ -154,7 +163,8 @@ def _user_name(run):
 @api_view("GET")
 def system_table_lineage(request, data):
     """One row per edge: a read is a source, a write a target (system.access.table_lineage)."""
-    edges, token = _system_page(data, _filtered(data, Edge.objects.select_related("dataset", "run__creator"), ["dataset"]))
+    edges = _visible(Edge.objects.select_related("dataset", "run__creator"), request.user)
+    edges, token = _system_page(data, _filtered(data, edges, ["dataset"]))
     rows = []
     for edge in edges:
         side = "source" if edge.direction == Direction.READ else "target"
@@ -172,8 +182,8 @@ def system_table_lineage(request, data):
 
 @api_view("GET")
 def system_column_lineage(request, data):
-    edges, token = _system_page(data, _filtered(data, ColumnEdge.objects.select_related("source", "target", "run__creator"),
-                                                ["source", "target"]))
+    edges = _visible(ColumnEdge.objects.select_related("source", "target", "run__creator"), request.user)
+    edges, token = _system_page(data, _filtered(data, edges, ["source", "target"]))
     return {"rows": [{"source_table_full_name": edge.source.name, "source_column_name": edge.source_column,
                       "source_type": edge.source.kind, "target_table_full_name": edge.target.name,
                       "target_column_name": edge.target_column, "target_type": edge.target.kind,

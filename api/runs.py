@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from django.db import transaction
 from django.utils import timezone
 
-from api.jobs import find_job, require_manage_permission, soft_delete_job
-from jobs.permissions import can_delete_run
+from api.jobs import acl_param, find_job, soft_delete_job
+from jobs.permissions import check, grant_on_create, jobs_where, may, viewable_jobs
+from jobs.spec.access import Action
 from api.http import (
     list_page_body,
     api_view,
@@ -100,6 +101,7 @@ def cancel_runs(run_ids, message=None):
 @client_errors(RunRefused, ParametersInvalid)
 def run_now(request, data, api_version):
     job = find_job(id_param(data, "job_id"))
+    check(request.user, job.id, Action.RUN)
     refuse_legacy_parameters(data)
     queue = object_param(data, "queue")
     run, _ = create_run(
@@ -116,7 +118,7 @@ def run_now(request, data, api_version):
 @api_view("POST")
 def delete_job(request, data, api_version):
     job = find_job(id_param(data, "job_id"))
-    require_manage_permission(job, request.user)
+    check(request.user, job.id, Action.MANAGE)
     soft_delete_job(job)
     active = Run.objects.filter(job=job).exclude(life_cycle_state__in=FINISHED_LIFE_CYCLES)
     cancel_runs(list(active.values_list("id", flat=True)), message=f"Canceled: job {job.id} was deleted")
@@ -132,6 +134,7 @@ def submit(request, data, api_version):
     token = idempotency_token(data)
     existing = Run.objects.filter(idempotency_token=token).first() if token else None
     if existing is not None:
+        check(request.user, existing.job_id, Action.VIEW)
         return {"run_id": existing.id}
     requested = {key: value for key, value in data.items() if key not in SUBMIT_REQUEST_FIELDS}
     settings = check_settings_against_server(validate_job_settings(requested, api_version=api_version, for_submit=True),
@@ -142,6 +145,7 @@ def submit(request, data, api_version):
         # The run's settings live in a hidden job, which jobs/list and jobs/get never show.
         job = Job(kind=Job.Kind.SUBMIT, creator=request.user)
         version = job.save_version(settings, request.user)
+        grant_on_create(job, request.user, acl_param(data))  # a one-time run is governed by its submit ACL
         run, _ = create_run(job, version=version, run_type=Run.RunType.SUBMIT_RUN, run_name=settings["run_name"],
                             idempotency_token=token, creator=request.user)
     return {"run_id": run.id}
@@ -153,8 +157,11 @@ def get_run(request, data, api_version):
     include_resolved_values = bool_param(data, "include_resolved_values")
     run = Run.objects.select_related("job_version", "creator").filter(id=run_id).first()
     if run is None:
-        return task_run_as_run(find_task_run(run_id), base_url=base_url(request), now=timezone.now(),
+        attempt = find_task_run(run_id)
+        check(request.user, attempt.run.job_id, Action.VIEW)
+        return task_run_as_run(attempt, base_url=base_url(request), now=timezone.now(),
                                include_resolved_values=include_resolved_values)
+    check(request.user, run.job_id, Action.VIEW)
     paged = api_version != "2.1"
     page = object_page_number(data) if paged else 0
     body, more = run_dict(run, base_url=base_url(request), now=timezone.now(),
@@ -171,11 +178,12 @@ def from_ms(value):
 
 @api_view("GET")
 def list_runs(request, data, api_version):
-    runs = Run.objects.select_related("job_version", "creator")
+    runs = viewable_jobs(Run.objects.select_related("job_version", "creator"), request.user, "job_id")
     job_id = id_param(data, "job_id", required=False)
     if job_id is not None:
         if not Job.objects.filter(id=job_id).exists():
             raise does_not_exist("Job", job_id)
+        check(request.user, job_id, Action.VIEW)
         runs = runs.filter(job_id=job_id)
     active_only, completed_only = bool_param(data, "active_only"), bool_param(data, "completed_only")
     if active_only and completed_only:
@@ -216,7 +224,9 @@ def get_run_output(request, data, api_version):
             raise invalid(f"Run {run_id} is a job run with tasks: runs/get-output takes the run_id of one of its "
                           "task runs (tasks[].run_id in runs/get)")
         raise does_not_exist("Run", run_id)
-    return run_output_dict(attempt, base_url=base_url(request), now=timezone.now())
+    check(request.user, attempt.run.job_id, Action.VIEW)
+    return run_output_dict(attempt, base_url=base_url(request), now=timezone.now(),
+                           with_logs=may(request.user, attempt.run.job_id, Action.VIEW_LOGS))
 
 
 @api_view("POST")
@@ -224,11 +234,13 @@ def cancel_run(request, data, api_version):
     run_id = id_param(data, "run_id")
     run = Run.objects.filter(id=run_id).first()
     if run is not None:
+        check(request.user, run.job_id, Action.RUN)
         if not dispatch.cancel_run(run.id):
             run.refresh_from_db()
             raise invalid_state(f"Run {run.id} is already finished ({state_words(run)}); there is nothing to cancel")
         return {}
     attempt = find_task_run(run_id)
+    check(request.user, attempt.run.job_id, Action.RUN)
     if is_finished(attempt.life_cycle_state):
         raise invalid_state(f"Run {attempt.id} is already finished ({state_words(attempt)}); "
                             "there is nothing to cancel")
@@ -242,9 +254,10 @@ def cancel_all_runs(request, data, api_version):
     all_queued_runs = bool_param(data, "all_queued_runs")
     if job_id is None and not all_queued_runs:
         raise invalid("Set job_id, all_queued_runs, or both")
-    runs = Run.objects.all()
+    runs = jobs_where(Run.objects.all(), request.user, Action.RUN, "job_id")  # only runs the caller may cancel
     if job_id is not None:
-        runs = runs.filter(job=find_job(job_id))
+        check(request.user, find_job(job_id).id, Action.RUN)
+        runs = runs.filter(job_id=job_id)
     if all_queued_runs:
         runs = runs.filter(life_cycle_state=L.QUEUED)
     else:
@@ -257,6 +270,7 @@ def cancel_all_runs(request, data, api_version):
 @client_errors(repair.RepairRefused, ParametersInvalid)
 def repair_run(request, data, api_version):
     run = find_run(id_param(data, "run_id"))
+    check(request.user, run.job_id, Action.RUN)
     refuse_legacy_parameters(data)
     if run.job.deleted_at is not None:
         raise invalid_state(f"Job {run.job_id} was deleted: its runs cannot be repaired")
@@ -275,8 +289,7 @@ def repair_run(request, data, api_version):
 @api_view("POST")
 def delete_run(request, data, api_version):
     run = find_run(id_param(data, "run_id"))
-    if not can_delete_run(request.user, run):
-        require_manage_permission(run.job, request.user)  # answers why
+    check(request.user, run.job_id, Action.MANAGE)
     deleted, _ = Run.objects.filter(id=run.id, life_cycle_state__in=FINISHED_LIFE_CYCLES).delete()
     if not deleted:
         run.refresh_from_db()
@@ -291,12 +304,15 @@ def export_run(request, data, api_version):
     views_to_export = str_param(data, "views_to_export", default="CODE", choices=("CODE", "DASHBOARDS", "ALL"))
     run = Run.objects.select_related("job_version").filter(id=run_id).first()
     attempt = find_task_run(run_id) if run is None else None
+    job_id = run.job_id if run is not None else attempt.run.job_id
+    check(request.user, job_id, Action.VIEW)
     if views_to_export == "DASHBOARDS":  # runs here have no dashboards
         return {"views": []}
     if attempt is not None and attempt.executed_notebook:
         return {"views": notebook_views([attempt])}
     run = run or attempt.run
-    summary = {"name": run.run_name or f"Run {run.id}", "type": "NOTEBOOK", "content": export_html(run)}
+    content = export_html(run, with_logs=may(request.user, job_id, Action.VIEW_LOGS))
+    summary = {"name": run.run_name or f"Run {run.id}", "type": "NOTEBOOK", "content": content}
     notebooks = run.task_runs.exclude(executed_notebook="").filter(is_current=True).order_by("id")
     return {"views": [summary, *notebook_views(notebooks)]}
 
@@ -307,7 +323,9 @@ def list_run_events(request, data, api_version):
     the run page). `run_id` names a job run, or a task run for that attempt's events only."""
     run_id = id_param(data, "run_id")
     run = Run.objects.filter(id=run_id).first()
-    events = RunEvent.objects.filter(run=run) if run else RunEvent.objects.filter(task_run=find_task_run(run_id))
+    attempt = find_task_run(run_id) if run is None else None
+    check(request.user, run.job_id if run else attempt.run.job_id, Action.VIEW)
+    events = RunEvent.objects.filter(run=run) if run else RunEvent.objects.filter(task_run=attempt)
     limit = int_param(data, "limit", default=100, low=1, high=MAX_EVENTS_PAGE)
     token = str_param(data, "page_token")
     if token:

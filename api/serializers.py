@@ -282,10 +282,11 @@ def original_ending(run, first_repair):
 # --- runs/get-output and runs/export ---------------------------------------------------------
 
 
-def run_output_dict(attempt, *, base_url, now):
-    """RunOutput of one task run: its metadata, the last 5 MB of its log, its error and result."""
+def run_output_dict(attempt, *, base_url, now, with_logs=True):
+    """RunOutput of one task run: its metadata, the last 5 MB of its log (for those who may read
+    logs), its error and result."""
     body = {"metadata": task_run_as_run(attempt, base_url=base_url, now=now)}
-    if attempt.log_path:
+    if attempt.log_path and with_logs:
         body["logs"], body["logs_truncated"] = read_log_tail(attempt.log_path)
     if attempt.error:
         body["error"] = attempt.error
@@ -361,11 +362,12 @@ def notebook_views(attempts):
     return views
 
 
-def export_html(run):
-    """A self-contained page of the run, its tasks, parameters and each attempt's log tail;
-    everything from the run is escaped by the template."""
+def export_html(run, with_logs=True):
+    """A self-contained page of the run, its tasks, parameters and each attempt's log tail (for
+    those who may read logs); everything from the run is escaped by the template."""
     attempts = ordered_attempts(run)
-    logs = [(a, *read_log_tail(a.log_path, max_bytes=EXPORT_LOG_BYTES)) for a in attempts if a.log_path]
+    logs = [(a, *read_log_tail(a.log_path, max_bytes=EXPORT_LOG_BYTES))
+            for a in attempts if a.log_path and with_logs]
     return export_template().render(Context({"run": run, "attempts": attempts, "logs": logs}))
 
 

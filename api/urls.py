@@ -6,7 +6,7 @@ from django.urls import path, re_path
 from api import jobs as jobs_api
 from api.http import databricks_config, endpoint_not_found, methods, openapi
 from api import lineage as lineage_api
-from api import scim
+from api import permissions, scim
 from api import tokens
 from api import runs as runs_api
 
@@ -59,6 +59,11 @@ urlpatterns = [
     path("api/2.0/token-management/tokens/<str:token_id>", methods(
         get=tokens.manage_get_token, delete=tokens.manage_delete_token), name="token-management-token"),
     path("api/2.0/token-management/on-behalf-of/tokens", tokens.create_on_behalf_of, name="token-on-behalf-of"),
+    path("api/2.0/permissions/jobs/<str:job_id>", methods(
+        get=permissions.get_permissions, put=permissions.set_permissions, patch=permissions.update_permissions),
+        name="job-permissions"),
+    path("api/2.0/permissions/jobs/<str:job_id>/permissionLevels", permissions.get_permission_levels,
+         name="job-permission-levels"),
     path("api/v1/lineage", lineage_api.openlineage_events, name="openlineage-events"),
     path("api/2.0/lineage-tracking/table-lineage", lineage_api.table_lineage, name="table-lineage"),
     path("api/2.0/lineage-tracking/column-lineage", lineage_api.column_lineage, name="column-lineage"),

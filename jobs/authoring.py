@@ -10,7 +10,6 @@ import zoneinfo
 from django.conf import settings as django_settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -21,7 +20,8 @@ from jobs.checks import check_settings_against_server
 from jobs.forms import JobEditor, SourceForm
 from jobs.settings_text import settings_as_text
 from jobs.models import Job
-from jobs.permissions import can_manage_job, manage_refusal
+from jobs.permissions import check, jobs_where, may
+from jobs.spec.access import Action
 from jobs.query_params import query_int
 from jobs.spec.settings import INT32_MAX, SettingsInvalid, validate_job_settings
 from jobs.pages import find_job_or_404, live_jobs
@@ -43,8 +43,8 @@ def validated(settings, job, user):
 
 
 def save_and_show(request, job, settings):
-    if job.pk is not None and not can_manage_job(request.user, job):  # never reached through the views
-        raise PermissionDenied(manage_refusal(request.user, job))
+    if job.pk is not None:  # checked by the views already; kept here so no way in can skip it
+        check(request.user, job.id, Action.MANAGE)
     version = job.save_version(settings, request.user)
     messages.success(request, f"Saved “{job.name}” as version {version.number}.")
     return redirect("jobs:detail", job_id=job.id)
@@ -52,7 +52,7 @@ def save_and_show(request, job, settings):
 
 def page_context(job, tab, user):
     """Breadcrumb, title and the Form / YAML / Versions tabs shared by the authoring pages."""
-    can_manage = job.pk is None or can_manage_job(user, job)
+    can_manage = job.pk is None or may(user, job.id, Action.MANAGE)
     if job.pk is None:
         tabs = [("form", "Form", reverse("jobs:new")), ("source", "YAML / JSON", reverse("jobs:new_source"))]
     else:
@@ -78,8 +78,7 @@ def new_job(request):
 def find_job_to_edit(request, job_id):
     """The job, if this user may change it; 403 otherwise (the API's rule: jobs/permissions.py)."""
     job = find_job_or_404(job_id)
-    if not can_manage_job(request.user, job):
-        raise PermissionDenied(manage_refusal(request.user, job))
+    check(request.user, job.id, Action.MANAGE)
     return job
 
 
@@ -98,7 +97,7 @@ def edit_with_form(request, job):
             editor.show_problems(invalid.problems)
         else:
             return save_and_show(request, job, settings)
-    jobs_to_run = live_jobs().exclude(id=job.pk).order_by("name", "id").values_list("id", "name")
+    jobs_to_run = jobs_where(live_jobs(), request.user, Action.RUN).exclude(id=job.pk).order_by("name", "id").values_list("id", "name")
     return render(request, "jobs/edit.html", {
         **page_context(job, "form", request.user), "editor": editor,
         "time_zones": sorted(zoneinfo.available_timezones()),
@@ -162,6 +161,7 @@ def version_settings(job, number):
 @require_GET
 def job_versions(request, job_id):
     job = find_job_or_404(job_id)
+    check(request.user, job.id, Action.VIEW)
     versions = job.versions.select_related("created_by").defer("settings").order_by("-number")
     page = Paginator(versions, VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
     latest = job.current_version.number if job.current_version_id else 0

@@ -4,6 +4,8 @@ and no job ends up running itself) and the SQL warehouses tasks name (they are c
 from django.conf import settings as django_settings
 
 from jobs.models import Job
+from jobs.permissions import may
+from jobs.spec.access import Action
 from jobs.spec.settings import Problem, SettingsInvalid
 
 
@@ -48,6 +50,9 @@ def check_settings_against_server(settings, job=None, user=None):
             where = f"{path}.run_job_task.job_id"
             if not Job.objects.filter(id=target, kind=Job.Kind.JOB, deleted_at__isnull=True).exists():
                 problems.append(Problem(where, f"job {target} does not exist"))
+            elif user is not None and not may(user, target, Action.RUN):
+                problems.append(Problem(where, f"User {user.get_username()} does not have Manage Run or Owner or "
+                                               f"Admin permissions on job {target}, so cannot make a task run it"))
             elif job_id is not None:
                 chain = _cycle_back_to(job_id, target)
                 if chain:

@@ -49,9 +49,11 @@ class Job(models.Model):
 
     @transaction.atomic
     def save_version(self, settings_dict, user=None):
-        """Store a new immutable version and make it current."""
+        """Store a new immutable version and make it current. A new job's creator owns it."""
         if self.pk is None:
             self.save()
+            if self.creator_id is not None:
+                JobPermission.objects.create(job=self, user_id=self.creator_id, level="IS_OWNER")
         last = self.versions.order_by("-number").values_list("number", flat=True).first() or 0
         version = JobVersion.objects.create(job=self, number=last + 1, settings=settings_dict, created_by=user)
         self.current_version = version
@@ -146,3 +148,29 @@ ADMINS_GROUP = "admins"
 
 def is_admin(user):
     return bool(user.is_superuser or user.groups.filter(name=ADMINS_GROUP).exists())
+
+
+class JobPermission(models.Model):
+    """A direct grant of a level on a job to a user (or service principal) or to a group. The
+    rule that reads them is jobs/spec/access.py; a job has one IS_OWNER row."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="permissions")
+    user = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="job_permissions")
+    group = models.ForeignKey("auth.Group", null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="job_permissions")
+    level = models.CharField(max_length=20)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(user__isnull=True) ^ models.Q(group__isnull=True),
+                                   name="job_permission_one_principal"),
+            models.UniqueConstraint(fields=["job", "user"], name="one_level_per_user_and_job"),
+            models.UniqueConstraint(fields=["job", "group"], name="one_level_per_group_and_job"),
+            models.UniqueConstraint(fields=["job"], condition=models.Q(level="IS_OWNER"), name="one_owner_per_job"),
+        ]
+        indexes = [models.Index(fields=["user", "job"], name="job_permission_by_user"),
+                   models.Index(fields=["group", "job"], name="job_permission_by_group")]
+
+    def __str__(self):
+        return f"{self.user or self.group} {self.level} on job {self.job_id}"

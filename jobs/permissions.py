@@ -1,21 +1,216 @@
-"""Who may do what with a job: one rule for the Jobs API, the dashboard and every later way in.
+"""Who may do what with a job: the shell around the one rule in jobs/spec/access.py.
 
-Until per-job permissions exist (CAN_VIEW < CAN_MANAGE_RUN < CAN_MANAGE), every signed-in user
-may read, run, cancel and repair every job, and changing or deleting a job needs its creator or
-a superuser. A run may be deleted by its creator too.
+Every entry point (the Jobs and Permissions APIs, each page and POST of the dashboard, the run
+page's websocket, lineage) asks `check` or `may` for one job, or narrows a list with
+`viewable_jobs`, which is the same rule as a query (every level includes CAN_VIEW, so "may view"
+is "is an admin, or holds a grant"): lists cost no query per row.
 """
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 
-def can_manage_job(user, job):
-    """Change the job's settings or delete it."""
-    return bool(user.is_superuser or (job.creator_id is not None and job.creator_id == user.id))
+from jobs.models import ADMINS_GROUP, JobPermission
+from jobs.spec.access import (
+    ADMINS_OBJECT,
+    CAN_MANAGE,
+    GROUP,
+    IS_OWNER,
+    SERVICE_PRINCIPAL,
+    USER,
+    AclInvalid,
+    Action,
+    Caller,
+    Grant,
+    level_of,
+    levels_for,
+    new_grants,
+    refusal,
+)
+from jobs.spec.access import may as rule_may
 
 
-def can_delete_run(user, run):
-    return bool(run.creator_id is not None and run.creator_id == user.id) or can_manage_job(user, run.job)
+class AccessDenied(PermissionDenied):
+    """403 on a page (Django's PermissionDenied) and PERMISSION_DENIED in the API."""
 
 
-def manage_refusal(user, job):
-    """Why `user` may not change `job`, in words for an error message or page."""
-    return (f"User {user.get_username()} does not have Owner or Admin permissions on job {job.id}; "
-            "only its creator or a superuser may change or delete it")
+def caller_of(user):
+    """The rule's view of a user: id, group ids, admin. Read once per request (kept on the user)."""
+    cached = getattr(user, "_lakeflow_caller", None)
+    if cached is None:
+        groups = list(user.groups.values_list("id", "name")) if user.is_authenticated else []
+        cached = Caller(user_id=user.id, group_ids=frozenset(gid for gid, _ in groups),
+                        is_admin=bool(user.is_superuser or any(name == ADMINS_GROUP for _, name in groups)))
+        user._lakeflow_caller = cached
+    return cached
+
+
+def grant_of(row):
+    if row.user_id is not None:
+        return Grant("user", row.user_id, row.level)
+    return Grant("group", row.group_id, row.level)
+
+
+def grants_by_job(job_ids):
+    """{job id: [Grant]} for these jobs, in one query."""
+    grants = {job_id: [] for job_id in job_ids}
+    for row in JobPermission.objects.filter(job_id__in=list(grants)).only("job_id", "user_id", "group_id", "level"):
+        grants[row.job_id].append(grant_of(row))
+    return grants
+
+
+def level_on(user, job_id):
+    return level_of(caller_of(user), grants_by_job([job_id])[job_id])
+
+
+def may(user, job_id, action):
+    caller = caller_of(user)
+    if caller.is_admin:  # admins may everything: no grant to read
+        return True
+    return rule_may(caller, grants_by_job([job_id])[job_id], action)
+
+
+def check(user, job_id, action):
+    if not may(user, job_id, action):
+        raise AccessDenied(refusal(user.get_username(), job_id, action))
+
+
+def abilities(user, job_ids):
+    """{job id: {"view", "run", "manage", "logs": bool}} for a list page's buttons, in one query."""
+    caller = caller_of(user)
+    grants = {} if caller.is_admin else grants_by_job(job_ids)
+    return {job_id: {name: caller.is_admin or rule_may(caller, grants[job_id], action)
+                     for name, action in (("view", Action.VIEW), ("logs", Action.VIEW_LOGS),
+                                          ("run", Action.RUN), ("manage", Action.MANAGE))}
+            for job_id in job_ids}
+
+
+def jobs_where(rows, user, action, job_field="pk"):
+    """`rows` (any queryset whose `job_field` is a job id) narrowed to the jobs on which `user`
+    may do `action`: the rule as a query, for lists."""
+    caller = caller_of(user)
+    if caller.is_admin:
+        return rows
+    grants = JobPermission.objects.filter(job_id=OuterRef(job_field), level__in=levels_for(action)).filter(
+        Q(user_id=caller.user_id) | Q(group_id__in=caller.group_ids))
+    return rows.filter(Exists(grants))
+
+
+def viewable_jobs(rows, user, job_field="pk"):
+    return jobs_where(rows, user, Action.VIEW, job_field)
+
+
+# --- access control lists in the Permissions API's shapes --------------------------------------
+
+
+def principal_key(entry):
+    """(kind, name) of an access-control entry, or AclInvalid."""
+    named = [(kind, entry.get(kind)) for kind in (USER, GROUP, SERVICE_PRINCIPAL) if entry.get(kind)]
+    if len(named) != 1:
+        raise AclInvalid(f"Each access control entry names exactly one of user_name, group_name or "
+                         f"service_principal_name: {entry}")
+    kind, name = named[0]
+    if not isinstance(name, str):
+        raise AclInvalid(f"{kind} must be a string: {entry}")
+    return kind, name
+
+
+def resolve(entries):
+    """[Grant] for access-control entries, or AclInvalid naming the first unknown principal."""
+    users = get_user_model().objects
+    resolved = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise AclInvalid(f"Each access control entry is an object: {entry!r}")
+        kind, name = principal_key(entry)
+        level = entry.get("permission_level")
+        if not isinstance(level, str):
+            raise AclInvalid(f"permission_level is required for {kind} {name}")
+        if kind == GROUP:
+            group = Group.objects.filter(name=name).first()
+            if group is None:
+                raise AclInvalid(f"Group {name} does not exist")
+            resolved.append(Grant("group", group.id, level))
+        elif kind == USER:
+            user = users.filter(username=name, is_active=True, service_principal__isnull=True).first()
+            if user is None:
+                raise AclInvalid(f"User {name} does not exist")
+            resolved.append(Grant("user", user.id, level))
+        else:
+            # A service principal's user name is its application id (api/scim.py).
+            sp = users.filter(username=name, is_active=True, service_principal__isnull=False).first()
+            if sp is None:
+                raise AclInvalid(f"Service principal {name} does not exist")
+            resolved.append(Grant("user", sp.id, level))
+    return resolved
+
+
+def locked_grants(job):
+    """The job's grants, its rows locked until the transaction ends (two changes take turns)."""
+    return [grant_of(row) for row in JobPermission.objects.select_for_update().filter(job=job).order_by("id")]
+
+
+def store_grants(job, grants):
+    JobPermission.objects.filter(job=job).delete()
+    JobPermission.objects.bulk_create([
+        JobPermission(job=job, level=g.level, **({"user_id": g.principal_id} if g.kind == "user"
+                                                  else {"group_id": g.principal_id})) for g in grants])
+
+
+@transaction.atomic
+def change_acl(job, entries, *, user, replace):
+    """Apply a PUT (replace) or PATCH of access-control entries to `job`, all or nothing."""
+    current = locked_grants(job)
+    store_grants(job, new_grants(current, resolve(entries), replace=replace, caller=caller_of(user)))
+
+
+@transaction.atomic
+def revoke(job, kind, name, *, user):
+    """Take a principal's direct grant away (the dashboard's Remove); the owner's stays."""
+    target = resolve([{kind: name, "permission_level": CAN_MANAGE}])[0]
+    current = locked_grants(job)
+    same = [g for g in current if (g.kind, g.principal_id) == (target.kind, target.principal_id)]
+    if any(g.level == IS_OWNER for g in same):
+        raise AclInvalid(f"{name} owns job {job.id}: make someone else the owner before removing them")
+    if not same:
+        raise AclInvalid(f"{name} has no permission of its own on job {job.id} to remove")
+    kept = [g for g in current if g.level != IS_OWNER and g not in same]
+    store_grants(job, new_grants(current, kept, replace=True, caller=caller_of(user)))
+
+
+def grant_on_create(job, creator, entries):
+    """The access_control_list of jobs/create or runs/submit, on top of the creator's ownership
+    (Job.save_version): merged, so the creator stays owner unless the list names another (which
+    only admins may)."""
+    if entries:
+        change_acl(job, entries, user=creator, replace=False)
+
+
+def acl_body(job):
+    """GET /api/2.0/permissions/jobs/<id>: direct grants, then admins' inherited CAN_MANAGE."""
+    rows = JobPermission.objects.filter(job=job).select_related("user__service_principal", "group")
+    listed = []
+    for row in sorted(rows, key=lambda r: (r.level != IS_OWNER, r.group_id is not None, r.id)):
+        entry = principal_entry(row.user, row.group)
+        entry["all_permissions"] = [{"permission_level": row.level, "inherited": False}]
+        listed.append(entry)
+    listed.append({GROUP: ADMINS_GROUP, "all_permissions": [
+        {"permission_level": CAN_MANAGE, "inherited": True, "inherited_from_object": [ADMINS_OBJECT]}]})
+    return {"object_id": f"/jobs/{job.id}", "object_type": "job", "access_control_list": listed}
+
+
+def principal_entry(user, group):
+    if group is not None:
+        return {GROUP: group.name, "display_name": group.name}
+    sp = getattr(user, "service_principal", None)
+    if sp is not None:
+        return {SERVICE_PRINCIPAL: str(sp.application_id), "display_name": user.first_name or user.username}
+    return {USER: user.username, "display_name": user.get_full_name() or user.username}
+
+
+def owner_of(job_id):
+    """The owner's user, or None (a job whose owner was removed)."""
+    row = JobPermission.objects.filter(job_id=job_id, level=IS_OWNER).select_related("user").first()
+    return row.user if row else None

@@ -72,18 +72,19 @@ class Graph:
     left_out: int = 0  # datasets past the node cap
 
 
-def graph_around(dataset_ids, depth=2, cap=NODE_CAP):
+def graph_around(dataset_ids, depth=2, cap=NODE_CAP, jobs=None):
     """The datasets within `depth` up and down of these, the tasks between them, at most `cap`
-    datasets (nearest first)."""
+    datasets (nearest first). `jobs`: the jobs whose tasks may be shown (all when None); the
+    tasks of others are left out, as a deleted job's are."""
     distance = {}
     for direction in ("upstream", "downstream"):
         for dataset_id, d in reach(list(dataset_ids), direction, depth).items():
             distance[dataset_id] = min(d, distance.get(dataset_id, d))
     ordered = sorted(distance, key=lambda i: (distance[i], i))
-    return _graph_of(ordered[:cap], left_out=max(0, len(ordered) - cap))
+    return _graph_of(ordered[:cap], left_out=max(0, len(ordered) - cap), jobs=jobs)
 
 
-def whole_graph(cap=NODE_CAP, search=""):
+def whole_graph(cap=NODE_CAP, search="", jobs=None):
     """The most recently touched datasets (matching `search`), with the tasks between them."""
     datasets = Dataset.objects.all()
     if search:
@@ -91,17 +92,18 @@ def whole_graph(cap=NODE_CAP, search=""):
     newest = (Access.objects.filter(dataset__in=datasets).values("dataset_id")
               .annotate(last=Max("last_at")).order_by("-last", "dataset_id"))
     ids = [row["dataset_id"] for row in newest[:cap + 1]]
-    return _graph_of(ids[:cap], left_out=max(0, datasets.count() - cap))
+    return _graph_of(ids[:cap], left_out=max(0, datasets.count() - cap), jobs=jobs)
 
 
-def _graph_of(dataset_ids, left_out):
+def _graph_of(dataset_ids, left_out, jobs=None):
     graph = Graph(left_out=left_out)
     graph.datasets = Dataset.objects.in_bulk(dataset_ids)
     accesses = list(Access.objects.filter(dataset_id__in=dataset_ids)
                     .values_list("dataset_id", "direction", "job_id", "task_key"))
-    jobs = Job.objects.select_related("current_version").in_bulk({job_id for _, _, job_id, _ in accesses})
+    jobs = (Job.objects if jobs is None else jobs).select_related("current_version").in_bulk(
+        {job_id for _, _, job_id, _ in accesses})
     for dataset_id, direction, job_id, task_key in accesses:
-        if job_id not in jobs:  # a deleted job
+        if job_id not in jobs:  # a deleted job, or one the caller may not view
             continue
         task = (job_id, task_key)
         graph.tasks[task] = {"job": jobs[job_id]}
@@ -123,10 +125,12 @@ def run_job_children(job):
 # --- one table ---------------------------------------------------------------------------------
 
 
-def accesses_of(dataset):
-    """Its writers and readers: [{job, task_key, direction, last_at, last_run_id}], newest first."""
+def accesses_of(dataset, jobs=None):
+    """Its writers and readers: [{job, task_key, direction, last_at, last_run_id}], newest first,
+    of `jobs` (all when None)."""
     rows = list(Access.objects.filter(dataset=dataset).order_by("-last_at"))
-    jobs = Job.objects.in_bulk({row.job_id for row in rows})
+    jobs = (Job.objects if jobs is None else jobs).in_bulk({row.job_id for row in rows})
+    rows = [row for row in rows if row.job_id in jobs]
     return [{"job": jobs.get(row.job_id), "job_id": row.job_id, "task_key": row.task_key, "direction": row.direction,
              "last_at": row.last_at, "last_run_id": row.last_run_id, "trigger": row.task_key == ""}
             for row in rows]
@@ -157,13 +161,13 @@ def column_sources(dataset):
     return found
 
 
-def downstream_impact(dataset, cap=NODE_CAP):
+def downstream_impact(dataset, cap=NODE_CAP, jobs=None):
     """The datasets, tasks and jobs below it, nearest first; past `cap` datasets only counted
     ("more"), so a root table of a big graph answers as fast as a leaf."""
     below = reach([dataset.id], "downstream", MAX_DEPTH)
     below.pop(dataset.id, None)
     nearest = sorted(below, key=lambda i: (below[i], i))
-    graph = _graph_of([dataset.id, *nearest[:cap]], left_out=0)
+    graph = _graph_of([dataset.id, *nearest[:cap]], left_out=0, jobs=jobs)
     readers = {task for kind, _, _, task in graph.edges if kind == "dataset"}
     jobs = {job_id for job_id, _ in readers}
     return {"datasets": [graph.datasets[i] for i in nearest[:cap] if i in graph.datasets],

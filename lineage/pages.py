@@ -31,9 +31,10 @@ def columns_of(dataset, last_success):
     return [(column, sources.get(column, [])) for column in names]
 
 
-def impact(dataset):
-    """downstream_impact with the jobs loaded: {"datasets", "tasks": [(job, key)], "jobs"}."""
-    found = graph.downstream_impact(dataset)
+def impact(dataset, jobs=None):
+    """downstream_impact (of `jobs`, all when None) with the jobs loaded: {"datasets", "tasks":
+    [(job, key)], "jobs"}."""
+    found = graph.downstream_impact(dataset, jobs=jobs)
     jobs = Job.objects.in_bulk(set(found["jobs"]))
     return {"datasets": found["datasets"], "more": found["more"], "jobs": [jobs[i] for i in found["jobs"] if i in jobs],
             "tasks": [{"job_id": job_id, "job": jobs.get(job_id), "task_key": key} for job_id, key in found["tasks"]]}

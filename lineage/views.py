@@ -10,6 +10,8 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
 from jobs.models import Job
+from jobs.permissions import check, viewable_jobs
+from jobs.spec.access import Action
 from jobs.query_params import query_int
 from lineage import graph, pages, upstream
 from lineage.models import Dataset
@@ -17,6 +19,12 @@ from lineage.picture import picture
 from runs.models import Run
 
 MAX_CAP = 1000  # datasets drawn at most, however often "show more" is clicked
+
+
+def visible_jobs(request):
+    """The jobs whose tasks this user may see in lineage: tables are shown to everyone, the
+    tasks that read and wrote them only to those who may view their job."""
+    return viewable_jobs(Job.objects.all(), request.user)
 
 
 @login_required
@@ -27,9 +35,9 @@ def lineage_graph(request):
     cap = query_int(request, "cap", graph.NODE_CAP, low=1, high=MAX_CAP)
     centre = Dataset.objects.filter(name=wanted).first() if wanted else None
     if centre is not None:
-        found = graph.graph_around([centre.id], depth=depth, cap=cap)
+        found = graph.graph_around([centre.id], depth=depth, cap=cap, jobs=visible_jobs(request))
     else:
-        found = graph.whole_graph(cap=cap, search=search)
+        found = graph.whole_graph(cap=cap, search=search, jobs=visible_jobs(request))
     more = {key: value for key, value in (("q", search), ("table", wanted)) if value}
     if centre is not None:
         more["depth"] = depth
@@ -46,14 +54,14 @@ def table_page(request, name):
     if dataset is None:
         raise Http404(f"No dataset is named {name}")
     fresh = pages.freshness(dataset)
-    accesses = graph.accesses_of(dataset)
+    accesses = graph.accesses_of(dataset, jobs=visible_jobs(request))
     return render(request, "lineage/table.html", {
         "nav": "lineage", "dataset": dataset, "fresh": fresh,
         "writers": [a for a in accesses if a["direction"] == "write"],
         "readers": [a for a in accesses if a["direction"] == "read"],
         "row_counts": [{"at": at.isoformat(), "rows": rows, "run_id": run_id}
                        for at, rows, run_id in graph.row_counts(dataset)],
-        "columns": pages.columns_of(dataset, fresh["last_success"]), "impact": pages.impact(dataset),
+        "columns": pages.columns_of(dataset, fresh["last_success"]), "impact": pages.impact(dataset, jobs=visible_jobs(request)),
         "gaps": pages.writer_gaps(dataset),
     })
 
@@ -61,6 +69,7 @@ def table_page(request, name):
 @login_required
 def run_card(request, run_id):
     run = get_object_or_404(Run, id=run_id)
+    check(request.user, run.job_id, Action.VIEW)
     return render(request, "lineage/_run_card.html", {"run": run, "attempts": pages.run_lineage(run),
                                                      "pending": pages.settling(run)})
 
@@ -68,11 +77,13 @@ def run_card(request, run_id):
 @login_required
 def job_card(request, job_id):
     job = get_object_or_404(Job, id=job_id)
+    check(request.user, job.id, Action.VIEW)
     return render(request, "lineage/_job_card.html", {"job": job, "rows": pages.job_tables(job)})
 
 
 @login_required
 def run_upstream(request, run_id):
     run = get_object_or_404(Run, id=run_id)
+    check(request.user, run.job_id, Action.VIEW)
     return render(request, "lineage/_upstream.html", {"run": run, "failed": upstream.failed_inputs(run, timezone.now()),
                                                       "pending": pages.settling(run)})

@@ -12,6 +12,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from jobs.permissions import may
+from jobs.spec.access import Action
 from runs.live import latest_event, run_group, run_snapshot
 from runs.models import Run
 
@@ -35,8 +37,13 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         self.open_per_user[user.pk] += 1
         self.counted = user.pk
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
-        if not await database_sync_to_async(Run.objects.filter(id=self.run_id).exists)():
+        job_id = await database_sync_to_async(
+            Run.objects.filter(id=self.run_id).values_list("job_id", flat=True).first)()
+        if job_id is None:
             await self.close(code=4404)
+            return
+        if not await database_sync_to_async(may)(user, job_id, Action.VIEW):
+            await self.close(code=4403)  # a run the user may not view: no snapshot, ever
             return
         self.nudged = asyncio.Event()
         await self.channel_layer.group_add(run_group(self.run_id), self.channel_name)

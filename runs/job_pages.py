@@ -11,7 +11,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from jobs.pages import find_job_or_404, live_jobs, posted_parameters
-from jobs.permissions import can_manage_job
+from jobs.permissions import abilities, acl_body, check, viewable_jobs
+from jobs.spec.access import LEVELS, PRINCIPAL_KINDS, Action
 from jobs.query_params import query_int
 from runs.admission import RunRefused, create_run
 from runs.engine.parameters import ParametersInvalid
@@ -67,7 +68,8 @@ def filter_jobs(jobs, query):
 @login_required
 def job_list(request):
     query = request.GET.get("q", "").strip()
-    jobs = filter_jobs(live_jobs(), query).select_related("current_version").order_by("name", "id")
+    jobs = filter_jobs(viewable_jobs(live_jobs(), request.user), query).select_related("current_version")
+    jobs = jobs.order_by("name", "id")
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
     states = {s.job_id: s for s in TriggerState.objects.filter(job_id__in=[job.id for job in page])}
     rows = []
@@ -104,9 +106,22 @@ def duration_series(job):
              "failed": r["result_state"] not in ("SUCCESS", "SUCCESS_WITH_FAILURES")} for r in runs]
 
 
+def acl_rows(job):
+    """The Permissions dialog's rows: (kind, name, shown name, level, inherited)."""
+    rows = []
+    for entry in acl_body(job)["access_control_list"]:
+        kind = next(k for k in PRINCIPAL_KINDS if k in entry)
+        permission = entry["all_permissions"][0]
+        rows.append({"kind": kind, "name": entry[kind], "display": entry.get("display_name") or entry[kind],
+                     "level": permission["permission_level"], "inherited": permission["inherited"]})
+    return rows
+
+
 @login_required
 def job_detail(request, job_id):
     job = find_job_or_404(job_id)
+    check(request.user, job.id, Action.VIEW)
+    can = abilities(request.user, [job.id])[job.id]
     runs = Run.objects.filter(job=job).order_by("-id")
     before = query_int(request, "before")
     if before is not None:
@@ -124,7 +139,8 @@ def job_detail(request, job_id):
         "trigger": trigger_summary(TriggerState.objects.filter(job=job).first()),
         "decisions": list(TriggerDecision.objects.filter(job=job).order_by("-id")[:DECISIONS_SHOWN]),
         "parameters": parameters, "chart": duration_series(job),
-        "version": job.current_version, "can_manage": can_manage_job(request.user, job),
+        "version": job.current_version, "can_manage": can["manage"], "can": can,
+        "acl": acl_rows(job), "levels": LEVELS, "principal_kinds": PRINCIPAL_KINDS,
     })
 
 
@@ -132,6 +148,7 @@ def job_detail(request, job_id):
 @require_POST
 def run_now(request, job_id):
     job = find_job_or_404(job_id)
+    check(request.user, job.id, Action.RUN)
     try:
         parameters = posted_parameters(request.POST)
         run, _ = create_run(job, job_parameters=parameters, creator=request.user)

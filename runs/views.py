@@ -13,6 +13,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from jobs.pages import posted_parameters
+from jobs.permissions import abilities, check, viewable_jobs
+from jobs.spec.access import Action
 from jobs.query_params import query_int
 from runs import dispatch
 from runs.engine.states import RunLifeCycleState as L, is_finished
@@ -28,18 +30,21 @@ RUNS_PER_PAGE = 50
 LOG_PAGE_BYTES = 256 * 1024
 
 
-def find_run_or_404(run_id, job_id=None):
+def find_run_or_404(user, run_id, job_id=None, action=Action.VIEW):
+    """The run, if it exists and `user` may do `action` on its job (403 otherwise)."""
     runs = Run.objects.select_related("job", "job_version", "creator")
     run = runs.filter(id=run_id).first()
     if run is None or (job_id is not None and run.job_id != job_id):
         raise Http404(f"Run {run_id} does not exist")
+    check(user, run.job_id, action)
     return run
 
 
-def find_task_run_or_404(task_run_id):
+def find_task_run_or_404(user, task_run_id, action=Action.VIEW):
     attempt = TaskRun.objects.select_related("run", "run__job").filter(id=task_run_id).first()
     if attempt is None:
         raise Http404(f"Task run {task_run_id} does not exist")
+    check(user, attempt.run.job_id, action)
     return attempt
 
 
@@ -50,7 +55,7 @@ def run_url(run, **query):
 
 @login_required
 def run_list(request):
-    runs = Run.objects.select_related("job").order_by("-id")
+    runs = viewable_jobs(Run.objects.select_related("job"), request.user, "job_id").order_by("-id")
     state = request.GET.get("state", "")
     if state == "active":
         runs = runs.exclude(life_cycle_state__in=[L.TERMINATED, L.SKIPPED, L.INTERNAL_ERROR])
@@ -75,7 +80,7 @@ def run_redirect(request, run_id):
     run = Run.objects.filter(id=run_id).first()
     if run is not None:
         return redirect(run_url(run))
-    attempt = find_task_run_or_404(run_id)
+    attempt = find_task_run_or_404(request.user, run_id)
     return redirect(run_url(attempt.run, task=attempt.id))
 
 
@@ -109,7 +114,7 @@ def run_detail(request, job_id, run_id):
         attempt = TaskRun.objects.select_related("run").filter(id=run_id, run__job_id=job_id).first()
         if attempt is not None:
             return redirect(run_url(attempt.run, task=attempt.id))
-    run = find_run_or_404(run_id, job_id)
+    run = find_run_or_404(request.user, run_id, job_id)
     snapshot = run_snapshot(run)
     selected = None
     wanted = query_int(request, "task")
@@ -126,19 +131,20 @@ def run_detail(request, job_id, run_id):
         "events": event_rows(run),
         "parameters": run.job_parameters or [], "job_deleted": run.job.deleted_at is not None,
         "parent_run": run.parent_task_run.run if run.parent_task_run_id else None,
+        "can": abilities(request.user, [run.job_id])[run.job_id],
     })
 
 
 @login_required
 def run_state(request, run_id):
     """The polling fallback of the live page: the same snapshot the websocket sends."""
-    return JsonResponse(run_snapshot(find_run_or_404(run_id)))
+    return JsonResponse(run_snapshot(find_run_or_404(request.user, run_id)))
 
 
 @login_required
 @require_POST
 def cancel_run(request, run_id):
-    run = find_run_or_404(run_id)
+    run = find_run_or_404(request.user, run_id, action=Action.RUN)
     if dispatch.cancel_run(run.id, message=f"Canceled by {request.user.get_username()}"):
         messages.info(request, f"Canceling run {run.id}.")
     else:
@@ -149,7 +155,7 @@ def cancel_run(request, run_id):
 @login_required
 @require_POST
 def cancel_task(request, task_run_id):
-    attempt = find_task_run_or_404(task_run_id)
+    attempt = find_task_run_or_404(request.user, task_run_id, Action.RUN)
     if is_finished(attempt.life_cycle_state):
         messages.warning(request, f"Task {attempt.task_key} had already finished; there was nothing to cancel.")
     else:
@@ -163,7 +169,7 @@ def cancel_task(request, task_run_id):
 def repair_run(request, run_id):
     from runs.engine.parameters import ParametersInvalid
 
-    run = find_run_or_404(run_id)
+    run = find_run_or_404(request.user, run_id, action=Action.RUN)
     keys = request.POST.getlist("rerun_tasks")
     latest = run.repairs.order_by("-id").values_list("id", flat=True).first()
     try:
@@ -190,8 +196,9 @@ def task_output(attempt):
 @login_required
 def task_panel(request, task_run_id):
     """One attempt's details, as an HTML fragment the run page swaps in (or a page of its own)."""
-    attempt = find_task_run_or_404(task_run_id)
-    log, truncated = read_log_tail(attempt.log_path, LOG_PAGE_BYTES) if attempt.log_path else ("", False)
+    attempt = find_task_run_or_404(request.user, task_run_id)
+    can = abilities(request.user, [attempt.run.job_id])[attempt.run.job_id]
+    log, truncated = read_log_tail(attempt.log_path, LOG_PAGE_BYTES) if attempt.log_path and can["logs"] else ("", False)
     siblings = TaskRun.objects.filter(run=attempt.run, task_key=attempt.task_key,
                                       for_each_key=attempt.for_each_key, iteration=attempt.iteration).order_by("id")
     iterations = []
@@ -206,7 +213,7 @@ def task_panel(request, task_run_id):
         "finished": is_finished(attempt.life_cycle_state), "iterations": iterations,
         "iteration_states": {i.id: state_class(i.life_cycle_state, i.result_state) for i in iterations},
         "resolved": json.dumps(attempt.resolved_values, indent=2) if attempt.resolved_values else "",
-        "events": event_rows(attempt.run, task_run=attempt),
+        "events": event_rows(attempt.run, task_run=attempt), "can": can,
     }
     template = "runs/_task_panel.html" if request.GET.get("fragment") else "runs/task_page.html"
     return render(request, template, context)
@@ -232,7 +239,7 @@ def whole_characters(data):
 @login_required
 def task_log(request, task_run_id):
     """Log bytes from `offset` on (at most LOG_PAGE_BYTES), for the live-tailing log view."""
-    attempt = find_task_run_or_404(task_run_id)
+    attempt = find_task_run_or_404(request.user, task_run_id, Action.VIEW_LOGS)
     offset = query_int(request, "offset", 0)
     text = ""
     if attempt.log_path:
@@ -252,7 +259,7 @@ def task_log(request, task_run_id):
 @login_required
 def task_output_html(request, task_run_id):
     """The executed notebook rendered to HTML (nbconvert with the bleach cleaner), in a sandboxed frame."""
-    attempt = find_task_run_or_404(task_run_id)
+    attempt = find_task_run_or_404(request.user, task_run_id)
     if not attempt.executed_notebook:
         raise Http404("This task run kept no notebook")
     from runs.notebook_html import render_html

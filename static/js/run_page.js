@@ -134,7 +134,8 @@
     badge.textContent = snapshot.label;
     document.getElementById("run-duration").textContent = snapshot.seconds == null ? "" : snapshot.seconds.toFixed(1);
     document.getElementById("run-message").textContent = snapshot.message || "";
-    document.getElementById("cancel-run-form").hidden = snapshot.finished;
+    const cancel = document.getElementById("cancel-run-form");  // absent for those who may not run the job
+    if (cancel) cancel.hidden = snapshot.finished;
     const repair = document.getElementById("repair-run");
     if (wasFinished !== null && wasFinished !== snapshot.finished) refreshServerParts();
     if (repair) repair.hidden = !snapshot.finished;

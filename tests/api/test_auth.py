@@ -1,5 +1,7 @@
 """Who gets in: Bearer tokens, signed-in browser sessions, and nobody else."""
 
+import json
+
 import pytest
 from django.conf import settings
 from django.test import Client
@@ -97,8 +99,17 @@ def test_only_the_creator_or_a_superuser_may_change_a_job(api, bob_api, client, 
     assert root_api.post(endpoint, body).status_code == 200
 
 
-def test_any_user_may_read_and_run_a_job_of_someone_else(api, bob_api, held_broker):
+def test_a_job_of_someone_else_is_read_and_run_only_with_a_grant(api, bob_api, held_broker):
     job_id = create_job(api)
+    response = bob_api.get("jobs/get", job_id=job_id)
+    assert response.status_code == 403
+    assert response.json() == {"error_code": "PERMISSION_DENIED",
+                               "message": f"User bob does not have View permissions on job {job_id}."}
+    assert bob_api.get_ok("jobs/list").get("jobs", []) == []
+    granted = api.client.generic("PATCH", f"/api/2.0/permissions/jobs/{job_id}", json.dumps(
+        {"access_control_list": [{"user_name": "bob", "permission_level": "CAN_MANAGE_RUN"}]}),
+        content_type="application/json", headers=api.headers())
+    assert granted.status_code == 200, granted.content
     assert bob_api.get_ok("jobs/get", job_id=job_id)["creator_user_name"] == "alice"
     assert bob_api.post_ok("jobs/run-now", {"job_id": job_id})["run_id"] > 0
 

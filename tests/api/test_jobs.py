@@ -10,10 +10,10 @@ def chain(count):
     return [shell_task(f"t{i:03d}", depends_on=[f"t{i - 1:03d}"] if i else []) for i in range(count)]
 
 
-def test_a_created_job_reads_back_with_its_settings_and_defaults(api):
+def test_a_created_job_reads_back_with_its_settings_and_defaults(api, bob_api):
     before = int(time.time() * 1000)
     job_id = create_job(api, name="nightly", tasks=[shell_task("a")], tags={"team": "data"},
-                        access_control_list=[{"user_name": "x", "permission_level": "CAN_VIEW"}])
+                        access_control_list=[{"user_name": "bob", "permission_level": "CAN_VIEW"}])
     job = api.get_ok("jobs/get", job_id=job_id)
     assert job["job_id"] == job_id
     assert job["creator_user_name"] == "alice"

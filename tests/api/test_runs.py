@@ -288,15 +288,18 @@ def test_a_repair_checks_its_fields(api, committed):
     assert response.status_code == 400 and "nope" in response.json()["message"]
 
 
-def test_submit_runs_a_one_time_run_without_a_visible_job(api, committed):
+def test_submit_runs_a_one_time_run_without_a_visible_job(api, bob_api, committed):
     body = {"run_name": "adhoc", "tasks": [shell_task("once")], "idempotency_token": "adhoc-1",
-            "access_control_list": [{"user_name": "x", "permission_level": "CAN_VIEW"}]}
+            "access_control_list": [{"user_name": "bob", "permission_level": "CAN_VIEW"}]}
     run_id = api.post_ok("jobs/runs/submit", body)["run_id"]
     assert api.post_ok("jobs/runs/submit", body)["run_id"] == run_id
     run = api.get_ok("jobs/runs/get", run_id=run_id)
     assert run["run_type"] == "SUBMIT_RUN" and run["run_name"] == "adhoc"
     assert run["state"]["result_state"] == "SUCCESS"
     assert [r["run_id"] for r in api.get_ok("jobs/runs/list", run_type="SUBMIT_RUN")["runs"]] == [run_id]
+    # The submit ACL governs the run: bob may view it, not cancel or delete it.
+    assert bob_api.get_ok("jobs/runs/get", run_id=run_id)["run_id"] == run_id
+    assert bob_api.post("jobs/runs/delete", {"run_id": run_id}).status_code == 403
 
 
 def test_submit_refuses_job_only_settings_and_an_empty_run(api):
@@ -324,12 +327,15 @@ def test_export_is_an_escaped_self_contained_html_page(api, committed):
     assert api.get("jobs/runs/export", run_id=run_id, views_to_export="PDF").status_code == 400
 
 
-def test_only_the_run_creator_the_job_creator_or_a_superuser_may_delete_a_run(api, bob_api, held_broker):
-    job_id = create_job(api, max_concurrent_runs=0)
+def test_deleting_a_run_needs_can_manage_on_its_job_even_for_who_started_it(api, bob_api, held_broker):
+    job_id = create_job(api, max_concurrent_runs=0,
+                        access_control_list=[{"user_name": "bob", "permission_level": "CAN_MANAGE_RUN"}])
     alices, bobs = run_now(api, job_id), run_now(bob_api, job_id)
-    assert bob_api.post("jobs/runs/delete", {"run_id": alices}).status_code == 403
-    assert bob_api.post_ok("jobs/runs/delete", {"run_id": bobs}) == {}
+    response = bob_api.post("jobs/runs/delete", {"run_id": bobs})
+    assert response.status_code == 403 and response.json()["message"] == (
+        f"User bob does not have Owner or Admin permissions on job {job_id}.")
     assert api.post_ok("jobs/runs/delete", {"run_id": alices}) == {}
+    assert api.post_ok("jobs/runs/delete", {"run_id": bobs}) == {}
 
 
 def test_each_retry_is_its_own_task_run_linked_to_the_first_attempt(api, tmp_path, committed):
