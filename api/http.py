@@ -31,6 +31,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from jobs.models import ApiToken
+from runs.run_as import user_of_run_as_token
 from jobs.spec.access import AclInvalid, OwnerChangeDenied
 from jobs.spec.documents import DocumentRefused, bounded_int, check_document, parse_json
 from jobs.spec.settings import SettingsInvalid
@@ -163,10 +164,15 @@ def authenticate(request):
         scheme, _, raw = header.partition(" ")
         if scheme.lower() != "bearer" or not raw.strip():
             raise ApiError(401, "UNAUTHENTICATED", "The Authorization header must be 'Bearer <token>'")
-        user = ApiToken.authenticate(raw.strip())
+        token = ApiToken.find(raw.strip())
+        if token is not None:
+            request.audit_credential = f"token {token.prefix}"  # which token, for the audit log
+            return token.user
+        user = user_of_run_as_token(raw.strip())
         if user is None:
             raise ApiError(401, "UNAUTHENTICATED",
                            "Invalid access token: it is unknown, revoked, or its user is inactive")
+        request.audit_credential = "run-as token of a task"
         return user
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated and user.is_active:

@@ -25,7 +25,7 @@ from api.http import (
 )
 from jobs.checks import check_settings_against_server
 from jobs.models import Job
-from jobs.permissions import check, grant_on_create, viewable_jobs
+from jobs.permissions import check, grant_on_create, run_as_identity, viewable_jobs
 from jobs.spec.access import Action
 from jobs.spec.settings import INT32_MAX, validate_job_settings
 from jobs.spec.update import merge_update
@@ -57,11 +57,11 @@ def job_dict(job, settings, *, with_run_as=True):
     """A Job (jobs/get); without run_as, a BaseJob (jobs/list), which has no run_as_user_name."""
     body = {"job_id": job.id, "created_time": to_ms(job.created_at), "settings": settings}
     creator = job.creator.get_username() if job.creator else None
-    run_as = (job.settings.get("run_as") or {}).get("user_name") or creator
     if creator:
         body["creator_user_name"] = creator
-    if run_as and with_run_as:
-        body["run_as_user_name"] = run_as
+    run_as = run_as_identity(job, job.settings) if with_run_as else None
+    if run_as is not None:  # a service principal's name is its application id
+        body["run_as_user_name"] = run_as.get_username()
     state = TriggerState.objects.filter(job=job).first() if with_run_as else None
     if state is not None:
         body["trigger_state"] = trigger_state_dict(state)

@@ -6,7 +6,7 @@ from django.urls import path, re_path
 from api import jobs as jobs_api
 from api.http import databricks_config, endpoint_not_found, methods, openapi
 from api import lineage as lineage_api
-from api import permissions, scim
+from api import audit, permissions, scim
 from api import tokens
 from api import runs as runs_api
 
@@ -64,6 +64,7 @@ urlpatterns = [
         name="job-permissions"),
     path("api/2.0/permissions/jobs/<str:job_id>/permissionLevels", permissions.get_permission_levels,
          name="job-permission-levels"),
+    path("api/2.0/lakeflow/audit-log", audit.list_audit_events, name="audit-log"),
     path("api/v1/lineage", lineage_api.openlineage_events, name="openlineage-events"),
     path("api/2.0/lineage-tracking/table-lineage", lineage_api.table_lineage, name="table-lineage"),
     path("api/2.0/lineage-tracking/column-lineage", lineage_api.column_lineage, name="column-lineage"),

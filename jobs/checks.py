@@ -4,8 +4,8 @@ and no job ends up running itself) and the SQL warehouses tasks name (they are c
 from django.conf import settings as django_settings
 
 from jobs.models import Job
-from jobs.permissions import may
-from jobs.spec.access import Action
+from jobs.permissions import caller_of, may, run_as_user
+from jobs.spec.access import Action, run_as_refusal
 from jobs.spec.settings import Problem, SettingsInvalid
 
 
@@ -70,26 +70,24 @@ def check_settings_against_server(settings, job=None, user=None):
 
 
 def run_as_problems(settings, user, current):
-    """Until run_as is implemented with permissions, a job runs as a user its saver may use: the
-    saver, or anyone for a superuser; an unchanged run_as stays as it was."""
+    """A job runs as an identity its saver may use (jobs/spec/access.py run_as_refusal); an
+    unchanged run_as stays as it was, whoever saves the job."""
     run_as = settings.get("run_as")
     if user is None or not isinstance(run_as, dict) or run_as == current.get("run_as"):
         return []
-    problems = []
-    for key in ("service_principal_name", "group_name"):
-        if run_as.get(key):
-            problems.append(Problem(f"run_as.{key}", "service principals and groups cannot be run as on this "
-                                                     "server yet; use run_as.user_name"))
-    name = run_as.get("user_name")
-    if name:
-        from django.contrib.auth import get_user_model
-
-        if not get_user_model().objects.filter(username=name, is_active=True).exists():
-            problems.append(Problem("run_as.user_name", f"there is no active user {name!r}"))
-        elif name != user.get_username() and not user.is_superuser:
-            problems.append(Problem("run_as.user_name", f"{user.get_username()} may not run jobs as {name}: "
-                                                        "only as themself (a superuser may choose any user)"))
-    return problems
+    if run_as.get("group_name"):
+        return [Problem("run_as.group_name", "jobs cannot run as a group on this server; use run_as.user_name "
+                                             "or run_as.service_principal_name")]
+    kind = "service_principal_name" if run_as.get("service_principal_name") else "user_name"
+    name = run_as.get(kind)
+    if not name:
+        return []
+    target = run_as_user(kind, name)
+    if target is None:
+        what = "service principal" if kind == "service_principal_name" else "user"
+        return [Problem(f"run_as.{kind}", f"there is no active {what} {name!r}")]
+    refused = run_as_refusal(caller_of(user), kind, target.id, user.get_username(), name)
+    return [Problem(f"run_as.{kind}", refused)] if refused else []
 
 
 def watched_directory_problems(settings):

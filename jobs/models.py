@@ -118,7 +118,8 @@ class ApiToken(models.Model):
                                   revoked_at__isnull=True, user__is_active=True)
 
     @classmethod
-    def authenticate(cls, raw):
+    def find(cls, raw):
+        """The valid token `raw` is (its user loaded), or None."""
         token = cls.valid().select_related("user").filter(key_hash=hash_token(raw)).first()
         if token is None:
             return None
@@ -126,7 +127,12 @@ class ApiToken(models.Model):
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
             # At most one write a minute per token: the API stays read-only for reads.
             cls.objects.filter(pk=token.pk).update(last_used_at=now)
-        return token.user
+        return token
+
+    @classmethod
+    def authenticate(cls, raw):
+        token = cls.find(raw)
+        return token.user if token else None
 
 
 class ServicePrincipal(models.Model):

@@ -210,6 +210,23 @@ def principal_entry(user, group):
     return {USER: user.username, "display_name": user.get_full_name() or user.username}
 
 
+def run_as_user(kind, name):
+    """The active user (user_name) or service principal (service_principal_name, its application
+    id) a run_as names, or None."""
+    users = get_user_model().objects.filter(username=name, is_active=True)
+    return users.filter(service_principal__isnull=(kind != SERVICE_PRINCIPAL)).first()
+
+
+def run_as_identity(job, settings):
+    """Who the job's runs execute as: its run_as, else its owner, else its creator (Databricks:
+    the owner by default). None only for a job without any of them."""
+    run_as = settings.get("run_as") or {}
+    for kind in (USER, SERVICE_PRINCIPAL):
+        if run_as.get(kind):
+            return run_as_user(kind, run_as[kind])
+    return owner_of(job.id) or job.creator
+
+
 def owner_of(job_id):
     """The owner's user, or None (a job whose owner was removed)."""
     row = JobPermission.objects.filter(job_id=job_id, level=IS_OWNER).select_related("user").first()

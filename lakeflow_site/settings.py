@@ -150,6 +150,7 @@ INSTALLED_APPS = [
     "jobs",
     "runs",
     "lineage",
+    "audit",
     "django_q",
     "axes",
 ]
@@ -162,6 +163,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Wraps everything below it: one row per state-changing request, denied ones included.
+    "audit.middleware.AuditMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
@@ -191,6 +194,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "audit.context.workspace_admin",
             ],
         },
     },

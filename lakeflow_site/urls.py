@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include((jobs_urls.urlpatterns + runs_urls.job_page_patterns, "jobs"))),
     path("", include(("runs.urls", "runs"))),
     path("", include(("lineage.urls", "lineage"))),
+    path("", include(("audit.urls", "audit"))),
 ]

@@ -12,6 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs.models import Job
+from jobs.permissions import run_as_identity
 from runs.dispatch import advance_locked, end_broken_run
 from runs.engine import endings
 from runs.engine.parameters import effective_job_parameters
@@ -58,6 +59,7 @@ def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ON
                 trigger=trigger,
                 run_name=run_name or settings.get("run_name") or settings.get("name") or "",
                 creator=creator,
+                run_as=run_as_identity(job, settings),
                 life_cycle_state=L.QUEUED,
                 queue_enabled=queue_enabled,
                 job_parameters=params,

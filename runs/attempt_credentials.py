@@ -67,3 +67,34 @@ def openlineage_environment(attempt):
         "OPENLINEAGE_PARENT_ID": f"{NAMESPACE}/{task_job}/{openlineage_run_id(attempt.id)}",
         "OPENLINEAGE_ROOT_PARENT_ID": f"{NAMESPACE}/job_{attempt.run.job_id}/{job_run_openlineage_id(attempt.run_id)}",
     }
+
+
+# --- the run-as token: what WorkspaceClient() inside a task authenticates with ------------------
+
+_RUN_AS_SALT = "lakeflow.run-as-token"
+_RUN_AS_PREFIX = "runas-"
+RUN_AS_TOKEN_MAX_AGE = 7 * 24 * 3600  # a bound even for an attempt that somehow never ends
+
+
+def run_as_token(attempt_id):
+    """A token that acts as the attempt's run-as identity while the attempt runs, and never after:
+    short-lived by construction, with no row to write or revoke."""
+    return signing.TimestampSigner(salt=_RUN_AS_SALT).sign(f"{_RUN_AS_PREFIX}{attempt_id}")
+
+
+def attempt_of_run_as_token(token):
+    if not token.startswith(_RUN_AS_PREFIX):
+        return None
+    try:
+        value = signing.TimestampSigner(salt=_RUN_AS_SALT).unsign(token, max_age=RUN_AS_TOKEN_MAX_AGE)
+    except signing.BadSignature:  # SignatureExpired is one too
+        return None
+    return int(value[len(_RUN_AS_PREFIX):])
+
+
+def databricks_environment(attempt):
+    """DATABRICKS_HOST and DATABRICKS_TOKEN for the attempt's process: the SDK's default auth
+    inside task code then talks to this server as the run's run-as identity."""
+    if attempt.run.run_as_id is None:
+        return {}
+    return {"DATABRICKS_HOST": settings.LAKEFLOW_BASE_URL, "DATABRICKS_TOKEN": run_as_token(attempt.id)}

@@ -49,6 +49,9 @@ class Run(models.Model):
     trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.ONE_TIME)
     run_name = models.TextField(blank=True, default="")
     creator = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # Who the run's tasks act as (the job's run_as, else its owner), fixed when the run is made.
+    run_as = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="runs_as")
 
     life_cycle_state = models.CharField(max_length=20, choices=LIFE_CYCLE_CHOICES, default=RunLifeCycleState.QUEUED)
     result_state = models.CharField(max_length=40, choices=RESULT_CHOICES, null=True, blank=True)

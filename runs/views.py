@@ -32,7 +32,7 @@ LOG_PAGE_BYTES = 256 * 1024
 
 def find_run_or_404(user, run_id, job_id=None, action=Action.VIEW):
     """The run, if it exists and `user` may do `action` on its job (403 otherwise)."""
-    runs = Run.objects.select_related("job", "job_version", "creator")
+    runs = Run.objects.select_related("job", "job_version", "creator", "run_as")
     run = runs.filter(id=run_id).first()
     if run is None or (job_id is not None and run.job_id != job_id):
         raise Http404(f"Run {run_id} does not exist")

@@ -76,6 +76,18 @@ def levels_for(action):
     return [level for level in LEVELS if RANK[level] >= RANK[action.value]]
 
 
+def run_as_refusal(caller, kind, target_user_id, caller_name, target_name):
+    """Why `caller` may not make a job run as this identity, or None. Databricks' rule: an admin
+    may name anyone; others only themselves. (Databricks also lets holders of a service
+    principal's "user" role name it; this server has no such role, so that is for admins.)"""
+    if caller.is_admin or (kind == USER and target_user_id == caller.user_id):
+        return None
+    if kind == SERVICE_PRINCIPAL:
+        return (f"{caller_name} may not run jobs as service principal {target_name}: only workspace admins "
+                "may choose a service principal")
+    return f"{caller_name} may not run jobs as {target_name}: only as themself (an admin may choose anyone)"
+
+
 def refusal(user_name, job_id, action):
     return f"User {user_name} does not have {NEEDED_WORDS[action.value]} permissions on job {job_id}."
 

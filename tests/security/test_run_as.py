@@ -1,9 +1,25 @@
-"""run_as.user_name may name only a user the saver may use (until run_as comes with per-job
-permissions): themself, or anyone for a superuser. Otherwise run_as_user_name is a lie."""
+"""run_as names an identity its saver may use (Databricks' rule: themself, or anyone for an
+admin; a service principal only for admins here), and the tasks of a run act as that identity
+through a token that works only while their attempt runs."""
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
+from jobs.models import ADMINS_GROUP, ServicePrincipal
+from runs.admission import create_run
+from runs.attempt_credentials import databricks_environment, run_as_token
+from runs.dispatch import finish_attempt
+from runs.engine.endings import attempt_ended
+from runs.models import Run, TaskRun
 from tests.api.conftest import client_for, shell_task
+
+APPLICATION_ID = "0b7c6c3e-1111-4222-8333-444455556666"
+
+
+def service_principal():
+    user = get_user_model().objects.create_user(APPLICATION_ID)
+    ServicePrincipal.objects.create(user=user, application_id=APPLICATION_ID)
+    return user
 
 
 def job_body(**fields):
@@ -21,12 +37,56 @@ def test_a_user_may_not_name_someone_else_as_run_as(api, db):
     assert response.status_code == 400
 
 
-def test_service_principals_and_groups_are_refused_for_now(api):
+def test_groups_are_refused_and_service_principals_are_for_admins(api, client, db):
+    response = api.post("jobs/create", job_body(run_as={"group_name": "admins"}))
+    assert "run_as.group_name: jobs cannot run as a group" in response.json()["message"]
     response = api.post("jobs/create", job_body(run_as={"service_principal_name": "sp-1"}))
-    assert "run_as.service_principal_name: service principals and groups cannot be run as" in response.json()["message"]
+    assert "run_as.service_principal_name: there is no active service principal 'sp-1'" in response.json()["message"]
+    robot = service_principal()
+    response = api.post("jobs/create", job_body(run_as={"service_principal_name": APPLICATION_ID}))
+    assert response.status_code == 400
+    assert f"alice may not run jobs as service principal {APPLICATION_ID}" in response.json()["message"]
+    admin = get_user_model().objects.create_user("root-admin")
+    admin.groups.add(Group.objects.get(name=ADMINS_GROUP))
+    admin_api = client_for(client, admin)
+    job_id = admin_api.post_ok("jobs/create", job_body(run_as={"service_principal_name": APPLICATION_ID}))["job_id"]
+    assert admin_api.get_ok("jobs/get", job_id=job_id)["run_as_user_name"] == robot.username
 
 
-def test_a_user_may_name_themself_and_a_superuser_anyone(api, client, db):
+def test_a_job_runs_as_its_owner_by_default_and_its_tasks_get_a_token_of_that_identity(api, client, db, held_broker):
+    robot = service_principal()
+    alice_job = api.post_ok("jobs/create", job_body())["job_id"]
+    root = client_for(client, get_user_model().objects.create_superuser("root-admin"))
+    robot_job = root.post_ok("jobs/create", job_body(run_as={"service_principal_name": APPLICATION_ID}))["job_id"]
+    mine = api.post_ok("jobs/run-now", {"job_id": alice_job})["run_id"]
+    robots = root.post_ok("jobs/run-now", {"job_id": robot_job})["run_id"]
+    assert Run.objects.get(id=mine).run_as.username == "alice"
+    assert Run.objects.get(id=robots).run_as == robot
+
+    attempt = TaskRun.objects.select_related("run").get(run_id=robots)
+    environment = databricks_environment(attempt)
+    assert set(environment) == {"DATABRICKS_HOST", "DATABRICKS_TOKEN"}
+    as_task = client_for(client, robot)
+    as_task.token = environment["DATABRICKS_TOKEN"]
+    assert client.get("/api/2.0/preview/scim/v2/Me", headers=as_task.headers()).json()["applicationId"] == APPLICATION_ID
+    # It acts as the robot, with the robot's permissions: alice's job is not the robot's to view.
+    assert as_task.get("jobs/get", job_id=alice_job).status_code == 403
+    finish_attempt(attempt.id, attempt_ended("SUCCESS"))
+    assert client.get("/api/2.0/preview/scim/v2/Me", headers=as_task.headers()).status_code == 401
+
+
+def test_a_forged_or_foreign_run_as_token_is_refused(api, client, db, held_broker):
+    job_id = api.post_ok("jobs/create", job_body())["job_id"]
+    run_id = api.post_ok("jobs/run-now", {"job_id": job_id})["run_id"]
+    attempt = TaskRun.objects.get(run_id=run_id)
+    good = run_as_token(attempt.id)
+    for token in (good[:-2] + ("AA" if not good.endswith("AA") else "BB"), f"runas-{attempt.id}",
+                  run_as_token(attempt.id + 1000)):
+        assert client.get("/api/2.0/preview/scim/v2/Me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert client.get("/api/2.0/preview/scim/v2/Me", headers={"Authorization": f"Bearer {good}"}).status_code == 200
+
+
+def test_a_user_may_name_themself_and_an_admin_anyone(api, client, db):
     created = api.post_ok("jobs/create", job_body(run_as={"user_name": "alice"}))
     assert api.get_ok("jobs/get", job_id=created["job_id"])["run_as_user_name"] == "alice"
     bob = get_user_model().objects.create_user("bob")

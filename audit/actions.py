@@ -1,0 +1,89 @@
+"""What a request is called in the audit log, and which of its parameters are secret. Pure.
+
+Names follow Databricks' audit log (service "jobs": create, update, reset, delete, runNow,
+submitRun, cancel, cancelAllRuns, repairRun, deleteRun, changeJobAcl; "tokens", "accounts");
+a route not named here is logged under its URL name, so nothing is left out."""
+
+import re
+
+# (URL name without the API version suffix, method) -> (service, action); method None: any.
+API_ACTIONS = {
+    ("jobs-create", None): ("jobs", "create"),
+    ("jobs-update", None): ("jobs", "update"),
+    ("jobs-reset", None): ("jobs", "reset"),
+    ("jobs-delete", None): ("jobs", "delete"),
+    ("jobs-run-now", None): ("jobs", "runNow"),
+    ("jobs-runs-submit", None): ("jobs", "submitRun"),
+    ("jobs-runs-cancel", None): ("jobs", "cancel"),
+    ("jobs-runs-cancel-all", None): ("jobs", "cancelAllRuns"),
+    ("jobs-runs-repair", None): ("jobs", "repairRun"),
+    ("jobs-runs-delete", None): ("jobs", "deleteRun"),
+    ("job-permissions", "PUT"): ("jobs", "changeJobAcl"),
+    ("job-permissions", "PATCH"): ("jobs", "changeJobAcl"),
+    ("token-create", None): ("tokens", "create"),
+    ("token-delete", None): ("tokens", "revoke"),
+    ("token-management-token", "DELETE"): ("tokens", "revoke"),
+    ("token-on-behalf-of", None): ("tokens", "createOnBehalfOf"),
+    ("scim-users", "POST"): ("accounts", "createUser"),
+    ("scim-user", "PUT"): ("accounts", "updateUser"),
+    ("scim-user", "PATCH"): ("accounts", "updateUser"),
+    ("scim-user", "DELETE"): ("accounts", "deleteUser"),
+    ("scim-groups", "POST"): ("accounts", "createGroup"),
+    ("scim-group", "PUT"): ("accounts", "updateGroup"),
+    ("scim-group", "PATCH"): ("accounts", "updateGroup"),
+    ("scim-group", "DELETE"): ("accounts", "removeGroup"),
+    ("scim-sps", "POST"): ("accounts", "createServicePrincipal"),
+    ("scim-sp", "PUT"): ("accounts", "updateServicePrincipal"),
+    ("scim-sp", "PATCH"): ("accounts", "updateServicePrincipal"),
+    ("scim-sp", "DELETE"): ("accounts", "deleteServicePrincipal"),
+    ("openlineage-events", None): ("lineage", "postEvent"),
+}
+PAGE_ACTIONS = {
+    "jobs:new": ("jobs", "create"), "jobs:new_source": ("jobs", "create"),
+    "jobs:edit": ("jobs", "update"), "jobs:edit_source": ("jobs", "update"),
+    "jobs:run_now": ("jobs", "runNow"), "jobs:permissions": ("jobs", "changeJobAcl"),
+    "runs:cancel": ("jobs", "cancel"), "runs:cancel_task": ("jobs", "cancelTaskRun"),
+    "runs:repair": ("jobs", "repairRun"),
+    "jobs:tokens": ("tokens", "create"), "jobs:revoke_token": ("tokens", "revoke"),
+    "login": ("accounts", "login"), "logout": ("accounts", "logout"),
+}
+ADMIN_OPERATIONS = {"add": "create", "change": "update", "delete": "delete"}
+SECRET_KEY = re.compile(r"password|passwd|secret|token|credential|api_?key|authorization|private|string_value|"
+                        r"bytes_value|csrfmiddlewaretoken", re.IGNORECASE)
+NOT_SECRET = re.compile(r"_id$|^idempotency_token$|^page_token$|^token_type$", re.IGNORECASE)
+REDACTED = "[REDACTED]"
+MAX_PARAMS_CHARACTERS = 8000
+
+
+def action_of(url_name, namespace, method):
+    """(service, action) for a resolved request."""
+    if namespace == "api":
+        base = re.sub(r"-2\.[0-9]$", "", url_name or "")
+        return API_ACTIONS.get((base, method)) or API_ACTIONS.get((base, None)) or ("api", f"{method} {base}")
+    full = f"{namespace}:{url_name}" if namespace else (url_name or "")
+    if full in PAGE_ACTIONS:
+        return PAGE_ACTIONS[full]
+    if namespace == "admin":
+        match = re.match(r"^(\w+?)_(\w+)_(add|change|delete)$", url_name or "")
+        if match:
+            app, model, operation = match.groups()
+            return "admin", f"{app}.{model}.{ADMIN_OPERATIONS[operation]}"
+        return "admin", url_name or "unknown"
+    return "web", full or "unknown"
+
+
+MAX_DEPTH = 20  # deeper parts of a body are summarized: the log is no place for a 900-deep document
+TOO_DEEP = "[NESTED TOO DEEP]"
+
+
+def redacted(value, key="", depth=0):
+    """The request's parameters with every secret-looking value replaced."""
+    if key and SECRET_KEY.search(key) and not NOT_SECRET.search(key):
+        return REDACTED
+    if isinstance(value, (dict, list)) and depth >= MAX_DEPTH:
+        return TOO_DEEP
+    if isinstance(value, dict):
+        return {k: redacted(v, str(k), depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(item, key, depth + 1) for item in value]
+    return value

@@ -1,0 +1,18 @@
+"""Who a run-as token speaks for: the run's run-as identity, while the attempt that holds the
+token is still running (a finished attempt's token is refused at once)."""
+
+from runs.attempt_credentials import attempt_of_run_as_token
+from runs.engine.states import is_finished
+from runs.models import TaskRun
+
+
+def user_of_run_as_token(raw):
+    attempt_id = attempt_of_run_as_token(raw)
+    if attempt_id is None:
+        return None
+    attempt = (TaskRun.objects.filter(id=attempt_id).select_related("run__run_as")
+               .only("life_cycle_state", "run__run_as").first())
+    if attempt is None or is_finished(attempt.life_cycle_state):
+        return None
+    user = attempt.run.run_as
+    return user if user is not None and user.is_active else None
