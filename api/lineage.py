@@ -23,10 +23,12 @@ from api.http import (
     str_param,
 )
 from jobs.models import Job
-from jobs.permissions import viewable_jobs
+from jobs.permissions import check, viewable_jobs
+from jobs.spec.access import Action
 from lineage.models import Access, ColumnEdge, Dataset, Direction, Edge
 from lineage.openlineage import EventRefused, attempt_named_by, ingest
 from runs.attempt_credentials import attempt_of_credential
+from runs.models import TaskRun
 
 MAX_ROWS_PAGE = 1000
 
@@ -45,6 +47,9 @@ def openlineage_events(request, data):
     attempt_id = request.lineage_attempt_id
     if attempt_id is None:
         attempt_id = attempt_named_by(data)
+        job_id = TaskRun.objects.filter(id=attempt_id).values_list("run__job_id", flat=True).first() if attempt_id else None
+        if job_id is not None:  # lineage of a job's run is written by those who may run the job
+            check(request.user, job_id, Action.RUN)
     return {"recorded_datasets": ingest(data, attempt_id=attempt_id, now=timezone.now())}
 
 

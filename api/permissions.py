@@ -2,7 +2,9 @@
 update_permissions and get_permission_levels: GET, PUT (replace) and PATCH (merge) of
 /api/2.0/permissions/jobs/<job_id>, and GET .../permissionLevels."""
 
-from api.http import api_view, does_not_exist, invalid
+import re
+
+from api.http import INT64_MAX, api_view, does_not_exist, invalid
 from jobs.models import Job
 from jobs.permissions import acl_body, change_acl, check
 from jobs.spec.access import DESCRIPTIONS, Action
@@ -10,7 +12,7 @@ from jobs.spec.access import DESCRIPTIONS, Action
 
 def job_named(job_id):
     """The job of a permissions path; runs/submit's hidden jobs have no permissions object."""
-    if not str(job_id).isdigit():
+    if not re.fullmatch(r"[0-9]{1,19}", job_id) or int(job_id) > INT64_MAX:
         raise invalid(f"{job_id!r} is not a job id")
     job = Job.objects.filter(id=int(job_id), kind=Job.Kind.JOB, deleted_at__isnull=True).first()
     if job is None:

@@ -157,6 +157,12 @@ def test_an_api_token_names_the_attempt_by_the_parent_facet(running_attempt, ali
     assert Edge.objects.filter(task_run=running_attempt).count() == 2
     refused = post(openlineage_event(), token)  # names no attempt of ours
     assert refused.status_code == 400 and "names no task attempt" in refused.json()["message"]
+    from django.contrib.auth import get_user_model
+
+    stranger = ApiToken.issue(get_user_model().objects.create_user("mallory"), "tests")[1]
+    denied = post(event, stranger)  # another's job: only those who may run it write its lineage
+    assert denied.status_code == 403 and "mallory" in denied.json()["message"]
+    assert Edge.objects.filter(task_run=running_attempt).count() == 2
 
 
 @pytest.mark.parametrize("change, message", [
