@@ -2,8 +2,9 @@
 
 Every entry point (the Jobs and Permissions APIs, each page and POST of the dashboard, the run
 page's websocket, lineage) asks `check` or `may` for one job, or narrows a list with
-`viewable_jobs`, which is the same rule as a query (every level includes CAN_VIEW, so "may view"
-is "is an admin, or holds a grant"): lists cost no query per row.
+`jobs_where` / `viewable_jobs`, the same rule as one SQL EXISTS over the grants (the levels that
+allow the action, held by the caller or one of their groups; admins see all): lists cost no
+query per row.
 """
 
 from django.contrib.auth import get_user_model
@@ -12,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
-from jobs.models import ADMINS_GROUP, JobPermission
+from jobs.models import ADMINS_GROUP, Job, JobPermission
 from jobs.spec.access import (
     ADMINS_OBJECT,
     CAN_MANAGE,
@@ -25,7 +26,6 @@ from jobs.spec.access import (
     Action,
     Caller,
     Grant,
-    level_of,
     levels_for,
     new_grants,
     refusal,
@@ -60,10 +60,6 @@ def grants_by_job(job_ids):
     for row in JobPermission.objects.filter(job_id__in=list(grants)).only("job_id", "user_id", "group_id", "level"):
         grants[row.job_id].append(grant_of(row))
     return grants
-
-
-def level_on(user, job_id):
-    return level_of(caller_of(user), grants_by_job([job_id])[job_id])
 
 
 def may(user, job_id, action):
@@ -151,8 +147,11 @@ def resolve(entries):
 
 
 def locked_grants(job):
-    """The job's grants, its rows locked until the transaction ends (two changes take turns)."""
-    return [grant_of(row) for row in JobPermission.objects.select_for_update().filter(job=job).order_by("id")]
+    """The job's grants, read after locking the job's row until the transaction ends: two changes
+    of one list take turns, and the second reads what the first wrote (locking the grant rows
+    instead would let it read none, the first having replaced them)."""
+    list(Job.objects.select_for_update().filter(id=job.id).values_list("id"))
+    return [grant_of(row) for row in JobPermission.objects.filter(job=job).order_by("id")]
 
 
 def store_grants(job, grants):
