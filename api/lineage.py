@@ -38,7 +38,10 @@ def attempt_or_user(request):
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
     attempt_id = attempt_of_credential(raw.strip()) if scheme.lower() == "bearer" else None
     request.lineage_attempt_id = attempt_id
-    return None if attempt_id is not None else authenticate(request)
+    if attempt_id is not None:
+        request.audit_credential = f"OpenLineage credential of task run {attempt_id}"
+        return None
+    return authenticate(request)
 
 
 @api_view("POST", authenticator=attempt_or_user)

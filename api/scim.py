@@ -136,7 +136,9 @@ def _service_principals():
 @api_view("GET")
 def me(request, data):
     user = request.user
-    return service_principal_dict(user) if _is_sp(user) else user_dict(user)
+    if _is_sp(user):  # w.current_user.me() reads a User: a service principal's userName is its application id
+        return {**service_principal_dict(user), "userName": str(user.service_principal.application_id)}
+    return user_dict(user)
 
 
 USER_FIELDS = {"userName": "username", "id": "id", "active": "is_active", "emails.value": "email",

@@ -6,7 +6,6 @@ import secrets
 
 import pytest
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.errors import OperationFailed
 from databricks.sdk.service import jobs
 from playwright.sync_api import expect
 
@@ -36,8 +35,8 @@ def test_bob_sees_his_jobs_cannot_repair_a_viewed_one_and_shares_his_own(page, s
     hidden = admin.jobs.create(name=f"alice only {suffix}", tasks=[failing_task(server)]).job_id
     viewed = admin.jobs.create(name=f"shared view {suffix}", tasks=[failing_task(server)], access_control_list=[
         jobs.JobAccessControlRequest(user_name=bob_name, permission_level=jobs.JobPermissionLevel.CAN_VIEW)]).job_id
-    with pytest.raises(OperationFailed):
-        admin.jobs.run_now(job_id=viewed).result(timeout=WAIT)
+    finished = admin.jobs.run_now(job_id=viewed).result(timeout=WAIT)
+    assert finished.state.result_state == jobs.RunResultState.FAILED
     failed_run = next(iter(admin.jobs.list_runs(job_id=viewed))).run_id
     own = bob.jobs.create(name=f"bob's own {suffix}", tasks=[failing_task(server)]).job_id
 

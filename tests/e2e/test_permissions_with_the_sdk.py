@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.errors import InvalidParameterValue, OperationFailed, PermissionDenied
+from databricks.sdk.errors import InvalidParameterValue, PermissionDenied
 from databricks.sdk.service import iam, jobs
 
 pytestmark = pytest.mark.e2e
@@ -21,8 +21,8 @@ GRANTS = {"view": "CAN_VIEW", "manage_run": "CAN_MANAGE_RUN", "manage": "CAN_MAN
 def failing_job(server, admin, name, acl):
     failing = jobs.Task(task_key="t", spark_python_task=jobs.SparkPythonTask(python_file=server.script("fail.py")))
     job = admin.jobs.create(name=name, tasks=[failing], access_control_list=acl)
-    with pytest.raises(OperationFailed):
-        admin.jobs.run_now(job_id=job.job_id).result(timeout=WAIT)
+    finished = admin.jobs.run_now(job_id=job.job_id).result(timeout=WAIT)
+    assert finished.state.result_state == jobs.RunResultState.FAILED
     run = next(iter(admin.jobs.list_runs(job_id=job.job_id, expand_tasks=True)))
     return job.job_id, run
 
@@ -117,7 +117,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import PermissionDenied
 
 w = WorkspaceClient()  # the SDK's default auth: DATABRICKS_HOST and DATABRICKS_TOKEN from the server
-print("me", w.current_user.me().application_id)
+print("me", w.current_user.me().user_name)
 print("readable", w.jobs.get(int(sys.argv[1])).settings.name)
 try:
     w.jobs.get(int(sys.argv[2]))

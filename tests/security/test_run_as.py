@@ -68,7 +68,8 @@ def test_a_job_runs_as_its_owner_by_default_and_its_tasks_get_a_token_of_that_id
     assert set(environment) == {"DATABRICKS_HOST", "DATABRICKS_TOKEN"}
     as_task = client_for(client, robot)
     as_task.token = environment["DATABRICKS_TOKEN"]
-    assert client.get("/api/2.0/preview/scim/v2/Me", headers=as_task.headers()).json()["applicationId"] == APPLICATION_ID
+    me = client.get("/api/2.0/preview/scim/v2/Me", headers=as_task.headers()).json()
+    assert me["applicationId"] == me["userName"] == APPLICATION_ID  # w.current_user.me().user_name
     # It acts as the robot, with the robot's permissions: alice's job is not the robot's to view.
     assert as_task.get("jobs/get", job_id=alice_job).status_code == 403
     finish_attempt(attempt.id, attempt_ended("SUCCESS"))
