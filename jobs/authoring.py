@@ -97,7 +97,7 @@ def edit_with_form(request, job):
             editor.show_problems(invalid.problems)
         else:
             return save_and_show(request, job, settings)
-    jobs_to_run = jobs_where(live_jobs(), request.user, Action.RUN).exclude(id=job.pk).order_by("name", "id").values_list("id", "name")
+    jobs_to_run = jobs_where(live_jobs(), request.user, Action.RUN, whole=True).exclude(id=job.pk).order_by("name", "id").values_list("id", "name")
     return render(request, "jobs/edit.html", {
         **page_context(job, "form", request.user), "editor": editor,
         "time_zones": sorted(zoneinfo.available_timezones()),

@@ -84,21 +84,30 @@ def abilities(user, job_ids):
             for job_id in job_ids}
 
 
-def jobs_where(rows, user, action, job_field="pk"):
+def jobs_where(rows, user, action, job_field="pk", whole=False):
     """`rows` (any queryset whose `job_field` is a job id) narrowed to the jobs on which `user`
-    may do `action`: the rule as a query, for lists."""
+    may do `action`: the rule as a query, for lists. The same rule in two SQL shapes, by what the
+    list does with the rows: `whole` (a page that counts or sorts all of them, like the jobs list
+    by name) goes from the caller's grants to the jobs (two index searches); otherwise each row,
+    walked in the list's own order, probes its job's grants, so a keyset page stops early."""
     caller = caller_of(user)
     if caller.is_admin:
         return rows
-    grants = JobPermission.objects.filter(job_id=OuterRef(job_field)).filter(
-        Q(user_id=caller.user_id) | Q(group_id__in=caller.group_ids))
+    grants = JobPermission.objects.all()
     if set(levels_for(action)) != set(LEVELS):  # every level may view: no level test for that
         grants = grants.filter(level__in=levels_for(action))
+    if whole:
+        held = Q(**{f"{job_field}__in": grants.filter(user_id=caller.user_id).values("job_id")})
+        if caller.group_ids:
+            held |= Q(**{f"{job_field}__in": grants.filter(group_id__in=caller.group_ids).values("job_id")})
+        return rows.filter(held)
+    grants = grants.filter(job_id=OuterRef(job_field)).filter(
+        Q(user_id=caller.user_id) | Q(group_id__in=caller.group_ids))
     return rows.filter(Exists(grants))
 
 
-def viewable_jobs(rows, user, job_field="pk"):
-    return jobs_where(rows, user, Action.VIEW, job_field)
+def viewable_jobs(rows, user, job_field="pk", whole=False):
+    return jobs_where(rows, user, Action.VIEW, job_field, whole)
 
 
 # --- access control lists in the Permissions API's shapes --------------------------------------

@@ -68,7 +68,7 @@ def filter_jobs(jobs, query):
 @login_required
 def job_list(request):
     query = request.GET.get("q", "").strip()
-    jobs = filter_jobs(viewable_jobs(live_jobs(), request.user), query).select_related("current_version")
+    jobs = filter_jobs(viewable_jobs(live_jobs(), request.user, whole=True), query).select_related("current_version")
     jobs = jobs.order_by("name", "id")
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
     states = {s.job_id: s for s in TriggerState.objects.filter(job_id__in=[job.id for job in page])}
