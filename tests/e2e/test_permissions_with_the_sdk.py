@@ -99,6 +99,14 @@ def test_the_permission_matrix_through_the_sdk(server, level):
         assert (output.logs is not None) is (rank >= 2)  # logs are for CAN_MANAGE_RUN and up
     assert outcome(lambda: user.jobs.delete(job_id)) == ("ok" if rank >= 3 else "denied")
 
+    # Each of those changes is in the audit log, allowed or denied, as the admin reads it.
+    logged = admin.api_client.do("GET", "/api/2.0/lakeflow/audit-log", query={"user_name": name, "limit": 100})
+    actions = {(e["service_name"], e["action_name"], e["response"]["result"]) for e in logged["events"]}
+    expected_run, expected_manage = ("ok" if rank >= 2 else "denied"), ("ok" if rank >= 3 else "denied")
+    assert {("jobs", "runNow", expected_run), ("jobs", "repairRun", expected_run),
+            ("jobs", "changeJobAcl", expected_manage), ("jobs", "delete", expected_manage)} <= actions
+    assert all(e["job_id"] == job_id for e in logged["events"] if e["service_name"] == "jobs")
+
 
 def test_bad_lists_through_the_sdk_are_refused_whole(server):
     admin = server.client()
