@@ -9,7 +9,7 @@ import uuid
 from django.utils import timezone
 
 from api.http import ApiError, api_view, int_param, str_param
-from jobs.models import ApiToken, ServicePrincipal, is_admin
+from jobs.models import ApiToken, ServicePrincipal, acts_for_a_task, is_admin
 
 MAX_LIFETIME_SECONDS = 10 * 365 * 24 * 3600
 
@@ -35,8 +35,15 @@ def _new_token(data, user):
     return ApiToken.issue(user, comment, lifetime_seconds=lifetime)
 
 
+def refuse_task_tokens(request):
+    if acts_for_a_task(request.user):
+        raise ApiError(403, "PERMISSION_DENIED", "A task's run-as token cannot make or revoke tokens: "
+                                                 "they would outlive the task")
+
+
 @api_view("POST")
 def create_token(request, data):
+    refuse_task_tokens(request)
     token, raw = _new_token(data, request.user)
     return {"token_value": raw, "token_info": public_info(token)}
 
@@ -48,6 +55,7 @@ def list_tokens(request, data):
 
 @api_view("POST")
 def delete_token(request, data):
+    refuse_task_tokens(request)
     token_id = str_param(data, "token_id", required=True)
     revoked = _revoke(ApiToken.objects.filter(user=request.user), token_id)
     if not revoked:

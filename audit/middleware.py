@@ -4,6 +4,7 @@ so no view has to remember it."""
 
 import json
 import logging
+import re
 
 from django.contrib.messages import constants as message_levels
 from django.urls import Resolver404, resolve
@@ -15,6 +16,7 @@ from runs.models import Run, TaskRun
 log = logging.getLogger(__name__)
 
 CHANGING_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+ID = re.compile(r"[0-9]{1,18}")
 TARGETS = ("job_id", "run_id", "task_run_id", "token_id", "user_id", "group_id")
 
 
@@ -32,27 +34,35 @@ class AuditMiddleware:
         try:
             record(request, response, params, before)
         except Exception:  # the action happened: an audit failure must not turn it into an error
-            log.exception("Could not write the audit row of %s %s", request.method, request.path)
+            log.exception("Could not write the audit row of %s %s; writing it without its target",
+                          request.method, request.path)
+            try:
+                record(request, response, params, before, with_target=False)
+            except Exception:
+                log.exception("Could not write the audit row of %s %s", request.method, request.path)
         return response
 
 
 def request_params(request):
+    """The request's parameters as the view reads them (the API reads its body as JSON whatever
+    the content type says), secrets redacted, at most MAX_PARAMS_CHARACTERS of them."""
     content_type = request.content_type or ""
     try:
-        if content_type.startswith("application/json"):
+        if request.path.startswith("/api/") or content_type.startswith("application/json"):
             params = json.loads(request.body or b"{}")
         else:
             params = {key: values if len(values) > 1 else values[0] for key, values in request.POST.lists()}
         params = redacted(params if isinstance(params, dict) else {"body": params})
     except Exception:  # a malformed or too-large body: the view answers it; the log keeps that it came
         params = {"unreadable_body": True}
-    text = json.dumps(params, default=str)
-    if len(text) > MAX_PARAMS_CHARACTERS:
-        params = {"truncated": True, "keys": sorted(params)[:100] if isinstance(params, dict) else []}
+    size = len(json.dumps(params, default=str))
+    if size > MAX_PARAMS_CHARACTERS:
+        params = {"truncated": True, "characters": size,
+                  "keys": [str(key)[:100] for key in list(params)[:50]] if isinstance(params, dict) else []}
     return params
 
 
-def record(request, response, params, before=None):
+def record(request, response, params, before=None, with_target=True):
     try:
         match = resolve(request.path_info)
         url_name, namespace, kwargs = match.url_name, match.namespace, match.kwargs
@@ -64,7 +74,7 @@ def record(request, response, params, before=None):
         user = before
     signed_in = user is not None and user.is_authenticated
     user_name = user.get_username() if signed_in else str(params.get("username", ""))[:200] if action == "login" else ""
-    job_id, target = target_of(kwargs, params)
+    job_id, target = target_of(kwargs, params) if with_target else (None, "")
     AuditEvent.objects.create(
         service_name=service, action_name=action[:80], user_id=user.pk if signed_in else None, user_name=user_name,
         credential=getattr(request, "audit_credential", "session" if signed_in else ""),
@@ -79,7 +89,7 @@ def target_of(kwargs, params):
     found = {**{k: v for k, v in params.items() if k in TARGETS}, **{k: v for k, v in kwargs.items() if k in TARGETS}}
     for kind in TARGETS:
         value = found.get(kind)
-        if value is None or not str(value).isdigit():
+        if value is None or not ID.fullmatch(str(value)):  # ASCII digits that fit a bigint, nothing else
             continue
         number = int(value)
         job_id = number if kind == "job_id" else None

@@ -44,13 +44,16 @@ def check_settings_against_server(settings, job=None, user=None):
     job_id = job.pk if job is not None else None
     problems = run_as_problems(settings, user, job.settings if job_id is not None else {})
     warehouses = django_settings.LAKEFLOW_WAREHOUSES
+    # A target the job already runs stays allowed: losing CAN_MANAGE_RUN on it later must not
+    # stop its owner from saving other changes.
+    already_run = run_job_targets(job.settings) if job_id is not None else set()
     for path, task in _tasks_with_paths(settings):
         target = (task.get("run_job_task") or {}).get("job_id")
         if isinstance(target, int):
             where = f"{path}.run_job_task.job_id"
             if not Job.objects.filter(id=target, kind=Job.Kind.JOB, deleted_at__isnull=True).exists():
                 problems.append(Problem(where, f"job {target} does not exist"))
-            elif user is not None and not may(user, target, Action.RUN):
+            elif user is not None and target not in already_run and not may(user, target, Action.RUN):
                 problems.append(Problem(where, f"User {user.get_username()} does not have Manage Run or Owner or "
                                                f"Admin permissions on job {target}, so cannot make a task run it"))
             elif job_id is not None:

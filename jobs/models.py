@@ -152,7 +152,16 @@ ADMINS_GROUP = "admins"
 """Its members (and superusers) administer everything, as the workspace admins group does."""
 
 
+def acts_for_a_task(user):
+    """Whether this request came with a task's run-as token (runs/run_as.py): such a caller acts
+    with the identity's grants, never as an admin, and cannot make tokens (which would outlive
+    the attempt)."""
+    return bool(getattr(user, "acts_for_a_task", False))
+
+
 def is_admin(user):
+    if acts_for_a_task(user):
+        return False
     return bool(user.is_superuser or user.groups.filter(name=ADMINS_GROUP).exists())
 
 

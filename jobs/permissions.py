@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
-from jobs.models import ADMINS_GROUP, Job, JobPermission
+from jobs.models import ADMINS_GROUP, Job, JobPermission, acts_for_a_task
 from jobs.spec.access import (
     ADMINS_OBJECT,
     CAN_MANAGE,
@@ -42,10 +42,19 @@ def caller_of(user):
     cached = getattr(user, "_lakeflow_caller", None)
     if cached is None:
         groups = list(user.groups.values_list("id", "name")) if user.is_authenticated else []
+        admin = bool(user.is_superuser or any(name == ADMINS_GROUP for _, name in groups))
         cached = Caller(user_id=user.id, group_ids=frozenset(gid for gid, _ in groups),
-                        is_admin=bool(user.is_superuser or any(name == ADMINS_GROUP for _, name in groups)))
+                        is_admin=admin and not acts_for_a_task(user))
         user._lakeflow_caller = cached
     return cached
+
+
+def forget_caller(user):
+    """Drop what caller_of kept on a long-lived user object (a websocket's)."""
+    user.__dict__.pop("_lakeflow_caller", None)
+    wrapped = getattr(user, "_wrapped", None)  # a lazy user: the attribute sits on the real one
+    if wrapped is not None and hasattr(wrapped, "__dict__"):
+        wrapped.__dict__.pop("_lakeflow_caller", None)
 
 
 def grant_of(row):
@@ -125,9 +134,10 @@ def principal_key(entry):
     return kind, name
 
 
-def resolve(entries):
-    """[Grant] for access-control entries, or AclInvalid naming the first unknown principal."""
-    users = get_user_model().objects
+def resolve(entries, include_inactive=False):
+    """[Grant] for access-control entries, or AclInvalid naming the first unknown principal
+    (deactivated ones count as unknown, except to take their grants away)."""
+    users = get_user_model().objects if include_inactive else get_user_model().objects.filter(is_active=True)
     resolved = []
     for entry in entries:
         if not isinstance(entry, dict):
@@ -142,13 +152,13 @@ def resolve(entries):
                 raise AclInvalid(f"Group {name} does not exist")
             resolved.append(Grant("group", group.id, level))
         elif kind == USER:
-            user = users.filter(username=name, is_active=True, service_principal__isnull=True).first()
+            user = users.filter(username=name, service_principal__isnull=True).first()
             if user is None:
                 raise AclInvalid(f"User {name} does not exist")
             resolved.append(Grant("user", user.id, level))
         else:
             # A service principal's user name is its application id (api/scim.py).
-            sp = users.filter(username=name, is_active=True, service_principal__isnull=False).first()
+            sp = users.filter(username=name, service_principal__isnull=False).first()
             if sp is None:
                 raise AclInvalid(f"Service principal {name} does not exist")
             resolved.append(Grant("user", sp.id, level))
@@ -180,7 +190,7 @@ def change_acl(job, entries, *, user, replace):
 @transaction.atomic
 def revoke(job, kind, name, *, user):
     """Take a principal's direct grant away (the dashboard's Remove); the owner's stays."""
-    target = resolve([{kind: name, "permission_level": CAN_MANAGE}])[0]
+    target = resolve([{kind: name, "permission_level": CAN_MANAGE}], include_inactive=True)[0]
     current = locked_grants(job)
     same = [g for g in current if (g.kind, g.principal_id) == (target.kind, target.principal_id)]
     if any(g.level == IS_OWNER for g in same):
@@ -194,9 +204,17 @@ def revoke(job, kind, name, *, user):
 def grant_on_create(job, creator, entries):
     """The access_control_list of jobs/create or runs/submit, on top of the creator's ownership
     (Job.save_version): merged, so the creator stays owner unless the list names another (which
-    only admins may)."""
+    only admins may). An entry giving the creator a lower level (as infrastructure-as-code tools
+    write them) is moot, not an error: the owner already may do all of it."""
+    names_an_owner = any(isinstance(e, dict) and e.get("permission_level") == IS_OWNER for e in entries)
+    if not names_an_owner:
+        entries = [e for e in entries if not (isinstance(e, dict) and names_user(e, creator))]
     if entries:
         change_acl(job, entries, user=creator, replace=False)
+
+
+def names_user(entry, user):
+    return any(entry.get(kind) == user.get_username() for kind in (USER, SERVICE_PRINCIPAL))
 
 
 def acl_body(job):

@@ -107,6 +107,10 @@ LAKEFLOW_WAREHOUSES = _warehouses(env_str("LAKEFLOW_WAREHOUSES", ""))
 # Lineage export: an OpenLineage endpoint (Marquez, DataHub, OpenMetadata) every attempt's events go to.
 LAKEFLOW_OPENLINEAGE_EXPORT_URL = env_str("LAKEFLOW_OPENLINEAGE_EXPORT_URL", "").rstrip("/")
 LAKEFLOW_OPENLINEAGE_EXPORT_API_KEY = env_str("LAKEFLOW_OPENLINEAGE_EXPORT_API_KEY", "")
+# Tasks get DATABRICKS_HOST and a token of their run's run-as identity (valid while the attempt
+# runs, never admin). Tasks of other jobs under the same OS user can read a task's environment:
+# false keeps identities out of tasks on a server whose job authors do not trust each other.
+LAKEFLOW_TASK_RUN_AS_TOKEN = env_bool("LAKEFLOW_TASK_RUN_AS_TOKEN", True)
 # A file-arrival trigger watches at most this many files in its tree; past it, the trigger says
 # so in its last_error and waits. Scans run on the clock's threads, off its step (false: in it).
 LAKEFLOW_FILE_ARRIVAL_MAX_FILES = env_int("LAKEFLOW_FILE_ARRIVAL_MAX_FILES", 10_000)

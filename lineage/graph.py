@@ -9,7 +9,7 @@ One step of the walk goes from a dataset to the datasets the same task wrote aft
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from jobs.models import Job
 from lineage.models import Access, ColumnEdge, Dataset, Direction, Edge
@@ -136,17 +136,24 @@ def accesses_of(dataset, jobs=None):
             for row in rows]
 
 
-def last_write(dataset, successful=True):
-    """The newest write edge (by a successful attempt, unless asked otherwise)."""
-    writes = Edge.objects.filter(dataset=dataset, direction=Direction.WRITE).select_related("task_run")
+def of_jobs(edges, jobs):
+    """Edges of `jobs` only (all when None): what a caller may see of a table's history."""
+    if jobs is None:
+        return edges
+    return edges.filter(Q(job_id__isnull=True) | Q(job_id__in=jobs.values("id")))  # no job: from outside
+
+
+def last_write(dataset, successful=True, jobs=None):
+    """The newest write edge (by a successful attempt, unless asked otherwise) of `jobs`."""
+    writes = of_jobs(Edge.objects.filter(dataset=dataset, direction=Direction.WRITE), jobs).select_related("task_run")
     if successful:
         writes = writes.filter(task_run__result_state=R.SUCCESS)
     return writes.order_by("-at", "-id").first()
 
 
-def row_counts(dataset, limit=50):
-    """[(at, rows, run id)] of its writes that reported a row count, oldest first."""
-    rows = (Edge.objects.filter(dataset=dataset, direction=Direction.WRITE, row_count__isnull=False)
+def row_counts(dataset, limit=50, jobs=None):
+    """[(at, rows, run id)] of its writes (by `jobs`) that reported a row count, oldest first."""
+    rows = (of_jobs(Edge.objects.filter(dataset=dataset, direction=Direction.WRITE, row_count__isnull=False), jobs)
             .order_by("-at", "-id").values_list("at", "row_count", "run_id")[:limit])
     return list(reversed(rows))
 

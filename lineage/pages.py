@@ -12,10 +12,11 @@ EDGES_PER_RUN = 2000
 ACCESSES_PER_JOB = 500
 
 
-def freshness(dataset):
-    """The last successful write, and the last write of any result when it is newer (flagged)."""
-    good = graph.last_write(dataset)
-    newest = graph.last_write(dataset, successful=False)
+def freshness(dataset, jobs=None):
+    """The last successful write, and the last write of any result when it is newer (flagged),
+    by `jobs` (all when None)."""
+    good = graph.last_write(dataset, jobs=jobs)
+    newest = graph.last_write(dataset, successful=False, jobs=jobs)
     if newest is None or (good is not None and newest.id == good.id):
         newest = None
     return {"last_success": good, "newer_write": newest,
@@ -40,9 +41,9 @@ def impact(dataset, jobs=None):
             "tasks": [{"job_id": job_id, "job": jobs.get(job_id), "task_key": key} for job_id, key in found["tasks"]]}
 
 
-def writer_gaps(dataset):
-    """The "lineage unknown" gaps of the attempts that wrote it lately, newest first."""
-    attempts = (Edge.objects.filter(dataset=dataset, direction=Direction.WRITE).order_by("-at", "-id")
+def writer_gaps(dataset, jobs=None):
+    """The "lineage unknown" gaps of the attempts (of `jobs`) that wrote it lately, newest first."""
+    attempts = (graph.of_jobs(Edge.objects.filter(dataset=dataset, direction=Direction.WRITE), jobs).order_by("-at", "-id")
                 .values_list("task_run_id", flat=True)[:RECENT_WRITES])
     return list(Gap.objects.filter(task_run_id__in=list(attempts)).select_related("task_run", "run")
                 .order_by("-at", "-id")[:RECENT_WRITES])

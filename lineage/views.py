@@ -53,16 +53,17 @@ def table_page(request, name):
     dataset = Dataset.objects.filter(name=name).first()
     if dataset is None:
         raise Http404(f"No dataset is named {name}")
-    fresh = pages.freshness(dataset)
-    accesses = graph.accesses_of(dataset, jobs=visible_jobs(request))
+    jobs = visible_jobs(request)
+    fresh = pages.freshness(dataset, jobs=jobs)
+    accesses = graph.accesses_of(dataset, jobs=jobs)
     return render(request, "lineage/table.html", {
         "nav": "lineage", "dataset": dataset, "fresh": fresh,
         "writers": [a for a in accesses if a["direction"] == "write"],
         "readers": [a for a in accesses if a["direction"] == "read"],
         "row_counts": [{"at": at.isoformat(), "rows": rows, "run_id": run_id}
-                       for at, rows, run_id in graph.row_counts(dataset)],
-        "columns": pages.columns_of(dataset, fresh["last_success"]), "impact": pages.impact(dataset, jobs=visible_jobs(request)),
-        "gaps": pages.writer_gaps(dataset),
+                       for at, rows, run_id in graph.row_counts(dataset, jobs=jobs)],
+        "columns": pages.columns_of(dataset, fresh["last_success"]), "impact": pages.impact(dataset, jobs=jobs),
+        "gaps": pages.writer_gaps(dataset, jobs=jobs),
     })
 
 
@@ -85,5 +86,10 @@ def job_card(request, job_id):
 def run_upstream(request, run_id):
     run = get_object_or_404(Run, id=run_id)
     check(request.user, run.job_id, Action.VIEW)
-    return render(request, "lineage/_upstream.html", {"run": run, "failed": upstream.failed_inputs(run, timezone.now()),
+    failed = upstream.failed_inputs(run, timezone.now())
+    # The failures upstream may be in other jobs: those the user may not view stay unnamed.
+    named = {write.run.job_id for task in failed for item in task["inputs"]
+             for write in [item.get("failed_write"), *item.get("first_failures", [])] if write is not None}
+    visible = set(viewable_jobs(Job.objects.filter(id__in=named), request.user).values_list("id", flat=True))
+    return render(request, "lineage/_upstream.html", {"run": run, "failed": failed, "visible": visible,
                                                       "pending": pages.settling(run)})

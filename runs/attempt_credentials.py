@@ -95,6 +95,6 @@ def attempt_of_run_as_token(token):
 def databricks_environment(attempt):
     """DATABRICKS_HOST and DATABRICKS_TOKEN for the attempt's process: the SDK's default auth
     inside task code then talks to this server as the run's run-as identity."""
-    if attempt.run.run_as_id is None:
+    if attempt.run.run_as_id is None or not settings.LAKEFLOW_TASK_RUN_AS_TOKEN:
         return {}
     return {"DATABRICKS_HOST": settings.LAKEFLOW_BASE_URL, "DATABRICKS_TOKEN": run_as_token(attempt.id)}

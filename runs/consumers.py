@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from jobs.permissions import may
+from jobs.permissions import forget_caller, may
 from jobs.spec.access import Action
 from runs.live import latest_event, run_group, run_snapshot
 from runs.models import Run
@@ -45,6 +45,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         if not await database_sync_to_async(may)(user, job_id, Action.VIEW):
             await self.close(code=4403)  # a run the user may not view: no snapshot, ever
             return
+        self.user, self.job_id = user, job_id
         self.nudged = asyncio.Event()
         await self.channel_layer.group_add(run_group(self.run_id), self.channel_name)
         await self.accept()
@@ -70,6 +71,9 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         while True:
             event_id, _ = await database_sync_to_async(latest_event)(self.run_id)
             if event_id != sent_event:
+                if not await database_sync_to_async(self.still_allowed)():
+                    await self.close(code=4403)  # the grant was taken away since the socket opened
+                    return
                 snapshot = await database_sync_to_async(self.snapshot)()
                 await self.send_json(snapshot)
                 sent_event, finished = snapshot["event_id"], snapshot["finished"]
@@ -82,6 +86,10 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             except asyncio.TimeoutError:
                 pass
             self.nudged.clear()
+
+    def still_allowed(self):
+        forget_caller(self.user)  # read the user's groups again: they may have changed
+        return may(self.user, self.job_id, Action.VIEW)
 
     def snapshot(self):
         run = Run.objects.select_related("job_version").get(id=self.run_id)

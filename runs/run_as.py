@@ -1,5 +1,8 @@
 """Who a run-as token speaks for: the run's run-as identity, while the attempt that holds the
-token is still running (a finished attempt's token is refused at once)."""
+token is still running (a finished attempt's token is refused at once), with that identity's
+own grants only: a task's token never acts as an admin and cannot make or revoke tokens, since
+other tasks running under the same operating-system user could read it from the process's
+environment (README, "Who can do what")."""
 
 from runs.attempt_credentials import attempt_of_run_as_token
 from runs.engine.states import is_finished
@@ -15,4 +18,7 @@ def user_of_run_as_token(raw):
     if attempt is None or is_finished(attempt.life_cycle_state):
         return None
     user = attempt.run.run_as
-    return user if user is not None and user.is_active else None
+    if user is None or not user.is_active:
+        return None
+    user.acts_for_a_task = True  # never an admin through this token, and no token making (jobs.models)
+    return user

@@ -79,6 +79,7 @@ def run_redirect(request, run_id):
     """/runs/<id>/ for a run id or a task run id (the API hands out both)."""
     run = Run.objects.filter(id=run_id).first()
     if run is not None:
+        check(request.user, run.job_id, Action.VIEW)  # the redirect would tell the run's job
         return redirect(run_url(run))
     attempt = find_task_run_or_404(request.user, run_id)
     return redirect(run_url(attempt.run, task=attempt.id))
@@ -113,6 +114,7 @@ def run_detail(request, job_id, run_id):
         # The API's run_page_url of a task run: open its run with that attempt selected.
         attempt = TaskRun.objects.select_related("run").filter(id=run_id, run__job_id=job_id).first()
         if attempt is not None:
+            check(request.user, job_id, Action.VIEW)
             return redirect(run_url(attempt.run, task=attempt.id))
     run = find_run_or_404(request.user, run_id, job_id)
     snapshot = run_snapshot(run)
@@ -120,7 +122,11 @@ def run_detail(request, job_id, run_id):
     wanted = query_int(request, "task")
     if wanted is not None:
         selected = TaskRun.objects.filter(id=wanted, run=run).first()
+    can = abilities(request.user, [run.job_id])[run.job_id]
     root_cause = explain(run) if snapshot["finished"] else None
+    if root_cause and not can["logs"]:  # the log's last lines are for CAN_MANAGE_RUN and up
+        for origin in root_cause.get("origins") or []:
+            origin.pop("last_log_lines", None)
     if selected is None and root_cause and root_cause.get("origins"):
         selected = TaskRun.objects.filter(id=root_cause["origins"][0]["task_run_id"]).first()
     return render(request, "runs/detail.html", {
@@ -131,7 +137,7 @@ def run_detail(request, job_id, run_id):
         "events": event_rows(run),
         "parameters": run.job_parameters or [], "job_deleted": run.job.deleted_at is not None,
         "parent_run": run.parent_task_run.run if run.parent_task_run_id else None,
-        "can": abilities(request.user, [run.job_id])[run.job_id],
+        "can": can,
     })
 
 

@@ -61,8 +61,9 @@ def level_of(caller, grants):
     for grant in grants:
         mine = (grant.kind == "user" and grant.principal_id == caller.user_id) or (
             grant.kind == "group" and grant.principal_id in caller.group_ids)
-        if mine and (best is None or RANK[grant.level] > RANK[best] or grant.level == IS_OWNER):
-            best = grant.level
+        if mine and grant.level in RANK and (best is None or RANK[grant.level] > RANK[best]
+                                             or grant.level == IS_OWNER):
+            best = grant.level  # a level this rule does not know (a hand-edited row) grants nothing
     return best
 
 
@@ -80,7 +81,7 @@ def run_as_refusal(caller, kind, target_user_id, caller_name, target_name):
     """Why `caller` may not make a job run as this identity, or None. Databricks' rule: an admin
     may name anyone; others only themselves. (Databricks also lets holders of a service
     principal's "user" role name it; this server has no such role, so that is for admins.)"""
-    if caller.is_admin or (kind == USER and target_user_id == caller.user_id):
+    if caller.is_admin or target_user_id == caller.user_id:  # a service principal may name itself
         return None
     if kind == SERVICE_PRINCIPAL:
         return (f"{caller_name} may not run jobs as service principal {target_name}: only workspace admins "

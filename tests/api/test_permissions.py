@@ -136,3 +136,38 @@ def test_unknown_jobs_and_submit_jobs_have_no_permissions_object(api):
 
     hidden_job = Run.objects.get(id=run_id).job_id
     assert call(api, "GET", hidden_job).status_code == 404
+
+
+def test_a_create_list_naming_its_creator_below_owner_keeps_the_creator_owner(api, bob):
+    job_id = create_job(api, access_control_list=[{"user_name": "alice", "permission_level": "CAN_MANAGE"},
+                                                  {"user_name": "bob", "permission_level": "CAN_VIEW"}])
+    assert levels(call(api, "GET", job_id).json()) == {"alice": [("IS_OWNER", False)], "bob": [("CAN_VIEW", False)],
+                                                       ADMINS_GROUP: [("CAN_MANAGE", True)]}
+
+
+def test_the_grant_of_a_deactivated_user_can_still_be_removed(api, client, bob):
+    from jobs.models import Job
+    from jobs.permissions import revoke
+
+    job_id = create_job(api, access_control_list=[{"user_name": "bob", "permission_level": "CAN_VIEW"}])
+    bob.is_active = False
+    bob.save()
+    revoke(Job.objects.get(id=job_id), "user_name", "bob", user=make_user("carol", is_superuser=True))
+    assert not JobPermission.objects.filter(job_id=job_id, user=bob).exists()
+
+
+def test_a_level_the_rule_does_not_know_grants_nothing(api, client, bob):
+    job_id = create_job(api)
+    JobPermission.objects.create(job_id=job_id, user=bob, level="CAN_EVERYTHING")  # a hand-edited row
+    assert client_for(client, bob).get("jobs/get", job_id=job_id).status_code == 403
+
+
+def test_keeping_a_run_job_target_needs_no_new_grant(api, client, bob):
+    target = create_job(api, name="child")
+    bob_api = client_for(client, bob)
+    refused = bob_api.post("jobs/create", {"name": "parent", "tasks": [{"task_key": "t", "run_job_task": {"job_id": target}}]})
+    assert refused.status_code == 400 and f"permissions on job {target}" in refused.content.decode()
+    acl(api, "PATCH", target, {"user_name": "bob", "permission_level": "CAN_MANAGE_RUN"})
+    parent = bob_api.post_ok("jobs/create", {"name": "parent", "tasks": [{"task_key": "t", "run_job_task": {"job_id": target}}]})["job_id"]
+    acl(api, "PUT", target)  # bob loses his grant on the child
+    assert bob_api.post("jobs/update", {"job_id": parent, "new_settings": {"description": "still mine"}}).status_code == 200

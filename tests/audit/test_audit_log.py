@@ -169,3 +169,26 @@ def test_a_deeply_nested_body_is_logged_summarized_not_refused(api):
     api.post("jobs/create", deep)
     logged = json.dumps(rows()[-1].request_params)
     assert '"[NESTED TOO DEEP]"' in logged and logged.count('"x"') == 20
+
+
+def test_odd_ids_and_form_encoded_json_are_logged_not_lost(api, held_broker):
+    job_id = create_job(api)
+    run_id = api.post_ok("jobs/run-now", {"job_id": job_id})["run_id"]
+    # A stray job_id that is no number (or too big for one) must not keep the cancel out of the log.
+    for stray in ("²", "9" * 30):
+        api.client.post("/api/2.2/jobs/runs/cancel", json.dumps({"run_id": run_id, "job_id": stray}),
+                        content_type="application/json", headers=api.headers())
+    cancels = [r for r in rows() if r.action_name == "cancel"]
+    assert [(r.target, r.job_id) for r in cancels] == [(f"run {run_id}", job_id)] * 2
+    # The API reads a JSON body whatever its content type: so does the log, and redacts it.
+    api.client.post("/api/2.0/token/create", json.dumps({"comment": "curl", "token": "s3cret"}),
+                    content_type="application/x-www-form-urlencoded", headers=api.headers())
+    assert rows()[-1].request_params == {"comment": "curl", "token": REDACTED}
+
+
+def test_a_huge_body_is_summarized_in_a_bounded_row(client, db):
+    client.post("/api/2.2/jobs/create", json.dumps({("k" * 5000) + str(i): 1 for i in range(20)}),
+                content_type="application/json")
+    logged = rows()[-1]
+    assert logged.outcome == "denied" and logged.request_params["truncated"] is True
+    assert len(json.dumps(logged.request_params)) < 10_000

@@ -391,3 +391,22 @@ def test_a_run_that_did_not_fail_has_no_upstream_cause(browser, medallion):
     assert "No failed task" in body
     page(browser, "/lineage/runs/987654/upstream/", status=404)
     page(browser, "/lineage/runs/987654/card/", status=404)
+
+
+def test_tables_are_seen_by_all_but_the_tasks_and_runs_of_a_job_only_by_its_viewers(client, medallion):
+    from django.contrib.auth import get_user_model
+
+    from jobs.models import JobPermission
+
+    a, b = medallion["a"], medallion["b"]
+    client.force_login(get_user_model().objects.create_user("bob"))
+    JobPermission.objects.create(job=b, user=get_user_model().objects.get(username="bob"), level="CAN_VIEW")
+    graph = page(client, "/lineage/")
+    assert f'href="/lineage/tables/{SILVER}/"' in graph  # every table
+    assert f'href="/jobs/{b.id}/"' in graph and f'href="/jobs/{a.id}/"' not in graph  # only B's tasks
+    silver = page(client, f"/lineage/tables/{SILVER}/")
+    run_a = medallion["run_a"]["silver_build"].run_id
+    assert f"/jobs/{a.id}/" not in silver and f"/runs/{run_a}/" not in silver and f"run {run_a}" not in silver
+    assert f'href="/jobs/{b.id}/"' in silver  # B reads silver
+    page(client, f"/lineage/runs/{run_a}/card/", status=403)
+    page(client, f"/lineage/jobs/{a.id}/card/", status=403)

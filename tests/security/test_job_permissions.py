@@ -5,7 +5,7 @@ admin), each allowed exactly where the rule (jobs/spec/access.py) says and refus
 import json
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
@@ -250,3 +250,37 @@ def test_a_job_made_in_the_dashboard_is_owned_by_its_maker(browser, user):
     job = Job.objects.get(name="mine")
     assert list(JobPermission.objects.filter(job=job).values_list("user__username", "level")) == [
         (user.username, "IS_OWNER")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_open_socket_is_closed_once_its_grant_is_taken_away(client, held_broker, tmp_path):
+    from runs import dispatch
+
+    world = World("view", client, tmp_path)
+
+    async def scenario():
+        socket = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/runs/{world.active.id}/")
+        socket.scope["user"] = world.user
+        connected, _ = await socket.connect()
+        assert connected
+        await socket.receive_json_from(timeout=10)
+        await sync_to_async(JobPermission.objects.filter(job=world.job, user=world.user).delete)()
+        await sync_to_async(dispatch.cancel_run)(world.active.id)  # the run moves on: a snapshot is due
+        closed = await socket.receive_output(timeout=10)
+        assert closed == {"type": "websocket.close", "code": 4403}
+
+    async_to_sync(scenario)()
+
+
+def test_the_root_cause_shows_log_lines_only_to_who_may_read_logs(viewer_world):
+    world = viewer_world
+    page = world.client.get(f"/jobs/{world.job.id}/runs/{world.failed.id}/").content.decode()
+    assert ("the task&#x27;s own words" in page) is allowed(world, "logs")
+
+
+def test_a_run_id_is_not_redirected_to_its_job_for_who_may_not_view_it(world):
+    response = world.client.get(f"/runs/{world.failed.id}/")
+    if allowed(world, "view"):
+        assert response.status_code == 302 and response["Location"] == f"/jobs/{world.job.id}/runs/{world.failed.id}/"
+    else:
+        assert response.status_code == 403

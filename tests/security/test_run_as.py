@@ -112,3 +112,27 @@ def test_the_editor_applies_the_same_rule(browser, db):
     source = "name: j\nrun_as: {user_name: bob}\ntasks:\n- task_key: t\n  shell_command_task: {command: 'true'}\n"
     response = browser.post("/jobs/new/source/", {"format": "yaml", "source": source})
     assert response.status_code == 200 and "may not run jobs as bob" in response.content.decode()
+
+
+def test_a_task_token_is_never_admin_and_makes_no_tokens(api, client, db, held_broker, settings):
+    root = get_user_model().objects.create_superuser("root-admin")
+    admin_api = client_for(client, root)
+    job_id = admin_api.post_ok("jobs/create", job_body())["job_id"]  # runs as root, its owner
+    other = api.post_ok("jobs/create", job_body())["job_id"]  # alice's: root may see it as an admin only
+    run_id = admin_api.post_ok("jobs/run-now", {"job_id": job_id})["run_id"]
+    attempt = TaskRun.objects.select_related("run").get(run_id=run_id)
+    headers = {"Authorization": f"Bearer {databricks_environment(attempt)['DATABRICKS_TOKEN']}"}
+    assert client.get("/api/2.2/jobs/get", {"job_id": job_id}, headers=headers).status_code == 200  # its own job
+    assert client.get("/api/2.2/jobs/get", {"job_id": other}, headers=headers).status_code == 403  # no admin
+    made = client.post("/api/2.0/token/create", "{}", content_type="application/json", headers=headers)
+    assert made.status_code == 403 and "cannot make or revoke tokens" in made.json()["message"]
+    assert client.get("/api/2.0/token-management/tokens", headers=headers).status_code == 403
+    settings.LAKEFLOW_TASK_RUN_AS_TOKEN = False
+    assert databricks_environment(attempt) == {}
+
+
+def test_a_service_principal_may_name_itself_as_run_as(client, db):
+    robot = service_principal()
+    robot_api = client_for(client, robot)
+    job_id = robot_api.post_ok("jobs/create", job_body(run_as={"service_principal_name": APPLICATION_ID}))["job_id"]
+    assert robot_api.get_ok("jobs/get", job_id=job_id)["run_as_user_name"] == APPLICATION_ID
