@@ -87,10 +87,10 @@ class JobForm(forms.Form):
         choices=[("ANY_UPDATED", "Any of the tables is updated"), ("ALL_UPDATED", "All of the tables are updated")],
         required=False, label="Run when", initial="ANY_UPDATED")
     min_time_between_triggers_seconds = forms.IntegerField(
-        required=False, label="Minimum seconds between runs", help_text="At least 60; leave empty for no limit.")
+        required=False, label="Minimum seconds between runs", help_text="At least 60; leave empty (or 0) for no limit.")
     wait_after_last_change_seconds = forms.IntegerField(
         required=False, label="Wait seconds after the last change",
-        help_text="At least 60; leave empty to start at once.")
+        help_text="At least 60; leave empty (or 0) to start at once.")
     paused = forms.BooleanField(required=False, label="Paused: the trigger does not start runs")
     max_concurrent_runs = forms.IntegerField(required=False, initial=1, label="Maximum concurrent runs")
     timeout_seconds = forms.IntegerField(required=False, initial=0, label="Timeout (seconds)",

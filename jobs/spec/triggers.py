@@ -12,7 +12,8 @@ Decisions:
 - `timezone_id` must be an IANA name that zoneinfo knows ("UTC" included).
 - `table` is the deprecated name of `table_update` and is checked the same way.
 - The two file-arrival/table-update timers must be at least 60 seconds when set, the minimum
-  the SDK documents; leaving them out means no wait.
+  the SDK documents; leaving them out, or 0 (proto3's default, which Databricks accepts and
+  clients that send every field write), means no wait.
 - `table_names`: 1 to 10 distinct non-empty names; the `catalog.schema.table` form is not
   enforced, since this server has no Unity Catalog.
 - `file_arrival.url` must be a local directory: an absolute path or a file:/// URI.
@@ -185,9 +186,9 @@ def _check_table_names(c: Checker, table_update: dict, path: str) -> None:
 def _check_timers(c: Checker, block: dict, path: str) -> None:
     for timer in TIMERS:
         value = c.integer(block, path, timer)
-        if value is not None and value < MIN_TIMER_SECONDS:
+        if value is not None and 0 < value < MIN_TIMER_SECONDS:
             c.add(f"{path}.{timer}", f"must be at least {MIN_TIMER_SECONDS} seconds "
-                                     "(the Databricks minimum); leave it out for no wait")
+                                     "(the Databricks minimum); leave it out or set 0 for no wait")
 
 
 def _local_directory_problem(url: str) -> str | None:

@@ -241,11 +241,64 @@ class DBUtils:
         return "<dbutils (lakeflow)>"
 
 
+SPARK_MESSAGE = ("spark is not available on this server: it runs no Spark cluster. Use a sql_task on a SQL "
+                 "warehouse (DuckDB or PostgreSQL), DuckDB or pandas in Python, and dbutils for widgets, task "
+                 "values and notebook.exit")
+
+
+class NoSpark:
+    """Where Databricks code finds ``spark``: any use says what to use instead."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise SparkUnavailable(SPARK_MESSAGE)
+
+    def __call__(self, *args, **kwargs):
+        raise SparkUnavailable(SPARK_MESSAGE)
+
+    def __repr__(self):
+        return "<spark: not available on this server>"
+
+
+class SparkUnavailable(RuntimeError):
+    pass
+
+
+SparkUnavailable.__module__ = "dbutils"
+
+
+def runtime_module(namespace):
+    """A ``dbruntime`` module as a Databricks runtime has one: ``databricks.sdk.runtime`` (``from
+    databricks.sdk.runtime import dbutils``) and ``WorkspaceClient().dbutils`` take the notebook
+    namespace from ``dbruntime.UserNamespaceInitializer``, so they give this dbutils instead of
+    the SDK's remote one."""
+    import types
+
+    class UserNamespaceInitializer:
+        @classmethod
+        def getOrCreate(cls):  # noqa: N802 (the runtime's name)
+            return cls()
+
+        def get_namespace_globals(self):
+            return namespace
+
+    module = types.ModuleType("dbruntime", "The Databricks runtime's namespace, as this server provides it.")
+    module.UserNamespaceInitializer = UserNamespaceInitializer
+    return module
+
+
 def install(**kwargs):
-    """Create a DBUtils and make it the builtin ``dbutils``; return it."""
+    """Create a DBUtils, make it the builtin ``dbutils`` and what ``databricks.sdk.runtime`` hands
+    out (with a NoSpark as its ``spark``; no builtin ``spark``: code that tests for one to build
+    its own session must still find none); return it."""
     import builtins
+    import sys
 
     builtins.dbutils = DBUtils(**kwargs)
+    namespace = {"dbutils": builtins.dbutils, "spark": NoSpark(), "getArgument": builtins.dbutils.widgets.get}
+    sys.modules["dbruntime"] = runtime_module(namespace)
+    sys.modules.pop("databricks.sdk.runtime", None)  # imported before: read the namespace again
     return builtins.dbutils
 
 

@@ -126,6 +126,7 @@ from databricks.sdk.errors import PermissionDenied
 
 w = WorkspaceClient()  # the SDK's default auth: DATABRICKS_HOST and DATABRICKS_TOKEN from the server
 print("me", w.current_user.me().user_name)
+print("dbutils", w.dbutils is dbutils)  # the runtime's dbutils, as on Databricks
 print("readable", w.jobs.get(int(sys.argv[1])).settings.name)
 try:
     w.jobs.get(int(sys.argv[2]))
@@ -151,5 +152,6 @@ def test_a_task_s_own_workspace_client_acts_as_the_run_as_identity(server):
     run = admin.jobs.run_now(job_id=job.job_id).result(timeout=WAIT)
     logs = admin.jobs.get_run_output(run.tasks[0].run_id).logs
     assert f"me {robot.application_id}" in logs
+    assert "dbutils True" in logs
     assert "readable the robot may read" in logs
     assert f"private denied: User {robot.application_id} does not have View permissions on job {private}." in logs

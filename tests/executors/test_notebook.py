@@ -334,3 +334,14 @@ def test_a_kernel_that_dies_fails_the_task_naming_the_cell(tmp_path):
     assert attempt.outcome.exit_code == 1
     assert attempt.result.error == "The Python kernel died while running cell 2 (e.g. out of memory)"
     assert stdout_of(attempt.executed().cells[0]) == "one\n"
+
+
+def test_a_notebook_importing_databricks_sdk_runtime_gets_this_dbutils(tmp_path):
+    workspace = workspace_with(tmp_path)
+    write_notebook(workspace, "runtime.ipynb",
+                   "from databricks.sdk.runtime import dbutils as runtime_dbutils\n"
+                   "print(runtime_dbutils is dbutils, runtime_dbutils.widgets.get('region'))",
+                   "dbutils.notebook.exit('done')")
+    attempt = Attempt(workspace, {"notebook_path": "runtime"}, widgets={"region": "eu"})
+    assert attempt.outcome.succeeded, attempt.result.error
+    assert stdout_of(attempt.executed().cells[0]) == "True eu\n"

@@ -234,3 +234,24 @@ def test_what_a_script_declares_with_dbutils_lineage_reaches_the_worker(tmp_path
     assert result.declared_lineage == [
         {"reads": ["default.main.orders", "/Volumes/main/raw/in"], "writes": ["default.main.totals"]},
         {"reads": [], "writes": ["analytics.main.report"]}]
+
+
+def test_databricks_sdk_runtime_gives_this_dbutils_and_a_spark_that_says_what_to_use(tmp_path):
+    outcome, result, log = run_script(tmp_path, """
+        from databricks.sdk.runtime import dbutils as runtime_dbutils, spark
+        import databricks.sdk.runtime as runtime
+        print(runtime_dbutils is dbutils, runtime.dbutils is dbutils)
+        print(runtime_dbutils.widgets.get("day"))
+        try:
+            spark.sql("select 1")
+        except Exception as exc:
+            print(type(exc).__name__, exc)
+        import builtins
+        print("no builtin spark:", not hasattr(builtins, "spark"))  # code that tests for one builds its own
+    """, widgets={"day": "mon"})
+    assert outcome.succeeded, result.error
+    lines = log.splitlines()
+    assert lines[:2] == ["True True", "mon"]
+    assert lines[2].startswith("SparkUnavailable spark is not available on this server") and "sql_task" in lines[2]
+    assert lines[3] == "no builtin spark: True"
+

@@ -168,10 +168,12 @@ def test_file_arrival_url_is_required():
 
 @pytest.mark.parametrize("kind", ["file_arrival", "table_update", "table"])
 @pytest.mark.parametrize("timer", ["min_time_between_triggers_seconds", "wait_after_last_change_seconds"])
-def test_timers_are_at_least_60_seconds(kind, timer):
+def test_timers_are_at_least_60_seconds_or_0_for_none(kind, timer):
     block = {"url": "/in"} if kind == "file_arrival" else {"table_names": ["t"]}
     at = f"trigger.{kind}.{timer}"
-    too_short = "must be at least 60 seconds (the Databricks minimum); leave it out for no wait"
+    too_short = "must be at least 60 seconds (the Databricks minimum); leave it out or set 0 for no wait"
+    assert problems({"trigger": {kind: {**block, timer: 0}}}) == []
+    assert problems({"trigger": {kind: {**block, timer: 1}}}) == [(at, too_short)]
     assert problems({"trigger": {kind: {**block, timer: 59}}}) == [(at, too_short)]
     assert problems({"trigger": {kind: {**block, timer: -1}}}) == [(at, "must be between 0 and 2,147,483,647")]
     assert problems({"trigger": {kind: {**block, timer: 1.5}}}) == [(at, "must be an integer")]
