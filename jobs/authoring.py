@@ -22,6 +22,7 @@ from jobs.settings_text import settings_as_text
 from jobs.models import Job
 from jobs.permissions import check, jobs_where, may
 from jobs.spec.access import Action
+from jobs.spec.task_types import unsupported_tasks
 from jobs.query_params import query_int
 from jobs.spec.settings import INT32_MAX, SettingsInvalid, validate_job_settings
 from jobs.pages import find_job_or_404, live_jobs
@@ -103,6 +104,7 @@ def edit_with_form(request, job):
         "time_zones": sorted(zoneinfo.available_timezones()),
         "warehouses": sorted(django_settings.LAKEFLOW_WAREHOUSES),
         "jobs_to_run": jobs_to_run[:RUN_JOB_SUGGESTIONS],
+        "unsupported": unsupported_tasks(editor.current or {}),
     })
 
 

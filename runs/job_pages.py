@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from jobs.pages import find_job_or_404, live_jobs, posted_parameters
 from jobs.permissions import abilities, acl_body, check, viewable_jobs
 from jobs.spec.access import LEVELS, PRINCIPAL_KINDS, Action
+from jobs.spec.task_types import unsupported_tasks
 from jobs.query_params import query_int
 from runs.admission import RunRefused, create_run
 from runs.engine.parameters import ParametersInvalid
@@ -141,6 +142,7 @@ def job_detail(request, job_id):
         "parameters": parameters, "chart": duration_series(job),
         "version": job.current_version, "can_manage": can["manage"], "can": can,
         "acl": acl_rows(job), "levels": LEVELS, "principal_kinds": PRINCIPAL_KINDS,
+        "unsupported": unsupported_tasks(job.settings),
     })
 
 

@@ -212,7 +212,9 @@ def _check_task_fields(c: Checker, task: dict, path: str, in_for_each: bool) -> 
         return
     kind = present[0]
     if kind in UNSUPPORTED_TASK_TYPES:
-        c.add(f"{path}.{kind}", f"{kind} is not supported by this server")
+        # Saved as written, so a job with one task this server cannot run is not lost whole: the
+        # task fails when it would start (runs/worker.py), and the job page says so beforehand.
+        c.obj(task, path, kind, required=True)
         return
     block = c.obj(task, path, kind, required=True)
     if block is None:

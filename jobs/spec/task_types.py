@@ -15,6 +15,22 @@ UNSUPPORTED_TASK_TYPES = (
 TASK_TYPES = EXECUTABLE_TASK_TYPES + UNSUPPORTED_TASK_TYPES
 
 
+def not_supported(kind: str) -> str:
+    """What a task of a type this server cannot run says, at start and on the pages."""
+    return f"{kind} is not supported by this server"
+
+
+def unsupported_tasks(settings: dict) -> list[tuple[str, str]]:
+    """(task key, type) of the job's tasks (a for-each's inner task too) this server cannot run."""
+    found = []
+    for task in settings.get("tasks") or []:
+        inner = (task.get("for_each_task") or {}).get("task") if isinstance(task, dict) else None
+        for candidate in (task, inner):
+            if isinstance(candidate, dict) and task_type_of(candidate) in UNSUPPORTED_TASK_TYPES:
+                found.append((str(candidate.get("task_key", "")), task_type_of(candidate)))
+    return found
+
+
 def task_type_of(task: dict) -> str | None:
     """The task-type key of `task`, or None if it has none (or several)."""
     present = [name for name in TASK_TYPES if name in task]

@@ -348,3 +348,25 @@ def test_each_retry_is_its_own_task_run_linked_to_the_first_attempt(api, tmp_pat
     assert first["run_id"] != second["run_id"]
     assert second["original_attempt_run_id"] == first["run_id"] == first["original_attempt_run_id"]
     assert run["state"]["result_state"] == "SUCCESS"
+
+
+def test_a_task_of_a_type_this_server_cannot_run_fails_alone_and_the_rest_of_the_job_runs(api, client, committed):
+    pipeline = {"task_key": "dlt", "pipeline_task": {"pipeline_id": "p-1"}}
+    job_id = create_job(api, tasks=[pipeline, shell_task("other"),
+                                    shell_task("after", depends_on=["dlt"], run_if="ALL_DONE"),
+                                    shell_task("strict", depends_on=["dlt"]),
+                                    {"task_key": "off", "disabled": True, "pipeline_task": {"pipeline_id": "p-2"}}])
+    assert api.get_ok("jobs/get", job_id=job_id)["settings"]["tasks"][0]["pipeline_task"] == {"pipeline_id": "p-1"}
+    from jobs.models import Job
+
+    client.force_login(Job.objects.get(id=job_id).creator)
+    page = client.get(f"/jobs/{job_id}/").content.decode()
+    assert 'data-task-key="dlt"' in page and "pipeline_task</code>, which this server cannot run" in page
+    run = api.get_ok("jobs/runs/get", run_id=run_now(api, job_id))
+    states = {key: (task["state"].get("result_state"), task["state"]["state_message"])
+              for key, task in tasks_by_key(run).items()}
+    assert states["dlt"] == ("FAILED", "pipeline_task is not supported by this server")
+    assert states["other"][0] == "SUCCESS" and states["after"][0] == "SUCCESS"
+    assert states["strict"][0] == "UPSTREAM_FAILED"
+    assert run["state"]["result_state"] == "FAILED"
+    assert states["off"] == ("DISABLED", "Task is disabled")  # disabled: skipped cleanly, never "not supported"

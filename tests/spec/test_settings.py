@@ -2,6 +2,7 @@ import copy
 
 import pytest
 
+from jobs.spec.task_types import unsupported_tasks
 from jobs.spec.settings import (
     EXECUTABLE_TASK_TYPES,
     Problem,
@@ -205,9 +206,12 @@ def test_a_task_with_two_types_names_both():
 
 @pytest.mark.parametrize("kind", ["spark_jar_task", "pipeline_task", "dbt_task", "dashboard_task",
                                   "power_bi_task", "python_operator_task", "clean_rooms_notebook_task"])
-def test_databricks_task_types_we_cannot_run_are_rejected_by_name(kind):
-    assert problems_of(job(typed("a", kind, {}))) == {
-        f"tasks[0].{kind}": f"{kind} is not supported by this server"}
+def test_databricks_task_types_we_cannot_run_are_kept_as_written(kind):
+    block = {"pipeline_id": "p-1", "full_refresh": True} if kind == "pipeline_task" else {"anything": [1, "x"]}
+    settings = validate_job_settings(job(typed("a", kind, block)))
+    assert settings["tasks"][0][kind] == block
+    assert unsupported_tasks(settings) == [("a", kind)]
+    assert problems_of(job(typed("a", kind, "not an object"))) == {f"tasks[0].{kind}": "must be an object"}
 
 
 def test_task_type_of_names_the_one_type_present():
