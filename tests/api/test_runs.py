@@ -362,6 +362,8 @@ def test_a_task_of_a_type_this_server_cannot_run_fails_alone_and_the_rest_of_the
     client.force_login(Job.objects.get(id=job_id).creator)
     page = client.get(f"/jobs/{job_id}/").content.decode()
     assert 'data-task-key="dlt"' in page and "pipeline_task</code>, which this server cannot run" in page
+    editor = client.get(f"/jobs/{job_id}/edit/")
+    assert editor.status_code == 200 and "this form cannot edit it" in editor.content.decode()
     run = api.get_ok("jobs/runs/get", run_id=run_now(api, job_id))
     states = {key: (task["state"].get("result_state"), task["state"]["state_message"])
               for key, task in tasks_by_key(run).items()}
