@@ -4,8 +4,8 @@ update_permissions and get_permission_levels: GET, PUT (replace) and PATCH (merg
 
 import re
 
-from api.http import INT64_MAX, api_view, does_not_exist, invalid
-from jobs.models import Job
+from api.http import INT64_MAX, api_view, invalid
+from api.jobs import find_job
 from jobs.permissions import acl_body, change_acl, check
 from jobs.spec.access import DESCRIPTIONS, Action
 
@@ -14,10 +14,7 @@ def job_named(job_id):
     """The job of a permissions path; runs/submit's hidden jobs have no permissions object."""
     if not re.fullmatch(r"[0-9]{1,19}", job_id) or int(job_id) > INT64_MAX:
         raise invalid(f"{job_id!r} is not a job id")
-    job = Job.objects.filter(id=int(job_id), kind=Job.Kind.JOB, deleted_at__isnull=True).first()
-    if job is None:
-        raise does_not_exist("Job", job_id)
-    return job
+    return find_job(int(job_id))
 
 
 def acl_entries(data):

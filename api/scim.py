@@ -18,7 +18,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from api.http import ApiError, api_view, int_param, invalid, str_param
-from jobs.models import ServicePrincipal, is_admin
+from jobs.models import ServicePrincipal
+from jobs.permissions import caller_of
 
 SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -109,7 +110,7 @@ def list_page(data, queryset, shape):
 
 
 def admin_only(request):
-    if not is_admin(request.user):
+    if not caller_of(request.user).is_admin:
         raise ApiError(403, "PERMISSION_DENIED", f"User {request.user.get_username()} is not an admin: only "
                                                  "admins may create, change or delete users, groups and service principals")
 
@@ -328,22 +329,21 @@ def get_group(request, data, group_id):
 @api_view("POST")
 def create_group(request, data):
     admin_only(request)
-    name = _required_text(data, "displayName")
-    with transaction.atomic():
-        group = Group(name=name[:150])
-        _save(group, f"A group named {name} already exists")
-        group.user_set.set(_members(data.get("members") or []))
-    return group_dict(group)
+    return _store_group(Group(), data)
 
 
 @api_view("PUT")
 def replace_group(request, data, group_id):
     admin_only(request)
-    group = _one(Group.objects.all(), group_id, "Group")
-    with transaction.atomic():
-        group.name = _required_text(data, "displayName")[:150]
-        _save(group, f"A group named {group.name} already exists")
-        group.user_set.set(_members(data.get("members") or []))
+    return _store_group(_one(Group.objects.all(), group_id, "Group"), data)
+
+
+@transaction.atomic
+def _store_group(group, data):
+    """Create or replace a group: its name and its whole member list."""
+    group.name = _required_text(data, "displayName")[:150]
+    _save(group, f"A group named {group.name} already exists")
+    group.user_set.set(_members(data.get("members") or []))
     return group_dict(group)
 
 

@@ -9,7 +9,8 @@ import uuid
 from django.utils import timezone
 
 from api.http import ApiError, api_view, int_param, str_param
-from jobs.models import ApiToken, ServicePrincipal, acts_for_a_task, is_admin
+from jobs.models import ApiToken, ServicePrincipal, acts_for_a_task
+from jobs.permissions import caller_of
 
 MAX_LIFETIME_SECONDS = 10 * 365 * 24 * 3600
 
@@ -73,7 +74,7 @@ def _revoke(tokens, token_id):
 
 
 def _admin(request):
-    if not is_admin(request.user):
+    if not caller_of(request.user).is_admin:
         raise ApiError(403, "PERMISSION_DENIED", f"User {request.user.get_username()} is not an admin: only admins "
                                                  "manage other identities' tokens")
 

@@ -5,13 +5,13 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 
 from audit.query import BadFilter, filtered, page
-from jobs.models import is_admin
+from jobs.permissions import caller_of
 from jobs.query_params import query_int
 
 
 @login_required
 def audit_page(request):
-    if not is_admin(request.user):
+    if not caller_of(request.user).is_admin:
         raise PermissionDenied("The audit log is for workspace admins")
     wanted = {name: request.GET.get(name, "").strip() for name in ("user", "action", "since", "until")}
     job_id = query_int(request, "job")

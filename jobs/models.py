@@ -159,11 +159,6 @@ def acts_for_a_task(user):
     return bool(getattr(user, "acts_for_a_task", False))
 
 
-def is_admin(user):
-    if acts_for_a_task(user):
-        return False
-    return bool(user.is_superuser or user.groups.filter(name=ADMINS_GROUP).exists())
-
 
 class JobPermission(models.Model):
     """A direct grant of a level on a job to a user (or service principal) or to a group. The

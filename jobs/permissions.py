@@ -79,8 +79,15 @@ def may(user, job_id, action):
 
 
 def check(user, job_id, action):
-    if not may(user, job_id, action):
+    """Raise AccessDenied unless `user` may do `action` on the job; return all its abilities
+    there (for the page's buttons), from the one read of its grants."""
+    can = abilities(user, [job_id])[job_id]
+    if not can[next(name for name, kind in ABILITIES if kind == action)]:
         raise AccessDenied(refusal(user.get_username(), job_id, action))
+    return can
+
+
+ABILITIES = (("view", Action.VIEW), ("logs", Action.VIEW_LOGS), ("run", Action.RUN), ("manage", Action.MANAGE))
 
 
 def abilities(user, job_ids):
@@ -88,8 +95,7 @@ def abilities(user, job_ids):
     caller = caller_of(user)
     grants = {} if caller.is_admin else grants_by_job(job_ids)
     return {job_id: {name: caller.is_admin or rule_may(caller, grants[job_id], action)
-                     for name, action in (("view", Action.VIEW), ("logs", Action.VIEW_LOGS),
-                                          ("run", Action.RUN), ("manage", Action.MANAGE))}
+                     for name, action in ABILITIES}
             for job_id in job_ids}
 
 

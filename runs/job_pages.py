@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from jobs.pages import find_job_or_404, live_jobs, posted_parameters
-from jobs.permissions import abilities, acl_body, check, viewable_jobs
+from jobs.permissions import acl_body, check, viewable_jobs
 from jobs.spec.access import LEVELS, PRINCIPAL_KINDS, Action
 from jobs.spec.task_types import unsupported_tasks
 from jobs.query_params import query_int
@@ -121,8 +121,7 @@ def acl_rows(job):
 @login_required
 def job_detail(request, job_id):
     job = find_job_or_404(job_id)
-    check(request.user, job.id, Action.VIEW)
-    can = abilities(request.user, [job.id])[job.id]
+    can = check(request.user, job.id, Action.VIEW)
     runs = Run.objects.filter(job=job).order_by("-id")
     before = query_int(request, "before")
     if before is not None:

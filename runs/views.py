@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from jobs.pages import posted_parameters
-from jobs.permissions import abilities, check, viewable_jobs
+from jobs.permissions import check, viewable_jobs
 from jobs.spec.access import Action
 from jobs.query_params import query_int
 from runs import dispatch
@@ -31,12 +31,13 @@ LOG_PAGE_BYTES = 256 * 1024
 
 
 def find_run_or_404(user, run_id, job_id=None, action=Action.VIEW):
-    """The run, if it exists and `user` may do `action` on its job (403 otherwise)."""
+    """The run, if it exists and `user` may do `action` on its job (403 otherwise), with what
+    the user may do there as `run.can`."""
     runs = Run.objects.select_related("job", "job_version", "creator", "run_as")
     run = runs.filter(id=run_id).first()
     if run is None or (job_id is not None and run.job_id != job_id):
         raise Http404(f"Run {run_id} does not exist")
-    check(user, run.job_id, action)
+    run.can = check(user, run.job_id, action)
     return run
 
 
@@ -44,7 +45,7 @@ def find_task_run_or_404(user, task_run_id, action=Action.VIEW):
     attempt = TaskRun.objects.select_related("run", "run__job").filter(id=task_run_id).first()
     if attempt is None:
         raise Http404(f"Task run {task_run_id} does not exist")
-    check(user, attempt.run.job_id, action)
+    attempt.can = check(user, attempt.run.job_id, action)
     return attempt
 
 
@@ -122,7 +123,7 @@ def run_detail(request, job_id, run_id):
     wanted = query_int(request, "task")
     if wanted is not None:
         selected = TaskRun.objects.filter(id=wanted, run=run).first()
-    can = abilities(request.user, [run.job_id])[run.job_id]
+    can = run.can
     root_cause = explain(run) if snapshot["finished"] else None
     if root_cause and not can["logs"]:  # the log's last lines are for CAN_MANAGE_RUN and up
         for origin in root_cause.get("origins") or []:
@@ -203,7 +204,7 @@ def task_output(attempt):
 def task_panel(request, task_run_id):
     """One attempt's details, as an HTML fragment the run page swaps in (or a page of its own)."""
     attempt = find_task_run_or_404(request.user, task_run_id)
-    can = abilities(request.user, [attempt.run.job_id])[attempt.run.job_id]
+    can = attempt.can
     log, truncated = read_log_tail(attempt.log_path, LOG_PAGE_BYTES) if attempt.log_path and can["logs"] else ("", False)
     siblings = TaskRun.objects.filter(run=attempt.run, task_key=attempt.task_key,
                                       for_each_key=attempt.for_each_key, iteration=attempt.iteration).order_by("id")
