@@ -49,6 +49,7 @@ class Checker:
         self.task_keys: set[str] = set()
         self.parameter_names: set[str] = set()
         self.env_keys: set[str] = set()
+        self.environment_keys: set[str] = set()  # the job's environments[].environment_key
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))

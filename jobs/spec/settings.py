@@ -20,6 +20,7 @@ from .command_line import MAX_ARGUMENT_BYTES, command_line_problems
 from .checker import INT32_MAX, INT64_MAX, MISSING, Checker, Problem, SettingsInvalid, _at  # noqa: F401 (re-exported)
 from .documents import DocumentRefused, check_document
 from .embedded import EmbeddedReferenceError, shell_command_with_variables, sql_with_markers
+from .environments import check_environments, check_task_environment
 from .triggers import EXCLUSIVE_BLOCKS, check_triggers, with_trigger_defaults
 
 
@@ -202,6 +203,7 @@ def _check_task_fields(c: Checker, task: dict, path: str, in_for_each: bool) -> 
     env_key = c.string(task, path, "environment_variables_key")
     if env_key is not None and env_key not in c.env_keys:
         c.add(f"{path}.environment_variables_key", f"there is no environment_variables entry '{env_key}' in this job")
+    check_task_environment(c, task, path, c.environment_keys)
 
     present = [name for name in TASK_TYPES if name in task]
     if not present:
@@ -405,6 +407,7 @@ def _check_job_fields(c: Checker, data: dict, for_submit: bool) -> None:
     _check_known_fields(c, data, for_submit)
     if "environment_variables" in data:
         c.env_keys = _check_environment_variables(c, data["environment_variables"])
+    c.environment_keys = check_environments(c, data.get("environments") or [])
     c.choice(data, "", "edit_mode", EDIT_MODES)
     c.choice(data, "", "performance_target", PERFORMANCE_TARGETS)
     if for_submit:

@@ -433,11 +433,11 @@ def test_fields_owned_by_other_modules_pass_through_verbatim():
         "git_source": {"git_url": "https://example.com/r.git", "git_provider": "gitHub"},
         "duration_target": "4h",
     }
-    settings = validate_job_settings(job(notebook("a", job_cluster_key="c", libraries=[{"pypi": {}}]), **extra))
+    settings = validate_job_settings(job(notebook("a", job_cluster_key="c", libraries=[{"pypi": {"package": "six"}}]), **extra))
     # Verbatim, except that a schedule reads back with its default pause_status, as on Databricks.
     extra["schedule"]["pause_status"] = "UNPAUSED"
     assert {key: settings[key] for key in extra} == extra
-    assert settings["tasks"][0]["libraries"] == [{"pypi": {}}]
+    assert settings["tasks"][0]["libraries"] == [{"pypi": {"package": "six"}}]
 
 
 def test_the_input_is_not_mutated():
