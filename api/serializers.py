@@ -20,7 +20,7 @@ from runs.engine.states import (
     RunResultState as R,
     is_finished,
 )
-from runs.executors.supervisor import read_log_tail
+from runs.task_logs import read_task_log_tail, redactor
 from runs.for_each import iteration_stats
 from runs.loading import attempt_task_settings
 
@@ -286,12 +286,13 @@ def run_output_dict(attempt, *, base_url, now, with_logs=True):
     """RunOutput of one task run: its metadata, the last 5 MB of its log (for those who may read
     logs), its error and result."""
     body = {"metadata": task_run_as_run(attempt, base_url=base_url, now=now)}
+    redact = redactor(attempt)  # the secret values the attempt fetched, as Databricks hides them
     if attempt.log_path and with_logs:
-        body["logs"], body["logs_truncated"] = read_log_tail(attempt.log_path)
+        body["logs"], body["logs_truncated"], _ = read_task_log_tail(attempt)
     if attempt.error:
-        body["error"] = attempt.error
+        body["error"] = redact(attempt.error)
     if attempt.error_trace:
-        body["error_trace"] = attempt.error_trace
+        body["error_trace"] = redact(attempt.error_trace)
     if attempt.notebook_result is not None:
         result = attempt.notebook_result
         if isinstance(result, dict):
@@ -354,7 +355,7 @@ def notebook_views(attempts):
             from runs.notebook_html import render_html
 
             try:
-                content = render_html(attempt.executed_notebook)
+                content = render_html(attempt.executed_notebook, redact=redactor(attempt))
             except OSError as exc:  # NotebookUnreadable too: gone, or rewritten by its own task
                 content = f"<p>Task run {attempt.id}: {html.escape(str(exc))}.</p>"
             views.append({"name": f"{attempt.task_key} (task run {attempt.id})", "type": "NOTEBOOK",
@@ -366,7 +367,7 @@ def export_html(run, with_logs=True):
     """A self-contained page of the run, its tasks, parameters and each attempt's log tail (for
     those who may read logs); everything from the run is escaped by the template."""
     attempts = ordered_attempts(run)
-    logs = [(a, *read_log_tail(a.log_path, max_bytes=EXPORT_LOG_BYTES))
+    logs = [(a, *read_task_log_tail(a, max_bytes=EXPORT_LOG_BYTES)[:2])
             for a in attempts if a.log_path and with_logs]
     return export_template().render(Context({"run": run, "attempts": attempts, "logs": logs}))
 

@@ -8,6 +8,7 @@ from api.http import databricks_config, endpoint_not_found, methods, openapi
 from api import lineage as lineage_api
 from api import audit, permissions, scim
 from api import tokens
+from api import secrets as secrets_api
 from api import runs as runs_api
 
 app_name = "api"
@@ -65,6 +66,16 @@ urlpatterns = [
     path("api/2.0/permissions/jobs/<str:job_id>/permissionLevels", permissions.get_permission_levels,
          name="job-permission-levels"),
     path("api/2.0/lakeflow/audit-log", audit.list_audit_events, name="audit-log"),
+] + [
+    path(f"api/2.0/secrets/{route}", view, name=f"secrets-{route.replace('/', '-')}")
+    for route, view in [
+        ("scopes/create", secrets_api.create_scope), ("scopes/delete", secrets_api.delete_scope),
+        ("scopes/list", secrets_api.list_scopes), ("put", secrets_api.put_secret),
+        ("delete", secrets_api.delete_secret), ("list", secrets_api.list_secrets), ("get", secrets_api.get_secret),
+        ("acls/put", secrets_api.put_acl), ("acls/delete", secrets_api.delete_acl),
+        ("acls/get", secrets_api.get_acl), ("acls/list", secrets_api.list_acls),
+    ]
+] + [
     path("api/v1/lineage", lineage_api.openlineage_events, name="openlineage-events"),
     path("api/2.0/lineage-tracking/table-lineage", lineage_api.table_lineage, name="table-lineage"),
     path("api/2.0/lineage-tracking/column-lineage", lineage_api.column_lineage, name="column-lineage"),

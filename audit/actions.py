@@ -37,6 +37,12 @@ API_ACTIONS = {
     ("scim-sp", "PATCH"): ("accounts", "updateServicePrincipal"),
     ("scim-sp", "DELETE"): ("accounts", "deleteServicePrincipal"),
     ("openlineage-events", None): ("lineage", "postEvent"),
+    ("secrets-scopes-create", None): ("secrets", "createScope"),
+    ("secrets-scopes-delete", None): ("secrets", "deleteScope"),
+    ("secrets-put", None): ("secrets", "putSecret"),
+    ("secrets-delete", None): ("secrets", "deleteSecret"),
+    ("secrets-acls-put", None): ("secrets", "putAcl"),
+    ("secrets-acls-delete", None): ("secrets", "deleteAcl"),
 }
 PAGE_ACTIONS = {
     "jobs:new": ("jobs", "create"), "jobs:new_source": ("jobs", "create"),

@@ -111,6 +111,9 @@ LAKEFLOW_OPENLINEAGE_EXPORT_API_KEY = env_str("LAKEFLOW_OPENLINEAGE_EXPORT_API_K
 # runs, never admin). Tasks of other jobs under the same OS user can read a task's environment:
 # false keeps identities out of tasks on a server whose job authors do not trust each other.
 LAKEFLOW_TASK_RUN_AS_TOKEN = env_bool("LAKEFLOW_TASK_RUN_AS_TOKEN", True)
+# Fernet key(s) for secret values at rest (comma-separated: the first encrypts, all decrypt); unset:
+# one generated in LAKEFLOW_HOME/secrets_key. Losing it makes every stored secret unreadable.
+LAKEFLOW_SECRETS_KEY = env_str("LAKEFLOW_SECRETS_KEY")
 # A file-arrival trigger watches at most this many files in its tree; past it, the trigger says
 # so in its last_error and waits. Scans run on the clock's threads, off its step (false: in it).
 LAKEFLOW_FILE_ARRIVAL_MAX_FILES = env_int("LAKEFLOW_FILE_ARRIVAL_MAX_FILES", 10_000)
@@ -155,6 +158,7 @@ INSTALLED_APPS = [
     "runs",
     "lineage",
     "audit",
+    "vault",
     "django_q",
     "axes",
 ]

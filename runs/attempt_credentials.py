@@ -98,3 +98,35 @@ def databricks_environment(attempt):
     if attempt.run.run_as_id is None or not settings.LAKEFLOW_TASK_RUN_AS_TOKEN:
         return {}
     return {"DATABRICKS_HOST": settings.LAKEFLOW_BASE_URL, "DATABRICKS_TOKEN": run_as_token(attempt.id)}
+
+
+# --- the secrets credential: what dbutils.secrets inside a task authenticates with ---------------
+
+_SECRETS_SALT = "lakeflow.secrets-credential"
+_SECRETS_PREFIX = "secrets-"
+SECRETS_URL_ENV = "LAKEFLOW_SECRETS_URL"
+SECRETS_TOKEN_ENV = "LAKEFLOW_SECRETS_TOKEN"
+
+
+def secrets_credential(attempt_id):
+    """A credential that only reads secrets (the ones the run-as identity may READ) while the
+    attempt runs. Its own salt: the OpenLineage key, which task code may send elsewhere by pointing
+    OPENLINEAGE_URL away, reads no secret; and it works with LAKEFLOW_TASK_RUN_AS_TOKEN off."""
+    return signing.TimestampSigner(salt=_SECRETS_SALT).sign(f"{_SECRETS_PREFIX}{attempt_id}")
+
+
+def attempt_of_secrets_credential(token):
+    if not token.startswith(_SECRETS_PREFIX):
+        return None
+    try:
+        value = signing.TimestampSigner(salt=_SECRETS_SALT).unsign(token, max_age=RUN_AS_TOKEN_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    return int(value[len(_SECRETS_PREFIX):])
+
+
+def secrets_environment(attempt):
+    """Where and how dbutils.secrets (runs/executors/dbutils_secrets.py) fetches secrets."""
+    if attempt.run.run_as_id is None:
+        return {}
+    return {SECRETS_URL_ENV: settings.LAKEFLOW_BASE_URL, SECRETS_TOKEN_ENV: secrets_credential(attempt.id)}

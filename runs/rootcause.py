@@ -7,7 +7,6 @@ since its last successful run. Read-only; every query is bounded.
 """
 
 import difflib
-from pathlib import Path
 
 import yaml
 from django.db.models import Q
@@ -30,7 +29,7 @@ from runs.engine.states import (
     RunLifeCycleState as L,
     RunResultState as R,
 )
-from runs.executors.supervisor import read_log_tail
+from runs.task_logs import read_task_log_tail, redactor
 from runs.models import Run, RunEvent, TaskRun
 
 # Earlier runs of the job searched for the same failure: the newest ones, enough to see a pattern.
@@ -103,8 +102,9 @@ def failed_iterations(run, wrapper):
 
 def describe_origin(run, attempt, found, earlier_run_ids):
     """One origin for the template: the attempt (a task's or an iteration's) and its context."""
-    error = attempt.error or attempt.state_message
-    failure = failure_of(attempt.result_state or R.FAILED, error, attempt.error_trace)
+    redact = redactor(attempt)  # secret values the attempt fetched
+    error, trace = redact(attempt.error or attempt.state_message), redact(attempt.error_trace)
+    failure = failure_of(attempt.result_state or R.FAILED, error, trace)
     same = earlier_failures(attempt, failure, earlier_run_ids) if found.kind == "failed" else []
     return {
         "task_key": attempt.task_key,
@@ -118,8 +118,8 @@ def describe_origin(run, attempt, found, earlier_run_ids):
         "error": error,
         "error_line": error_line(error),
         "exception_type": failure.exception,
-        "error_trace": attempt.error_trace,
-        "last_log_lines": log_lines(attempt.log_path),
+        "error_trace": trace,
+        "last_log_lines": log_lines(attempt),
         "downstream_skipped": list(found.downstream_skipped),
         "child_run": child_run(attempt),
         "earlier_failures": same[:EARLIER_FAILURES_SHOWN],
@@ -136,14 +136,10 @@ def attempt_count(attempt):
     return attempts.count()
 
 
-def log_lines(log_path):
-    if not log_path:
-        return []
-    try:
-        text, truncated = read_log_tail(Path(log_path), max_bytes=LOG_TAIL_BYTES)
-    except OSError:  # a log on a node's disk that this one cannot read is no reason to fail the page
-        return []
-    return last_lines(text, LOG_LINES_SHOWN, truncated=truncated)
+def log_lines(attempt):
+    # An unreadable log (on another node's disk) reads as empty: no reason to fail the page.
+    text, truncated, _ = read_task_log_tail(attempt, max_bytes=LOG_TAIL_BYTES)
+    return last_lines(text, LOG_LINES_SHOWN, truncated=truncated) if text else []
 
 
 def child_run(attempt):

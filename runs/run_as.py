@@ -11,8 +11,12 @@ from runs.models import TaskRun
 
 def user_of_run_as_token(raw):
     attempt_id = attempt_of_run_as_token(raw)
-    if attempt_id is None:
-        return None
+    return None if attempt_id is None else user_of_running_attempt(attempt_id)
+
+
+def user_of_running_attempt(attempt_id):
+    """The run-as identity an attempt acts as while it runs (None once it ended), marked as acting
+    for a task. Also what an attempt's secrets credential (runs/attempt_credentials.py) reads as."""
     attempt = (TaskRun.objects.filter(id=attempt_id).select_related("run__run_as")
                .only("life_cycle_state", "run__run_as").first())
     if attempt is None or is_finished(attempt.life_cycle_state):

@@ -19,8 +19,7 @@ from jobs.query_params import query_int
 from runs import dispatch
 from runs.engine.states import RunLifeCycleState as L, is_finished
 from runs.event_log import event_rows
-from runs.executors.files import open_task_file
-from runs.executors.supervisor import read_log_tail
+from runs.task_logs import read_task_log_from, read_task_log_tail, redactor
 from runs.live import run_snapshot, state_class, state_label
 from runs.models import Run, TaskRun
 from runs.repair import RepairRefused, preview_repair, repair_run as repair_run_now
@@ -205,7 +204,8 @@ def task_panel(request, task_run_id):
     """One attempt's details, as an HTML fragment the run page swaps in (or a page of its own)."""
     attempt = find_task_run_or_404(request.user, task_run_id)
     can = attempt.can
-    log, truncated = read_log_tail(attempt.log_path, LOG_PAGE_BYTES) if attempt.log_path and can["logs"] else ("", False)
+    tail = (read_task_log_tail(attempt, LOG_PAGE_BYTES, finished=is_finished(attempt.life_cycle_state))
+            if can["logs"] else None)
     siblings = TaskRun.objects.filter(run=attempt.run, task_key=attempt.task_key,
                                       for_each_key=attempt.for_each_key, iteration=attempt.iteration).order_by("id")
     iterations = []
@@ -213,8 +213,9 @@ def task_panel(request, task_run_id):
         iterations = list(TaskRun.objects.filter(run=attempt.run, for_each_key=attempt.task_key, is_current=True)
                           .order_by("iteration")[:200])
     context = {
-        "attempt": attempt, "run": attempt.run, "log": log, "log_truncated": truncated,
-        "log_offset": log_size(attempt), "output": task_output(attempt), "attempts": list(siblings),
+        "attempt": attempt, "run": attempt.run, "log": tail.text if tail else "",
+        "log_truncated": bool(tail and tail.truncated), "log_offset": tail.end if tail else log_size(attempt),
+        "output": task_output(attempt), "attempts": list(siblings),
         "state": state_class(attempt.life_cycle_state, attempt.result_state),
         "label": state_label(attempt.life_cycle_state, attempt.result_state),
         "finished": is_finished(attempt.life_cycle_state), "iterations": iterations,
@@ -233,34 +234,13 @@ def log_size(attempt):
         return 0
 
 
-def whole_characters(data):
-    """Cut a trailing, incomplete UTF-8 sequence: the next read starts with it."""
-    for cut in range(1, min(4, len(data)) + 1):
-        byte = data[-cut]
-        if byte & 0xC0 != 0x80:  # the lead byte of the last sequence
-            length = 1 if byte < 0x80 else 2 if byte >= 0xC0 and byte < 0xE0 else 3 if byte < 0xF0 else 4
-            return data if length <= cut else data[:-cut]
-    return data
-
-
 @login_required
 def task_log(request, task_run_id):
     """Log bytes from `offset` on (at most LOG_PAGE_BYTES), for the live-tailing log view."""
     attempt = find_task_run_or_404(request.user, task_run_id, Action.VIEW_LOGS)
-    offset = query_int(request, "offset", 0)
-    text = ""
-    if attempt.log_path:
-        try:
-            # Never through a symlink: the attempt's directory belongs to its task's user.
-            with open_task_file(attempt.log_path, max_bytes=2**62) as f:
-                offset = min(offset, os.fstat(f.fileno()).st_size)  # seek() takes no offset past int64
-                f.seek(offset)
-                data = whole_characters(f.read(LOG_PAGE_BYTES))
-            offset += len(data)
-            text = data.decode("utf-8", errors="replace")
-        except OSError:
-            pass
-    return JsonResponse({"text": text, "offset": offset, "finished": is_finished(attempt.life_cycle_state)})
+    finished = is_finished(attempt.life_cycle_state)  # read before the log: its last bytes are then written
+    text, offset = read_task_log_from(attempt, query_int(request, "offset", 0), LOG_PAGE_BYTES, finished=finished)
+    return JsonResponse({"text": text, "offset": offset, "finished": finished})
 
 
 @login_required
@@ -272,7 +252,7 @@ def task_output_html(request, task_run_id):
     from runs.notebook_html import render_html
 
     try:
-        html = render_html(attempt.executed_notebook)
+        html = render_html(attempt.executed_notebook, redact=redactor(attempt))
     except OSError as exc:  # gone, or rewritten by its own task into something else
         raise Http404(f"Task run {attempt.id}: {exc}") from None
     response = HttpResponse(html)

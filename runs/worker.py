@@ -13,7 +13,7 @@ from jobs.spec.documents import readable
 from jobs.spec.embedded import EmbeddedReferenceError
 from jobs.spec.command_line import command_line_problems, environment_problems
 from jobs.spec.task_types import UNSUPPORTED_TASK_TYPES, not_supported, task_type_of
-from runs.attempt_credentials import databricks_environment, openlineage_environment
+from runs.attempt_credentials import databricks_environment, openlineage_environment, secrets_environment
 from runs.dispatch import end_broken_run, finish_attempt
 from runs.engine import endings
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode
@@ -158,7 +158,8 @@ def run_claimed_attempt(attempt, handoff=None):
     kind = task_type_of(task)
     # The job's own variables win: a job may send its OpenLineage events elsewhere.
     environment = {**openlineage_environment(attempt), **databricks_environment(attempt),
-                   **declared_environment(run.job_version.settings, task), **embedded}
+                   **declared_environment(run.job_version.settings, task), **embedded,
+                   **secrets_environment(attempt)}  # after the job's: dbutils.secrets' own credential
     too_long = command_line_problems(kind, task.get(kind) or {}) + environment_problems(environment)
     if too_long:  # references made a parameter longer than the operating system takes
         where, problem = too_long[0]

@@ -1,0 +1,87 @@
+"""The one way the server reads what a task attempt printed: its log, with every secret value the
+attempt fetched shown as [REDACTED] (as Databricks does), for the run page, runs/get-output,
+runs/export and the root-cause view. Redaction happens here, on read, not in the task process:
+the file keeps what the task wrote, and no code the task runs can get around it.
+"""
+
+import os
+from typing import NamedTuple
+
+from runs.executors.files import open_task_file
+from runs.executors.supervisor import MAX_LOG_BYTES
+from vault.redaction import context_bytes, redact_bytes, redact_text, unsafe_tail
+from vault.store import values_fetched_by
+
+
+def _skip_partial_character(data):
+    skip = 0
+    while skip < min(3, len(data)) and data[skip] & 0xC0 == 0x80:
+        skip += 1
+    return data[skip:]
+
+
+class LogTail(NamedTuple):
+    text: str
+    truncated: bool  # earlier bytes were left out
+    end: int  # the byte offset after the text: where a live view reads on
+
+
+def read_task_log_tail(attempt, max_bytes=MAX_LOG_BYTES, *, finished=True):
+    """The last `max_bytes` of the attempt's log. A value cut by the tail's start is still
+    recognised (the bytes before it are read as context); of a running attempt, bytes at the end
+    that could begin a value are left for the live view's next read (from `end`)."""
+    if not attempt.log_path:
+        return LogTail("", False, 0)
+    values = values_fetched_by(attempt.id)
+    context = context_bytes(values)
+    try:
+        with open_task_file(attempt.log_path, max_bytes=2**62) as f:
+            size = f.seek(0, os.SEEK_END)
+            start = max(0, size - max_bytes)
+            begin = max(0, start - context)
+            f.seek(begin)
+            data = f.read(size - begin)
+    except OSError:  # gone, or not a regular file any more (its task may have replaced it)
+        return LogTail("", False, 0)
+    if not finished:
+        data = data[:len(data) - unsafe_tail(data, values)]
+    shown = redact_bytes(data, values, keep_from=min(start - begin, len(data)))
+    if start > 0:
+        shown = _skip_partial_character(shown)
+    return LogTail(shown.decode("utf-8", errors="replace"), start > 0, begin + len(data))
+
+
+def read_task_log_from(attempt, offset, max_bytes, *, finished):
+    """(text of the log from byte `offset` on, the offset after it) for a live view that reads the
+    log in chunks: a chunk never ends inside what could be a value, so each is redacted whole."""
+    if not attempt.log_path:
+        return "", offset
+    values = values_fetched_by(attempt.id)
+    try:
+        with open_task_file(attempt.log_path, max_bytes=2**62) as f:
+            size = os.fstat(f.fileno()).st_size
+            offset = min(offset, size)  # seek() takes no offset past int64
+            f.seek(offset)
+            data = f.read(max_bytes + context_bytes(values))
+    except OSError:
+        return "", offset
+    if not (finished and offset + len(data) >= size):
+        data = data[:len(data) - unsafe_tail(data, values)]
+    data = whole_characters(data)
+    return redact_bytes(data, values).decode("utf-8", errors="replace"), offset + len(data)
+
+
+def whole_characters(data):
+    """Cut a trailing, incomplete UTF-8 sequence: the next read starts with it."""
+    for cut in range(1, min(4, len(data)) + 1):
+        byte = data[-cut]
+        if byte & 0xC0 != 0x80:  # the lead byte of the last sequence
+            length = 1 if byte < 0x80 else 2 if byte >= 0xC0 and byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return data if length <= cut else data[:-cut]
+    return data
+
+
+def redactor(attempt):
+    """A function that redacts the attempt's fetched values from a text (errors, notebook output)."""
+    values = values_fetched_by(attempt.id)
+    return lambda text: redact_text(text, values) if values and isinstance(text, str) else text
