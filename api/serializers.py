@@ -99,8 +99,10 @@ def task_settings_by_key(run):
 def task_run_dict(attempt, task_settings, *, job_id, base_url, now, include_resolved_values=False):
     """A RunTask: the task's settings (depends_on, run_if, its task-type block...) plus this attempt."""
     body = copy.deepcopy(task_settings or {})
-    setup = span_ms(attempt.queued_at, attempt.started_at or attempt.ended_at, now)
-    execution = span_ms(attempt.started_at, attempt.ended_at, now)
+    # The environment build (runs/environments.py) is setup too, though it runs after the start.
+    built = attempt.setup_duration_ms or 0
+    setup = span_ms(attempt.queued_at, attempt.started_at or attempt.ended_at, now) + built
+    execution = max(0, span_ms(attempt.started_at, attempt.ended_at, now) - built)
     state, status = row_state(attempt)
     body.update(
         task_key=attempt.task_key,

@@ -85,6 +85,16 @@ LAKEFLOW_FORK_SERVER = env_bool("LAKEFLOW_FORK_SERVER", True)
 LAKEFLOW_HANDOFF_SECONDS = env_float("LAKEFLOW_HANDOFF_SECONDS", 5.0)
 
 
+def _uv_binary():
+    """The uv installed with this server (the uv package ships its binary)."""
+    try:
+        import uv
+
+        return uv.find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return "uv"  # from PATH; a build then fails with "No such file" if there is none
+
+
 def _warehouses(text):
     """sql_task warehouses by id: "id=url,id2=url2"; `default` is the embedded DuckDB file."""
     found = {"default": f"duckdb:///{embedded_warehouse(LAKEFLOW_TASK_HOME)}"}
@@ -95,6 +105,11 @@ def _warehouses(text):
         found[name.strip()] = url.strip()
     return found
 
+
+# Task environments (environments[].spec, task libraries): built with uv under
+# LAKEFLOW_TASK_HOME/environments, removed when no task used them for this many days.
+LAKEFLOW_ENVIRONMENT_KEEP_DAYS = env_float("LAKEFLOW_ENVIRONMENT_KEEP_DAYS", 7.0)
+LAKEFLOW_UV = env_str("LAKEFLOW_UV", "") or _uv_binary()
 
 # Continuous jobs: after n failed runs in a row the next waits base * 2^(n-1) seconds, at most max.
 LAKEFLOW_CONTINUOUS_BACKOFF_SECONDS = env_float("LAKEFLOW_CONTINUOUS_BACKOFF_SECONDS", 10.0)

@@ -178,6 +178,7 @@ class TaskRun(models.Model):
     sql_output = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)  # the query_output block with the preview
     executed_notebook = models.CharField(max_length=1024, blank=True, default="")  # .ipynb with outputs
     log_path = models.CharField(max_length=1024, blank=True, default="")
+    setup_duration_ms = models.PositiveIntegerField(null=True, blank=True)  # building its environment (setup.log)
     # What the attempt reported it read and wrote ({"sql": {statements, row_counts, schema, ...},
     # "declared": [...]}): the lineage app turns it into edges in reaction to task.finished.
     data_access = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)
@@ -323,3 +324,28 @@ class ClockLease(models.Model):
     name = models.CharField(max_length=40, primary_key=True)
     holder = models.CharField(max_length=200, blank=True, default="")
     expires_at = models.DateTimeField()
+
+
+class TaskEnvironment(models.Model):
+    """A task environment on one host (runs/environments.py): claimed by compare-and-swap so that
+    one worker builds it while the others wait, then shared by every task with the same spec."""
+
+    BUILDING, READY, FAILED, REMOVING = "BUILDING", "READY", "FAILED", "REMOVING"
+    STATES = [(s, s) for s in (BUILDING, READY, FAILED, REMOVING)]
+
+    key = models.CharField(max_length=64)  # jobs.spec.environments.environment_key_of
+    host = models.CharField(max_length=255)  # environments live on each host's disk
+    state = models.CharField(max_length=10, choices=STATES)
+    builder = models.CharField(max_length=255, blank=True, default="")  # host:pid:nonce of the claim
+    heartbeat_at = models.DateTimeField()  # the builder's, while BUILDING or REMOVING
+    lines = models.JSONField(default=list)  # what it installs
+    error = models.TextField(blank=True, default="")  # FAILED: the installer's message
+    build_ms = models.PositiveIntegerField(null=True, blank=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "host"], name="one_environment_per_key_and_host")]
+
+    def __str__(self):
+        return f"environment {self.key} on {self.host}: {self.state}"

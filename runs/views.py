@@ -19,6 +19,7 @@ from jobs.query_params import query_int
 from runs import dispatch
 from runs.engine.states import RunLifeCycleState as L, is_finished
 from runs.event_log import event_rows
+from runs.environments import setup_of
 from runs.task_logs import read_task_log_from, read_task_log_tail, redactor
 from runs.live import run_snapshot, state_class, state_label
 from runs.models import Run, TaskRun
@@ -222,6 +223,7 @@ def task_panel(request, task_run_id):
         "iteration_states": {i.id: state_class(i.life_cycle_state, i.result_state) for i in iterations},
         "resolved": json.dumps(attempt.resolved_values, indent=2) if attempt.resolved_values else "",
         "events": event_rows(attempt.run, task_run=attempt), "can": can,
+        "setup": setup_of(attempt) if can["logs"] else None,
     }
     template = "runs/_task_panel.html" if request.GET.get("fragment") else "runs/task_page.html"
     return render(request, template, context)

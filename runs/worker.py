@@ -15,6 +15,7 @@ from jobs.spec.command_line import command_line_problems, environment_problems
 from jobs.spec.task_types import UNSUPPORTED_TASK_TYPES, not_supported, task_type_of
 from runs.attempt_credentials import databricks_environment, openlineage_environment, secrets_environment
 from runs.dispatch import end_broken_run, finish_attempt
+from runs.environments import set_up_environment
 from runs.engine import endings
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode
 from runs.executors.files import append_for_server
@@ -170,6 +171,20 @@ def run_claimed_attempt(attempt, handoff=None):
     # Written with the process id at the first heartbeat, or with the finish by the many attempts
     # that end sooner (one write, not two: on SQLite every write waits for the one write lock).
     started_fields = dict(resolved_values=resolved_values(task, embedded), log_path=str(log_path))
+    python = settings.LAKEFLOW_TASK_PYTHON
+    try:  # the setup phase: the task's environment, built now if no worker has built it yet
+        ready = set_up_environment(run.job_version.settings, task, directory, keep_going=tolerant(
+            lambda: beat(attempt.id, log_path=str(log_path)) or still_running(attempt.id), meanwhile=True))
+    except LaunchError as exc:  # a library path outside the task roots, or the installer's error
+        started_fields["setup_duration_ms"] = getattr(exc, "setup_duration_ms", None)
+        if TaskRun.objects.filter(id=attempt.id, life_cycle_state=L.TERMINATING).exists():  # canceled meanwhile
+            finish(attempt.id, endings.attempt_ended(R.CANCELED, "Canceled by user"), handoff=handoff,
+                   **started_fields)
+            return "canceled"
+        return fail(attempt, exc.code, exc.message, handoff=handoff, **started_fields)
+    if ready is not None:
+        python, started_fields["setup_duration_ms"] = ready.python, ready.setup_duration_ms
+        environment.update(ready.variables)
     try:
         spec = prepare_attempt(
             task,
@@ -179,7 +194,7 @@ def run_claimed_attempt(attempt, handoff=None):
             upstream_values={key: fact["values"] for key, fact in facts.items()},
             env=environment,
             warehouses=settings.LAKEFLOW_WAREHOUSES,
-            python=settings.LAKEFLOW_TASK_PYTHON,
+            python=python,
             user=settings.LAKEFLOW_TASK_USER,
             other_roots=settings.LAKEFLOW_TASK_FILE_ROOTS,
             private_roots=(settings.LAKEFLOW_HOME, settings.LAKEFLOW_TASK_HOME),

@@ -66,6 +66,7 @@ class TerminationCode(StrEnum):
     MAX_CONCURRENT_RUNS_EXCEEDED = "MAX_CONCURRENT_RUNS_EXCEEDED"
     RESOURCE_NOT_FOUND = "RESOURCE_NOT_FOUND"  # a script, package or entry point that is not there
     INVALID_RUN_CONFIGURATION = "INVALID_RUN_CONFIGURATION"
+    LIBRARY_INSTALLATION_ERROR = "LIBRARY_INSTALLATION_ERROR"  # the task's environment could not be built
 
 
 class TerminationType(StrEnum):

@@ -122,18 +122,32 @@ class ForkServer:
         return json.loads(data)
 
 
-_shared = None
+MAX_WARM_SERVERS = 4
+"""Fork servers a worker keeps warm at once: one per interpreter in use (the default one and
+each task environment's), so tasks of several environments do not restart each other's."""
+
+_shared = None  # the most recently used
+_warm = []  # the others still kept, least recently used first
 
 
 def shared_fork_server(python, env, runner_path, user=None):
     """This process's fork server for that interpreter, start-up environment and task user
     (started now if it has none, or none that can serve them)."""
-    global _shared
-    if _shared is not None and not _shared.serves(python, env, user):
-        _shared.close()  # one inherited through a fork is only let go: it is our parent's
-        _shared = None
-    if _shared is None:
-        _shared = ForkServer(python, env, runner_path, user)
+    global _shared, _warm
+    kept = []
+    for server in [*_warm, *([_shared] if _shared is not None else [])]:
+        if server.owner_pid != os.getpid() or server.process.poll() is not None:
+            server.close()  # one inherited through a fork is only let go: it is our parent's
+        else:
+            kept.append(server)
+    found = next((server for server in kept if server.serves(python, env, user)), None)
+    if found is None:
+        found = ForkServer(python, env, runner_path, user)
+    else:
+        kept.remove(found)
+    while len(kept) >= MAX_WARM_SERVERS:
+        kept.pop(0).close()
+    _shared, _warm = found, kept
     return _shared
 
 
