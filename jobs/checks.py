@@ -97,13 +97,21 @@ def watched_directory_problems(settings):
     """A file-arrival trigger must watch a directory this server can read (checked at save)."""
     import os
 
+    from django.conf import settings as django_settings
+
     from jobs.spec.triggers import local_path_of
 
     url = ((settings.get("trigger") or {}).get("file_arrival") or {}).get("url")
     if not isinstance(url, str) or not url:
         return []
-    path = local_path_of(url)
     where = "trigger.file_arrival.url"
+    try:
+        volume_path = django_settings.LAKEFLOW_FS_ROOTS.mapped(url)
+    except ValueError as exc:
+        return [Problem(where, str(exc))]
+    if volume_path is not None:
+        return []  # /Volumes, /Workspace, dbfs:/: our own storage, where a directory appears on write
+    path = local_path_of(url)
     if not os.path.isdir(path):
         return [Problem(where, f"directory {path} does not exist" if not os.path.exists(path)
                         else f"{path} is not a directory")]

@@ -161,6 +161,16 @@ def prepare_task_home(home: Path, task_home: Path, user: TaskUser) -> None:
         _give_file_to(warehouse / name, user)
 
 
+def prepare_fs_roots(roots, user: TaskUser) -> None:
+    """The directories of /Volumes, /Workspace and dbfs:/, the task user's to write (made here
+    unless the operator gave existing ones)."""
+    for root in (roots.volumes, roots.workspace, roots.dbfs):
+        path = Path(root)
+        if not path.exists():
+            path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+            give_to(path, user)
+
+
 def _give_file_to(path: Path, user: TaskUser) -> None:
     """Hand over a file in a directory the task user controls: through a descriptor (no symlink
     followed, no FIFO waited on), a regular file with one link, owned by the server or the user."""

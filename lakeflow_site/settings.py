@@ -18,11 +18,13 @@ from django.core.exceptions import ImproperlyConfigured
 from lakeflow_site.home import (
     embedded_warehouse,
     keep_private,
+    prepare_fs_roots,
     prepare_task_home,
     task_environment_names,
     task_identity,
     write_private,
 )
+from runs.executors.workspace_paths import Roots
 
 
 def env_str(name, default=""):
@@ -74,6 +76,15 @@ LAKEFLOW_TASK_PYTHON = env_str("LAKEFLOW_TASK_PYTHON", sys.executable)
 # Names of further server variables task processes may see (they see an allow-list: see README).
 LAKEFLOW_TASK_ENV = task_environment_names(env_list("LAKEFLOW_TASK_ENV", []))
 prepare_task_home(LAKEFLOW_HOME, LAKEFLOW_TASK_HOME, LAKEFLOW_TASK_USER)
+# Where Databricks paths live on this machine: /Volumes/<catalog>/<schema>/<volume>/...,
+# /Workspace/... and dbfs:/... (also /dbfs/...). Tasks read and write them, so they sit in the
+# tasks' area by default (LAKEFLOW_HOME is the server's alone).
+LAKEFLOW_FS_ROOTS = Roots(
+    volumes=Path(env_str("LAKEFLOW_VOLUMES_DIR", str(LAKEFLOW_TASK_HOME / "Volumes"))).resolve(),
+    workspace=Path(env_str("LAKEFLOW_WORKSPACE_FILES_DIR", str(LAKEFLOW_TASK_HOME / "Workspace"))).resolve(),
+    dbfs=Path(env_str("LAKEFLOW_DBFS_DIR", str(LAKEFLOW_TASK_HOME / "dbfs"))).resolve(),
+)
+prepare_fs_roots(LAKEFLOW_FS_ROOTS, LAKEFLOW_TASK_USER)
 # Seconds without a heartbeat after which an attempt's worker counts as dead.
 LAKEFLOW_HEARTBEAT_SECONDS = env_float("LAKEFLOW_HEARTBEAT_SECONDS", 5.0)
 LAKEFLOW_LOST_AFTER_SECONDS = env_float("LAKEFLOW_LOST_AFTER_SECONDS", 20.0)

@@ -211,8 +211,11 @@ def check_file_arrival(state, now):
 
     config = state.config["file_arrival"]
     try:
-        listing = scans.listing((state.job_id, config["url"]), local_path(config["url"]),
-                                settings.LAKEFLOW_FILE_ARRIVAL_MAX_FILES)
+        path = local_path(config["url"], settings.LAKEFLOW_FS_ROOTS)
+        if not os.path.exists(path) and settings.LAKEFLOW_FS_ROOTS.mapped(config["url"]) is not None:
+            listing = {}  # a volume's directory that nothing wrote yet: empty, not an error
+        else:
+            listing = scans.listing((state.job_id, config["url"]), path, settings.LAKEFLOW_FILE_ARRIVAL_MAX_FILES)
     except WatchError as exc:
         # Shown on the job's trigger state; other triggers go on.
         advance(state, state.next_check_at, last_error=str(exc), checked_at=now,
@@ -245,7 +248,7 @@ def check_file_arrival(state, now):
 
 
 def is_path(name):
-    return name.startswith(("/", "file:"))
+    return name.startswith(("/", "file:", "dbfs:"))
 
 
 def table_updates_since(state, names, now):
@@ -263,7 +266,7 @@ def table_updates_since(state, names, now):
     seen = dict(state.snapshot or {})
     for name in filter(is_path, names):
         try:
-            found = delta_table_version(local_path(name))
+            found = delta_table_version(local_path(name, settings.LAKEFLOW_FS_ROOTS))
         except WatchError:
             found = None
         if found is None:

@@ -34,8 +34,16 @@ class WatchError(Exception):
         self.message = message
 
 
-def local_path(url: str) -> str:
-    """The local path of an absolute path or a ``file://`` URI (``file:///data/in``)."""
+def local_path(url: str, roots=None) -> str:
+    """The local path of an absolute path or a ``file://`` URI (``file:///data/in``); with
+    ``roots`` (workspace_paths.Roots), of a ``/Volumes``, ``/Workspace`` or ``dbfs:/`` path too."""
+    if roots is not None:
+        try:
+            mapped = roots.mapped(url)
+        except ValueError as exc:
+            raise WatchError(str(exc)) from None
+        if mapped is not None:
+            return mapped
     parts = urlsplit(url)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):

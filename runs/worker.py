@@ -25,6 +25,7 @@ from runs.loading import CONTROL_FLOW_TYPES, attempt_task_settings, job_version
 from runs.models import TaskRun
 from runs.resolution import fact_keys, resolve_task, resolved_values, upstream_facts
 from runs.sql_tables import tables_written
+from runs.task_logs import without_secret_values
 from runs.transitions import Handoff, claim
 from runs.triggers import record_table_writes
 
@@ -199,6 +200,7 @@ def run_claimed_attempt(attempt, handoff=None):
             other_roots=settings.LAKEFLOW_TASK_FILE_ROOTS,
             private_roots=(settings.LAKEFLOW_HOME, settings.LAKEFLOW_TASK_HOME),
             server_variables=settings.LAKEFLOW_TASK_ENV,
+            fs_roots=settings.LAKEFLOW_FS_ROOTS,
         )
     except LaunchError as exc:
         directory.mkdir(parents=True, exist_ok=True)
@@ -227,7 +229,7 @@ def run_claimed_attempt(attempt, handoff=None):
         )
     except LaunchError as exc:  # the interpreter or command could not be started at all
         return fail(attempt, exc.code, exc.message, handoff=handoff, **started_fields)
-    result = readable_result(read_attempt_result(spec, outcome))
+    result = without_secret_values(readable_result(read_attempt_result(spec, outcome)), attempt.id)
     if result.sql_ran:
         written = tables_written(result.sql_ran["statements"], warehouse_id=result.sql_ran["warehouse_id"],
                                  dialect=result.sql_ran["dialect"])

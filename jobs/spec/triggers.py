@@ -16,7 +16,8 @@ Decisions:
   clients that send every field write), means no wait.
 - `table_names`: 1 to 10 distinct non-empty names; the `catalog.schema.table` form is not
   enforced, since this server has no Unity Catalog.
-- `file_arrival.url` must be a local directory: an absolute path or a file:/// URI.
+- `file_arrival.url` must be a local directory: an absolute path (``/Volumes/...`` too), a
+  ``dbfs:/`` path or a file:/// URI.
 - `continuous.maintenance_window` is accepted and ignored: this server has no maintenance.
 """
 
@@ -197,10 +198,13 @@ def _local_directory_problem(url: str) -> str | None:
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             return f"'{url}' is not a local file URI; write it as file:///absolute/path"
         return None
+    if url.startswith("dbfs:/"):
+        return None
     if _URI_SCHEME.match(url):
         scheme = url.split(":", 1)[0]
-        return (f"only local directories are supported, not {scheme}: URLs; give an absolute "
-                "path such as /data/incoming or a file:///data/incoming URI")
+        return (f"only local directories, volumes and DBFS are supported, not {scheme}: URLs; give an "
+                "absolute path such as /Volumes/main/raw/landing or /data/incoming, a dbfs:/ path "
+                "or a file:///data/incoming URI")
     if not url.startswith("/"):
         return f"'{url}' must be an absolute path (or a file:/// URI) to a local directory"
     return None

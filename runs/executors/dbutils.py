@@ -236,9 +236,45 @@ class DBUtils:
                                     values_path=values_path, in_job=in_job))
         self.notebook = Notebook()
         self.lineage = Lineage(lineage_path)
+        self._fs = None
+        self._secrets = None
+
+    @property
+    def fs(self):
+        """``dbutils.fs``, loaded on first use (most tasks never touch it)."""
+        if self._fs is None:
+            roots = _sibling("workspace_paths").Roots.from_env(os.environ.get("LAKEFLOW_FS_ROOTS"))
+            if roots is None:
+                raise RuntimeError("dbutils.fs works in task runs of this server, which say where dbfs:/, "
+                                   "/Volumes and /Workspace live (LAKEFLOW_FS_ROOTS is not set)")
+            self._fs = _sibling("dbutils_fs").FileSystem(roots)
+        return self._fs
+
+    @property
+    def secrets(self):
+        """``dbutils.secrets`` (dbutils_secrets.py), loaded on first use."""
+        if self._secrets is None:
+            self._secrets = _sibling("dbutils_secrets").Secrets()
+        return self._secrets
 
     def __repr__(self):
         return "<dbutils (lakeflow)>"
+
+
+def _sibling(name):
+    """A module of this directory, loaded by file location (task processes do not import this
+    project as a package)."""
+    import sys
+
+    qualified = f"_lakeflow_{name}"
+    if qualified not in sys.modules:
+        from importlib.util import module_from_spec, spec_from_file_location
+
+        spec = spec_from_file_location(qualified, os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py"))
+        module = module_from_spec(spec)
+        sys.modules[qualified] = module  # before running it: dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[qualified]
 
 
 SPARK_MESSAGE = ("spark is not available on this server: it runs no Spark cluster. Use a sql_task on a SQL "
@@ -288,6 +324,34 @@ def runtime_module(namespace):
     return module
 
 
+FUSE_PREFIXES = ("/Volumes/", "/Workspace/", "/dbfs/")
+
+
+def _map_databricks_paths_in_open():
+    """``open("/Volumes/...")`` reads the volume, as through Databricks' FUSE mount. The roots
+    are loaded on the first such path: other tasks pay one prefix test per ``open``."""
+    import builtins
+    import io
+
+    real_open = builtins.open
+    if not os.environ.get("LAKEFLOW_FS_ROOTS") or getattr(real_open, "_lakeflow_mapped", False):
+        return
+    mapped_open = []
+
+    def open(file, *args, **kwargs):  # noqa: A001
+        if isinstance(file, str) and file.startswith(FUSE_PREFIXES) or (
+                isinstance(file, os.PathLike) and str(os.fspath(file)).startswith(FUSE_PREFIXES)):
+            if not mapped_open:
+                roots = _sibling("workspace_paths").Roots.from_env(os.environ.get("LAKEFLOW_FS_ROOTS"))
+                mapped_open.append(_sibling("dbutils_fs").mapping_open(roots, real_open))
+            return mapped_open[0](file, *args, **kwargs)
+        return real_open(file, *args, **kwargs)
+
+    open._lakeflow_mapped = True
+    open.__doc__ = real_open.__doc__
+    builtins.open = io.open = open
+
+
 def install(**kwargs):
     """Create a DBUtils, make it the builtin ``dbutils`` and what ``databricks.sdk.runtime`` hands
     out (with a NoSpark as its ``spark``; no builtin ``spark``: code that tests for one to build
@@ -296,6 +360,7 @@ def install(**kwargs):
     import sys
 
     builtins.dbutils = DBUtils(**kwargs)
+    _map_databricks_paths_in_open()
     namespace = {"dbutils": builtins.dbutils, "spark": NoSpark(), "getArgument": builtins.dbutils.widgets.get}
     sys.modules["dbruntime"] = runtime_module(namespace)
     sys.modules.pop("databricks.sdk.runtime", None)  # imported before: read the namespace again

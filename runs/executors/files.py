@@ -26,9 +26,19 @@ class TaskFiles:
     workspace_root: Path
     other_roots: tuple = ()
     private: tuple = field(default_factory=tuple)  # LAKEFLOW_HOME, LAKEFLOW_TASK_HOME
+    fs_roots: object = None  # workspace_paths.Roots: where /Volumes, /Workspace and dbfs:/ live
 
     def locate(self, given: str, what: str) -> str:
-        """The real path of ``given`` (absolute, or relative to the workspace root), if allowed."""
+        """The real path of ``given`` (absolute, a Databricks path, or relative to the workspace
+        root), if allowed. Databricks paths stay inside their roots, which tasks may use even
+        where they lie in the tasks' area."""
+        if self.fs_roots is not None:
+            try:
+                mapped = self.fs_roots.mapped(given)
+            except ValueError as exc:
+                raise LaunchError("INVALID_RUN_CONFIGURATION", f"{what} {exc}") from None
+            if mapped is not None:
+                return os.path.realpath(mapped)
         path = os.path.abspath(os.path.join(self.workspace_root, given))
         real = os.path.realpath(path)
         if any(_inside(real, os.path.realpath(private)) for private in self.private):

@@ -19,6 +19,7 @@ from jobs.spec import task_types
 
 from .errors import LaunchError
 from .files import TaskFiles, create_for_server
+from .workspace_paths import ROOTS_ENV
 
 RUNNER_PATH = str(Path(__file__).resolve().with_name("runner.py"))
 
@@ -87,6 +88,7 @@ def prepare_attempt(
     other_roots: tuple = (),
     private_roots: tuple = (),
     server_variables: tuple = (),
+    fs_roots=None,
 ) -> LaunchSpec:
     """Prepare one attempt of ``task`` (a Jobs API task dict, references already resolved).
 
@@ -98,7 +100,8 @@ def prepare_attempt(
     body = task[task_type]
     attempt_dir = Path(attempt_dir).resolve()
     workspace_root = Path(workspace_root).resolve()
-    files = TaskFiles(workspace_root, tuple(Path(r) for r in other_roots), tuple(Path(r) for r in private_roots))
+    files = TaskFiles(workspace_root, tuple(Path(r) for r in other_roots), tuple(Path(r) for r in private_roots),
+                      fs_roots)
     switch_to = user if getattr(user, "switch", False) else None
 
     if task_type == "spark_python_task":
@@ -171,6 +174,8 @@ def prepare_attempt(
     })
     if task.get("task_key"):
         task_env[TASK_KEY_ENV] = str(task["task_key"])
+    if fs_roots is not None:
+        task_env[ROOTS_ENV] = fs_roots.to_env()
 
     if runner_spec is None:
         # Parameters become "$1".."$n": they never pass through the shell parser.
@@ -247,8 +252,8 @@ def _resolve_python_file(python_file, files: TaskFiles) -> str:
     """An absolute path, a local ``file://`` URI, or a path relative to the workspace root, inside
     the workspace root (or another allowed root) once symlinks and ``..`` are resolved.
 
-    ``/Workspace/...`` paths are taken literally (there is no Databricks workspace to map them
-    to), and remote URIs (``dbfs:``, ``s3:``, ...) are rejected.
+    ``/Workspace/...``, ``/Volumes/...`` and ``dbfs:/...`` paths map to their roots (TaskFiles);
+    remote URIs (``s3:``, ...) are rejected.
     """
     if not isinstance(python_file, str) or not python_file:
         raise LaunchError("INVALID_RUN_CONFIGURATION", "spark_python_task.python_file is required")
@@ -260,10 +265,11 @@ def _resolve_python_file(python_file, files: TaskFiles) -> str:
                               f"python_file {python_file} is on another host; "
                               "only local file:// URIs are supported")
         path = unquote(uri.path)
-    elif scheme:
+    elif scheme and scheme.group(1).lower() != "dbfs":
         raise LaunchError("INVALID_RUN_CONFIGURATION",
                           f"python_file {python_file}: {scheme.group(1)}: URIs are not supported; "
-                          "use an absolute path, a file:// URI or a path relative to the workspace")
+                          "use an absolute path, a dbfs:/, /Volumes/ or /Workspace/ path, a file:// URI "
+                          "or a path relative to the workspace")
     else:
         path = python_file
     path = files.locate(path, "python_file")

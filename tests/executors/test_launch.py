@@ -58,9 +58,9 @@ def test_a_file_uri_resolves_to_its_local_path(tmp_path):
 
 def test_a_remote_uri_is_an_invalid_configuration(tmp_path):
     with pytest.raises(LaunchError) as caught:
-        prepare(python_task("dbfs:/jobs/x.py"), tmp_path)
+        prepare(python_task("s3://bucket/jobs/x.py"), tmp_path)
     assert caught.value.code == "INVALID_RUN_CONFIGURATION"
-    assert "dbfs: URIs are not supported" in caught.value.message
+    assert "s3: URIs are not supported" in caught.value.message
 
 
 def test_an_unsupported_task_type_is_an_invalid_configuration(tmp_path):

@@ -1,6 +1,8 @@
 """The clock's trigger step with an injected now: schedules, periodic, file arrival, table
 updates and continuous jobs against the real database (attempts go to a recording broker)."""
 
+import os
+import uuid
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
@@ -148,6 +150,21 @@ def test_a_new_file_starts_a_run_with_the_location_and_old_files_do_not(alice, b
     assert TriggerState.objects.get(job=job).snapshot == fingerprints(["old/existing.csv", "old/new.csv"])
 
 
+def test_a_volume_watched_before_anything_wrote_to_it_fires_on_its_first_file(alice, broker, settings):
+    volume = f"/Volumes/main/raw/landing_{uuid.uuid4().hex[:8]}"
+    job = job_with(alice, T0, trigger={"file_arrival": {"url": volume}})
+
+    assert run_due_triggers(T0) == 0  # not there yet: empty, not an error
+    assert TriggerState.objects.get(job=job).last_error == ""
+    local = settings.LAKEFLOW_FS_ROOTS.local_path(volume)
+    assert local.startswith(settings.LAKEFLOW_FS_ROOTS.volumes + "/")
+    os.makedirs(local)
+    open(os.path.join(local, "a.csv"), "w").close()
+    assert run_due_triggers(T0 + seconds(3)) == 1
+    (run,) = runs_of(job)
+    assert run.trigger_details == {"file_arrival": {"location": volume}}
+
+
 def test_a_directory_that_disappears_is_shown_on_the_trigger_and_others_go_on(alice, broker, tmp_path):
     watched = tmp_path / "landing"
     watched.mkdir()
@@ -245,6 +262,16 @@ def test_a_successful_continuous_run_is_followed_at_once_and_pausing_stops_new_r
     assert len(runs_of(job)) == 2
 
 
+@pytest.mark.parametrize("url", ["/Volumes/main/raw/never_written", "dbfs:/landing/new"])
+def test_a_volume_or_dbfs_directory_that_does_not_exist_yet_is_accepted_at_save(client, alice, url):
+    from jobs.models import ApiToken
+    from tests.api.conftest import ApiClient
+
+    api = ApiClient(client, ApiToken.issue(alice, "t")[1])
+    response = api.post("jobs/create", {"name": "x", "tasks": [shell("a")], "trigger": {"file_arrival": {"url": url}}})
+    assert response.status_code == 200, response.json()
+
+
 @pytest.mark.parametrize("settings, path, message", [
     ({"schedule": {"quartz_cron_expression": "0 0 6 * *", "timezone_id": "UTC"}},
      "schedule.quartz_cron_expression", ""),
@@ -252,6 +279,8 @@ def test_a_successful_continuous_run_is_followed_at_once_and_pausing_stops_new_r
      "schedule.timezone_id", "unknown time zone 'Mars/Base'"),
     ({"trigger": {"file_arrival": {"url": "/no/such/dir"}}}, "trigger.file_arrival.url",
      "directory /no/such/dir does not exist"),
+    ({"trigger": {"file_arrival": {"url": "/Volumes/main/../../../etc"}}}, "trigger.file_arrival.url",
+     "/Volumes/main/../../../etc leads outside its root"),
 ])
 def test_bad_triggers_are_refused_at_save_with_the_field(client, alice, settings, path, message):
     from jobs.models import ApiToken

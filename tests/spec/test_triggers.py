@@ -144,14 +144,13 @@ def test_periodic_problems(periodic, expected):
     assert problems({"trigger": {"periodic": periodic}}) == expected
 
 
-LOCAL_ONLY = ("only local directories are supported, not {}: URLs; give an absolute path such "
-              "as /data/incoming or a file:///data/incoming URI")
+LOCAL_ONLY = ("only local directories, volumes and DBFS are supported, not {}: URLs; give an absolute path "
+              "such as /Volumes/main/raw/landing or /data/incoming, a dbfs:/ path or a file:///data/incoming URI")
 
 
 @pytest.mark.parametrize("url, message", [
     ("s3://bucket/landing", LOCAL_ONLY.format("s3")),
     ("abfss://c@acct.dfs.core.windows.net/in", LOCAL_ONLY.format("abfss")),
-    ("dbfs:/mnt/in", LOCAL_ONLY.format("dbfs")),
     ("gs://bucket/in", LOCAL_ONLY.format("gs")),
     ("landing/in", "'landing/in' must be an absolute path (or a file:/// URI) to a local directory"),
     ("file://server/share", "'file://server/share' is not a local file URI; write it as file:///absolute/path"),
@@ -160,6 +159,11 @@ LOCAL_ONLY = ("only local directories are supported, not {}: URLs; give an absol
 def test_file_arrival_url_must_be_a_local_directory(url, message):
     assert problems({"trigger": {"file_arrival": {"url": url}}}) == [
         ("trigger.file_arrival.url", message)]
+
+
+@pytest.mark.parametrize("url", ["dbfs:/mnt/in", "/Volumes/main/raw/landing", "/Workspace/Shared/in"])
+def test_file_arrival_url_may_be_a_volume_or_dbfs_path(url):
+    assert problems({"trigger": {"file_arrival": {"url": url}}}) == []
 
 
 def test_file_arrival_url_is_required():
