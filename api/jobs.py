@@ -27,7 +27,7 @@ from jobs.checks import check_settings_against_server
 from jobs.models import Job
 from jobs.permissions import check, grant_on_create, run_as_identity, viewable_jobs
 from jobs.spec.access import Action
-from jobs.spec.settings import INT32_MAX, validate_job_settings
+from jobs.spec.settings import INT32_MAX, validate_job_settings, without_nulls
 from jobs.spec.update import merge_update
 from runs.models import TriggerState
 
@@ -172,7 +172,8 @@ def list_jobs(request, data, api_version):
 def update_job(request, data, api_version):
     job = find_job(id_param(data, "job_id"))
     check(request.user, job.id, Action.MANAGE)
-    new_settings = object_param(data, "new_settings") or {}
+    # Nulls are absent fields (as in create), not "remove this": that is fields_to_remove's job.
+    new_settings = without_nulls(object_param(data, "new_settings") or {})
     fields_to_remove = str_list_param(data, "fields_to_remove") or []
     merged = merge_update(job.settings, new_settings, fields_to_remove)
     settings = validate_job_settings(merged, api_version=api_version)

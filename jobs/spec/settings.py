@@ -32,7 +32,8 @@ CONDITION_OPS = ("EQUAL_TO", "NOT_EQUAL", "GREATER_THAN", "GREATER_THAN_OR_EQUAL
 SOURCES = ("WORKSPACE", "GIT")
 FORMATS = ("SINGLE_TASK", "MULTI_TASK")
 EDIT_MODES = ("EDITABLE", "UI_LOCKED")
-PERFORMANCE_TARGETS = ("PERFORMANCE_OPTIMIZED", "STANDARD")
+# COST_OPTIMIZED: in the SDK's docstrings and Databricks' documentation, not (yet) its enum.
+PERFORMANCE_TARGETS = ("PERFORMANCE_OPTIMIZED", "STANDARD", "COST_OPTIMIZED")
 SQL_TASK_KINDS = {"query": "query_id", "file": "path", "alert": "alert_id",
                   "dashboard": "dashboard_id"}
 
@@ -420,12 +421,24 @@ def _check_job_fields(c: Checker, data: dict, for_submit: bool) -> None:
     c.problems.extend(check_triggers(data))
 
 
+def without_nulls(value):
+    """``value`` without the null fields of its objects, at any depth: in the JSON mapping of the
+    Jobs API's protobuf messages a null field is an absent one (the SDK sends none, hand-written
+    JSON and other clients do). Nulls inside lists stay, and are refused where they are."""
+    if isinstance(value, dict):
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [without_nulls(item) for item in value]
+    return value
+
+
 def validate_job_settings(data: Any, *, api_version: str = "2.2", for_submit: bool = False) -> dict:
     """A new, normalized copy of `data`; raises SettingsInvalid listing every problem."""
     if not isinstance(data, dict):
         raise SettingsInvalid([Problem("settings", "must be a JSON object")])
     try:
         check_document(data)
+        data = without_nulls(data)
     except DocumentRefused as exc:
         raise SettingsInvalid([Problem(exc.path or "settings", exc.message)]) from None
     c = Checker()

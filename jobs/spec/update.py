@@ -47,10 +47,8 @@ def merge_update(settings: dict, new_settings: dict, fields_to_remove: list[str]
         elif key:
             problems.append(Problem(path, "only tasks/<task_key> and job_clusters/<key> "
                                           "may name an entry; other nested fields cannot be removed"))
-        elif entry in result:
-            del result[entry]
-        else:
-            problems.append(Problem(path, f"there is no field '{entry}' to remove"))
+        else:  # removing an absent field is done already (a retried "remove the schedule")
+            result.pop(entry, None)
     if problems:
         raise SettingsInvalid(problems)
 

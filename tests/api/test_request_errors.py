@@ -159,7 +159,6 @@ def test_a_run_start_time_past_the_year_9999_is_a_400_not_a_crash(api, name):
 
 @pytest.mark.parametrize("field, value, words", [
     ("run_as", "alice", ["run_as", "must be an object"]),
-    ("run_as", None, ["run_as", "must be an object"]),
     ("run_as", {"user_name": 7}, ["run_as.user_name", "must be a string"]),
     ("email_notifications", ["a@example.com"], ["email_notifications", "must be an object"]),
     ("job_clusters", [1], ["job_clusters", "list of objects"]),
@@ -186,10 +185,11 @@ def test_a_task_field_of_the_wrong_json_type_is_a_400_and_the_job_is_unchanged(a
     assert api.get_ok("jobs/get", job_id=job_id)["settings"] == before
 
 
-def test_a_null_schedule_is_left_out_of_the_saved_job(api):
-    job_id = create_job(api, schedule=None)
+def test_a_null_schedule_or_run_as_is_left_out_of_the_saved_job(api):
+    job_id = create_job(api, schedule=None, run_as=None)
 
-    assert "schedule" not in api.get_ok("jobs/get", job_id=job_id)["settings"]
+    saved = api.get_ok("jobs/get", job_id=job_id)["settings"]
+    assert "schedule" not in saved and "run_as" not in saved
 
 
 def test_a_nul_character_in_a_body_string_is_a_400_and_no_job_is_made(api):

@@ -64,12 +64,17 @@ def test_removing_something_that_does_not_exist_names_each_bad_entry():
     with pytest.raises(SettingsInvalid) as caught:
         merge_update(nightly(), {}, ["schedule", "trigger", "tasks/ghost", "job_clusters/none", "tags/team"])
     assert [(p.path, p.message) for p in caught.value.problems] == [
-        ("fields_to_remove[1]", "there is no field 'trigger' to remove"),
         ("fields_to_remove[2]", "there is no task_key 'ghost' to remove"),
         ("fields_to_remove[3]", "there is no job_cluster_key 'none' to remove"),
         ("fields_to_remove[4]", "only tasks/<task_key> and job_clusters/<key> may name an entry; "
                                 "other nested fields cannot be removed"),
     ]
+
+
+def test_removing_an_absent_top_level_field_does_nothing_so_a_retried_removal_succeeds():
+    once = merge_update(nightly(), {}, ["schedule"])
+    assert "schedule" not in once
+    assert merge_update(once, {}, ["schedule"]) == once
 
 
 def test_merge_update_returns_a_new_dict_and_leaves_its_inputs_alone():

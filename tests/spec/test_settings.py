@@ -290,7 +290,7 @@ def for_each(key, nested, **block):
 @pytest.mark.parametrize("block, path, message", [
     ({"inputs": "1, 2"}, "inputs", "must be a JSON array or a {{...}} reference"),
     ({"inputs": '{"a": 1}'}, "inputs", "must be a JSON array or a {{...}} reference"),
-    ({"inputs": None}, "inputs", "must be a string"),
+    ({"inputs": None}, "inputs", "is required"),  # null is absent
     ({"concurrency": 0}, "concurrency", "must be between 1 and 100"),
     ({"concurrency": 101}, "concurrency", "must be between 1 and 100"),
 ])
@@ -486,3 +486,25 @@ def test_a_thousand_task_fan_out_validates():
         for i in range(999)]
     settings = validate_job_settings(job(*tasks))
     assert len(settings["tasks"]) == 1000
+
+
+def test_null_fields_are_absent_ones_at_any_depth_as_in_the_apis_json_mapping():
+    settings = validate_job_settings({
+        "name": "nulls", "description": None, "tags": None, "queue": None, "performance_target": None,
+        "tasks": [{"task_key": "a", "depends_on": None, "timeout_seconds": None,
+                   "notebook_task": {"notebook_path": "/Workspace/x", "base_parameters": None}}],
+    })
+    assert "description" not in settings and "tags" not in settings
+    assert settings["queue"] == {"enabled": True}  # the 2.2 default, as if it were left out
+    assert settings["tasks"][0]["notebook_task"] == {"notebook_path": "/Workspace/x"}
+    assert "depends_on" not in settings["tasks"][0]
+
+
+def test_a_null_inside_a_list_is_still_refused():
+    with pytest.raises(SettingsInvalid):
+        validate_job_settings({"name": "x", "tasks": [None]})
+
+
+def test_cost_optimized_is_a_performance_target():
+    settings = validate_job_settings({"name": "x", "performance_target": "COST_OPTIMIZED", "tasks": []})
+    assert settings["performance_target"] == "COST_OPTIMIZED"
