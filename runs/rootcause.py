@@ -29,8 +29,8 @@ from runs.engine.states import (
     RunLifeCycleState as L,
     RunResultState as R,
 )
-from runs.task_logs import read_task_log_tail, redactor
 from runs.models import Run, RunEvent, TaskRun
+from runs.task_logs import read_task_log_tail
 
 # Earlier runs of the job searched for the same failure: the newest ones, enough to see a pattern.
 EARLIER_RUNS_SEARCHED = 50
@@ -102,9 +102,8 @@ def failed_iterations(run, wrapper):
 
 def describe_origin(run, attempt, found, earlier_run_ids):
     """One origin for the template: the attempt (a task's or an iteration's) and its context."""
-    redact = redactor(attempt)  # secret values the attempt fetched
-    error, trace = redact(attempt.error or attempt.state_message), redact(attempt.error_trace)
-    failure = failure_of(attempt.result_state or R.FAILED, error, trace)
+    error = attempt.error or attempt.state_message
+    failure = failure_of(attempt.result_state or R.FAILED, error, attempt.error_trace)
     same = earlier_failures(attempt, failure, earlier_run_ids) if found.kind == "failed" else []
     return {
         "task_key": attempt.task_key,
@@ -118,7 +117,7 @@ def describe_origin(run, attempt, found, earlier_run_ids):
         "error": error,
         "error_line": error_line(error),
         "exception_type": failure.exception,
-        "error_trace": trace,
+        "error_trace": attempt.error_trace,
         "last_log_lines": log_lines(attempt),
         "downstream_skipped": list(found.downstream_skipped),
         "child_run": child_run(attempt),

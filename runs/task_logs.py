@@ -4,6 +4,7 @@ runs/export and the root-cause view. Redaction happens here, on read, not in the
 the file keeps what the task wrote, and no code the task runs can get around it.
 """
 
+import dataclasses
 import os
 from typing import NamedTuple
 
@@ -85,3 +86,16 @@ def redactor(attempt):
     """A function that redacts the attempt's fetched values from a text (errors, notebook output)."""
     values = values_fetched_by(attempt.id)
     return lambda text: redact_text(text, values) if values and isinstance(text, str) else text
+
+
+def without_secret_values(result, attempt_id):
+    """The attempt's report (an AttemptResult) with fetched values redacted from its error and
+    trace, before the worker stores them: the error is also the attempt's state_message, which
+    runs/get, the run lists and the events show. Only a failed attempt pays the query."""
+    if not (result.error or result.error_trace):
+        return result
+    values = values_fetched_by(attempt_id)
+    if not values:
+        return result
+    return dataclasses.replace(result, error=result.error and redact_text(result.error, values),
+                               error_trace=result.error_trace and redact_text(result.error_trace, values))

@@ -106,5 +106,4 @@ def allows(held, needed):
 
 
 def refusal(user_name, scope, needed):
-    return (f"User {user_name} does not have {needed} permission on scope {scope}"
-            if needed != Permission.READ else f"User {user_name} does not have READ permission on scope {scope}")
+    return f"User {user_name} does not have {needed} permission on scope {scope}"

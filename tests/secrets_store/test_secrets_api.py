@@ -97,6 +97,10 @@ def test_bad_names_values_and_bodies_are_refused_with_a_400_never_a_500(alice_se
     assert alice_secrets.get("get", scope="s", key="k" * 200).status_code == 404
     exactly = alice_secrets.post("put", {"scope": "s", "key": "k", "string_value": "x" * MAX_VALUE_BYTES})
     assert exactly.status_code == 200
+    as_bytes = base64.b64encode(b"\xff" * MAX_VALUE_BYTES).decode()
+    assert alice_secrets.post("put", {"scope": "s", "key": "b", "bytes_value": as_bytes}).status_code == 200
+    over = base64.b64encode(b"\xff" * (MAX_VALUE_BYTES + 1)).decode()
+    assert alice_secrets.post("put", {"scope": "s", "key": "b", "bytes_value": over}).status_code == 400
 
 
 def test_without_credentials_every_call_is_refused(client, db):
