@@ -6,10 +6,11 @@ step succeeded, so a directory with the final name is always complete: a half-bu
 environment is never used, and a crash mid-build leaves only a temporary directory behind.
 
 The environment sees the packages of the server's task interpreter (``LAKEFLOW_TASK_PYTHON``)
-after its own: a ``.pth`` file appends that interpreter's site directories, so task code keeps
-what the default environment has (as Databricks' serverless base environment does) and a
-declared dependency overrides the base's copy. (``--system-site-packages`` would expose only
-the *base* interpreter's site-packages when the task interpreter is itself a virtualenv.)
+after its own: a ``.pth`` file adds that interpreter's site directories (with their own ``.pth``
+files) behind the environment's, so task code keeps what the default environment has (as
+Databricks' serverless base environment does) and a declared dependency overrides the base's
+copy. (``--system-site-packages`` would expose only the *base* interpreter's site-packages when
+the task interpreter is itself a virtualenv.)
 """
 
 import hashlib
@@ -143,7 +144,9 @@ def _add_base_site_packages(venv_python, base_python):
         raise BuildFailed(f"Could not read the site directories of {base_python}: {exc}") from None
     if not own:
         raise BuildFailed(f"The environment's interpreter {venv_python} has no site directory")
-    Path(own[0], BASE_PTH).write_text("".join(f"{path}\n" for path in base if path not in own), encoding="utf-8")
+    # addsitedir, not a bare path: the base's own .pth files (editable installs, hooks) work too.
+    Path(own[0], BASE_PTH).write_text("".join(f"import site; site.addsitedir({path!r})\n"
+                                              for path in base if path not in own), encoding="utf-8")
 
 
 def _run(argv, *, log, cache_dir, user, keep_going, poll_seconds, timeout_seconds):

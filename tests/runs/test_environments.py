@@ -84,6 +84,34 @@ def test_a_task_with_an_environment_runs_on_its_interpreter_with_its_wheel_and_t
     assert builder.is_built(environments.environments_dir() / row.key)
 
 
+def test_a_declared_dependency_overrides_the_servers_copy_of_the_same_package(alice, workspace):
+    (workspace / "which.py").write_text("import sqlparse\nprint(sqlparse.__version__)\n")
+    wheel = make_wheel(workspace, name="sqlparse", version="99.0", source="__version__ = 'declared 99.0'\n")
+    job = make_job(alice, [{"task_key": "t", "spark_python_task": {"python_file": str(workspace / "which.py")},
+                            "environment_key": "default"}], environments=environment(str(wheel)))
+    attempt = only_attempt(create_run(job)[0])
+    assert output(attempt) == "declared 99.0\n"
+
+
+def test_a_wheel_task_and_a_notebook_task_run_in_the_environment_that_installs_their_code(alice, workspace):
+    wheel = make_wheel(workspace, name="lakeflow_entry", source=(
+        "import sys\n"
+        "def main():\n"
+        "    print('entry point', sys.argv[1:], sys.prefix != sys.base_prefix)\n"), entry_points={"run": "lakeflow_entry:main"})
+    (workspace / "nb.py").write_text("# Databricks notebook source\nimport lakeflow_entry, sys\n"
+                                     "print('notebook', sys.prefix != sys.base_prefix)\n")
+    job = make_job(alice, [
+        {"task_key": "wheel", "environment_key": "default",
+         "python_wheel_task": {"package_name": "lakeflow_entry", "entry_point": "run", "parameters": ["x"]}},
+        {"task_key": "nb", "environment_key": "default", "notebook_task": {"notebook_path": str(workspace / "nb.py")}},
+    ], environments=environment(str(wheel)))
+    run = create_run(job)[0]
+    wheel_task, notebook = only_attempt(run, "wheel"), only_attempt(run, "nb")
+    assert output(wheel_task) == "entry point ['x'] True\n"
+    assert notebook.result_state == R.SUCCESS, notebook.state_message
+    assert "notebook True" in Path(notebook.executed_notebook).read_text()  # its kernel ran in the environment
+
+
 def test_every_task_and_job_with_the_same_spec_shares_one_build(alice, workspace, builds):
     wheel = make_wheel(workspace)
     tasks = [python_task(workspace, "a", environment_key="default"),
