@@ -1,6 +1,6 @@
 """Secret values are [REDACTED] wherever the server shows what a task attempt printed: the log
 in runs/get-output, runs/export, the run page's task panel and live log, the root-cause view, and
-an executed notebook's outputs (errors are redacted as they are stored: test_task_errors.py). And
+an executed notebook's outputs (errors are redacted as they are stored: test_real_tasks.py). And
 no server module reads a log another way."""
 
 import json
