@@ -73,7 +73,7 @@ def set_up_environment(job_settings, task, attempt_dir, *, keep_going=lambda: Tr
     heartbeat; False: the attempt was canceled). Raises LaunchError for a path outside the task
     roots and EnvironmentFailed when the build fails."""
     spec = environment_spec(job_settings, task, task_type_of(task) or "")
-    if spec is None:
+    if spec is None or not spec.lines:  # nothing to install (a serverless `client: "1"` alone): the default
         return None
     started = time.monotonic()
     attempt_dir = Path(attempt_dir)

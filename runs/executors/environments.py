@@ -105,13 +105,17 @@ def build_environment(directory, lines, *, python, uv, log, cache_dir, user=None
         venv_python = environment_python(building)
         requirements = building / REQUIREMENTS
         requirements.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        os.chmod(requirements, 0o644)  # uv may run as the task user
         if lines:
             _run([uv, "pip", "install", "--python", venv_python, "--no-progress", "-r", str(requirements)],
                  log=log, cache_dir=cache_dir, user=user, keep_going=keep_going, poll_seconds=poll_seconds,
                  timeout_seconds=timeout_seconds)
         _add_base_site_packages(venv_python, python)
+        if user is not None:  # built as the task user; kept by the server: no task can change it
+            _own(building, os.geteuid(), os.getegid())
         (building / COMPLETE).write_text(json.dumps({"lines": list(lines), "python": python,
                                                      "built_at": time.time()}), encoding="utf-8")
+        os.chmod(building / COMPLETE, 0o644)
         try:
             os.rename(building, directory)
         except OSError:
@@ -119,6 +123,13 @@ def build_environment(directory, lines, *, python, uv, log, cache_dir, user=None
                 raise
     finally:
         shutil.rmtree(building, ignore_errors=True)
+
+
+def _own(top, uid, gid):
+    for parent, directories, files in os.walk(top):
+        for name in (*directories, *files):
+            os.lchown(os.path.join(parent, name), uid, gid)
+    os.lchown(top, uid, gid)
 
 
 def remove_environment(directory):
@@ -147,6 +158,7 @@ def _add_base_site_packages(venv_python, base_python):
     # addsitedir, not a bare path: the base's own .pth files (editable installs, hooks) work too.
     Path(own[0], BASE_PTH).write_text("".join(f"import site; site.addsitedir({path!r})\n"
                                               for path in base if path not in own), encoding="utf-8")
+    os.chmod(Path(own[0], BASE_PTH), 0o644)
 
 
 def _run(argv, *, log, cache_dir, user, keep_going, poll_seconds, timeout_seconds):
@@ -163,8 +175,9 @@ def _run(argv, *, log, cache_dir, user, keep_going, poll_seconds, timeout_second
     as_user = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
     output = _OutputTail()
     try:
+        # umask 022: whoever the server's umask leaves out, the task user must read what uv writes.
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   env=env, start_new_session=True, **as_user)
+                                   env=env, start_new_session=True, umask=0o022, **as_user)
     except OSError as exc:  # no uv there (LAKEFLOW_UV), or not runnable
         raise BuildFailed(f"Could not start {argv[0]}: {exc}") from None
     deadline = time.monotonic() + timeout_seconds

@@ -138,9 +138,15 @@ def test_task_libraries_build_an_environment_for_a_task_without_one(alice, works
     assert 'skipped jar library "/x/y.jar"' in setup_log(attempt)
 
 
-def test_a_task_without_environment_or_libraries_runs_on_the_default_interpreter_with_no_setup(alice, tmp_path):
-    (tmp_path / "plain.py").write_text("import sys\nprint(sys.prefix == sys.base_prefix or 'venv')\n")
-    job = make_job(alice, [{"task_key": "t", "spark_python_task": {"python_file": str(tmp_path / "plain.py")}}])
+@pytest.mark.parametrize("fields,job_fields", [
+    ({}, {}),
+    ({"environment_key": "serverless"}, {"environments": [{"environment_key": "serverless", "spec": {"client": "1"}}]}),
+], ids=["no environment", "an environment with nothing to install"])
+def test_a_task_with_nothing_to_install_runs_on_the_default_interpreter_with_no_setup(
+        alice, tmp_path, fields, job_fields):
+    (tmp_path / "plain.py").write_text("print('plain')\n")
+    job = make_job(alice, [{"task_key": "t", "spark_python_task": {"python_file": str(tmp_path / "plain.py")},
+                            **fields}], **job_fields)
     run, _ = create_run(job)
 
     attempt = only_attempt(run)
