@@ -28,7 +28,7 @@ from django.utils import timezone
 from jobs.spec.environments import environment_key_of, environment_spec
 from jobs.spec.task_types import task_type_of
 from runs.executors.environments import (
-    BuildFailed, build_environment, environment_python, is_built, remove_environment, resolve_lines,
+    BuildFailed, BuildStopped, build_environment, environment_python, is_built, remove_environment, resolve_lines,
 )
 from runs.executors.errors import LaunchError
 from runs.executors.files import TaskFiles, append_for_server, open_task_file
@@ -152,9 +152,11 @@ def ensure_built(key, directory, lines, setup_log, keep_going):
             continue
         if not waited:
             setup_log.write(f"Waiting for {row.builder} to build environment {key}\n".encode())
-            waited = True
-        if not keep_going():
-            raise BuildFailed("The task was canceled while its environment was being built")
+            waited, last_check = True, time.monotonic()
+        if time.monotonic() - last_check >= settings.LAKEFLOW_HEARTBEAT_SECONDS:
+            last_check = time.monotonic()  # keep_going writes the attempt's heartbeat
+            if not keep_going():
+                raise BuildStopped("The task was canceled while its environment was being built")
         wait_for_builder()
 
 
@@ -185,13 +187,15 @@ def build_claimed(row, directory, lines, setup_log, keep_going):
         build_environment(directory, lines, python=settings.LAKEFLOW_TASK_PYTHON, uv=settings.LAKEFLOW_UV,
                           log=setup_log, cache_dir=cache, user=switch_to, keep_going=beat_and_go_on,
                           poll_seconds=min(1.0, settings.LAKEFLOW_HEARTBEAT_SECONDS))
+    except BuildStopped:  # canceled: a waiting worker builds it instead, as after a crash
+        TaskEnvironment.objects.filter(id=row.id, builder=row.builder).delete()
+        raise
     except BuildFailed as exc:
         TaskEnvironment.objects.filter(id=row.id, builder=row.builder).update(
             state=TaskEnvironment.FAILED, error=exc.message, heartbeat_at=timezone.now())
         raise
-    except BaseException:  # a bug or the worker stopping: let the next task build it again
-        TaskEnvironment.objects.filter(id=row.id, builder=row.builder).update(
-            state=TaskEnvironment.FAILED, error="The build was interrupted", heartbeat_at=timezone.now())
+    except BaseException:  # a bug or the worker stopping: not the spec's fault either
+        TaskEnvironment.objects.filter(id=row.id, builder=row.builder).delete()
         raise
     now = timezone.now()
     TaskEnvironment.objects.filter(id=row.id, builder=row.builder).update(

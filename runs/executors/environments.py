@@ -40,6 +40,10 @@ class BuildFailed(Exception):
         self.message = message
 
 
+class BuildStopped(BuildFailed):
+    """``keep_going()`` said stop (the task was canceled): not the spec's fault."""
+
+
 @dataclass(frozen=True)
 class Resolved:
     lines: list  # requirement lines with local paths made absolute (mapped into the task roots)
@@ -173,6 +177,8 @@ def _run(argv, *, log, cache_dir, user, keep_going, poll_seconds, timeout_second
                             "http_proxy", "https_proxy", "no_proxy", "UV_HTTP_TIMEOUT", "UV_OFFLINE")):
             env[name] = value
     as_user = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
+    if not keep_going():  # canceled since the last step
+        raise BuildStopped("The environment build was stopped: the task was canceled")
     output = _OutputTail()
     try:
         # umask 022: whoever the server's umask leaves out, the task user must read what uv writes.
@@ -193,7 +199,7 @@ def _run(argv, *, log, cache_dir, user, keep_going, poll_seconds, timeout_second
             if time.monotonic() > deadline:
                 raise BuildFailed(f"The environment build took longer than {timeout_seconds} seconds")
             if not keep_going():
-                raise BuildFailed("The environment build was stopped")
+                raise BuildStopped("The environment build was stopped: the task was canceled")
         _pump(process.stdout, log, output)
     finally:
         if process.poll() is None:

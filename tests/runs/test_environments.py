@@ -261,11 +261,22 @@ def test_a_build_whose_builder_stopped_beating_is_taken_over(db, tmp_path, build
     assert len(builds) == 1 and builder.is_built(directory)
 
 
-def test_a_canceled_task_stops_waiting_for_a_build(db):
+def test_a_canceled_task_stops_waiting_for_a_build(db, settings, monkeypatch):
+    settings.LAKEFLOW_HEARTBEAT_SECONDS = 0  # look at keep_going on every wait
+    monkeypatch.setattr(environments, "wait_for_builder", lambda: None)
     TaskEnvironment.objects.create(key="k4", host=environments.HOST, state=TaskEnvironment.BUILDING,
                                    builder="other-node:1:x", heartbeat_at=timezone.now())
-    with pytest.raises(builder.BuildFailed, match="canceled"):
+    with pytest.raises(builder.BuildStopped, match="canceled"):
         environments.ensure_built("k4", environments.environments_dir() / "k4", [], StepLog(), lambda: False)
+
+
+def test_a_build_stopped_by_a_cancel_is_left_for_the_next_worker_not_marked_failed(db, tmp_path, settings):
+    settings.LAKEFLOW_HEARTBEAT_SECONDS = 0
+    wheel = make_wheel(tmp_path)
+    directory = environments.environments_dir() / "k5"
+    with pytest.raises(builder.BuildStopped):
+        environments.ensure_built("k5", directory, [str(wheel)], StepLog(), keep_going=lambda: False)
+    assert not TaskEnvironment.objects.filter(key="k5").exists() and not directory.exists()
 
 
 # --- garbage collection
