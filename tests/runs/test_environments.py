@@ -190,6 +190,16 @@ def test_a_failed_build_is_not_kept_the_next_task_builds_it_again(alice, workspa
     assert len(builds) == 2 and TaskEnvironment.objects.get().state == TaskEnvironment.READY
 
 
+def test_a_wheel_on_a_volume_path_installs_from_the_volumes_directory(alice, workspace, settings):
+    libs = Path(settings.LAKEFLOW_FS_ROOTS.volumes) / "main" / "default" / "libs"
+    libs.mkdir(parents=True, exist_ok=True)
+    wheel = make_wheel(libs, version="2.0", source="VALUE = 'from a volume'\n")
+    job = make_job(alice, [python_task(workspace, libraries=[
+        {"whl": f"/Volumes/main/default/libs/{wheel.name}"}])])
+    attempt = only_attempt(create_run(job)[0])
+    assert output(attempt) == "from a volume True True\n", attempt.state_message
+
+
 def test_a_library_path_outside_the_task_roots_is_refused_before_anything_is_built(alice, workspace, builds):
     job = make_job(alice, [python_task(workspace, libraries=[{"whl": str(django_settings.LAKEFLOW_HOME / "x.whl")}])])
     attempt = only_attempt(create_run(job)[0])
@@ -318,3 +328,19 @@ def test_runs_get_counts_the_build_as_setup_and_the_panel_shows_its_log_apart(al
     setup_part = page.split('id="task-setup-log"')[1].split("</pre>")[0]
     assert "Environment from environments[default]" in setup_part
     assert "42 True True" not in setup_part  # the task's own output is in its log, not here
+
+
+def test_a_task_canceled_during_its_setup_ends_canceled_not_failed(alice, workspace, monkeypatch):
+    from runs import worker
+    from runs.dispatch import cancel_run
+
+    def canceled_meanwhile(job_settings, task, attempt_dir, keep_going):
+        cancel_run(TaskRun.objects.get(task_key="t").run_id)
+        assert keep_going() is False  # what the build sees at its next heartbeat
+        raise environments.EnvironmentFailed("The environment build was stopped: the task was canceled", 5)
+
+    monkeypatch.setattr(worker, "set_up_environment", canceled_meanwhile)
+    job = make_job(alice, [python_task(workspace, environment_key="default")],
+                   environments=environment(str(make_wheel(workspace))))
+    attempt = only_attempt(create_run(job)[0])
+    assert attempt.result_state == R.CANCELED and attempt.setup_duration_ms == 5
