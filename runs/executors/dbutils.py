@@ -327,15 +327,12 @@ def runtime_module(namespace):
 FUSE_PREFIXES = ("/Volumes/", "/Workspace/", "/dbfs/")
 
 
-def _map_databricks_paths_in_open():
-    """``open("/Volumes/...")`` reads the volume, as through Databricks' FUSE mount. The roots
-    are loaded on the first such path: other tasks pay one prefix test per ``open``."""
-    import builtins
-    import io
-
-    real_open = builtins.open
+def fuse_open(real_open):
+    """``real_open`` that also reads ``/Volumes/...`` (and ``/Workspace``, ``/dbfs``) paths as
+    through Databricks' FUSE mounts. The roots are loaded on the first such path: other tasks pay
+    one prefix test per ``open``. Outside a task run of this server: ``real_open`` itself."""
     if not os.environ.get("LAKEFLOW_FS_ROOTS") or getattr(real_open, "_lakeflow_mapped", False):
-        return
+        return real_open
     mapped_open = []
 
     def open(file, *args, **kwargs):  # noqa: A001
@@ -349,7 +346,7 @@ def _map_databricks_paths_in_open():
 
     open._lakeflow_mapped = True
     open.__doc__ = real_open.__doc__
-    builtins.open = io.open = open
+    return open
 
 
 def install(**kwargs):
@@ -357,10 +354,11 @@ def install(**kwargs):
     out (with a NoSpark as its ``spark``; no builtin ``spark``: code that tests for one to build
     its own session must still find none); return it."""
     import builtins
+    import io
     import sys
 
     builtins.dbutils = DBUtils(**kwargs)
-    _map_databricks_paths_in_open()
+    builtins.open = io.open = fuse_open(builtins.open)
     namespace = {"dbutils": builtins.dbutils, "spark": NoSpark(), "getArgument": builtins.dbutils.widgets.get}
     sys.modules["dbruntime"] = runtime_module(namespace)
     sys.modules.pop("databricks.sdk.runtime", None)  # imported before: read the namespace again

@@ -406,6 +406,9 @@ def _lakeflow_setup(config):
     sys.modules[name] = module
     loader.exec_module(module)
     dbutils = module.install(**config["install"])
+    shell = get_ipython()
+    if "open" in shell.user_ns:  # IPython's own open shadows the builtin in notebooks
+        shell.user_ns["open"] = module.fuse_open(shell.user_ns["open"])
 
     def on_notebook_exit(shell, etype, value, tb, tb_offset=None):
         notebook = dbutils.notebook

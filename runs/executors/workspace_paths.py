@@ -57,17 +57,12 @@ class Roots:
         mapped = self.mapped(path)
         if mapped is not None:
             return mapped
-        if path.startswith("file:"):
-            return _file_uri_path(path)
-        return path
+        return _file_uri_path(path) if path.startswith("file:") else path
 
     def fs_path(self, path: str) -> str:
-        """The local path ``dbutils.fs`` means by ``path``."""
-        mapped = self.mapped(path)
-        if mapped is not None:
-            return mapped
-        if path.startswith("file:"):
-            return _file_uri_path(path)
+        """The local path ``dbutils.fs`` means by ``path``: scheme-less paths default to DBFS."""
+        if path.startswith("file:") or self.mapped(path) is not None:
+            return self.local_path(path)
         if _has_scheme(path):
             raise ValueError(f"{path}: only dbfs:/, file:/, /Volumes and /Workspace paths are supported here")
         return self._inside(self.dbfs, path, path)

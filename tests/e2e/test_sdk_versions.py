@@ -34,7 +34,8 @@ job = w.jobs.create(
 )
 run = w.jobs.run_now(job.job_id, job_parameters={"day": "friday"}).result()
 first = next(t for t in run.tasks if t.task_key == "first")
-repaired = w.jobs.repair_run(run.run_id, rerun_tasks=["second"]).result()
+w.jobs.repair_run(run.run_id, rerun_tasks=["second"]).result()
+repaired = w.jobs.get_run(run.run_id, include_history=True)
 print(json.dumps({
     "version": __version__,
     "job_name": w.jobs.get(job.job_id).settings.name,
