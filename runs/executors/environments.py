@@ -170,12 +170,7 @@ def _run(argv, *, log, cache_dir, user, keep_going, poll_seconds, timeout_second
     log.flush()
     env = {"PATH": os.environ.get("PATH", os.defpath), "UV_CACHE_DIR": str(cache_dir), "UV_NO_CONFIG": "1",
            "HOME": str(cache_dir), "NO_COLOR": "1", "UV_PYTHON_DOWNLOADS": "never"}
-    # The operator's index settings apply to uv as to pip (a mirror, a private index, a CA bundle).
-    for name, value in os.environ.items():
-        if name.startswith(("UV_INDEX", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX", "UV_FIND_LINKS", "UV_NATIVE_TLS",
-                            "UV_INSECURE_HOST", "SSL_CERT", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
-                            "http_proxy", "https_proxy", "no_proxy", "UV_HTTP_TIMEOUT", "UV_OFFLINE")):
-            env[name] = value
+    env.update(index_variables(os.environ))
     as_user = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
     if not keep_going():  # canceled since the last step
         raise BuildStopped("The environment build was stopped: the task was canceled")
@@ -208,6 +203,26 @@ def _run(argv, *, log, cache_dir, user, keep_going, poll_seconds, timeout_second
         process.stdout.close()
     if process.returncode != 0:
         raise BuildFailed(output.error() or f"{argv[1]} exited with code {process.returncode}")
+
+
+PASSED_TO_UV = ("UV_INDEX", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX", "UV_FIND_LINKS", "UV_NATIVE_TLS",
+                "UV_INSECURE_HOST", "UV_HTTP_TIMEOUT", "UV_OFFLINE", "SSL_CERT", "HTTP_PROXY", "HTTPS_PROXY",
+                "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+# uv reads none of pip's settings: an operator's pip mirror (in variables) serves uv too unless
+# uv has its own. (pip.conf files are not read: set UV_* for those.)
+PIP_TO_UV = {"PIP_INDEX_URL": "UV_DEFAULT_INDEX", "PIP_EXTRA_INDEX_URL": "UV_INDEX",
+             "PIP_FIND_LINKS": "UV_FIND_LINKS", "PIP_CERT": "SSL_CERT_FILE"}
+
+
+def index_variables(environ):
+    """The server's variables that say where uv finds packages and how it reaches them."""
+    found = {name: value for name, value in environ.items() if name.startswith(PASSED_TO_UV)}
+    given = set(found) | ({"UV_DEFAULT_INDEX"} if "UV_INDEX_URL" in found else set()) | (
+        {"UV_INDEX"} if "UV_EXTRA_INDEX_URL" in found else set())
+    for pip_name, uv_name in PIP_TO_UV.items():
+        if environ.get(pip_name) and uv_name not in given:
+            found[uv_name] = environ[pip_name]
+    return found
 
 
 def _pump(stream, log, output):

@@ -344,3 +344,12 @@ def test_a_task_canceled_during_its_setup_ends_canceled_not_failed(alice, worksp
                    environments=environment(str(make_wheel(workspace))))
     attempt = only_attempt(create_run(job)[0])
     assert attempt.result_state == R.CANCELED and attempt.setup_duration_ms == 5
+
+
+def test_uv_gets_the_operators_index_settings_and_pips_where_it_has_none_of_its_own():
+    environ = {"PIP_INDEX_URL": "https://mirror/simple", "PIP_EXTRA_INDEX_URL": "https://extra/simple",
+               "PIP_CERT": "/etc/ca.pem", "UV_INDEX_URL": "https://uv-mirror/simple", "HTTPS_PROXY": "http://proxy:3128",
+               "SECRET_KEY": "not for uv", "DATABASE_URL": "postgresql://x"}
+    assert builder.index_variables(environ) == {
+        "UV_INDEX_URL": "https://uv-mirror/simple",  # uv's own setting wins over pip's
+        "UV_INDEX": "https://extra/simple", "SSL_CERT_FILE": "/etc/ca.pem", "HTTPS_PROXY": "http://proxy:3128"}
