@@ -176,13 +176,12 @@ def build_claimed(row, directory, lines, setup_log, keep_going):
             return keep_going()
         return True
 
-    environments_dir().mkdir(mode=0o711, parents=True, exist_ok=True)
-    cache = environments_dir() / ".uv-cache"
-    cache.mkdir(mode=0o700, exist_ok=True)
     user = settings.LAKEFLOW_TASK_USER
     switch_to = user if getattr(user, "switch", False) else None
-    if switch_to is not None and os.geteuid() == 0:
-        os.chown(cache, switch_to.uid, switch_to.gid)
+    cache = None  # built as the task user: no cache that tasks could tamper with
+    if switch_to is None:  # tasks run as the server's user: nothing to guard a cache from
+        cache = environments_dir() / ".uv-cache"
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         build_environment(directory, lines, python=settings.LAKEFLOW_TASK_PYTHON, uv=settings.LAKEFLOW_UV,
                           log=setup_log, cache_dir=cache, user=switch_to, keep_going=beat_and_go_on,

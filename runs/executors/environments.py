@@ -89,9 +89,10 @@ def build_environment(directory, lines, *, python, uv, log, cache_dir, user=None
                       keep_going=lambda: True, poll_seconds=1.0, timeout_seconds=3600):
     """Build the environment of ``lines`` at ``directory``; raise BuildFailed with uv's error.
 
-    ``log`` is a binary file for the installer's output; ``keep_going()`` is called about every
-    ``poll_seconds`` while uv runs (heartbeats; False stops the build, e.g. a cancel). ``user``
-    (uid, gid) runs uv as the task user: package build scripts never run as the server.
+    ``cache_dir`` is uv's cache (None: none kept); ``log`` a binary file for the installer's
+    output; ``keep_going()`` is called about every ``poll_seconds`` while uv runs (heartbeats;
+    False stops the build, e.g. a cancel). ``user`` (uid, gid) runs uv as the task user: package
+    build scripts never run as the server.
     """
     directory = Path(directory)
     if is_built(directory):
@@ -168,8 +169,12 @@ def _add_base_site_packages(venv_python, base_python):
 def _run(argv, *, log, cache_dir, user, keep_going, poll_seconds, timeout_seconds):
     log.write(("$ " + " ".join(argv[1:]) + "\n").encode())
     log.flush()
-    env = {"PATH": os.environ.get("PATH", os.defpath), "UV_CACHE_DIR": str(cache_dir), "UV_NO_CONFIG": "1",
-           "HOME": str(cache_dir), "NO_COLOR": "1", "UV_PYTHON_DOWNLOADS": "never"}
+    env = {"PATH": os.environ.get("PATH", os.defpath), "UV_NO_CONFIG": "1", "NO_COLOR": "1",
+           "UV_PYTHON_DOWNLOADS": "never"}
+    # None: a throwaway cache. A cache shared between builds that run as the task user would be
+    # the task user's to change, and so every environment built after from it.
+    env.update({"UV_CACHE_DIR": str(cache_dir), "HOME": str(cache_dir)} if cache_dir is not None
+               else {"UV_NO_CACHE": "1", "HOME": "/nonexistent"})
     env.update(index_variables(os.environ))
     as_user = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
     if not keep_going():  # canceled since the last step

@@ -173,3 +173,27 @@ def test_task_files_that_lead_into_the_servers_files_are_refused_without_showing
     shown = f"{attempt.state.state_message} {output.error} {output.error_trace} {output.logs}"
     for secret in secrets_of(isolated_server):
         assert secret not in shown
+
+
+def test_a_task_environment_is_built_as_the_task_user_and_no_task_can_change_it(isolated_server):
+    from tests.wheels import make_wheel
+
+    wheel = make_wheel(isolated_server.workspace)
+    wheel.chmod(0o644)
+    (isolated_server.workspace / "tamper.py").write_text(
+        "import lakeflow_demo, os, pwd, site\n"
+        "print('user', pwd.getpwuid(os.geteuid()).pw_name)\n"
+        "try:\n"
+        "    open(os.path.join(site.getsitepackages()[0], 'planted.pth'), 'w')\n"
+        "    print('PLANTED')\n"
+        "except OSError as exc:\n"
+        "    print('refused', type(exc).__name__)\n")
+    (isolated_server.workspace / "tamper.py").chmod(0o644)
+    w = isolated_server.client()
+    job_id = w.api_client.do("POST", "/api/2.2/jobs/create", body={
+        "name": "environment as the task user",
+        "environments": [{"environment_key": "e", "spec": {"dependencies": [str(wheel)]}}],
+        "tasks": [{"task_key": "t", "environment_key": "e", "spark_python_task": {"python_file": "tamper.py"}}]})["job_id"]
+    task = w.jobs.run_now(job_id=job_id).result(timeout=timedelta(minutes=3)).tasks[0]
+    assert task.state.result_state == jobs.RunResultState.SUCCESS, task.state.state_message
+    assert w.jobs.get_run_output(task.run_id).logs == f"user {TASK_USER}\nrefused PermissionError\n"
