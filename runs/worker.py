@@ -12,7 +12,7 @@ from django.utils import timezone
 from jobs.spec.documents import readable
 from jobs.spec.embedded import EmbeddedReferenceError
 from jobs.spec.command_line import command_line_problems, environment_problems
-from jobs.spec.task_types import UNSUPPORTED_TASK_TYPES, not_supported, task_type_of
+from jobs.spec.task_types import not_supported, task_type_of, unsupported_kind
 from runs.attempt_credentials import databricks_environment, openlineage_environment, secrets_environment
 from runs.dispatch import end_broken_run, finish_attempt
 from runs.environments import set_up_environment
@@ -148,9 +148,9 @@ def run_claimed_attempt(attempt, handoff=None):
     if task is None:
         return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION,
                     f"Task {attempt.task_key} is not in the job's settings any more", handoff=handoff)
-    if task_type_of(task) in UNSUPPORTED_TASK_TYPES:  # saved, as Databricks accepts it; cannot run here
-        return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION, not_supported(task_type_of(task)),
-                    handoff=handoff)
+    cannot_run = unsupported_kind(task)
+    if cannot_run:  # saved, as Databricks accepts it; cannot run here
+        return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION, not_supported(cannot_run), handoff=handoff)
     facts = upstream_facts(run, fact_keys(run, attempt, task))
     try:
         task, widgets, embedded = resolve_task(task, run, attempt, facts)

@@ -20,14 +20,37 @@ def not_supported(kind: str) -> str:
     return f"{kind} is not supported by this server"
 
 
+# sql_task kinds Databricks runs that need its SQL objects (saved queries, alerts, dashboards).
+UNSUPPORTED_SQL_KINDS = {"alert": "sql_task.alert", "dashboard": "sql_task.dashboard"}
+SAVED_QUERY = "sql_task.query.query_id"
+
+
+def unsupported_kind(task: dict) -> str | None:
+    """What of ``task`` this server cannot run (its type, or a kind of sql_task), or None."""
+    kind = task_type_of(task)
+    if kind in UNSUPPORTED_TASK_TYPES:
+        return kind
+    if kind == "sql_task" and isinstance(task[kind], dict):
+        block = task[kind]
+        for name, shown in UNSUPPORTED_SQL_KINDS.items():
+            if name in block:
+                return shown
+        query = block.get("query")
+        if isinstance(query, dict) and "query_text" not in query:
+            return SAVED_QUERY
+    return None
+
+
 def unsupported_tasks(settings: dict) -> list[tuple[str, str]]:
-    """(task key, type) of the job's tasks (a for-each's inner task too) this server cannot run."""
+    """(task key, what cannot run) of the job's tasks (a for-each's inner task too) this server
+    cannot run."""
     found = []
     for task in settings.get("tasks") or []:
         inner = (task.get("for_each_task") or {}).get("task") if isinstance(task, dict) else None
         for candidate in (task, inner):
-            if isinstance(candidate, dict) and task_type_of(candidate) in UNSUPPORTED_TASK_TYPES:
-                found.append((str(candidate.get("task_key", "")), task_type_of(candidate)))
+            kind = unsupported_kind(candidate) if isinstance(candidate, dict) else None
+            if kind:
+                found.append((str(candidate.get("task_key", "")), kind))
     return found
 
 

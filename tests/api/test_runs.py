@@ -372,3 +372,14 @@ def test_a_task_of_a_type_this_server_cannot_run_fails_alone_and_the_rest_of_the
     assert states["strict"][0] == "UPSTREAM_FAILED"
     assert run["state"]["result_state"] == "FAILED"
     assert states["off"] == ("DISABLED", "Task is disabled")  # disabled: skipped cleanly, never "not supported"
+
+
+def test_a_saved_query_sql_task_is_kept_and_fails_at_start_saying_what_cannot_run(api, committed):
+    saved_query = {"task_key": "q", "sql_task": {"warehouse_id": "default", "query": {"query_id": "4f1e"}}}
+    job_id = create_job(api, tasks=[saved_query, shell_task("other")])
+    assert api.get_ok("jobs/get", job_id=job_id)["settings"]["tasks"][0]["sql_task"]["query"] == {"query_id": "4f1e"}
+    run = api.get_ok("jobs/runs/get", run_id=run_now(api, job_id))
+    states = {key: (task["state"].get("result_state"), task["state"]["state_message"])
+              for key, task in tasks_by_key(run).items()}
+    assert states["q"] == ("FAILED", "sql_task.query.query_id is not supported by this server")
+    assert states["other"][0] == "SUCCESS"

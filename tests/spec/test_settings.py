@@ -241,15 +241,11 @@ def test_task_type_of_names_the_one_type_present():
     ("notebook_task", {"notebook_path": "/n", "base_parameters": {"day": 1}},
      "notebook_task.base_parameters.day", "must be a string"),
     ("sql_task", {"query": {"query_text": "select 1"}}, "sql_task.warehouse_id", "is required"),
-    ("sql_task", {"warehouse_id": "w", "query": {"query_id": "q"}}, "sql_task.query.query_text",
-     "is required: saved queries (query_id) are not supported here; put the SQL in query_text or use file.path"),
+    ("sql_task", {"warehouse_id": "w", "query": {}}, "sql_task.query.query_id", "is required"),
     ("sql_task", {"warehouse_id": "w"}, "sql_task", "set exactly one of query, file, alert, dashboard"),
     ("sql_task", {"warehouse_id": "w", "query": {"query_text": "select 1"}, "file": {"path": "a.sql"}},
      "sql_task", "set exactly one of query, file, alert, dashboard (found query and file)"),
-    ("sql_task", {"warehouse_id": "w", "alert": {}}, "sql_task.alert",
-     "SQL alerts are not supported by this server; run a query or a file"),
-    ("sql_task", {"warehouse_id": "w", "dashboard": {"dashboard_id": "d"}},
-     "sql_task.dashboard", "SQL dashboards are not supported by this server; run a query or a file"),
+    ("sql_task", {"warehouse_id": "w", "alert": {}}, "sql_task.alert.alert_id", "is required"),
     ("sql_task", {"warehouse_id": "w", "file": {"path": "a.sql"}, "parameters": {"n": 1}},
      "sql_task.parameters.n", "must be a string"),
     ("condition_task", {"op": "LIKE", "left": "a", "right": "b"}, "condition_task.op",
@@ -508,3 +504,14 @@ def test_a_null_inside_a_list_is_still_refused():
 def test_cost_optimized_is_a_performance_target():
     settings = validate_job_settings({"name": "x", "performance_target": "COST_OPTIMIZED", "tasks": []})
     assert settings["performance_target"] == "COST_OPTIMIZED"
+
+
+@pytest.mark.parametrize("block, kind", [
+    ({"warehouse_id": "w", "query": {"query_id": "q-1"}}, "sql_task.query.query_id"),
+    ({"warehouse_id": "w", "alert": {"alert_id": "a-1", "subscriptions": [{"user_name": "ann"}]}}, "sql_task.alert"),
+    ({"warehouse_id": "w", "dashboard": {"dashboard_id": "d-1"}}, "sql_task.dashboard"),
+])
+def test_saved_queries_alerts_and_dashboards_are_kept_and_marked_as_not_runnable_here(block, kind):
+    settings = validate_job_settings(job(typed("q", "sql_task", block)))
+    assert settings["tasks"][0]["sql_task"] == block
+    assert unsupported_tasks(settings) == [("q", kind)]
