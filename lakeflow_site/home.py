@@ -161,14 +161,41 @@ def prepare_task_home(home: Path, task_home: Path, user: TaskUser) -> None:
         _give_file_to(warehouse / name, user)
 
 
-def prepare_fs_roots(roots, user: TaskUser) -> None:
-    """The directories of /Volumes, /Workspace and dbfs:/, the task user's to write (made here
-    unless the operator gave existing ones)."""
-    for root in (roots.volumes, roots.workspace, roots.dbfs):
+SERVER_ENTRIES_OF_TASK_HOME = ("attempts", "environments", "warehouse")
+"""What the server keeps in LAKEFLOW_TASK_HOME: no Databricks root may lie in (or be) one of them."""
+
+
+def fs_root_problem(name: str, root: Path, home: Path, task_home: Path) -> str | None:
+    """Why ``root`` cannot be where /Volumes, /Workspace or dbfs:/ live, or None: it would show
+    tasks the server's own files (LAKEFLOW_HOME, other attempts, environments, the warehouse)."""
+    root, home, task_home = (Path(os.path.realpath(p)) for p in (root, home, task_home))
+    if root == home or home.is_relative_to(root) or root.is_relative_to(home):
+        return f"{name}={root} overlaps LAKEFLOW_HOME ({home}), the server's own files"
+    if task_home.is_relative_to(root):
+        return f"{name}={root} contains LAKEFLOW_TASK_HOME ({task_home}), where attempts keep their files"
+    if root.is_relative_to(task_home):
+        parts = root.relative_to(task_home).parts
+        if not parts or parts[0] in SERVER_ENTRIES_OF_TASK_HOME:
+            return f"{name}={root} is among the server's directories in LAKEFLOW_TASK_HOME ({task_home})"
+    return None
+
+
+def prepare_fs_roots(roots, user: TaskUser, home: Path, task_home: Path) -> None:
+    """The directories of /Volumes, /Workspace and dbfs:/ (made here unless the operator gave
+    existing ones). Volumes and DBFS hold data: the task user's to write. /Workspace holds code
+    that runs as jobs' run-as identities: the server's, readable by tasks and not writable (where
+    tasks run as another user), so one job cannot rewrite another's code."""
+    for name, root, writable in (("LAKEFLOW_VOLUMES_DIR", roots.volumes, True),
+                                 ("LAKEFLOW_WORKSPACE_FILES_DIR", roots.workspace, False),
+                                 ("LAKEFLOW_DBFS_DIR", roots.dbfs, True)):
+        problem = fs_root_problem(name, Path(root), home, task_home)
+        if problem:
+            raise ImproperlyConfigured(problem)
         path = Path(root)
         if not path.exists():
-            path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-            give_to(path, user)
+            path.mkdir(mode=PRIVATE_DIR_MODE if writable else 0o755, parents=True, exist_ok=True)
+            if writable:
+                give_to(path, user)
 
 
 def _give_file_to(path: Path, user: TaskUser) -> None:

@@ -84,7 +84,7 @@ LAKEFLOW_FS_ROOTS = Roots(
     workspace=Path(env_str("LAKEFLOW_WORKSPACE_FILES_DIR", str(LAKEFLOW_TASK_HOME / "Workspace"))).resolve(),
     dbfs=Path(env_str("LAKEFLOW_DBFS_DIR", str(LAKEFLOW_TASK_HOME / "dbfs"))).resolve(),
 )
-prepare_fs_roots(LAKEFLOW_FS_ROOTS, LAKEFLOW_TASK_USER)
+prepare_fs_roots(LAKEFLOW_FS_ROOTS, LAKEFLOW_TASK_USER, LAKEFLOW_HOME, LAKEFLOW_TASK_HOME)
 # Seconds without a heartbeat after which an attempt's worker counts as dead.
 LAKEFLOW_HEARTBEAT_SECONDS = env_float("LAKEFLOW_HEARTBEAT_SECONDS", 5.0)
 LAKEFLOW_LOST_AFTER_SECONDS = env_float("LAKEFLOW_LOST_AFTER_SECONDS", 20.0)

@@ -19,7 +19,9 @@ import os
 import re
 import stat
 from datetime import datetime, timedelta, timezone
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
+
+from runs.executors.workspace_paths import file_uri_path
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
@@ -46,10 +48,11 @@ def local_path(url: str, roots=None) -> str:
             return mapped
     parts = urlsplit(url)
     if parts.scheme == "file":
-        if parts.netloc not in ("", "localhost"):
+        try:
+            path = file_uri_path(url)
+        except ValueError:
             raise WatchError(f"{url}: file:// URLs must name a local path (file:///path), "
-                             f"not host {parts.netloc!r}")
-        path = unquote(parts.path)
+                             f"not host {parts.netloc!r}") from None
     elif parts.scheme:
         raise WatchError(f"{url}: only local paths and file:// URLs can be watched, "
                          f"not {parts.scheme}://")

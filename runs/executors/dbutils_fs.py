@@ -123,12 +123,12 @@ def mapping_open(roots, real_open):
     mounts do, from their roots (and makes a written file's directory, as a volume would have)."""
 
     def open(file, mode="r", *args, **kwargs):  # noqa: A001
-        if isinstance(file, (str, os.PathLike)):
-            name = os.fspath(file)
-            if isinstance(name, str) and name.startswith(("/Volumes/", "/Workspace/", "/dbfs/")):
-                file = roots.local_path(name)
-                if any(flag in mode for flag in "wax+"):
-                    os.makedirs(os.path.dirname(file), exist_ok=True)
+        name = os.fspath(file) if isinstance(file, (str, os.PathLike)) else None
+        local = roots.mapped(name) if isinstance(name, str) and name.startswith("/") else None
+        if local is not None:
+            file = local
+            if any(flag in mode for flag in "wax+"):
+                os.makedirs(os.path.dirname(file), exist_ok=True)
         return real_open(file, mode, *args, **kwargs)
 
     open.__doc__ = real_open.__doc__

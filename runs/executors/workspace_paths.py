@@ -57,7 +57,7 @@ class Roots:
         mapped = self.mapped(path)
         if mapped is not None:
             return mapped
-        return _file_uri_path(path) if path.startswith("file:") else path
+        return file_uri_path(path) if path.startswith("file:") else path
 
     def fs_path(self, path: str) -> str:
         """The local path ``dbutils.fs`` means by ``path``: scheme-less paths default to DBFS."""
@@ -78,7 +78,7 @@ class Roots:
 
     def mapped(self, path: str) -> str | None:
         """The local path of a Databricks path (None for any other path)."""
-        if path.startswith("dbfs:"):
+        if path[:5].lower() == "dbfs:":  # a scheme is case-insensitive
             rest = path[len("dbfs:"):]
             if rest == "/Volumes" or rest.startswith("/Volumes/"):
                 return self._inside(self.volumes, rest[len("/Volumes"):], path)
@@ -108,7 +108,9 @@ def _has_scheme(path: str) -> bool:
     return bool(sep) and "/" not in head and len(head) > 1
 
 
-def _file_uri_path(uri: str) -> str:
+def file_uri_path(uri: str) -> str:
+    """The local path of a ``file:`` URI (``file:///data/in``, ``file:/data/in``); ValueError for
+    another host's."""
     from urllib.parse import unquote, urlsplit
 
     parts = urlsplit(uri)

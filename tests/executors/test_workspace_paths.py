@@ -25,6 +25,7 @@ def roots(tmp_path):
     ("dbfs:/Volumes/main/raw/in", "volumes", "main/raw/in"),
     ("/Workspace/Users/ann@example.com/etl.py", "workspace", "Users/ann@example.com/etl.py"),
     ("dbfs:/FileStore/x.txt", "dbfs", "FileStore/x.txt"),
+    ("DBFS:/FileStore/x.txt", "dbfs", "FileStore/x.txt"),
     ("/dbfs/FileStore/x.txt", "dbfs", "FileStore/x.txt"),
 ])
 def test_databricks_paths_map_into_their_roots(roots, given, root, rest):

@@ -210,3 +210,45 @@ def test_switched_tasks_get_a_home_of_their_own_and_no_user_site_packages(tmp_pa
                            attempt_dir=tmp_path / "a", workspace_root=workspace, user=nobody)
     assert spec.env["HOME"] == str(tmp_path / "a") and spec.env["PYTHONNOUSERSITE"] == "1"
     assert spec.env["USER"] == "nobody"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing files to another user needs root (CI runs as root)")
+def test_volumes_and_dbfs_are_the_task_users_and_workspace_code_is_not(tmp_path):
+    from lakeflow_site.home import prepare_fs_roots
+    from runs.executors.workspace_paths import Roots
+
+    nobody = TaskUser("nobody", 65534, 65534, "/nonexistent", switch=True)
+    task_home = tmp_path / "tasks"
+    roots = Roots(task_home / "Volumes", task_home / "Workspace", task_home / "dbfs")
+    prepare_fs_roots(roots, nobody, tmp_path / "home", task_home)
+    for writable in (roots.volumes, roots.dbfs):
+        assert (os.lstat(writable).st_uid, mode(writable)) == (65534, 0o700)
+    # Another job's task must not rewrite the code a job runs as its run-as identity.
+    assert (os.lstat(roots.workspace).st_uid, mode(roots.workspace)) == (0, 0o755)
+
+
+@pytest.mark.parametrize("root, words", [
+    ("{home}", "overlaps LAKEFLOW_HOME"),
+    ("{home}/inner", "overlaps LAKEFLOW_HOME"),
+    ("{tmp}", "overlaps LAKEFLOW_HOME"),
+    ("{tasks}", "contains LAKEFLOW_TASK_HOME"),
+    ("{tasks}/attempts", "among the server's directories"),
+    ("{tasks}/warehouse/x", "among the server's directories"),
+])
+def test_a_databricks_root_that_would_show_tasks_the_servers_files_stops_the_server(tmp_path, root, words):
+    from lakeflow_site.home import prepare_fs_roots
+    from runs.executors.workspace_paths import Roots
+
+    home, tasks = tmp_path / "home", tmp_path / "tasks"
+    bad = root.format(home=home, tmp=tmp_path, tasks=tasks)
+    roots = Roots(tmp_path / "ok-volumes", bad, tmp_path / "ok-dbfs")
+    with pytest.raises(ImproperlyConfigured, match=words):
+        prepare_fs_roots(roots, TaskUser("me", os.geteuid(), os.getegid(), "/", switch=False), home, tasks)
+
+
+def test_roots_beside_or_inside_the_tasks_area_are_fine(tmp_path):
+    from lakeflow_site.home import fs_root_problem
+
+    home, tasks = tmp_path / "home", tmp_path / "tasks"
+    assert fs_root_problem("X", tasks / "Volumes", home, tasks) is None
+    assert fs_root_problem("X", tmp_path / "data" / "volumes", home, tasks) is None
