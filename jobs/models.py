@@ -106,9 +106,10 @@ class ApiToken(models.Model):
     def issue(cls, user, comment="", lifetime_seconds=None):
         """Create a token for user; returns (token row, the raw token to show once)."""
         raw = "dapi" + secrets.token_hex(32)
-        expires_at = timezone.now() + timedelta(seconds=lifetime_seconds) if lifetime_seconds else None
+        now = timezone.now()  # one clock reading: the lifetime is exactly expiry - creation
+        expires_at = now + timedelta(seconds=lifetime_seconds) if lifetime_seconds else None
         token = cls.objects.create(user=user, comment=comment, prefix=raw[:12], key_hash=hash_token(raw),
-                                   expires_at=expires_at)
+                                   created_at=now, expires_at=expires_at)
         return token, raw
 
     @classmethod

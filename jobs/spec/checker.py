@@ -7,10 +7,13 @@ on checking what depends on it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from . import refs
+
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")
 
 # Databricks' integer fields are int32 unless they hold an id (int64): a value past them is a
 # mistake, and one that reaches date arithmetic (now + timeout, start + retry interval) breaks it.
@@ -80,6 +83,10 @@ class Checker:
         present, value = self._get(obj, base, key, required)
         if not present:
             return None
+        if isinstance(value, str) and _DECIMAL.fullmatch(value):
+            # The API's JSON mapping takes integers as numbers or decimal strings; keep the number
+            # (obj is validate_job_settings' own copy).
+            value = obj[key] = int(value)
         if not _is_int(value):
             self.add(_at(base, key), "must be an integer")
         elif not low <= value <= high:

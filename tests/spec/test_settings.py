@@ -255,7 +255,7 @@ def test_task_type_of_names_the_one_type_present():
     ("condition_task", {"op": "EQUAL_TO", "left": 1, "right": "1"}, "condition_task.left",
      "must be a string"),
     ("run_job_task", {}, "run_job_task.job_id", "is required"),
-    ("run_job_task", {"job_id": "12"}, "run_job_task.job_id", "must be an integer"),
+    ("run_job_task", {"job_id": "twelve"}, "run_job_task.job_id", "must be an integer"),
     ("run_job_task", {"job_id": True}, "run_job_task.job_id", "must be an integer"),
     ("run_job_task", {"job_id": 12, "job_parameters": {"env": 1}},
      "run_job_task.job_parameters.env", "must be a string"),
@@ -515,3 +515,17 @@ def test_saved_queries_alerts_and_dashboards_are_kept_and_marked_as_not_runnable
     settings = validate_job_settings(job(typed("q", "sql_task", block)))
     assert settings["tasks"][0]["sql_task"] == block
     assert unsupported_tasks(settings) == [("q", kind)]
+
+
+def test_integers_may_come_as_decimal_strings_and_are_kept_as_numbers():
+    settings = validate_job_settings({"name": "x", "timeout_seconds": "60", "max_concurrent_runs": "2",
+                                      "tasks": [{"task_key": "a", "max_retries": "3",
+                                                 "run_job_task": {"job_id": "12"}}]})
+    assert (settings["timeout_seconds"], settings["max_concurrent_runs"]) == (60, 2)
+    assert settings["tasks"][0]["max_retries"] == 3 and settings["tasks"][0]["run_job_task"]["job_id"] == 12
+
+
+@pytest.mark.parametrize("value", ["6e1", "1.5", " 60", "sixty"])
+def test_other_strings_are_not_integers(value):
+    with pytest.raises(SettingsInvalid, match="timeout_seconds: must be an integer"):
+        validate_job_settings({"name": "x", "timeout_seconds": value, "tasks": []})

@@ -135,7 +135,7 @@ def test_trigger_problems(trigger, expected):
 @pytest.mark.parametrize("periodic, expected", [
     ({}, [("trigger.periodic.interval", "is required"), ("trigger.periodic.unit", "is required")]),
     ({"interval": 0, "unit": "DAYS"}, [("trigger.periodic.interval", "must be between 1 and 36,500")]),
-    ({"interval": "2", "unit": "DAYS"}, [("trigger.periodic.interval", "must be an integer")]),
+    ({"interval": "two", "unit": "DAYS"}, [("trigger.periodic.interval", "must be an integer")]),
     ({"interval": True, "unit": "DAYS"}, [("trigger.periodic.interval", "must be an integer")]),
     ({"interval": 1, "unit": "SECONDS"},
      [("trigger.periodic.unit", "must be one of MINUTES, HOURS, DAYS, WEEKS")]),
