@@ -37,6 +37,8 @@ PERFORMANCE_TARGETS = ("PERFORMANCE_OPTIMIZED", "STANDARD", "COST_OPTIMIZED")
 SQL_TASK_KINDS = {"query": "query_id", "file": "path", "alert": "alert_id",
                   "dashboard": "dashboard_id"}
 
+RUN_AS_KINDS = ("user_name", "service_principal_name", "group_name")
+
 MAX_TASKS = 1000
 MAX_TAGS = 25
 MAX_NAME_BYTES = 4096
@@ -81,6 +83,7 @@ SUBMIT_FIELDS = frozenset({
 })
 ENV_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,255}")
 MAX_ENV_ENTRIES, MAX_ENV_VARIABLES = 10, 20
+MAX_ENV_VALUE_CHARS = 512
 
 
 # --- task types -----------------------------------------------------------------
@@ -374,6 +377,8 @@ def _check_environment_variables(c: Checker, entries: Any) -> set[str]:
                 c.add(at, "names starting with LAKEFLOW_ belong to this server")
             if not isinstance(value, str):
                 c.add(at, "must be a string")
+            elif len(value) > MAX_ENV_VALUE_CHARS:
+                c.add(at, f"a value may be at most {MAX_ENV_VALUE_CHARS} characters (the Databricks limit)")
             elif len(f"{name}={value}".encode("utf-8", "replace")) > MAX_ARGUMENT_BYTES:
                 c.add(at, f"a variable may be at most {MAX_ARGUMENT_BYTES:,} bytes with its name")
     return keys
@@ -401,8 +406,10 @@ def _check_job_fields(c: Checker, data: dict, for_submit: bool) -> None:
     # jobs/get reads run_as.user_name for run_as_user_name.
     run_as = c.obj(data, "", "run_as")
     if run_as is not None:
-        for key in ("user_name", "service_principal_name", "group_name"):
-            c.string(run_as, "run_as", key)
+        named = [key for key in RUN_AS_KINDS if c.string(run_as, "run_as", key, non_empty=True)]
+        if len(named) != 1:  # as Databricks: "One of ... should be specified. If not, an error is thrown."
+            c.add("run_as", f"set exactly one of {', '.join(RUN_AS_KINDS)}"
+                            + (f" (found {' and '.join(named)})" if named else ""))
     c.json_types(data, "", JOB_PASSTHROUGH)
     _check_known_fields(c, data, for_submit)
     if "environment_variables" in data:

@@ -529,3 +529,21 @@ def test_integers_may_come_as_decimal_strings_and_are_kept_as_numbers():
 def test_other_strings_are_not_integers(value):
     with pytest.raises(SettingsInvalid, match="timeout_seconds: must be an integer"):
         validate_job_settings({"name": "x", "timeout_seconds": value, "tasks": []})
+
+
+@pytest.mark.parametrize("run_as, message", [
+    ({}, "set exactly one of user_name, service_principal_name, group_name"),
+    ({"user_name": "ann", "service_principal_name": "sp"},
+     "set exactly one of user_name, service_principal_name, group_name (found user_name and service_principal_name)"),
+])
+def test_run_as_names_exactly_one_identity(run_as, message):
+    assert problems_of(job(notebook("a"), run_as=run_as)) == {"run_as": message}
+
+
+def test_an_environment_variable_value_may_be_512_characters_and_no_more():
+    def variables(value):
+        return {"environment_variables": [{"environment_variables_key": "k", "spec": {"variables": {"A": value}}}]}
+
+    validate_job_settings(job(notebook("a"), **variables("x" * 512)))
+    assert problems_of(job(notebook("a"), **variables("x" * 513))) == {
+        "environment_variables[0].spec.variables.A": "a value may be at most 512 characters (the Databricks limit)"}
