@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from jobs.spec.documents import readable
 from jobs.spec.embedded import EmbeddedReferenceError
+from jobs.spec.env_files import MAX_FILE_BYTES as MAX_ENV_FILE_BYTES, EnvFileRefused, merged_variables
 from jobs.spec.command_line import command_line_problems, environment_problems
 from jobs.spec.task_types import not_supported, task_type_of, unsupported_kind
 from runs.attempt_credentials import databricks_environment, openlineage_environment, secrets_environment
@@ -18,7 +19,7 @@ from runs.dispatch import end_broken_run, finish_attempt
 from runs.environments import set_up_environment
 from runs.engine import endings
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode
-from runs.executors.files import append_for_server
+from runs.executors.files import append_for_server, read_task_file
 from runs.executors.launch import LaunchError, prepare_attempt
 from runs.executors.supervisor import read_attempt_result, supervise
 from runs.loading import CONTROL_FLOW_TYPES, attempt_task_settings, job_version
@@ -158,9 +159,13 @@ def run_claimed_attempt(attempt, handoff=None):
         return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION, str(exc), handoff=handoff)
     directory = attempt_dir(attempt)
     kind = task_type_of(task)
+    try:
+        declared = declared_environment(run.job_version.settings, task)
+    except EnvFileRefused as exc:
+        return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION, str(exc), handoff=handoff)
     # The job's own variables win: a job may send its OpenLineage events elsewhere.
     environment = {**openlineage_environment(attempt), **databricks_environment(attempt),
-                   **declared_environment(run.job_version.settings, task), **embedded,
+                   **declared, **embedded,
                    **secrets_environment(attempt)}  # after the job's: dbutils.secrets' own credential
     too_long = command_line_problems(kind, task.get(kind) or {}) + environment_problems(environment)
     if too_long:  # references made a parameter longer than the operating system takes
@@ -263,13 +268,30 @@ def run_claimed_attempt(attempt, handoff=None):
     return "failed"
 
 
-def declared_environment(settings, task):
-    """The variables of the job's environment_variables entry the task names, if any."""
+def declared_environment(job_settings, task):
+    """The variables of the job's environment_variables entry the task names, if any: its .env
+    files read now (as Databricks reads them, at task start), its inline variables over them.
+    Raises EnvFileRefused for a file that is missing, outside its root or malformed."""
     key = task.get("environment_variables_key")
-    for entry in settings.get("environment_variables") or [] if key else []:
+    for entry in job_settings.get("environment_variables") or [] if key else []:
         if entry.get("environment_variables_key") == key:
-            return dict((entry.get("spec") or {}).get("variables") or {})
+            spec = entry.get("spec") or {}
+            files = [(path, read_env_file(path)) for path in spec.get("files") or []]
+            return merged_variables(files, dict(spec.get("variables") or {}))
     return {}
+
+
+def read_env_file(path):
+    try:
+        local = settings.LAKEFLOW_FS_ROOTS.mapped(path)
+        if local is None:  # saved before the rule: only /Workspace and /Volumes files are read
+            raise EnvFileRefused(f"environment_variables file {path} is not a /Workspace or /Volumes path")
+        return read_task_file(local, max_bytes=MAX_ENV_FILE_BYTES + 1)  # no FIFO, no symlink followed
+    except ValueError as exc:  # leaves its root
+        raise EnvFileRefused(f"environment_variables file {exc}") from None
+    except OSError as exc:
+        reason = "does not exist" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc.strerror or exc})"
+        raise EnvFileRefused(f"environment_variables file {path} {reason}") from None
 
 
 def data_access(result):

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from . import dag, refs
+from . import dag, env_files, refs
 from .task_types import EXECUTABLE_TASK_TYPES, TASK_TYPES, UNSUPPORTED_TASK_TYPES, task_type_of  # noqa: F401
 from .command_line import MAX_ARGUMENT_BYTES, command_line_problems
 from .checker import INT32_MAX, INT64_MAX, MISSING, Checker, Problem, SettingsInvalid, _at  # noqa: F401 (re-exported)
@@ -363,8 +363,7 @@ def _check_environment_variables(c: Checker, entries: Any) -> set[str]:
             c.add(f"{path}.environment_variables_key", f"duplicate key '{key}'")
         keys.add(key)
         spec = c.obj(entry, path, "spec") or {}
-        if spec.get("files"):
-            c.add(f"{path}.spec.files", ".env files are not read by this server yet; use spec.variables")
+        _check_env_files(c, spec.get("files"), f"{path}.spec.files")
         variables = c.obj(spec, f"{path}.spec", "variables") or {}
         if len(variables) > MAX_ENV_VARIABLES:
             c.add(f"{path}.spec.variables", f"at most {MAX_ENV_VARIABLES} variables per entry")
@@ -382,6 +381,19 @@ def _check_environment_variables(c: Checker, entries: Any) -> set[str]:
             elif len(f"{name}={value}".encode("utf-8", "replace")) > MAX_ARGUMENT_BYTES:
                 c.add(at, f"a variable may be at most {MAX_ARGUMENT_BYTES:,} bytes with its name")
     return keys
+
+
+def _check_env_files(c: Checker, files: Any, at: str) -> None:
+    """Paths of .env files, read when a task starts (jobs/spec/env_files.py)."""
+    if files is None:
+        return
+    if not isinstance(files, list):
+        c.add(at, "must be a list of /Workspace/... or /Volumes/... paths")
+    elif len(files) > env_files.MAX_FILES:
+        c.add(at, f"at most {env_files.MAX_FILES} files")
+    for i, name in enumerate(files if isinstance(files, list) else []):
+        if not isinstance(name, str) or not name.startswith(env_files.FILE_PREFIXES):
+            c.add(f"{at}[{i}]", "must be a /Workspace/... or /Volumes/... path")
 
 
 def _check_job_fields(c: Checker, data: dict, for_submit: bool) -> None:

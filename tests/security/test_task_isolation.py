@@ -252,3 +252,30 @@ def test_roots_beside_or_inside_the_tasks_area_are_fine(tmp_path):
     home, tasks = tmp_path / "home", tmp_path / "tasks"
     assert fs_root_problem("X", tasks / "Volumes", home, tasks) is None
     assert fs_root_problem("X", tmp_path / "data" / "volumes", home, tasks) is None
+
+
+def test_env_files_in_a_volume_are_read_at_task_start_with_inline_variables_over_them(alice, settings):
+    import uuid
+
+    volume = f"/Volumes/main/conf/env_{uuid.uuid4().hex[:8]}"
+    local = settings.LAKEFLOW_FS_ROOTS.local_path(volume)
+    os.makedirs(local)
+    with open(os.path.join(local, "base.env"), "w") as f:
+        f.write("# shared\nTARGET=dev\nREGION=eu\n")
+    entry = {"environment_variables_key": "etl",
+             "spec": {"files": [f"{volume}/base.env"], "variables": {"TARGET": "prod"}}}
+    job = make_job(alice, [{"task_key": "t", "environment_variables_key": "etl",
+                            "shell_command_task": {"command": "echo $TARGET $REGION"}}],
+                   environment_variables=[entry])
+    run, _ = create_run(job)
+    attempt = TaskRun.objects.get(run=run)
+    assert attempt.result_state == R.SUCCESS
+    assert open(attempt.log_path).read().strip() == "prod eu"
+
+    missing = make_job(alice, [{"task_key": "t", "environment_variables_key": "etl",
+                                "shell_command_task": {"command": "true"}}],
+                       environment_variables=[{**entry, "spec": {"files": [f"{volume}/gone.env"]}}])
+    run, _ = create_run(missing)
+    attempt = TaskRun.objects.get(run=run)
+    assert attempt.result_state == R.FAILED
+    assert attempt.state_message == f"environment_variables file {volume}/gone.env does not exist"

@@ -547,3 +547,14 @@ def test_an_environment_variable_value_may_be_512_characters_and_no_more():
     validate_job_settings(job(notebook("a"), **variables("x" * 512)))
     assert problems_of(job(notebook("a"), **variables("x" * 513))) == {
         "environment_variables[0].spec.variables.A": "a value may be at most 512 characters (the Databricks limit)"}
+
+
+def test_env_files_are_workspace_or_volume_paths_and_at_most_five():
+    def files(paths):
+        return {"environment_variables": [{"environment_variables_key": "k", "spec": {"files": paths}}]}
+
+    validate_job_settings(job(notebook("a"), **files(["/Workspace/team/.env", "/Volumes/c/s/v/prod.env"])))
+    assert problems_of(job(notebook("a"), **files(["/tmp/.env"]))) == {
+        "environment_variables[0].spec.files[0]": "must be a /Workspace/... or /Volumes/... path"}
+    assert problems_of(job(notebook("a"), **files(["/Volumes/c/s/v/x.env"] * 6))) == {
+        "environment_variables[0].spec.files": "at most 5 files"}
