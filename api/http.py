@@ -25,7 +25,7 @@ import yaml
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import OperationalError
-from django.http import HttpResponseNotAllowed, JsonResponse
+from django.http import HttpResponseBase, HttpResponseNotAllowed, JsonResponse
 from django.http.request import RawPostDataException
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
@@ -104,7 +104,8 @@ def api_view(method, authenticator=None):
                     check_document(data)
                 except DocumentRefused as exc:
                     raise invalid(f"Request field {exc}" if exc.path else f"The request {exc.message}") from None
-                return JsonResponse(view(request, data, *args, **kwargs))
+                answer = view(request, data, *args, **kwargs)
+                return answer if isinstance(answer, HttpResponseBase) else JsonResponse(answer)  # a download
             except ApiError as exc:
                 return exc.response()
             except SettingsInvalid as exc:

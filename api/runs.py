@@ -8,12 +8,14 @@ runs/get-output, runs/export), a task run: one attempt of one task.
 from datetime import UTC, datetime
 
 from django.db import transaction
+from django.http import FileResponse
 from django.utils import timezone
 
 from api.jobs import acl_param, find_job, soft_delete_job
 from jobs.permissions import check, grant_on_create, jobs_where, may, viewable_jobs
 from jobs.spec.access import Action
 from api.http import (
+    ApiError,
     list_page_body,
     api_view,
     bool_param,
@@ -39,6 +41,7 @@ from runs.admission import RunRefused, create_run
 from runs.engine.parameters import ParametersInvalid
 from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L, is_finished
 from runs.event_log import describe
+from runs.dbt_artifacts import open_artifacts
 from runs.models import Run, RunEvent, TaskRun
 from jobs.checks import check_settings_against_server
 from api.serializers import export_html, ms, notebook_views, run_dict, run_output_dict, task_run_as_run
@@ -315,6 +318,19 @@ def export_run(request, data, api_version):
     summary = {"name": run.run_name or f"Run {run.id}", "type": "NOTEBOOK", "content": content}
     notebooks = run.task_runs.exclude(executed_notebook="").filter(is_current=True).order_by("id")
     return {"views": [summary, *notebook_views(notebooks)]}
+
+
+@api_view("GET")
+def get_dbt_artifacts(request, data, api_version):
+    """Ours: the tar.gz of a dbt task run's artifacts, where runs/get-output's dbt_output links.
+    Like the run's log, for those who may read the job's logs."""
+    attempt = find_task_run(id_param(data, "run_id"))
+    check(request.user, attempt.run.job_id, Action.VIEW_LOGS)
+    archive = open_artifacts(attempt)
+    if archive is None:
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Run {attempt.id} has no dbt artifacts.")
+    return FileResponse(archive, as_attachment=True, filename=f"dbt-artifacts-{attempt.id}.tar.gz",
+                        content_type="application/gzip")
 
 
 @api_view("GET")

@@ -21,6 +21,7 @@ from runs.engine.states import (
     is_finished,
 )
 from runs.task_logs import read_task_log_tail, redactor
+from runs.dbt_artifacts import dbt_output
 from runs.for_each import iteration_stats
 from runs.loading import attempt_task_settings
 
@@ -305,6 +306,8 @@ def run_output_dict(attempt, *, base_url, now, with_logs=True):
         body["notebook_output"] = {}  # the notebook ran but never called dbutils.notebook.exit
     if attempt.sql_output is not None:
         body["sql_output"] = {"query_output": attempt.sql_output}
+    if attempt.task_type == "dbt_task" and with_logs and (found := dbt_output(attempt, base_url=base_url)):
+        body["dbt_output"] = found
     if attempt.task_type == "run_job_task":
         child = attempt.child_runs.order_by("-id").values_list("id", flat=True).first()
         if child:

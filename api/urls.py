@@ -33,6 +33,7 @@ ENDPOINTS = [
     ("jobs/runs/delete", runs_api.delete_run),
     ("jobs/runs/export", runs_api.export_run),
     ("jobs/runs/events", runs_api.list_run_events),  # ours
+    ("jobs/runs/dbt-artifacts", runs_api.get_dbt_artifacts),  # ours: dbt_output.artifacts_link
 ]
 
 urlpatterns = [

@@ -26,5 +26,7 @@ TYPE_FIELDS = {
     "condition_task": {"condition_left": "left", "condition_op": "op", "condition_right": "right"},
     "run_job_task": {"run_job_id": "job_id", "run_job_parameters": "job_parameters"},
     "for_each_task": {"for_each_inputs": "inputs", "for_each_concurrency": "concurrency", "for_each_task": "task"},
+    "dbt_task": {"dbt_commands": "commands", "dbt_project_directory": "project_directory",
+                 "dbt_warehouse_id": "warehouse_id", "dbt_schema": "schema"},
 }
 SQL_KIND_FIELDS = {"file": "sql_file_path", "query": "sql_query_text"}

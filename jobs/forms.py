@@ -144,7 +144,7 @@ def job_initial(settings):
 TASK_TYPE_LABELS = {"notebook_task": "Notebook", "spark_python_task": "Python script",
                     "python_wheel_task": "Python wheel", "sql_task": "SQL", "shell_command_task": "Shell command",
                     "condition_task": "If/else condition", "for_each_task": "For each",
-                    "run_job_task": "Run another job"}
+                    "run_job_task": "Run another job", "dbt_task": "dbt"}
 RUN_IF_LABELS = {"ALL_SUCCESS": "All succeeded", "AT_LEAST_ONE_SUCCESS": "At least one succeeded",
                  "NONE_FAILED": "None failed", "ALL_DONE": "All done", "AT_LEAST_ONE_FAILED": "At least one failed",
                  "ALL_FAILED": "All failed"}
@@ -194,6 +194,14 @@ class TaskForm(forms.Form):
     shell_command = forms.CharField(required=False, label="Command", widget=_code(3))
     shell_parameters = LinesField(required=False, label="Parameters",
                                   help_text="One per line; the command sees $1, $2, ...")
+    dbt_commands = LinesField(required=False, label="dbt commands",
+                              help_text="One per line, each starting with dbt; they run in order.")
+    dbt_project_directory = forms.CharField(required=False, label="Project directory",
+                                            help_text="The directory with dbt_project.yml.")
+    dbt_warehouse_id = forms.CharField(required=False, label="SQL warehouse",
+                                       widget=forms.TextInput(attrs={"list": "warehouses"}),
+                                       help_text="Empty: the embedded warehouse, default.")
+    dbt_schema = forms.CharField(required=False, label="Schema")
     condition_left = forms.CharField(required=False, label="Left operand", strip=False)
     condition_op = forms.ChoiceField(choices=[(op, op.replace("_", " ").lower()) for op in CONDITION_OPS],
                                      required=False, label="Operator")
@@ -233,6 +241,8 @@ class TaskForm(forms.Form):
                   _when("sql_kind", "query", "sql_query_text"), _when("sql_kind", "file", "sql_file_path"),
                   "sql_parameters"),
             _when("task_type", "shell_command_task", "shell_command", "shell_parameters"),
+            _when("task_type", "dbt_task", "dbt_commands",
+                  _row("dbt_project_directory", "dbt_warehouse_id", "dbt_schema", widths=[6, 3, 3])),
             _when("task_type", "condition_task", _row("condition_left", "condition_op", "condition_right",
                                                       widths=[5, 2, 5])),
             _when("task_type", "run_job_task", _row("run_job_id", "run_job_parameters", widths=[4, 8])),

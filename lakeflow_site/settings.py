@@ -120,6 +120,9 @@ def _warehouses(text):
 # Task environments (environments[].spec, task libraries): built with uv under
 # LAKEFLOW_TASK_HOME/environments, removed when no task used them for this many days.
 LAKEFLOW_ENVIRONMENT_KEEP_DAYS = env_float("LAKEFLOW_ENVIRONMENT_KEEP_DAYS", 7.0)
+if not LAKEFLOW_ENVIRONMENT_KEEP_DAYS > 0:  # 0 would remove every environment at each clean-up
+    raise ImproperlyConfigured(f"LAKEFLOW_ENVIRONMENT_KEEP_DAYS={LAKEFLOW_ENVIRONMENT_KEEP_DAYS}: must be more than 0 "
+                               "(days; e.g. 0.5 keeps an environment half a day after its last use)")
 LAKEFLOW_UV = env_str("LAKEFLOW_UV", "") or _uv_binary()
 
 # Continuous jobs: after n failed runs in a row the next waits base * 2^(n-1) seconds, at most max.

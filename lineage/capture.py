@@ -1,6 +1,7 @@
 """Lineage from what an attempt reported when it finished: the statements a sql_task ran
-(parsed with sqlglot in the warehouse's dialect: lineage/sql.py) and what the task declared
-with dbutils.lineage.record. A reaction to the task.finished event (runs/reactions.py): the
+(parsed with sqlglot in the warehouse's dialect: lineage/sql.py), the tables a dbt_task's
+manifest says its models read and wrote, and what the task declared with dbutils.lineage.record.
+A reaction to the task.finished event (runs/reactions.py): the
 attempt's end commits first, and a crash before this runs loses nothing (the sweep runs it).
 OpenLineage events arrive while the task runs instead: lineage/openlineage.py."""
 
@@ -33,6 +34,8 @@ def capture_reported_lineage(event):
             record_sql(attempt, found, event.at)
         if report.get("declared"):
             record_declared(attempt, report["declared"], event.at)
+        if report.get("dbt"):
+            record_dbt(attempt, report["dbt"], event.at)
 
 
 def sql_lineage(ran):
@@ -52,6 +55,14 @@ def record_sql(attempt, found, now):
                              for target, target_column, source, source_column in found.columns], now)
     for reason in found.unknown:
         record_gap(attempt, reason, now)
+
+
+def record_dbt(attempt, ran, now):
+    """What a dbt_task's models read and wrote (views too: datasets for lineage, not trigger writes)."""
+    accesses = [(table_dataset(name), Direction.READ, None, None) for name in ran.get("reads") or []]
+    accesses += [(table_dataset(name), Direction.WRITE, None, None)
+                 for name in [*(ran.get("writes") or []), *(ran.get("views") or [])]]
+    record_accesses(attempt, accesses, Source.DBT, now)
 
 
 def record_declared(attempt, declared, now):

@@ -41,6 +41,7 @@ class Source(models.TextChoices):
     OPENLINEAGE = "openlineage"
     DECLARED = "declared"
     TRIGGER = "trigger"
+    DBT = "dbt"  # a dbt_task's manifest and run results
 
 
 class Edge(models.Model):

@@ -13,13 +13,15 @@ from jobs.spec.documents import readable
 from jobs.spec.embedded import EmbeddedReferenceError
 from jobs.spec.env_files import MAX_FILE_BYTES as MAX_ENV_FILE_BYTES, EnvFileRefused, merged_variables
 from jobs.spec.command_line import command_line_problems, environment_problems
+from jobs.spec.dbt import environment_task as dbt_environment_task
 from jobs.spec.task_types import not_supported, task_type_of, unsupported_kind
 from runs.attempt_credentials import databricks_environment, openlineage_environment, secrets_environment
 from runs.dispatch import end_broken_run, finish_attempt
-from runs.environments import set_up_environment
+from runs.environments import set_up_environment, task_files
 from runs.engine import endings
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode
 from runs.executors.files import append_for_server, read_task_file
+from runs.executors.dbt import server_duckdb_version
 from runs.executors.launch import LaunchError, prepare_attempt
 from runs.executors.supervisor import read_attempt_result, supervise
 from runs.loading import CONTROL_FLOW_TYPES, attempt_task_settings, job_version
@@ -159,6 +161,8 @@ def run_claimed_attempt(attempt, handoff=None):
         return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION, str(exc), handoff=handoff)
     directory = attempt_dir(attempt)
     kind = task_type_of(task)
+    if kind == "dbt_task":  # dbt-core and its adapters, in an environment of their own
+        task = dbt_environment_task(run.job_version.settings, task, duckdb_version=server_duckdb_version())
     try:
         declared = declared_environment(run.job_version.settings, task)
     except EnvFileRefused as exc:
@@ -178,8 +182,9 @@ def run_claimed_attempt(attempt, handoff=None):
     # that end sooner (one write, not two: on SQLite every write waits for the one write lock).
     started_fields = dict(resolved_values=resolved_values(task, embedded), log_path=str(log_path))
     python = settings.LAKEFLOW_TASK_PYTHON
+    files = task_files()  # the paths the task may use: for its setup and its launch alike
     try:  # the setup phase: the task's environment, built now if no worker has built it yet
-        ready = set_up_environment(run.job_version.settings, task, directory, keep_going=tolerant(
+        ready = set_up_environment(run.job_version.settings, task, directory, files=files, keep_going=tolerant(
             lambda: beat(attempt.id, log_path=str(log_path)) or still_running(attempt.id), meanwhile=True))
     except LaunchError as exc:  # a library path outside the task roots, or the installer's error
         started_fields["setup_duration_ms"] = getattr(exc, "setup_duration_ms", None)
@@ -195,17 +200,14 @@ def run_claimed_attempt(attempt, handoff=None):
         spec = prepare_attempt(
             task,
             attempt_dir=directory,
-            workspace_root=settings.LAKEFLOW_WORKSPACE_ROOT,
+            files=files,
             widgets=widgets,
             upstream_values={key: fact["values"] for key, fact in facts.items()},
             env=environment,
             warehouses=settings.LAKEFLOW_WAREHOUSES,
             python=python,
             user=settings.LAKEFLOW_TASK_USER,
-            other_roots=settings.LAKEFLOW_TASK_FILE_ROOTS,
-            private_roots=(settings.LAKEFLOW_HOME, settings.LAKEFLOW_TASK_HOME),
             server_variables=settings.LAKEFLOW_TASK_ENV,
-            fs_roots=settings.LAKEFLOW_FS_ROOTS,
         )
     except LaunchError as exc:
         directory.mkdir(parents=True, exist_ok=True)
@@ -240,6 +242,8 @@ def run_claimed_attempt(attempt, handoff=None):
                                  dialect=result.sql_ran["dialect"])
         if written:
             record_table_writes(attempt, written, timezone.now())
+    if result.dbt_ran and result.dbt_ran["writes"]:
+        record_table_writes(attempt, result.dbt_ran["writes"], timezone.now())
     fields = dict(
         started_fields,
         handoff=handoff,
@@ -299,6 +303,8 @@ def data_access(result):
     report = {"sql": result.sql_ran} if result.sql_ran and result.sql_ran["statements"] else {}
     if result.declared_lineage:
         report["declared"] = result.declared_lineage
+    if result.dbt_ran:
+        report["dbt"] = result.dbt_ran
     return report or None
 
 

@@ -10,6 +10,7 @@ COMMAND_LINE_FIELDS = {
     "spark_python_task": ("parameters",),
     "python_wheel_task": ("parameters", "named_parameters"),
     "shell_command_task": ("command", "parameters"),
+    "dbt_task": ("commands",),
 }
 
 

@@ -21,6 +21,7 @@ from .checker import INT32_MAX, INT64_MAX, MISSING, Checker, Problem, SettingsIn
 from .documents import DocumentRefused, check_document
 from .embedded import EmbeddedReferenceError, shell_command_with_variables, sql_with_markers
 from .environments import check_environments, check_task_environment
+from .dbt import check_dbt_task
 from .triggers import EXCLUSIVE_BLOCKS, check_triggers, with_trigger_defaults
 
 
@@ -102,6 +103,7 @@ _SHAPES: dict[str, dict[str, str]] = {
     "condition_task": {"op": "op", "left": "operand", "right": "operand"},
     "run_job_task": {"job_id": "job_id", "job_parameters": "str_map"},
     "for_each_task": {"inputs": "operand", "concurrency": "concurrency", "task": "object"},
+    "dbt_task": {},  # dbt.check_dbt_task
 }
 
 
@@ -167,6 +169,8 @@ def _check_type_block(c: Checker, kind: str, block: dict, path: str) -> None:
             else:
                 c.string(inner, f"{path}.{name}", SQL_TASK_KINDS[name], required=True, non_empty=True)
                 c.choice(inner, f"{path}.{name}", "source", SOURCES)
+    elif kind == "dbt_task":
+        check_dbt_task(c, block, path)
     elif kind == "for_each_task":
         inputs = block.get("inputs")
         if isinstance(inputs, str) and not refs.find_references(inputs):

@@ -3,11 +3,11 @@ and the pages (a task has exactly one of these keys). Pure, standard library onl
 
 EXECUTABLE_TASK_TYPES = (
     "spark_python_task", "python_wheel_task", "shell_command_task", "notebook_task",
-    "sql_task", "condition_task", "for_each_task", "run_job_task",
+    "sql_task", "condition_task", "for_each_task", "run_job_task", "dbt_task",
 )
 # Databricks task types we recognise (so a task is not "typeless") but cannot run.
 UNSUPPORTED_TASK_TYPES = (
-    "spark_jar_task", "spark_submit_task", "pipeline_task", "dbt_task", "dbt_cloud_task",
+    "spark_jar_task", "spark_submit_task", "pipeline_task", "dbt_cloud_task",
     "dbt_platform_task", "dashboard_task", "alert_task", "power_bi_task",
     "clean_rooms_notebook_task", "python_operator_task", "ai_runtime_task",
     "gen_ai_compute_task", "ai_function_task",

@@ -50,7 +50,8 @@ JSON lines ``{"reads": [...], "writes": [...]}`` there itself."""
 ATTEMPT_DIR_ENV = "LAKEFLOW_ATTEMPT_DIR"
 TASK_KEY_ENV = "LAKEFLOW_TASK_KEY"
 
-SUPPORTED_TYPES = ("spark_python_task", "python_wheel_task", "shell_command_task", "notebook_task", "sql_task")
+SUPPORTED_TYPES = ("spark_python_task", "python_wheel_task", "shell_command_task", "notebook_task", "sql_task",
+                   "dbt_task")
 
 _URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 
@@ -147,6 +148,12 @@ def prepare_attempt(
         runner_spec = {"kind": "sql", **sql.prepare(body, files=files, attempt_dir=attempt_dir,
                                                      warehouses=warehouses or {})}
         cwd = _existing_dir(workspace_root)
+    elif task_type == "dbt_task":
+        from . import dbt
+
+        runner_spec = {"kind": "dbt", **dbt.prepare(body, files=files, attempt_dir=attempt_dir,
+                                                     warehouses=warehouses or {})}
+        cwd = runner_spec["cwd"]
     else:
         raise LaunchError("INVALID_RUN_CONFIGURATION",
                           f"{task_type} tasks are not supported by this executor yet")

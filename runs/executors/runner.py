@@ -248,8 +248,8 @@ def _execute(spec, notebook_exit):
             _run_python_file(spec)
         elif kind == "python_wheel":
             _run_wheel(spec)
-        elif kind in ("notebook", "sql"):
-            # These report their own result (cell errors, the exit value, the SQL preview).
+        elif kind in ("notebook", "sql", "dbt"):
+            # These report their own result (cell errors, the exit value, the SQL preview, dbt's tables).
             return _executor_module(kind).run(spec)
         else:
             raise _TaskError("INVALID_RUN_CONFIGURATION", f"Unknown task kind {kind!r} in the spec")

@@ -64,6 +64,7 @@ class AttemptResult:
     sql_output: dict | None = None  # sql_task: the query_output block with the result preview
     sql_ran: dict | None = None  # sql_task: {warehouse_id, dialect, statements, row_counts, schema}
     declared_lineage: list = field(default_factory=list)  # dbutils.lineage.record: [{"reads", "writes"}]
+    dbt_ran: dict | None = None  # dbt_task: {warehouse_id, writes, views, reads} of the nodes that succeeded
 
 
 def supervise(
@@ -288,6 +289,7 @@ def read_attempt_result(spec: LaunchSpec, outcome: Outcome | None = None) -> Att
         sql_output=result.get("sql_output") if isinstance(result.get("sql_output"), dict) else None,
         sql_ran=_sql_ran(result.get("sql_ran")),
         declared_lineage=read_declared_lineage(spec.lineage_path),
+        dbt_ran=_dbt_ran(result.get("dbt_ran")),
     )
 
 
@@ -305,6 +307,17 @@ def _sql_ran(value) -> dict | None:
             "row_counts": [n if isinstance(n, int) and not isinstance(n, bool) else None for n in counts][:len(texts)],
             "schema": {table: columns for table, columns in schema.items()
                        if isinstance(table, str) and isinstance(columns, dict)}}
+
+
+def _dbt_ran(value) -> dict | None:
+    """The tables a dbt_task reported its models wrote and read, if the report has the expected shape."""
+    if not isinstance(value, dict) or not isinstance(value.get("warehouse_id"), str):
+        return None
+    report = {"warehouse_id": value["warehouse_id"]}
+    for name in ("writes", "views", "reads"):
+        tables = value.get(name) if isinstance(value.get(name), list) else []
+        report[name] = [table for table in tables if isinstance(table, str) and table.strip()][:MAX_DECLARED_NAMES]
+    return report
 
 
 MAX_DECLARED_LINEAGE_BYTES = 1024 * 1024

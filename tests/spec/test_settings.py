@@ -204,7 +204,7 @@ def test_a_task_with_two_types_names_both():
         "tasks[0]": "task has more than one task type: notebook_task and sql_task"}
 
 
-@pytest.mark.parametrize("kind", ["spark_jar_task", "pipeline_task", "dbt_task", "dashboard_task",
+@pytest.mark.parametrize("kind", ["spark_jar_task", "pipeline_task", "dbt_cloud_task", "dashboard_task",
                                   "power_bi_task", "python_operator_task", "clean_rooms_notebook_task"])
 def test_databricks_task_types_we_cannot_run_are_kept_as_written(kind):
     block = {"pipeline_id": "p-1", "full_refresh": True} if kind == "pipeline_task" else {"anything": [1, "x"]}
@@ -274,6 +274,7 @@ def test_every_executable_task_type_accepts_a_minimal_block():
         condition("cond"),
         typed("each", "for_each_task", {"inputs": "[1, 2]", "task": notebook("each_one")}),
         typed("child", "run_job_task", {"job_id": 7, "job_parameters": {"env": "dev"}}),
+        typed("dbt", "dbt_task", {"commands": ["dbt run"]}),
     )
     settings = validate_job_settings(data)
     assert [task_type_of(t) for t in settings["tasks"]] == list(EXECUTABLE_TASK_TYPES)
