@@ -24,7 +24,6 @@ from runs import broker
 from runs.admission import admit_queued_runs
 from runs.control_flow import settle_waiting_tasks
 from runs.dispatch import cancel_run, end_broken_run, finish_attempt
-from runs.environments import remove_unused_environments
 from runs.engine import endings
 from runs.engine.states import CancelReason, RunLifeCycleState as L
 from runs.events import record
@@ -152,7 +151,7 @@ def admit_waiting_runs(now):
 
 FAST_STEPS = (run_due_triggers, promote_due_retries, enforce_run_timeouts)
 SLOW_STEPS = (reap_lost_attempts, requeue_after_broker_restart, requeue_stale_pending, admit_waiting_runs,
-              settle_waiting_tasks, sweep_reactions, remove_unused_environments)
+              settle_waiting_tasks, sweep_reactions)
 SLOW_EVERY = 2.0
 _registered_steps = []
 

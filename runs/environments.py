@@ -1,4 +1,4 @@
-"""Task environments in the worker: the attempt's setup phase, and their clean-up on the clock.
+"""Task environments in the worker: the attempt's setup phase, and their clean-up on every node.
 
 A task with ``environment_key`` (or ``libraries``) runs on the interpreter of an environment
 built from its spec (jobs/spec/environments.py), under ``LAKEFLOW_TASK_HOME/environments/<key>``.
@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,22 +23,25 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, close_old_connections, transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from jobs.spec.environments import environment_key_of, environment_spec
 from jobs.spec.task_types import task_type_of
+from runs.engine.states import RunLifeCycleState as L
 from runs.executors.environments import (
     BuildFailed, BuildStopped, build_environment, environment_python, is_built, remove_environment, resolve_lines,
 )
 from runs.executors.errors import LaunchError
 from runs.executors.files import TaskFiles, append_for_server, open_task_file
-from runs.models import TaskEnvironment
+from runs.models import TaskEnvironment, TaskRun
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
 SETUP_LOG = "setup.log"
 USED_AGAIN_AFTER = timedelta(hours=1)  # last_used_at is written at most this often per environment
+CLEAN_EVERY_SECONDS = 60  # how often each node looks for unused environments of its host
 LEFTOVERS_AFTER = timedelta(hours=2)  # longer than any build (build_environment's timeout)
 WAIT_SECONDS = 0.5  # between looks at a build another worker is doing
 
@@ -66,12 +70,13 @@ def setup_log_path(log_path):
     return str(Path(log_path).with_name(SETUP_LOG)) if log_path else ""
 
 
-def set_up_environment(job_settings, task, attempt_dir, *, keep_going=lambda: True):
+def set_up_environment(job_settings, task, attempt_dir, *, keep_going=lambda: True, files=None):
     """The environment the task runs in (built now if needed), or None for the default one.
 
     ``keep_going()`` is called every few seconds while this waits (it beats the attempt's
-    heartbeat; False: the attempt was canceled). Raises LaunchError for a path outside the task
-    roots and EnvironmentFailed when the build fails."""
+    heartbeat; False: the attempt was canceled). ``files`` is the attempt's TaskFiles (the
+    worker's, also given to prepare_attempt; None: ``task_files()``). Raises LaunchError for a
+    path outside the task roots or not a regular file, and EnvironmentFailed when the build fails."""
     spec = environment_spec(job_settings, task, task_type_of(task) or "")
     if spec is None or not spec.lines:  # nothing to install (a serverless `client: "1"` alone): the default
         return None
@@ -88,8 +93,8 @@ def set_up_environment(job_settings, task, attempt_dir, *, keep_going=lambda: Tr
             say(f"skipped {skipped}")
         python = settings.LAKEFLOW_TASK_PYTHON
         try:
-            resolved = resolve_lines(spec.lines, task_files())
-        except LaunchError as exc:  # a path outside the task roots
+            resolved = resolve_lines(spec.lines, files or task_files())
+        except LaunchError as exc:  # a path outside the task roots, a FIFO
             say(exc.message)
             raise
         key = environment_key_of(resolved.lines, python, resolved.files)
@@ -107,9 +112,9 @@ def set_up_environment(job_settings, task, attempt_dir, *, keep_going=lambda: Tr
 
 
 def task_files():
+    """The paths a task may use, from the settings: built once per attempt by the worker."""
     return TaskFiles(settings.LAKEFLOW_WORKSPACE_ROOT, tuple(settings.LAKEFLOW_TASK_FILE_ROOTS),
-                     (settings.LAKEFLOW_HOME, settings.LAKEFLOW_TASK_HOME),
-                     *([settings.LAKEFLOW_FS_ROOTS] if getattr(settings, "LAKEFLOW_FS_ROOTS", None) else []))
+                     (settings.LAKEFLOW_HOME, settings.LAKEFLOW_TASK_HOME), settings.LAKEFLOW_FS_ROOTS)
 
 
 def elapsed_ms(started):
@@ -135,8 +140,13 @@ def ensure_built(key, directory, lines, setup_log, keep_going):
                 continue
             return build_claimed(row, directory, lines, setup_log, keep_going)
         if row.state == TaskEnvironment.READY and is_built(directory):
-            if row.last_used_at is None or row.last_used_at < now - USED_AGAIN_AFTER:
-                TaskEnvironment.objects.filter(id=row.id).update(last_used_at=now)
+            if row.last_used_at is None or row.last_used_at < now - used_again_after():
+                # Only while READY: a clean-up that claimed it first (REMOVING) wins, and this
+                # task waits for it, then builds it anew.
+                if not TaskEnvironment.objects.filter(id=row.id, state=TaskEnvironment.READY).update(last_used_at=now):
+                    continue
+                if not is_built(directory):
+                    continue
             return False
         if row.state == TaskEnvironment.FAILED and waited:
             raise BuildFailed(row.error)
@@ -202,13 +212,26 @@ def build_claimed(row, directory, lines, setup_log, keep_going):
     return True
 
 
+def used_again_after():
+    """How long a use of an environment is not written down again: at most half its keep time,
+    so an environment a task started on is never older than the clean-up's cutoff."""
+    return min(USED_AGAIN_AFTER, timedelta(days=settings.LAKEFLOW_ENVIRONMENT_KEEP_DAYS) / 2)
+
+
 def remove_unused_environments(now):
-    """Delete this host's environments no task used for LAKEFLOW_ENVIRONMENT_KEEP_DAYS (a clock
-    step), and the failed records and leftovers of interrupted builds as old."""
+    """Delete this host's environments no task used for LAKEFLOW_ENVIRONMENT_KEEP_DAYS, and the
+    failed records and leftovers of interrupted builds as old.
+
+    A task running on this host counts as a use while it runs: no environment used since
+    ``used_again_after()`` before the oldest such attempt (with a setup phase) started goes."""
     cutoff = now - timedelta(days=settings.LAKEFLOW_ENVIRONMENT_KEEP_DAYS)
+    oldest_running = TaskRun.objects.filter(
+        worker_host=HOST, life_cycle_state__in=[L.RUNNING, L.TERMINATING], setup_duration_ms__isnull=False,
+    ).aggregate(started=Min("started_at"))["started"]
+    unused_before = cutoff if oldest_running is None else min(cutoff, oldest_running - used_again_after())
     removed = 0
     me = f"{HOST}:{os.getpid()}:gc"
-    for row in TaskEnvironment.objects.filter(host=HOST, state=TaskEnvironment.READY, last_used_at__lt=cutoff):
+    for row in TaskEnvironment.objects.filter(host=HOST, state=TaskEnvironment.READY, last_used_at__lt=unused_before):
         # The claim keeps a task from starting on it meanwhile (it waits, then builds it anew).
         if TaskEnvironment.objects.filter(id=row.id, state=TaskEnvironment.READY, last_used_at=row.last_used_at).update(
                 state=TaskEnvironment.REMOVING, builder=me, heartbeat_at=now):
@@ -218,6 +241,26 @@ def remove_unused_environments(now):
     removed += TaskEnvironment.objects.filter(host=HOST, state=TaskEnvironment.FAILED, heartbeat_at__lt=cutoff).delete()[0]
     removed += remove_leftovers(min(cutoff, now - LEFTOVERS_AFTER))
     return removed
+
+
+def clean_environments(should_stop, every=CLEAN_EVERY_SECONDS):
+    """Every cluster node's own clean-up of its host's environments (all nodes, not only the
+    clock's leader: environments live on each machine's disk), in a thread of its own so that
+    deleting a large environment never holds up the clock. Runs until ``should_stop()``."""
+    while not should_stop():
+        try:
+            remove_unused_environments(timezone.now())
+        except Exception:  # a database restart must not end the clean-up
+            log.exception("removing unused environments failed")
+        finally:
+            close_old_connections()
+        time.sleep(every)  # periodic work, not a synchronisation: nothing waits for a pass
+
+
+def start_cleaning_environments(should_stop):
+    thread = threading.Thread(target=clean_environments, args=(should_stop,), name="environment-clean-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def remove_leftovers(cutoff):

@@ -68,7 +68,17 @@ def check_environments(c: Checker, entries: Any) -> set[str]:
             c.string(spec, f"{path}.spec", name)
         c.str_list(spec, f"{path}.spec", "dependencies")
         c.str_list(spec, f"{path}.spec", "java_dependencies")
+        dependencies = spec.get("dependencies")
+        for j, dependency in enumerate(dependencies if isinstance(dependencies, list) else []):
+            _one_line(c, f"{path}.spec.dependencies[{j}]", dependency)
     return keys
+
+
+def _one_line(c: Checker, path: str, value: Any) -> None:
+    """A dependency is one line of a requirements file: a line break would make it several, which
+    the run-time reading of paths (mapped into the task roots) would not see."""
+    if isinstance(value, str) and ("\n" in value or "\r" in value):
+        c.add(path, "must be one requirement line: no line breaks")
 
 
 def check_task_environment(c: Checker, task: dict, path: str, environment_keys: set[str]) -> None:
@@ -85,10 +95,13 @@ def check_task_environment(c: Checker, task: dict, path: str, environment_keys: 
             c.add(at, f"a library needs one of {', '.join(LIBRARY_KINDS)}")
         for kind in ("whl", "requirements", "jar", "egg"):
             c.string(library, at, kind, non_empty=True)
+            _one_line(c, f"{at}.{kind}", library.get(kind))
         pypi = c.obj(library, at, "pypi")
         if pypi is not None:
             c.string(pypi, f"{at}.pypi", "package", required=True, non_empty=True)
             c.string(pypi, f"{at}.pypi", "repo")
+            for name in ("package", "repo"):
+                _one_line(c, f"{at}.pypi.{name}", pypi.get(name))
         maven = c.obj(library, at, "maven")
         if maven is not None:
             c.string(maven, f"{at}.maven", "coordinates", required=True, non_empty=True)

@@ -79,7 +79,7 @@ def prepare_attempt(
     task: dict,
     *,
     attempt_dir: Path,
-    workspace_root: Path,
+    workspace_root: Path | None = None,
     python: str = sys.executable,
     widgets: dict[str, str] | None = None,
     upstream_values: dict[str, dict] | None = None,
@@ -90,19 +90,22 @@ def prepare_attempt(
     private_roots: tuple = (),
     server_variables: tuple = (),
     fs_roots=None,
+    files: TaskFiles | None = None,
 ) -> LaunchSpec:
     """Prepare one attempt of ``task`` (a Jobs API task dict, references already resolved).
 
     ``user`` (with ``uid``, ``gid``, ``name``, ``home``, ``switch``) is who the process runs as;
     ``env`` the variables the job declared for it; ``server_variables`` names of the server's own
     variables the operator lets tasks see besides ALLOWED_SERVER_VARIABLES. Task files must lie in
-    ``workspace_root`` or ``other_roots`` and never in ``private_roots``."""
+    ``workspace_root`` or ``other_roots`` and never in ``private_roots``; ``files`` gives all of
+    these at once (the worker's TaskFiles, which its setup phase used too)."""
     task_type = task_type_of(task)
     body = task[task_type]
     attempt_dir = Path(attempt_dir).resolve()
-    workspace_root = Path(workspace_root).resolve()
-    files = TaskFiles(workspace_root, tuple(Path(r) for r in other_roots), tuple(Path(r) for r in private_roots),
-                      fs_roots)
+    if files is None:
+        files = TaskFiles(Path(workspace_root).resolve(), tuple(Path(r) for r in other_roots),
+                          tuple(Path(r) for r in private_roots), fs_roots)
+    workspace_root = Path(files.workspace_root).resolve()
     switch_to = user if getattr(user, "switch", False) else None
 
     if task_type == "spark_python_task":

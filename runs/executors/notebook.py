@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from .errors import LaunchError
+from .files import open_task_file
 
 DATABRICKS_HEADER = "# Databricks notebook source"
 _CELL_SEPARATOR = "# COMMAND ----------"
@@ -82,8 +83,12 @@ def _notebook_format(path: str) -> str:
     """"ipynb" or "databricks_source"; a .py file must carry the Databricks header line."""
     if path.endswith(".ipynb"):
         return "ipynb"
-    with open(path, "rb") as f:
-        first_line = f.readline(200).decode("utf-8", errors="replace")
+    try:  # it may lie in a tree tasks write: never through a symlink, never waiting on a FIFO
+        with open_task_file(path, max_bytes=2**62) as f:
+            first_line = f.readline(200).decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise LaunchError("INVALID_RUN_CONFIGURATION",
+                          f"notebook {path} cannot be read ({exc.strerror or exc}): a notebook must be a regular file") from None
     if first_line.lstrip("\ufeff").rstrip() == DATABRICKS_HEADER:
         return "databricks_source"
     if not path.endswith(".py") and first_line.lstrip().startswith("{"):

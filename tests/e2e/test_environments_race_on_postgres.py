@@ -5,6 +5,7 @@ The overlap is forced, not hoped for: the environment installs from a package in
 serves, which holds its answer until the second worker's setup log says it is waiting for the
 first one's build. The index is asked once: the environment was built once."""
 
+import re
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,9 +62,10 @@ class HeldIndex:
         self.http.shutdown()
 
 
-def setup_logs(server):
+def setup_logs(server, run_id):
+    """This run's setup logs only: the server is shared with other tests that build environments."""
     attempts = Path(f"{server.env['LAKEFLOW_HOME']}-tasks") / "attempts"
-    return [path.read_text() for path in attempts.glob("*/*/setup.log")]
+    return [path.read_text() for path in attempts.glob(f"{run_id}/*/setup.log")]
 
 
 def test_two_workers_starting_tasks_of_one_spec_build_its_environment_once(two_node_server, tmp_path):
@@ -80,7 +82,7 @@ def test_two_workers_starting_tasks_of_one_spec_build_its_environment_once(two_n
                             environments=[jobs.JobEnvironment(environment_key="shared", spec=spec)])
         run_id = w.jobs.run_now(job_id=job.job_id).run_id
 
-        wait_until(lambda: any("Waiting for" in log for log in setup_logs(server)), timeout=120,
+        wait_until(lambda: any("Waiting for" in log for log in setup_logs(server, run_id)), timeout=120,
                    what="the second worker to wait for the first one's build")
         index.release.set()
         run = w.jobs.wait_get_run_job_terminated_or_skipped(run_id, timeout=timedelta(minutes=4))
@@ -88,11 +90,13 @@ def test_two_workers_starting_tasks_of_one_spec_build_its_environment_once(two_n
         index.close()
 
     assert [t.state.result_state for t in run.tasks] == [jobs.RunResultState.SUCCESS] * 2, (
-        [t.state.state_message for t in run.tasks], setup_logs(server))
+        [t.state.state_message for t in run.tasks], setup_logs(server, run_id))
     assert [w.jobs.get_run_output(t.run_id).logs for t in run.tasks] == ["42\n", "42\n"]
-    logs = setup_logs(server)
+    logs = setup_logs(server, run_id)
     assert sum("built in" in log for log in logs) == 1 and sum("Waiting for" in log for log in logs) == 1
     assert index.page_requests == 1
+    keys = {found.group(1) for log in logs for found in re.finditer(r"Environment (\w+) (?:built|ready) in", log)}
+    assert len(keys) == 1, logs
     with psycopg.connect(server.database_url) as conn:
-        rows = conn.execute("SELECT state FROM runs_taskenvironment").fetchall()
+        rows = conn.execute("SELECT state FROM runs_taskenvironment WHERE key = %s", (keys.pop(),)).fetchall()
     assert rows == [("READY",)]

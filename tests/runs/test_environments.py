@@ -3,6 +3,9 @@ runs on its environment's interpreter, every task with the same spec shares one 
 build fails the task with uv's message and is tried again by the next task, unused ones go."""
 
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -310,6 +313,97 @@ def test_environments_unused_for_the_keep_time_are_removed_and_recent_ones_kept(
     json.loads((environments.environments_dir() / "recent" / builder.COMPLETE).read_text())
 
 
+def built_row(key, last_used, settings, tmp_path, state=TaskEnvironment.READY):
+    builder.build_environment(environments.environments_dir() / key, [], python=settings.LAKEFLOW_TASK_PYTHON,
+                              uv=settings.LAKEFLOW_UV, log=StepLog(), cache_dir=tmp_path / "cache")
+    return TaskEnvironment.objects.create(key=key, host=environments.HOST, state=state, builder="b",
+                                          heartbeat_at=last_used, last_used_at=last_used)
+
+
+def test_an_environment_a_task_runs_on_is_kept_however_long_the_task_runs(alice, workspace, settings, tmp_path):
+    settings.LAKEFLOW_ENVIRONMENT_KEEP_DAYS = 7
+    now = timezone.now()
+    started = now - timedelta(days=30)  # a continuous job's attempt, on this host since then
+    built_row("in-use", started, settings, tmp_path)
+    attempt = only_attempt(create_run(make_job(alice, [python_task(workspace, environment_key="default")],
+                                               environments=environment(str(make_wheel(workspace)))))[0])
+    TaskRun.objects.filter(id=attempt.id).update(life_cycle_state="RUNNING", worker_host=environments.HOST,
+                                                 started_at=started, setup_duration_ms=5)
+    in_use = TaskEnvironment.objects.filter(key="in-use")
+
+    environments.remove_unused_environments(now)
+    assert in_use.exists() and builder.is_built(environments.environments_dir() / "in-use")
+
+    TaskRun.objects.filter(id=attempt.id).update(life_cycle_state="TERMINATED")
+    environments.remove_unused_environments(now)
+    assert not in_use.exists() and not (environments.environments_dir() / "in-use").exists()
+
+
+def test_with_a_keep_time_under_an_hour_a_task_start_still_counts_as_a_use(db, settings, tmp_path):
+    settings.LAKEFLOW_ENVIRONMENT_KEEP_DAYS = 0.04  # under an hour: 57.6 minutes
+    now = timezone.now()
+    directory = environments.environments_dir() / "short"
+    built_row("short", now - timedelta(minutes=50), settings, tmp_path)
+
+    assert environments.ensure_built("short", directory, [], StepLog(), lambda: True) is False
+    environments.remove_unused_environments(now + timedelta(minutes=10))
+    assert TaskEnvironment.objects.get(key="short").state == TaskEnvironment.READY and builder.is_built(directory)
+
+
+def test_a_task_that_finds_its_environment_claimed_for_removal_waits_then_builds_it_anew(
+        db, settings, tmp_path, monkeypatch, builds):
+    settings.LAKEFLOW_ENVIRONMENT_KEEP_DAYS = 7
+    now = timezone.now()
+    directory = environments.environments_dir() / "raced"
+    row = built_row("raced", now - timedelta(days=8), settings, tmp_path)
+    real_is_built = environments.is_built
+    looked = []
+
+    def clean_up_claims_it_between_the_look_and_the_touch(path):
+        if not looked:  # the clean-up's claim lands right after this task saw READY
+            looked.append(True)
+            assert TaskEnvironment.objects.filter(id=row.id, state=TaskEnvironment.READY).update(
+                state=TaskEnvironment.REMOVING, builder="gc", heartbeat_at=timezone.now())
+            return True
+        return real_is_built(path)
+
+    def clean_up_finishes():
+        builder.remove_environment(directory)
+        TaskEnvironment.objects.filter(id=row.id, state=TaskEnvironment.REMOVING).delete()
+
+    monkeypatch.setattr(environments, "is_built", clean_up_claims_it_between_the_look_and_the_touch)
+    monkeypatch.setattr(environments, "wait_for_builder", clean_up_finishes)
+    assert environments.ensure_built("raced", directory, [], StepLog(), lambda: True) is True
+    assert len(builds) == 1 and builder.is_built(directory)
+    assert TaskEnvironment.objects.get(key="raced").state == TaskEnvironment.READY
+
+
+def test_every_node_cleans_up_its_hosts_environments_apart_from_the_clock(db, settings, tmp_path, monkeypatch):
+    from django.core.management import call_command
+
+    from runs import clock
+    from runs.management.commands import lakeflow_clock
+
+    assert environments.remove_unused_environments not in clock.SLOW_STEPS  # no rmtree on the clock's path
+    started = []
+    monkeypatch.setattr(lakeflow_clock, "start_cleaning_environments", started.append)
+    monkeypatch.setattr(lakeflow_clock, "run_clock", lambda should_stop: None)  # a standby clock, say
+    call_command("lakeflow_clock")
+    assert len(started) == 1
+
+    settings.LAKEFLOW_ENVIRONMENT_KEEP_DAYS = 7
+    built_row("old", timezone.now() - timedelta(days=8), settings, tmp_path)
+    passes = iter([False, True])
+    environments.clean_environments(lambda: next(passes), every=0)
+    assert not TaskEnvironment.objects.exists() and not (environments.environments_dir() / "old").exists()
+
+
+def test_a_keep_time_of_zero_days_is_refused_at_start():
+    found = subprocess.run([sys.executable, "-c", "import django; django.setup()"], capture_output=True, text=True,
+                           env={**os.environ, "LAKEFLOW_ENVIRONMENT_KEEP_DAYS": "0"}, timeout=120)
+    assert found.returncode != 0 and "LAKEFLOW_ENVIRONMENT_KEEP_DAYS=0.0: must be more than 0" in found.stderr
+
+
 # --- where the setup shows
 
 
@@ -334,7 +428,7 @@ def test_a_task_canceled_during_its_setup_ends_canceled_not_failed(alice, worksp
     from runs import worker
     from runs.dispatch import cancel_run
 
-    def canceled_meanwhile(job_settings, task, attempt_dir, keep_going):
+    def canceled_meanwhile(job_settings, task, attempt_dir, keep_going, files):
         cancel_run(TaskRun.objects.get(task_key="t").run_id)
         assert keep_going() is False  # what the build sees at its next heartbeat
         raise environments.EnvironmentFailed("The environment build was stopped: the task was canceled", 5)

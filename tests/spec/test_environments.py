@@ -107,3 +107,14 @@ def test_the_key_depends_on_lines_their_order_the_interpreter_and_local_file_con
                 environment_key_of(["tomli", "six"], "/usr/bin/python3", {"/w/x.whl": "aa"}),
                 environment_key_of(["six", "tomli"], "/opt/python", {"/w/x.whl": "aa"}),
                 environment_key_of(["six", "tomli"], "/usr/bin/python3", {"/w/x.whl": "bb"})}) == 4
+
+
+def test_a_dependency_or_library_with_a_line_break_is_refused_at_save():
+    found = problems(job([script("a", environment_key="default", libraries=[
+        {"whl": "/Volumes/c/s/v/x.whl\n-e /elsewhere"}, {"pypi": {"package": "six\r\n--find-links /x"}}])],
+        environments=[{"environment_key": "default", "spec": {"dependencies": ["six==1.16.0", "tomli\n-r /x"]}}]))
+    assert found == {
+        ("environments[0].spec.dependencies[1]", "must be one requirement line: no line breaks"),
+        ("tasks[0].libraries[0].whl", "must be one requirement line: no line breaks"),
+        ("tasks[0].libraries[1].pypi.package", "must be one requirement line: no line breaks"),
+    }

@@ -3,10 +3,12 @@ import signal
 from django.core.management.base import BaseCommand
 
 from runs.clock import run_clock
+from runs.environments import start_cleaning_environments
 
 
 class Command(BaseCommand):
-    help = "Run the cluster clock (retries, timeouts, reaper); started by qcluster, one active per cluster."
+    help = ("Run the cluster clock (retries, timeouts, reaper; one active per cluster) and this node's clean-up "
+            "of its host's unused environments; started by qcluster.")
 
     def handle(self, *args, **options):
         stopping = []
@@ -16,4 +18,5 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        start_cleaning_environments(lambda: bool(stopping))  # every node, leader or standby
         run_clock(lambda: bool(stopping))
