@@ -20,7 +20,7 @@ from runs.engine.states import (
     RunResultState as R,
     is_finished,
 )
-from runs.task_logs import read_task_log_tail, redactor
+from runs.task_logs import executed_notebook_html, read_task_log_tail, redactor
 from runs.dbt_artifacts import dbt_output
 from runs.for_each import iteration_stats
 from runs.loading import attempt_task_settings
@@ -295,13 +295,13 @@ def run_output_dict(attempt, *, base_url, now, with_logs=True):
         body["error"] = attempt.error
     if attempt.error_trace:
         body["error_trace"] = attempt.error_trace
-    if attempt.notebook_result is not None:
-        result = attempt.notebook_result
+    if attempt.notebook_result is not None:  # dbutils.notebook.exit's value, redacted like the log
+        result, redact = attempt.notebook_result, redactor(attempt)
         if isinstance(result, dict):
-            body["notebook_output"] = {"result": str(result.get("result", "")),
+            body["notebook_output"] = {"result": redact(str(result.get("result", ""))),
                                        "truncated": bool(result.get("truncated", False))}
         else:
-            body["notebook_output"] = {"result": str(result), "truncated": False}
+            body["notebook_output"] = {"result": redact(str(result)), "truncated": False}
     elif attempt.task_type == "notebook_task" and attempt.result_state:
         body["notebook_output"] = {}  # the notebook ran but never called dbutils.notebook.exit
     if attempt.sql_output is not None:
@@ -356,10 +356,8 @@ def notebook_views(attempts):
     views = []
     for attempt in attempts:
         if attempt.executed_notebook:
-            from runs.notebook_html import render_html
-
             try:
-                content = render_html(attempt.executed_notebook, redact=redactor(attempt))
+                content = executed_notebook_html(attempt)
             except OSError as exc:  # NotebookUnreadable too: gone, or rewritten by its own task
                 content = f"<p>Task run {attempt.id}: {html.escape(str(exc))}.</p>"
             views.append({"name": f"{attempt.task_key} (task run {attempt.id})", "type": "NOTEBOOK",

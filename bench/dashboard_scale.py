@@ -46,7 +46,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.e2e.conftest import postgres_admin_dsn  # noqa: E402
+from tests.e2e.conftest import postgres_admin_dsn, secrets_key  # noqa: E402
 
 JOBS = 50
 SMALL = 1_000
@@ -99,6 +99,7 @@ def setup_django(home, database_url):
     os.environ.pop("DEBUG", None)
     if database_url:
         os.environ["DATABASE_URL"] = database_url
+        os.environ.setdefault("LAKEFLOW_SECRETS_KEY", secrets_key())  # required with Postgres
     else:
         os.environ.pop("DATABASE_URL", None)
     import django

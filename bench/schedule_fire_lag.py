@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 sys.path.insert(0, str(ROOT))
-from tests.e2e.conftest import postgres_admin_dsn  # noqa: E402
+from tests.e2e.conftest import postgres_admin_dsn, secrets_key  # noqa: E402
 
 
 def percentile(values, fraction):
@@ -85,7 +85,8 @@ def main():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "DJANGO_"))}
     env.update(DJANGO_SETTINGS_MODULE="lakeflow_site.settings", LAKEFLOW_HOME=str(home / "home"), DATABASE_URL=db_url,
                LAKEFLOW_WORKSPACE_ROOT=str(home / "workspace"), REDIS_URL="redis://127.0.0.1:6379/0",
-               LAKEFLOW_CLUSTER_NAME=f"lakeflow-{database}", LAKEFLOW_ADMIN_PASSWORD="bench")
+               LAKEFLOW_CLUSTER_NAME=f"lakeflow-{database}", LAKEFLOW_ADMIN_PASSWORD="bench",
+               LAKEFLOW_SECRETS_KEY=secrets_key())
     procs = []
     try:
         subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,

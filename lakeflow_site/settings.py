@@ -140,6 +140,9 @@ LAKEFLOW_OPENLINEAGE_EXPORT_API_KEY = env_str("LAKEFLOW_OPENLINEAGE_EXPORT_API_K
 # runs, never admin). Tasks of other jobs under the same OS user can read a task's environment:
 # false keeps identities out of tasks on a server whose job authors do not trust each other.
 LAKEFLOW_TASK_RUN_AS_TOKEN = env_bool("LAKEFLOW_TASK_RUN_AS_TOKEN", True)
+# Tasks get a credential that reads their run-as identity's secrets (dbutils.secrets). Readable by
+# other jobs' tasks under the same OS user, as the token above: false there too (no dbutils.secrets).
+LAKEFLOW_TASK_SECRETS = env_bool("LAKEFLOW_TASK_SECRETS", True)
 # Fernet key(s) for secret values at rest (comma-separated: the first encrypts, all decrypt); unset:
 # one generated in LAKEFLOW_HOME/secrets_key. Losing it makes every stored secret unreadable.
 LAKEFLOW_SECRETS_KEY = env_str("LAKEFLOW_SECRETS_KEY")
@@ -272,6 +275,12 @@ if SEPARATE_BROKER_DB:
     DATABASE_ROUTERS = ["lakeflow_site.routers.BrokerRouter"]
 
 REDIS_URL = env_str("REDIS_URL")
+if (REDIS_URL or "postgresql" in DATABASES["default"]["ENGINE"]) and not LAKEFLOW_SECRETS_KEY:
+    # Each machine would generate a key of its own: secrets put through one web process could not
+    # be read through another, and task output would be withheld wherever the key differs.
+    raise ImproperlyConfigured("LAKEFLOW_SECRETS_KEY is required with DATABASE_URL (Postgres) or REDIS_URL: give every "
+                               "web process and qcluster node the same Fernet key (python -c 'from cryptography.fernet "
+                               "import Fernet; print(Fernet.generate_key().decode())')")
 Q_CLUSTER = {
     "name": env_str("LAKEFLOW_CLUSTER_NAME", "lakeflow"),
     "workers": env_int("LAKEFLOW_WORKERS", 4),

@@ -106,12 +106,13 @@ _SECRETS_SALT = "lakeflow.secrets-credential"
 _SECRETS_PREFIX = "secrets-"
 SECRETS_URL_ENV = "LAKEFLOW_SECRETS_URL"
 SECRETS_TOKEN_ENV = "LAKEFLOW_SECRETS_TOKEN"
+SECRETS_SWITCH_ENV = "LAKEFLOW_TASK_SECRETS"  # "false" in a task: dbutils.secrets says it is turned off
 
 
 def secrets_credential(attempt_id):
     """A credential that only reads secrets (the ones the run-as identity may READ) while the
     attempt runs. Its own salt: the OpenLineage key, which task code may send elsewhere by pointing
-    OPENLINEAGE_URL away, reads no secret; and it works with LAKEFLOW_TASK_RUN_AS_TOKEN off."""
+    OPENLINEAGE_URL away, reads no secret; and its own switch, LAKEFLOW_TASK_SECRETS."""
     return signing.TimestampSigner(salt=_SECRETS_SALT).sign(f"{_SECRETS_PREFIX}{attempt_id}")
 
 
@@ -126,7 +127,11 @@ def attempt_of_secrets_credential(token):
 
 
 def secrets_environment(attempt):
-    """Where and how dbutils.secrets (runs/executors/dbutils_secrets.py) fetches secrets."""
+    """Where and how dbutils.secrets (runs/executors/dbutils_secrets.py) fetches secrets. Tasks of
+    other jobs under the same OS user can read it from the process's environment, as they can the
+    run-as token: LAKEFLOW_TASK_SECRETS=false gives tasks none."""
+    if not settings.LAKEFLOW_TASK_SECRETS:
+        return {SECRETS_SWITCH_ENV: "false"}
     if attempt.run.run_as_id is None:
         return {}
     return {SECRETS_URL_ENV: settings.LAKEFLOW_BASE_URL, SECRETS_TOKEN_ENV: secrets_credential(attempt.id)}

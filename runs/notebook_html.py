@@ -18,7 +18,7 @@ _HTML_TEMPLATE = """{%- extends 'index.html.j2' -%}
 
 def render_html(executed_path: str, redact=None) -> str:
     """The executed notebook as a standalone HTML page (styles and images inline, no scripts);
-    `redact(text)` applies to every text of its outputs (runs/task_logs.py: secret values)."""
+    `redact(outputs)` gives each code cell's outputs as shown (runs/task_logs.py: secret values)."""
     import jinja2
     import nbformat
     from nbconvert import HTMLExporter
@@ -40,23 +40,12 @@ def render_html(executed_path: str, redact=None) -> str:
         if redact is not None:
             for cell in notebook.cells:
                 if cell.get("cell_type") == "code":
-                    cell["outputs"] = _redacted(cell.get("outputs", []), redact)
+                    cell["outputs"] = redact(cell.get("outputs", []))
         body, _ = exporter.from_notebook_node(notebook)
     except Exception as exc:  # the task may have rewritten its own file: say so, never echo it
         raise NotebookUnreadable(f"the executed notebook is not a notebook this server can render "
                                  f"({type(exc).__name__})") from None
     return body
-
-
-def _redacted(value, redact):
-    """Every string inside an output (stream text, error tracebacks, text/plain and text/html data)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [_redacted(item, redact) for item in value]
-    if isinstance(value, dict):
-        return type(value)({key: _redacted(item, redact) for key, item in value.items()})
-    return value
 
 
 MAX_RENDERED_NOTEBOOK_BYTES = 64 * 1024 * 1024

@@ -2,16 +2,29 @@
 attempt fetched shown as [REDACTED] (as Databricks does), for the run page, runs/get-output,
 runs/export and the root-cause view. Redaction happens here, on read, not in the task process:
 the file keeps what the task wrote, and no code the task runs can get around it.
+
+It fails closed: if a value the attempt fetched cannot be decrypted here (this process's
+LAKEFLOW_SECRETS_KEY is not the key that stored it), the attempt's log, notebook and other
+output are withheld, with a notice saying why, since they may hold that value in the clear.
 """
 
 import dataclasses
+import html
 import os
 from typing import NamedTuple
 
 from runs.executors.files import open_task_file
 from runs.executors.supervisor import MAX_LOG_BYTES
+from runs.notebook_html import render_html
+from vault.crypto import Unreadable
 from vault.redaction import context_bytes, redact_bytes, redact_text, unsafe_tail
 from vault.store import values_fetched_by
+
+
+def withheld(what):
+    """The notice shown instead of an attempt's `what` ("log", "error message"...)."""
+    return (f"[{what} withheld: it may hold secret values this server cannot decrypt "
+            f"(LAKEFLOW_SECRETS_KEY differs from the key that stored them)]")
 
 
 def _skip_partial_character(data):
@@ -33,7 +46,10 @@ def read_task_log_tail(attempt, max_bytes=MAX_LOG_BYTES, *, finished=True):
     that could begin a value are left for the live view's next read (from `end`)."""
     if not attempt.log_path:
         return LogTail("", False, 0)
-    values = values_fetched_by(attempt.id)
+    try:
+        values = values_fetched_by(attempt.id)
+    except Unreadable:
+        return LogTail(withheld("log"), False, 0)
     context = context_bytes(values)
     try:
         with open_task_file(attempt.log_path, max_bytes=2**62) as f:
@@ -54,10 +70,14 @@ def read_task_log_tail(attempt, max_bytes=MAX_LOG_BYTES, *, finished=True):
 
 def read_task_log_from(attempt, offset, max_bytes, *, finished):
     """(text of the log from byte `offset` on, the offset after it) for a live view that reads the
-    log in chunks: a chunk never ends inside what could be a value, so each is redacted whole."""
+    log in chunks: a chunk never ends inside what could be a value, so each is redacted whole.
+    A withheld log gives nothing more (the tail the view started from says why)."""
     if not attempt.log_path:
         return "", offset
-    values = values_fetched_by(attempt.id)
+    try:
+        values = values_fetched_by(attempt.id)
+    except Unreadable:
+        return "", offset
     try:
         with open_task_file(attempt.log_path, max_bytes=2**62) as f:
             size = os.fstat(f.fileno()).st_size
@@ -83,18 +103,52 @@ def whole_characters(data):
 
 
 def redactor(attempt):
-    """A function that redacts the attempt's fetched values from a text (errors, notebook output)."""
-    values = values_fetched_by(attempt.id)
-    return lambda text: redact_text(text, values) if values and isinstance(text, str) else text
+    """A function that redacts the attempt's fetched values from every text in a value (a text, or
+    JSON such as its task values), or withholds each text if a fetched value cannot be decrypted.
+    For what the worker stored as the task reported it: the notebook result, the task values."""
+    try:
+        values = values_fetched_by(attempt.id)
+    except Unreadable:
+        return lambda value: _each_text(value, lambda text: withheld("value"))
+    return _redacting(values)
+
+
+def _redacting(values):
+    return lambda value: _each_text(value, lambda text: redact_text(text, values))
+
+
+def _each_text(value, change):
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, list):
+        return [_each_text(item, change) for item in value]
+    if isinstance(value, dict):  # a notebook's own dict type too (nbformat's NotebookNode)
+        return type(value)({key: _each_text(item, change) for key, item in value.items()})
+    return value
+
+
+def executed_notebook_html(attempt):
+    """The attempt's executed notebook as an HTML page, fetched values redacted from its outputs
+    (or a notice, if one cannot be decrypted); raises OSError (NotebookUnreadable) as render_html."""
+    try:
+        values = values_fetched_by(attempt.id)
+    except Unreadable:
+        return f"<!DOCTYPE html><p>{html.escape(withheld('notebook output'))}</p>"
+    return render_html(attempt.executed_notebook, redact=_redacting(values) if values else None)
 
 
 def without_secret_values(result, attempt_id):
     """The attempt's report (an AttemptResult) with fetched values redacted from its error and
     trace, before the worker stores them: the error is also the attempt's state_message, which
-    runs/get, the run lists and the events show. Only a failed attempt pays the query."""
+    runs/get, the run lists and the events show. Only a failed attempt pays the query. If a value
+    cannot be decrypted on this worker, both are withheld: this worker cannot tell where it is."""
     if not (result.error or result.error_trace):
         return result
-    values = values_fetched_by(attempt_id)
+    try:
+        values = values_fetched_by(attempt_id)
+    except Unreadable:
+        notice = withheld("error message")
+        return dataclasses.replace(result, error=result.error and notice, error_trace=result.error_trace and notice)
     if not values:
         return result
     return dataclasses.replace(result, error=result.error and redact_text(result.error, values),

@@ -20,7 +20,7 @@ from runs import dispatch
 from runs.engine.states import RunLifeCycleState as L, is_finished
 from runs.event_log import event_rows
 from runs.environments import setup_of
-from runs.task_logs import read_task_log_from, read_task_log_tail, redactor
+from runs.task_logs import executed_notebook_html, read_task_log_from, read_task_log_tail, redactor
 from runs.live import run_snapshot, state_class, state_label
 from runs.models import Run, TaskRun
 from runs.repair import RepairRefused, preview_repair, repair_run as repair_run_now
@@ -191,12 +191,14 @@ def repair_run(request, run_id):
 
 
 def task_output(attempt):
-    """What the attempt produced, for its panel: notebook result, SQL preview, task values."""
-    output = {"values": attempt.task_values or {}, "notebook_result": None, "sql": attempt.sql_output,
+    """What the attempt produced, for its panel: notebook result, SQL preview, task values (the
+    results and values with the secret values the attempt fetched redacted)."""
+    redact = redactor(attempt)
+    output = {"values": redact(attempt.task_values or {}), "notebook_result": None, "sql": attempt.sql_output,
               "notebook_html": bool(attempt.executed_notebook)}
     if attempt.notebook_result is not None:
         result = attempt.notebook_result
-        output["notebook_result"] = result.get("result") if isinstance(result, dict) else result
+        output["notebook_result"] = redact(result.get("result") if isinstance(result, dict) else result)
     return output
 
 
@@ -251,10 +253,8 @@ def task_output_html(request, task_run_id):
     attempt = find_task_run_or_404(request.user, task_run_id)
     if not attempt.executed_notebook:
         raise Http404("This task run kept no notebook")
-    from runs.notebook_html import render_html
-
     try:
-        html = render_html(attempt.executed_notebook, redact=redactor(attempt))
+        html = executed_notebook_html(attempt)
     except OSError as exc:  # gone, or rewritten by its own task into something else
         raise Http404(f"Task run {attempt.id}: {exc}") from None
     response = HttpResponse(html)

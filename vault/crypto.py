@@ -2,8 +2,9 @@
 
 The key is LAKEFLOW_SECRETS_KEY: one Fernet key, or several separated by commas to rotate (the
 first encrypts, all decrypt; `manage.py secrets rotate-key` re-encrypts every value with the
-first). Unset, a key is generated once and kept in LAKEFLOW_HOME/secrets_key (mode 0600).
-Losing the key makes every stored secret unreadable.
+first). Unset, a key is generated once and kept in LAKEFLOW_HOME/secrets_key (mode 0600): the
+embedded default only, since the scale-out mode refuses to start without the setting (each
+machine would make its own). Losing the key makes every stored secret unreadable.
 """
 
 import functools

@@ -35,9 +35,18 @@ def redact_bytes(data, values, keep_from=0):
     return b"".join(out)
 
 
+def _as_text(value):
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def redact_text(text, values):
-    """`text` with each value (given as bytes, UTF-8) replaced by "[REDACTED]"."""
-    words = sorted({v.decode("utf-8", "replace") for v in values if v}, key=len, reverse=True)
+    """`text` with each value (given as bytes, UTF-8) replaced by "[REDACTED]". A value that is
+    not UTF-8 (binary, from getBytes) cannot appear in a text as itself: it is skipped, rather
+    than matched as replacement characters that the text may hold for other reasons."""
+    words = sorted({word for word in map(_as_text, values) if word}, key=len, reverse=True)
     if not words:
         return text
     return re.sub("|".join(re.escape(w) for w in words), REDACTED.decode(), text)

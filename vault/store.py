@@ -6,7 +6,7 @@ import time
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from jobs.permissions import caller_of
 from vault import crypto
@@ -72,6 +72,16 @@ def principal_exists(principal):
 # --- scopes -----------------------------------------------------------------------------------
 
 
+def _lock_scope_table():
+    """Until the transaction ends, make other scope creations wait, so that counting scopes and
+    adding one are one step. SQLite's write transactions (BEGIN IMMEDIATE) take turns already;
+    on Postgres the table lock's mode conflicts with itself and with writes, never with reads."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {connection.ops.quote_name(SecretScope._meta.db_table)} "
+                           f"IN SHARE ROW EXCLUSIVE MODE")
+
+
 def create_scope(name, user, initial_manage_principal=None):
     """A new scope; MANAGE goes to its creator, or to `users` if asked (Databricks allows only that)."""
     checked_name("scope", name)
@@ -81,6 +91,7 @@ def create_scope(name, user, initial_manage_principal=None):
     manager = EVERYONE if initial_manage_principal else (user.get_username() if user is not None else None)
     try:
         with transaction.atomic():
+            _lock_scope_table()
             if SecretScope.objects.count() >= MAX_SCOPES:
                 raise LimitExceeded(f"This workspace already has {MAX_SCOPES} secret scopes, the limit")
             scope = SecretScope.objects.create(name=name, created_by=user)
@@ -110,18 +121,16 @@ def put_secret(scope_name, key, value, user):
     checked_name("key", key)
     encrypted = crypto.encrypt(checked_value(value))
     with transaction.atomic():
+        # The scope's row, locked until commit: puts of new keys into one scope take turns, so the
+        # count below sees every secret the others added (SQLite's transactions take turns anyway).
+        if SecretScope.objects.select_for_update().filter(id=scope.id).first() is None:
+            raise NotFound(f"Scope {scope.name} does not exist!")  # deleted meanwhile
         updated = Secret.objects.filter(scope=scope, key=key).update(
             encrypted_value=encrypted, last_updated_timestamp=now_ms())
         if not updated:
             if Secret.objects.filter(scope=scope).count() >= MAX_SECRETS_PER_SCOPE:
                 raise LimitExceeded(f"Scope {scope.name} already holds {MAX_SECRETS_PER_SCOPE} secrets, the limit")
-            try:
-                with transaction.atomic():
-                    Secret.objects.create(scope=scope, key=key, encrypted_value=encrypted,
-                                          last_updated_timestamp=now_ms())
-            except IntegrityError:  # put at the same moment by another request: the last one wins
-                Secret.objects.filter(scope=scope, key=key).update(
-                    encrypted_value=encrypted, last_updated_timestamp=now_ms())
+            Secret.objects.create(scope=scope, key=key, encrypted_value=encrypted, last_updated_timestamp=now_ms())
 
 
 def delete_secret(scope_name, key, user):
@@ -156,15 +165,11 @@ def read_secret(scope_name, key, user, attempt_id=None):
 
 
 def values_fetched_by(attempt_id):
-    """The values (bytes) this attempt read, for redacting its output. A value no key decrypts any
-    more cannot be redacted, nor can it have been printed by a task since the key changed."""
-    values = []
-    for token in SecretFetch.objects.filter(attempt_id=attempt_id).values_list("encrypted_value", flat=True):
-        try:
-            values.append(crypto.decrypt(token))
-        except crypto.Unreadable:
-            continue
-    return values
+    """The values (bytes) this attempt read, for redacting its output. Raises crypto.Unreadable if
+    one of them cannot be decrypted (LAKEFLOW_SECRETS_KEY is not the key that stored it): the
+    attempt's output may hold that value, and the caller must then show none of it."""
+    tokens = SecretFetch.objects.filter(attempt_id=attempt_id).values_list("encrypted_value", flat=True)
+    return [crypto.decrypt(token) for token in tokens]
 
 
 # --- ACLs -------------------------------------------------------------------------------------

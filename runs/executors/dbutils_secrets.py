@@ -12,6 +12,7 @@ import os
 
 URL_ENV = "LAKEFLOW_SECRETS_URL"
 TOKEN_ENV = "LAKEFLOW_SECRETS_TOKEN"
+SWITCH_ENV = "LAKEFLOW_TASK_SECRETS"
 
 
 class SecretsError(RuntimeError):
@@ -83,6 +84,9 @@ def _text(name, value):
 
 def _call(route, query, scope=None, key=None):
     url, token = os.environ.get(URL_ENV), os.environ.get(TOKEN_ENV)
+    if (not url or not token) and os.environ.get(SWITCH_ENV) == "false":
+        raise SecretsError(f"dbutils.secrets is turned off on this server: its operator set {SWITCH_ENV}=false, "
+                           "so tasks get no credential to read secrets with")
     if not url or not token:
         raise SecretsError("dbutils.secrets works inside a task run by this server, whose run has a run-as "
                            f"identity: {URL_ENV} and {TOKEN_ENV} are not set")

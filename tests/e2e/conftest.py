@@ -298,8 +298,9 @@ def start_scaleout(home, nodes, redis_url="redis://127.0.0.1:6379/0", extra_env=
         DATABASE_URL=f"postgresql://{user}@127.0.0.1:5432/{database}",
         REDIS_URL=redis_url,
         LAKEFLOW_CLUSTER_NAME=f"lakeflow-{database}",
-        **(extra_env or {}),
+        LAKEFLOW_SECRETS_KEY=secrets_key(),  # required in this mode: one key for every process
     )
+    env.update(extra_env or {})
     migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=300)
     assert migrate.returncode == 0, migrate.stderr
@@ -313,6 +314,13 @@ def start_scaleout(home, nodes, redis_url="redis://127.0.0.1:6379/0", extra_env=
     assert made.returncode == 0, made.stderr
     server.database_url = env["DATABASE_URL"]
     return server, database
+
+
+def secrets_key():
+    """A new LAKEFLOW_SECRETS_KEY (a Fernet key), as the scale-out mode requires one."""
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
 
 
 def drop_database(database):

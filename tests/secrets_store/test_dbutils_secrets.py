@@ -62,3 +62,12 @@ def test_outside_a_task_it_says_what_is_missing(monkeypatch):
     secrets = load("dbutils_secrets").Secrets()
     with pytest.raises(RuntimeError, match="LAKEFLOW_SECRETS_URL and LAKEFLOW_SECRETS_TOKEN are not set"):
         secrets.get("s", "k")
+
+
+def test_turned_off_it_names_the_setting(monkeypatch):
+    monkeypatch.delenv("LAKEFLOW_SECRETS_URL", raising=False)
+    monkeypatch.delenv("LAKEFLOW_SECRETS_TOKEN", raising=False)
+    monkeypatch.setenv("LAKEFLOW_TASK_SECRETS", "false")  # what the worker gives tasks then
+    secrets = load("dbutils_secrets").Secrets()
+    with pytest.raises(RuntimeError, match="turned off on this server: its operator set LAKEFLOW_TASK_SECRETS=false"):
+        secrets.listScopes()

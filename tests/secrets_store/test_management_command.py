@@ -52,6 +52,18 @@ def test_refusals_are_command_errors_that_never_echo_the_value(db):
         run("create-scope", "s")
 
 
+def test_input_longer_than_a_value_and_its_newline_is_refused_not_cut_short(db):
+    run("create-scope", "s")
+    limit = 128 * 1024
+    run("put", "s", "fits", stdin=b"v" * limit + b"\r\n")  # the longest value, as a Windows echo ends it
+    assert read_secret("s", "fits", None) == b"v" * limit
+    with pytest.raises(CommandError, match="limit is 131,072 bytes"):
+        run("put", "s", "longer", stdin=b"v" * limit + b"\r\nmore")
+    with pytest.raises(CommandError, match="limit is 131,072 bytes"):
+        run("put", "s", "longer", stdin=b"v" * limit + b"\r\n\n")
+    assert not Secret.objects.filter(key="longer").exists()
+
+
 def test_rotate_key_re_encrypts_with_the_first_key(db, settings):
     old = Fernet.generate_key().decode()
     settings.LAKEFLOW_SECRETS_KEY = old

@@ -1,21 +1,25 @@
 """Secret values are [REDACTED] wherever the server shows what a task attempt printed: the log
-in runs/get-output, runs/export, the run page's task panel and live log, the root-cause view, and
-an executed notebook's outputs (errors are redacted as they are stored: test_real_tasks.py). And
-no server module reads a log another way."""
+in runs/get-output, runs/export, the run page's task panel and live log, the root-cause view, an
+executed notebook's outputs, its exit value and task values (errors are redacted as they are
+stored: test_real_tasks.py). A value this server cannot decrypt withholds all of it. And no server
+module reads a log another way."""
 
 import json
 import re
 from pathlib import Path
 
 import nbformat
+from cryptography.fernet import Fernet
 
 from runs.attempt_credentials import secrets_credential
 from runs.dispatch import finish_attempt
 from runs.engine.endings import attempt_ended
 from runs.models import Run, TaskRun
 from runs.rootcause import explain
-from runs.task_logs import read_task_log_from, read_task_log_tail
+from runs.executors.supervisor import AttemptResult
+from runs.task_logs import read_task_log_from, read_task_log_tail, withheld, without_secret_values
 from tests.api.conftest import create_job
+from vault.models import SecretFetch
 from vault.redaction import REDACTED, context_bytes, redact_bytes, redact_text, unsafe_tail
 
 SECRET = "s3cr3t-Pa55word-é"
@@ -43,6 +47,12 @@ def test_a_live_reader_holds_back_what_could_begin_a_value():
     assert unsafe_tail(b"hello abcdef", [b"abcdef"]) == 0  # whole: redacted in this chunk
     assert unsafe_tail(b"hello abab", [b"ababx"]) == 4
     assert unsafe_tail(b"hello", [b"xyz"]) == 0
+
+
+def test_a_value_that_is_not_utf8_is_not_matched_as_replacement_characters():
+    binary = b"\xff\xfe"
+    assert redact_text("bad bytes: \ufffd\ufffd", [binary]) == "bad bytes: \ufffd\ufffd"
+    assert redact_bytes(b"raw \xff\xfe end", [binary]) == b"raw [REDACTED] end"  # a log holds the bytes
 
 
 # --- the server's views ---------------------------------------------------------------------
@@ -152,3 +162,64 @@ def test_no_server_module_reads_a_task_log_but_through_runs_task_logs():
         if reads and path.name != "task_logs.py":
             readers.append(path.relative_to(ROOT).as_posix())
     assert readers == []
+
+
+def test_the_exit_value_and_task_values_are_redacted_where_shown(api, client, tmp_path, held_broker, alice):
+    attempt = attempt_that_fetched(api, client, tmp_path, "", task_type="notebook_task",
+                                   notebook_result={"result": f"token={SECRET}", "truncated": False},
+                                   task_values={"conn": {"password": SECRET}, "rows": 3})
+    output = api.get_ok("jobs/runs/get-output", run_id=attempt.id)
+    assert output["notebook_output"] == {"result": "token=[REDACTED]", "truncated": False}
+    client.force_login(alice)
+    panel = client.get(f"/task-runs/{attempt.id}/?fragment=1").content.decode()
+    assert "token=[REDACTED]" in panel and "[REDACTED]" in panel.split("Task values")[1]
+    assert "s3cr3t" not in panel
+    assert TaskRun.objects.get(id=attempt.id).task_values["conn"]["password"] == SECRET  # passed on as set
+
+
+def recorded_under_another_key(attempt):
+    """The attempt's fetch as a process with another LAKEFLOW_SECRETS_KEY recorded it."""
+    other_key = Fernet(Fernet.generate_key())
+    SecretFetch.objects.filter(attempt_id=attempt.id).update(encrypted_value=other_key.encrypt(SECRET.encode()))
+
+
+def test_output_that_may_hold_a_value_this_server_cannot_decrypt_is_withheld(
+        api, client, tmp_path, held_broker, alice):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "print(value)", outputs=[nbformat.v4.new_output("stream", name="stdout", text=f"{SECRET}\n")])])
+    executed = tmp_path / "executed.ipynb"
+    executed.write_text(nbformat.writes(notebook), encoding="utf-8")
+    attempt = attempt_that_fetched(api, client, tmp_path, f"printed {SECRET}\n", task_type="notebook_task",
+                                   executed_notebook=str(executed), task_values={"v": SECRET},
+                                   notebook_result={"result": SECRET, "truncated": False})
+    recorded_under_another_key(attempt)
+
+    output = api.get_ok("jobs/runs/get-output", run_id=attempt.id)
+    assert output["logs"] == withheld("log") == (
+        "[log withheld: it may hold secret values this server cannot decrypt "
+        "(LAKEFLOW_SECRETS_KEY differs from the key that stored them)]")
+    assert output["notebook_output"]["result"] == withheld("value")
+    client.force_login(alice)
+    panel = client.get(f"/task-runs/{attempt.id}/?fragment=1").content.decode()
+    assert withheld("log") in panel
+    assert client.get(f"/task-runs/{attempt.id}/log/", {"offset": 0}).json()["text"] == ""
+    notebook_page = client.get(f"/task-runs/{attempt.id}/output/").content.decode()
+    assert withheld("notebook output") in notebook_page
+    views = api.get_ok("jobs/runs/export", run_id=attempt.run_id, views_to_export="ALL")["views"]
+    assert any(withheld("log") in view["content"] for view in views)
+    assert any(withheld("notebook output") in view["content"] for view in views)
+    finish_attempt(attempt.id, attempt_ended("FAILED", "RuntimeError: no connection"))
+    origin = explain(Run.objects.get(id=attempt.run_id))["origins"][0]
+    assert withheld("log") in origin["last_log_lines"]
+    for shown in [json.dumps(output, ensure_ascii=False), panel, notebook_page, json.dumps(views, ensure_ascii=False),
+                  json.dumps(origin, default=str, ensure_ascii=False)]:
+        assert "s3cr3t" not in shown
+
+
+def test_a_worker_that_cannot_decrypt_a_fetched_value_stores_no_error_text(api, client, tmp_path, held_broker):
+    attempt = attempt_that_fetched(api, client, tmp_path, "")
+    failed = AttemptResult(error=f"ValueError: cannot connect with {SECRET}", error_trace=f"Traceback...{SECRET}")
+    assert without_secret_values(failed, attempt.id).error == "ValueError: cannot connect with [REDACTED]"
+    recorded_under_another_key(attempt)
+    stored = without_secret_values(failed, attempt.id)
+    assert stored.error == stored.error_trace == withheld("error message")

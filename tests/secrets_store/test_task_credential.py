@@ -1,6 +1,7 @@
 """A task reads secrets with its attempt's secrets credential: as the run's run-as identity, only
 reads, only while the attempt runs, and each value it reads is recorded for redaction. It works
-with LAKEFLOW_TASK_RUN_AS_TOKEN off, and the run-as token's reads are recorded too."""
+with LAKEFLOW_TASK_RUN_AS_TOKEN off, LAKEFLOW_TASK_SECRETS off gives tasks none, and the run-as
+token's reads are recorded too."""
 
 import base64
 
@@ -96,3 +97,11 @@ def test_reads_with_the_run_as_token_are_recorded_too(alice_secrets, client, hel
     # ...but a personal token names no attempt: nothing to record.
     alice_secrets.value("s", "k")
     assert SecretFetch.objects.count() == 1
+
+
+def test_with_task_secrets_off_a_task_gets_no_credential(alice_secrets, held_broker, settings):
+    settings.LAKEFLOW_TASK_SECRETS = False
+    attempt = start_attempt(alice_secrets.api)  # runs as alice
+    assert secrets_environment(attempt) == {"LAKEFLOW_TASK_SECRETS": "false"}
+    settings.LAKEFLOW_TASK_SECRETS = True
+    assert set(secrets_environment(attempt)) == {"LAKEFLOW_SECRETS_URL", "LAKEFLOW_SECRETS_TOKEN"}

@@ -1,0 +1,40 @@
+"""The scale-out mode refuses to start without LAKEFLOW_SECRETS_KEY: each machine would generate a
+key of its own, and secrets put through one process could not be read, nor redacted, by another.
+The embedded default generates one in LAKEFLOW_HOME."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_settings(tmp_path, **variables):
+    """Load the server's settings in a fresh interpreter, as every process starts; (exit code, stderr)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "LAKEFLOW_"))}
+    env.update(LAKEFLOW_HOME=str(tmp_path / "home"), LAKEFLOW_TASK_USER="", **variables)
+    done = subprocess.run([sys.executable, "-c", "import lakeflow_site.settings"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stderr
+
+
+@pytest.mark.parametrize("variables", [
+    {"DATABASE_URL": "postgresql://someone@127.0.0.1:5432/lakeflow"},
+    {"REDIS_URL": "redis://127.0.0.1:6379/0"},
+], ids=["postgres", "redis"])
+def test_scale_out_without_a_secrets_key_refuses_to_start(tmp_path, variables):
+    code, stderr = start_settings(tmp_path, **variables)
+    assert code != 0
+    assert "ImproperlyConfigured: LAKEFLOW_SECRETS_KEY is required with DATABASE_URL (Postgres) or REDIS_URL" in stderr
+
+
+def test_scale_out_with_a_key_and_the_embedded_default_without_one_start(tmp_path):
+    assert start_settings(tmp_path, DATABASE_URL="postgresql://someone@127.0.0.1:5432/lakeflow",
+                          REDIS_URL="redis://127.0.0.1:6379/0",
+                          LAKEFLOW_SECRETS_KEY=Fernet.generate_key().decode()) == (0, "")
+    assert start_settings(tmp_path) == (0, "")
