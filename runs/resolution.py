@@ -144,7 +144,7 @@ def resolved_values(task, environment=None):
     variables it read them from."""
     type_name = task_type_of(task)
     block = task.get(type_name) or {}
-    shown = {key: value for key, value in block.items() if key in ("parameters", "named_parameters", "base_parameters", "command")}
+    shown = {key: value for key, value in block.items() if key in ("parameters", "named_parameters", "base_parameters", "command", "commands")}
     if environment:
         shown["environment"] = dict(environment)
     return {type_name: shown} if type_name else {}
