@@ -44,7 +44,7 @@ PROBE = """
     found["environment"] = sorted(os.environ)
     print("PROBE " + json.dumps(found), flush=True)
 """
-SERVER_SECRETS = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "LAKEFLOW_WAREHOUSES", "LAKEFLOW_ADMIN_PASSWORD",
+SERVER_SECRETS = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "LAKEFLOW_WAREHOUSES", "LAKEFLOW_ADMIN_PASSWORD", "LAKEFLOW_SECRETS_KEY",
                   "DJANGO_SETTINGS_MODULE")
 
 

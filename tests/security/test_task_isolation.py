@@ -279,3 +279,11 @@ def test_env_files_in_a_volume_are_read_at_task_start_with_inline_variables_over
     attempt = TaskRun.objects.get(run=run)
     assert attempt.result_state == R.FAILED
     assert attempt.state_message == f"environment_variables file {volume}/gone.env does not exist"
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "LAKEFLOW_SECRETS_KEY", "LAKEFLOW_OPENLINEAGE_EXPORT_API_KEY"])
+def test_the_servers_secrets_cannot_be_handed_to_tasks(name):
+    from lakeflow_site.home import task_environment_names
+
+    with pytest.raises(ImproperlyConfigured, match=name):
+        task_environment_names(["TZ_EXTRA", name])
