@@ -7,9 +7,10 @@ directory, in order; its output goes to the attempt's log. dbt writes its target
 run_results.json, compiled SQL) and its JSON log under the attempt's ``dbt/`` directory, not into
 the project (which other runs share and the task user may not write). The first command that
 fails fails the task with dbt's own error messages. After every command its run_results.json is
-kept (``dbt/commands/<n>/``): each command overwrites the last. At the end, ``artifacts.tar.gz``
-holds them with the final manifest.json and dbt's log (runs/get-output's ``dbt_output``), and the
-result reports the tables the successful models, seeds and snapshots wrote and read.
+kept (``dbt/commands/<n>/``): each command overwrites the last. At the end,
+``dbt-artifacts.tar.gz`` (beside the log) holds them with the final manifest.json and dbt's log
+(runs/get-output's ``dbt_output``), and the result reports the tables the models, seeds and
+snapshots that succeeded wrote and read.
 
 Standard library only besides jobs.spec.dbt (pure); nothing here imports Django.
 """
@@ -28,14 +29,15 @@ from jobs.spec import dbt as spec
 from .errors import LaunchError
 
 DBT_DIR = "dbt"
-ARCHIVE = "artifacts.tar.gz"
+# Beside output.log, not under dbt/: the server reads it, and dbt/ is the task's to replace by a link.
+ARCHIVE = "dbt-artifacts.tar.gz"
 PROJECT_FILE = "dbt_project.yml"
 MAX_ARTIFACT_BYTES = 256 * 1024 * 1024  # read back from the task's directory; larger ones are left out
 
 
 def artifacts_path(log_path: str) -> str:
     """The artifacts archive of an attempt, beside its log (the server's side)."""
-    return str(Path(log_path).with_name(DBT_DIR) / ARCHIVE)
+    return str(Path(log_path).with_name(ARCHIVE))
 
 
 # --- prepare (worker side) ---------------------------------------------------------------------
@@ -116,6 +118,9 @@ def run(task_spec: dict) -> dict:
     target, logs = dbt_dir / "target", dbt_dir / "logs"
     for directory in (dbt_dir, target, logs):
         directory.mkdir(mode=0o700, exist_ok=True)
+    # A redelivered attempt starts afresh: no run results or archive of an earlier process.
+    shutil.rmtree(dbt_dir / "commands", ignore_errors=True)
+    _unlink(dbt_dir.parent / ARCHIVE)
     executable = _dbt_executable()
     if executable is None:
         message = "dbt is not installed in the task's environment"
@@ -264,7 +269,7 @@ def _json_lines(path: Path, offset: int) -> list:
 
 
 def _archive(dbt_dir: Path) -> None:
-    """artifacts.tar.gz: target/manifest.json, target/run_results.json (the last command's),
+    """dbt-artifacts.tar.gz: target/manifest.json, target/run_results.json (the last command's),
     commands/<n>/run_results.json and logs/dbt.log, as far as they exist."""
     members = [dbt_dir / "target" / "manifest.json", dbt_dir / "target" / "run_results.json",
                *sorted((dbt_dir / "commands").glob("*/run_results.json"), key=lambda p: int(p.parent.name)),
@@ -274,4 +279,4 @@ def _archive(dbt_dir: Path) -> None:
         for member in members:
             if member.is_file() and not member.is_symlink():
                 archive.add(member, arcname=str(member.relative_to(dbt_dir)))
-    os.replace(partial, dbt_dir / ARCHIVE)
+    os.replace(partial, dbt_dir.parent / ARCHIVE)
