@@ -197,3 +197,23 @@ def test_a_task_environment_is_built_as_the_task_user_and_no_task_can_change_it(
     task = w.jobs.run_now(job_id=job_id).result(timeout=timedelta(minutes=3)).tasks[0]
     assert task.state.result_state == jobs.RunResultState.SUCCESS, task.state.state_message
     assert w.jobs.get_run_output(task.run_id).logs == f"user {TASK_USER}\nrefused PermissionError\n"
+
+
+def test_a_dbt_task_runs_as_the_task_user_with_its_target_and_profile_in_its_own_directory(isolated_server):
+    suffix = secrets.token_hex(3)
+    project = isolated_server.workspace / f"shop_{suffix}"
+    (project / "seeds").mkdir(parents=True)
+    (project / "models").mkdir()
+    (project / "dbt_project.yml").write_text(f'name: shop_{suffix}\nversion: "1.0"\nprofile: shop\n')
+    (project / "seeds" / f"fruits_{suffix}.csv").write_text("id,name\n1,apple\n")
+    (project / "models" / f"names_{suffix}.sql").write_text(
+        f"{{{{ config(materialized='table') }}}}\nselect upper(name) as name from {{{{ ref('fruits_{suffix}') }}}}\n")
+    for path in [project, *project.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)  # readable, not writable, by the task user
+
+    w, _, task = run_one(isolated_server, {"task_key": "models", "dbt_task": {
+        "project_directory": project.name, "commands": ["dbt seed", "dbt run"]}})
+
+    assert task.state.result_state == jobs.RunResultState.SUCCESS, task.state.state_message
+    assert "Completed successfully" in w.jobs.get_run_output(task.run_id).logs
+    assert sorted(p.name for p in project.iterdir()) == ["dbt_project.yml", "models", "seeds"]  # no target/, logs/
