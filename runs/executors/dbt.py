@@ -138,7 +138,8 @@ def run(task_spec: dict) -> dict:
         log_offset = _size(logs / "dbt.log")
         _unlink(target / "run_results.json")
         with _warehouse_lock(warehouse_file):
-            code = subprocess.run([executable, *arguments], cwd=task_spec["project_dir"], env=env).returncode
+            code = subprocess.run([executable, *arguments], cwd=task_spec["project_dir"], env=env,
+                                  check=False).returncode
         results = _read_json(target / "run_results.json")
         if results is not None:
             kept = dbt_dir / "commands" / str(n)
@@ -184,7 +185,7 @@ def _project_profile(project_dir: str) -> str:
 
         with open(os.path.join(project_dir, PROJECT_FILE), encoding="utf-8") as f:
             project = yaml.safe_load(f.read(1024 * 1024))
-    except Exception:  # dbt reads it next and says what is wrong with it
+    except Exception:  # noqa: BLE001 (unreadable or not YAML: dbt reads it next and says what is wrong)
         return "default"
     name = project.get("profile") if isinstance(project, dict) else None
     return str(name) if name else "default"

@@ -63,7 +63,7 @@ def test_a_dbt_project_builds_its_model_on_duckdb_and_the_job_watching_the_model
         "tasks": [{"task_key": "read", "sql_task": {"warehouse_id": "default", "query": {
             "query_text": f"SELECT id, name FROM main.fruit_names_{suffix} ORDER BY id"}}}]})
     try:
-        job, task = run_dbt(w, make_project(server.workspace, suffix))
+        _, task = run_dbt(w, make_project(server.workspace, suffix))
 
         assert task.state.result_state == jobs.RunResultState.SUCCESS, task.state.state_message
         output = w.jobs.get_run_output(task.run_id)

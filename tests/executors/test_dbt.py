@@ -10,14 +10,21 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from django.contrib.auth import get_user_model
 
 from lineage.models import Edge, Source
 from runs.admission import create_run
 from runs.engine.states import RunResultState as R
 from runs.models import TableWrite, TaskRun
-from tests.runs.conftest import alice, make_job  # noqa: F401 (alice: a fixture)
+from tests.runs.conftest import make_job
 
 pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture
+def alice(transactional_db):
+    # Real commits: attempts reach the broker only after their transaction commits.
+    return get_user_model().objects.create_user("alice", password="x")
 
 
 @pytest.fixture(scope="module")
