@@ -197,6 +197,16 @@ def prepare_fs_roots(roots, user: TaskUser, home: Path, task_home: Path) -> None
             path.mkdir(mode=PRIVATE_DIR_MODE if writable else 0o755, parents=True, exist_ok=True)
             if writable:
                 give_to(path, user)
+        elif not writable and Path(os.path.realpath(path)).is_relative_to(os.path.realpath(task_home)):
+            _take_back(path, user)  # an earlier version handed our default /Workspace to the task user
+
+
+def _take_back(path: Path, user: TaskUser) -> None:
+    """The directory the server's again (its contents stay as they are), 0755."""
+    info = os.lstat(path)
+    if stat.S_ISDIR(info.st_mode) and user.switch and os.geteuid() == 0 and info.st_uid == user.uid:
+        os.chown(path, 0, 0, follow_symlinks=False)
+        os.chmod(path, 0o755)
 
 
 def _give_file_to(path: Path, user: TaskUser) -> None:

@@ -278,9 +278,13 @@ REDIS_URL = env_str("REDIS_URL")
 if (REDIS_URL or "postgresql" in DATABASES["default"]["ENGINE"]) and not LAKEFLOW_SECRETS_KEY:
     # Each machine would generate a key of its own: secrets put through one web process could not
     # be read through another, and task output would be withheld wherever the key differs.
-    raise ImproperlyConfigured("LAKEFLOW_SECRETS_KEY is required with DATABASE_URL (Postgres) or REDIS_URL: give every "
-                               "web process and qcluster node the same Fernet key (python -c 'from cryptography.fernet "
-                               "import Fernet; print(Fernet.generate_key().decode())')")
+    kept = LAKEFLOW_HOME / "secrets_key"
+    raise ImproperlyConfigured(
+        "LAKEFLOW_SECRETS_KEY is required with DATABASE_URL (Postgres) or REDIS_URL: give every web process and "
+        "qcluster node the same Fernet key. "
+        + (f"This machine already has one in {kept}: use its content (a new key cannot read the secrets stored "
+           "with it)" if kept.exists() else
+           "Make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"))
 Q_CLUSTER = {
     "name": env_str("LAKEFLOW_CLUSTER_NAME", "lakeflow"),
     "workers": env_int("LAKEFLOW_WORKERS", 4),

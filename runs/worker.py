@@ -1,6 +1,7 @@
 """The django-q2 task that runs one task attempt in its own supervised OS process."""
 
 import dataclasses
+import errno
 import logging
 import socket
 import time
@@ -20,7 +21,7 @@ from runs.dispatch import end_broken_run, finish_attempt
 from runs.environments import set_up_environment, task_files
 from runs.engine import endings
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode
-from runs.executors.files import append_for_server, read_task_file
+from runs.executors.files import append_for_server, read_beneath
 from runs.executors.dbt import server_duckdb_version
 from runs.executors.launch import LaunchError, prepare_attempt
 from runs.executors.supervisor import read_attempt_result, supervise
@@ -290,11 +291,14 @@ def read_env_file(path):
         local = settings.LAKEFLOW_FS_ROOTS.mapped(path)
         if local is None:  # saved before the rule: only /Workspace and /Volumes files are read
             raise EnvFileRefused(f"environment_variables file {path} is not a /Workspace or /Volumes path")
-        return read_task_file(local, max_bytes=MAX_ENV_FILE_BYTES + 1)  # no FIFO, no symlink followed
+        # As the server: never through a symlink a task swapped in anywhere on the way, no FIFO.
+        return read_beneath(settings.LAKEFLOW_FS_ROOTS.root_of(local), local, max_bytes=MAX_ENV_FILE_BYTES + 1)
     except ValueError as exc:  # leaves its root
         raise EnvFileRefused(f"environment_variables file {exc}") from None
     except OSError as exc:
-        reason = "does not exist" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc.strerror or exc})"
+        reason = ("does not exist" if isinstance(exc, FileNotFoundError) else
+                  "passes through a symbolic link" if exc.errno in (errno.ELOOP, errno.ENOTDIR) else
+                  f"cannot be read ({exc.strerror or exc})")
         raise EnvFileRefused(f"environment_variables file {path} {reason}") from None
 
 

@@ -25,7 +25,9 @@ def parse_env_file(data: bytes, path: str) -> dict[str, str]:
     except UnicodeDecodeError:
         raise EnvFileRefused(f"{path} is not UTF-8 text") from None
     found = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at \n only (other Unicode breaks are value text); a leading BOM is no part of a name.
+    for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
+        line = line.removesuffix("\r")
         if len(line.encode("utf-8")) > MAX_LINE_BYTES:
             raise EnvFileRefused(f"{path} line {number} is longer than {MAX_LINE_BYTES:,} bytes")
         if not line.strip() or line.startswith("#"):

@@ -79,6 +79,33 @@ def read_task_file(path: str, max_bytes: int = MAX_REPORT_BYTES) -> bytes:
         return f.read(max_bytes + 1)[:max_bytes]
 
 
+def read_beneath(root: str, path: str, max_bytes: int = MAX_REPORT_BYTES) -> bytes:
+    """The bytes of ``path``, a file inside ``root``, opened one component at a time without
+    following a symlink anywhere (a task may swap a directory for a link between a check and an
+    open: here each directory is held open before the next name is looked up). OSError if a
+    component is a symlink, the file is not a regular one of its own, or too large."""
+    relative = os.path.relpath(os.path.normpath(path), os.path.normpath(root))
+    if relative == os.curdir or relative.split(os.sep)[0] == os.pardir:
+        raise OSError(errno.EINVAL, f"{path} is not inside {root}")
+    *directories, name = relative.split(os.sep)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for directory in directories:
+            inner = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        file_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+    finally:
+        os.close(fd)
+    with os.fdopen(file_fd, "rb") as f:
+        info = os.fstat(file_fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise OSError(errno.EINVAL, f"{path} is not a regular file of its own")
+        if info.st_size > max_bytes:
+            raise OSError(errno.EFBIG, f"{path} is larger than {max_bytes:,} bytes")
+        return f.read(max_bytes + 1)[:max_bytes]
+
+
 def create_for_server(path: str, flags: int = os.O_WRONLY | os.O_TRUNC, mode: int = 0o600) -> int:
     """A descriptor of ``path``, made anew by the server: whatever the task left at that name (a
     symlink to a file only the server may write) is removed first."""

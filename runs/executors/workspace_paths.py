@@ -76,6 +76,13 @@ class Roots:
                 return f"{prefix}/{'' if rest == '.' else rest}"
         return "file:" + local
 
+    def root_of(self, local: str) -> str | None:
+        """The root a mapped local path lies in (for reading it beneath that root)."""
+        for root in (self.volumes, self.workspace, self.dbfs):
+            if _within(local, root):
+                return root
+        return None
+
     def mapped(self, path: str) -> str | None:
         """The local path of a Databricks path (None for any other path)."""
         if path[:5].lower() == "dbfs:":  # a scheme is case-insensitive

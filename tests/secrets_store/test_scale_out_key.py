@@ -38,3 +38,11 @@ def test_scale_out_with_a_key_and_the_embedded_default_without_one_start(tmp_pat
                           REDIS_URL="redis://127.0.0.1:6379/0",
                           LAKEFLOW_SECRETS_KEY=Fernet.generate_key().decode()) == (0, "")
     assert start_settings(tmp_path) == (0, "")
+
+
+def test_a_machine_moving_to_scale_out_is_told_to_keep_the_key_it_already_has(tmp_path):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "secrets_key").write_text(Fernet.generate_key().decode())  # kept by an embedded install
+    code, stderr = start_settings(tmp_path, DATABASE_URL="postgresql://someone@127.0.0.1:5432/lakeflow")
+    assert code != 0
+    assert f"This machine already has one in {tmp_path / 'home' / 'secrets_key'}: use its content" in stderr

@@ -225,6 +225,11 @@ def test_volumes_and_dbfs_are_the_task_users_and_workspace_code_is_not(tmp_path)
         assert (os.lstat(writable).st_uid, mode(writable)) == (65534, 0o700)
     # Another job's task must not rewrite the code a job runs as its run-as identity.
     assert (os.lstat(roots.workspace).st_uid, mode(roots.workspace)) == (0, 0o755)
+    # A /Workspace an earlier version handed to the task user is taken back.
+    os.chown(roots.workspace, 65534, 65534)
+    os.chmod(roots.workspace, 0o700)
+    prepare_fs_roots(roots, nobody, tmp_path / "home", task_home)
+    assert (os.lstat(roots.workspace).st_uid, mode(roots.workspace)) == (0, 0o755)
 
 
 @pytest.mark.parametrize("root, words", [
@@ -287,3 +292,27 @@ def test_the_servers_secrets_cannot_be_handed_to_tasks(name):
 
     with pytest.raises(ImproperlyConfigured, match=name):
         task_environment_names(["TZ_EXTRA", name])
+
+
+def test_reading_beneath_a_root_never_passes_a_symlink_or_waits_on_a_fifo(tmp_path):
+    import errno
+
+    from runs.executors.files import read_beneath
+
+    root = tmp_path / "Volumes"
+    (root / "c" / "s" / "v").mkdir(parents=True)
+    (root / "c" / "s" / "v" / "ok.env").write_text("A=1\n")
+    assert read_beneath(str(root), str(root / "c" / "s" / "v" / "ok.env")) == b"A=1\n"
+    outside = tmp_path / "server"
+    outside.mkdir()
+    (outside / "secret.env").write_text("KEY=server's\n")
+    # A directory swapped for a link (to anywhere, even inside the root) is never passed through.
+    (root / "c" / "s" / "swapped").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(OSError) as caught:
+        read_beneath(str(root), str(root / "c" / "s" / "swapped" / "secret.env"))
+    assert caught.value.errno in (errno.ELOOP, errno.ENOTDIR)
+    os.mkfifo(root / "c" / "s" / "v" / "fifo.env")
+    with pytest.raises(OSError, match="not a regular file"):
+        read_beneath(str(root), str(root / "c" / "s" / "v" / "fifo.env"))
+    with pytest.raises(OSError, match="not inside"):
+        read_beneath(str(root), str(outside / "secret.env"))

@@ -29,3 +29,7 @@ def test_a_malformed_file_is_refused_naming_the_file_and_line(text, words):
 def test_a_later_file_wins_and_inline_variables_win_over_files():
     files = [("/a.env", b"A=1\nB=1\n"), ("/b.env", b"B=2\nC=2\n")]
     assert merged_variables(files, {"C": "inline"}) == {"A": "1", "B": "2", "C": "inline"}
+
+
+def test_crlf_lines_a_bom_and_unicode_breaks_inside_values():
+    assert parse_env_file("\ufeffA=1\r\nB=x\u2028y\n".encode(), "/Volumes/c/s/v/.env") == {"A": "1", "B": "x\u2028y"}
