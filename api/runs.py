@@ -41,7 +41,7 @@ from runs.admission import RunRefused, create_run
 from runs.engine.parameters import ParametersInvalid
 from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L, is_finished
 from runs.event_log import describe
-from runs.dbt_artifacts import open_artifacts
+from runs.task_logs import Withheld, open_dbt_artifacts
 from runs.models import Run, RunEvent, TaskRun
 from jobs.checks import check_settings_against_server
 from api.serializers import export_html, ms, notebook_views, run_dict, run_output_dict, task_run_as_run
@@ -326,7 +326,10 @@ def get_dbt_artifacts(request, data, api_version):
     Like the run's log, for those who may read the job's logs."""
     attempt = find_task_run(id_param(data, "run_id"))
     check(request.user, attempt.run.job_id, Action.VIEW_LOGS)
-    archive = open_artifacts(attempt)
+    try:
+        archive = open_dbt_artifacts(attempt)
+    except Withheld as exc:
+        raise ApiError(403, "PERMISSION_DENIED", str(exc)) from None
     if archive is None:
         raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Run {attempt.id} has no dbt artifacts.")
     return FileResponse(archive, as_attachment=True, filename=f"dbt-artifacts-{attempt.id}.tar.gz",

@@ -10,9 +10,11 @@ output are withheld, with a notice saying why, since they may hold that value in
 
 import dataclasses
 import html
+import io
 import os
 from typing import NamedTuple
 
+from runs.executors.dbt import artifacts_path
 from runs.executors.files import open_task_file
 from runs.executors.supervisor import MAX_LOG_BYTES
 from runs.notebook_html import render_html
@@ -153,3 +155,60 @@ def without_secret_values(result, attempt_id):
         return result
     return dataclasses.replace(result, error=result.error and redact_text(result.error, values),
                                error_trace=result.error_trace and redact_text(result.error_trace, values))
+
+
+MAX_ARTIFACTS_BYTES = 1024 * 1024 * 1024
+
+
+class Withheld(Exception):
+    """What an attempt wrote cannot be shown: a value it read cannot be decrypted here."""
+
+
+def dbt_artifacts_shown(attempt):
+    """Whether the attempt left a dbt artifacts archive the server may show (not withheld)."""
+    try:
+        archive = open_dbt_artifacts(attempt, redacted=False)
+    except Withheld:
+        return False
+    if archive is None:
+        return False
+    archive.close()
+    return True
+
+
+def open_dbt_artifacts(attempt, *, redacted=True):
+    """A dbt task attempt's artifacts archive (tar.gz) as a binary file, or None (not a dbt task,
+    not got that far, or not a regular file of its own). dbt's log and run results can hold what
+    the task printed, so they pass the log's redaction: with values the attempt read, a copy whose
+    members have each one [REDACTED]. Raises Withheld when a value cannot be decrypted."""
+    if attempt.task_type != "dbt_task" or not attempt.log_path:
+        return None
+    try:
+        values = values_fetched_by(attempt.id)
+    except Unreadable:
+        raise Withheld(withheld("dbt artifacts")) from None
+    try:
+        archive = open_task_file(artifacts_path(attempt.log_path), max_bytes=MAX_ARTIFACTS_BYTES)
+    except OSError:
+        return None
+    if not values or not redacted:
+        return archive
+    with archive:
+        return _redacted_archive(archive, values)
+
+
+def _redacted_archive(archive, values):
+    import tarfile
+    import tempfile
+
+    copy = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)
+    with tarfile.open(fileobj=archive, mode="r:gz") as source, tarfile.open(fileobj=copy, mode="w:gz") as target:
+        for member in source:
+            if not member.isfile():  # the task wrote the archive: only its files are copied
+                continue
+            data = redact_bytes(source.extractfile(member).read(), values)
+            info = tarfile.TarInfo(member.name)
+            info.size, info.mtime, info.mode = len(data), member.mtime, 0o644
+            target.addfile(info, io.BytesIO(data))
+    copy.seek(0)
+    return copy

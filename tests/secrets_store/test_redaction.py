@@ -223,3 +223,36 @@ def test_a_worker_that_cannot_decrypt_a_fetched_value_stores_no_error_text(api, 
     recorded_under_another_key(attempt)
     stored = without_secret_values(failed, attempt.id)
     assert stored.error == stored.error_trace == withheld("error message")
+
+
+def dbt_archive_beside(log_path, members):
+    import io
+    import tarfile
+
+    from runs.executors.dbt import artifacts_path
+
+    with tarfile.open(artifacts_path(str(log_path)), "w:gz") as archive:
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
+def test_dbt_artifacts_are_redacted_and_withheld_like_the_log(api, client, tmp_path, held_broker):
+    import io
+    import tarfile
+
+    attempt = attempt_that_fetched(api, client, tmp_path, "dbt ran\n", task_type="dbt_task")
+    dbt_archive_beside(attempt.log_path, {"dbt.log": f"profile password {SECRET}\n", "manifest.json": "{}"})
+
+    download = api.get("jobs/runs/dbt-artifacts", run_id=attempt.id)
+    assert download.status_code == 200
+    with tarfile.open(fileobj=io.BytesIO(b"".join(download.streaming_content)), mode="r:gz") as archive:
+        members = {member.name: archive.extractfile(member).read() for member in archive}
+    assert members == {"dbt.log": b"profile password [REDACTED]\n", "manifest.json": b"{}"}
+
+    recorded_under_another_key(attempt)
+    assert "dbt_output" not in api.get_ok("jobs/runs/get-output", run_id=attempt.id)
+    refused = api.get("jobs/runs/dbt-artifacts", run_id=attempt.id)
+    assert refused.status_code == 403 and refused.json()["message"] == withheld("dbt artifacts")
