@@ -7,6 +7,7 @@ runs/get-output, runs/export), a task run: one attempt of one task.
 
 from datetime import UTC, datetime
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import FileResponse
 from django.utils import timezone
@@ -18,6 +19,7 @@ from api.http import (
     ApiError,
     list_page_body,
     api_view,
+    authenticate,
     bool_param,
     client_errors,
     decode_page_token,
@@ -41,6 +43,7 @@ from runs.admission import RunRefused, create_run
 from runs.engine.parameters import ParametersInvalid
 from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L, is_finished
 from runs.event_log import describe
+from runs.dbt_artifacts import signer_of_link
 from runs.task_logs import Withheld, open_dbt_artifacts
 from runs.models import Run, RunEvent, TaskRun
 from jobs.checks import check_settings_against_server
@@ -229,7 +232,7 @@ def get_run_output(request, data, api_version):
         raise does_not_exist("Run", run_id)
     check(request.user, attempt.run.job_id, Action.VIEW)
     return run_output_dict(attempt, base_url=base_url(request), now=timezone.now(),
-                           with_logs=may(request.user, attempt.run.job_id, Action.VIEW_LOGS))
+                           with_logs=may(request.user, attempt.run.job_id, Action.VIEW_LOGS), viewer=request.user)
 
 
 @api_view("POST")
@@ -320,7 +323,21 @@ def export_run(request, data, api_version):
     return {"views": [summary, *notebook_views(notebooks)]}
 
 
-@api_view("GET")
+def link_or_token_user(request):
+    """Who downloads: the user a pre-signed artifacts link was made for (no token needed, as
+    Databricks' pre-signed links), else whoever the request authenticates as."""
+    signature = request.GET.get("signature")
+    if signature is None:
+        return authenticate(request)
+    user_id = signer_of_link(request.GET.get("run_id", ""), signature)
+    user = get_user_model().objects.filter(id=user_id, is_active=True).first() if user_id else None
+    if user is None:
+        raise ApiError(403, "PERMISSION_DENIED", "This artifacts link is not valid (or older than 30 minutes): "
+                                                 "ask runs/get-output for a new one")
+    return user
+
+
+@api_view("GET", authenticator=link_or_token_user)
 def get_dbt_artifacts(request, data, api_version):
     """Ours: the tar.gz of a dbt task run's artifacts, where runs/get-output's dbt_output links.
     Like the run's log, for those who may read the job's logs."""

@@ -285,7 +285,7 @@ def original_ending(run, first_repair):
 # --- runs/get-output and runs/export ---------------------------------------------------------
 
 
-def run_output_dict(attempt, *, base_url, now, with_logs=True):
+def run_output_dict(attempt, *, base_url, now, with_logs=True, viewer=None):
     """RunOutput of one task run: its metadata, the last 5 MB of its log (for those who may read
     logs), its error and result."""
     body = {"metadata": task_run_as_run(attempt, base_url=base_url, now=now)}
@@ -306,7 +306,8 @@ def run_output_dict(attempt, *, base_url, now, with_logs=True):
         body["notebook_output"] = {}  # the notebook ran but never called dbutils.notebook.exit
     if attempt.sql_output is not None:
         body["sql_output"] = {"query_output": attempt.sql_output}
-    if attempt.task_type == "dbt_task" and with_logs and (found := dbt_output(attempt, base_url=base_url)):
+    if attempt.task_type == "dbt_task" and with_logs and viewer is not None and (
+            found := dbt_output(attempt, base_url=base_url, viewer=viewer)):
         body["dbt_output"] = found
     if attempt.task_type == "run_job_task":
         child = attempt.child_runs.order_by("-id").values_list("id", flat=True).first()

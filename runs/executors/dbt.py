@@ -70,8 +70,10 @@ def prepare(body: dict, *, files, attempt_dir: Path, warehouses: dict) -> dict:
     if body.get("profiles_directory"):
         given = body["profiles_directory"]
         # Relative to the project, as Databricks reads it (the project is the root of its files).
+        # Joined to the project's path as given (/Workspace/..., or relative to the workspace root),
+        # so that it is located, and confined, the way the project was.
         located = given if os.path.isabs(given) or given.startswith(("/", "dbfs:")) else \
-            os.path.join(project_dir, given)
+            os.path.join(body.get("project_directory") or "", given)
         profiles_dir = _directory(located, "dbt_task.profiles_directory", files)
     warehouse_id = body.get("warehouse_id") or spec.DEFAULT_WAREHOUSE
     url = warehouses.get(warehouse_id)

@@ -2,6 +2,7 @@
 only for a dbt task run that left its archive, never through a link its task planted."""
 
 import os
+import types
 from pathlib import Path
 
 import pytest
@@ -29,12 +30,29 @@ def dbt_attempt(api, bob_api, held_broker, tmp_path):
 def test_get_output_links_the_archive_and_the_link_downloads_it(api, dbt_attempt):
     output = api.get_ok("jobs/runs/get-output", run_id=dbt_attempt.id)
 
-    assert output["dbt_output"] == {
-        "artifacts_link": f"http://testserver/api/2.2/jobs/runs/dbt-artifacts?run_id={dbt_attempt.id}"}
+    link = output["dbt_output"]["artifacts_link"]
+    assert link.startswith(f"http://testserver/api/2.2/jobs/runs/dbt-artifacts?run_id={dbt_attempt.id}&signature=")
     download = api.get("jobs/runs/dbt-artifacts", run_id=dbt_attempt.id)
     assert download.status_code == 200 and download["Content-Type"] == "application/gzip"
     assert b"".join(download.streaming_content) == b"\x1f\x8b archive"
     assert download["Content-Disposition"] == f'attachment; filename="dbt-artifacts-{dbt_attempt.id}.tar.gz"'
+
+
+def test_the_link_is_pre_signed_as_databricks_links_are_and_only_for_its_run_and_half_an_hour(
+        api, client, dbt_attempt, monkeypatch):
+    from django.core import signing
+
+    link = api.get_ok("jobs/runs/get-output", run_id=dbt_attempt.id)["dbt_output"]["artifacts_link"]
+    no_token = client.get(link.removeprefix("http://testserver"))
+    assert no_token.status_code == 200 and b"".join(no_token.streaming_content) == b"\x1f\x8b archive"
+
+    other_run = link.replace(f"run_id={dbt_attempt.id}", f"run_id={dbt_attempt.id + 1}")
+    assert client.get(other_run.removeprefix("http://testserver")).status_code == 403
+    assert client.get(link.removeprefix("http://testserver") + "x").status_code == 403
+    now = signing.time.time  # the link as seen 31 minutes after it was made
+    monkeypatch.setattr(signing, "time", types.SimpleNamespace(time=lambda: now() + 31 * 60))
+    expired = client.get(link.removeprefix("http://testserver"))
+    assert expired.status_code == 403 and "older than 30 minutes" in expired.json()["message"]
 
 
 def test_who_may_view_the_job_but_not_read_its_logs_gets_no_link_and_no_archive(bob_api, dbt_attempt):

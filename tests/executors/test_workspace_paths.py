@@ -151,3 +151,17 @@ def test_a_notebook_path_under_workspace_resolves_without_its_extension(tmp_path
     spec = prepare_attempt(task, attempt_dir=tmp_path / "attempt", workspace_root=tmp_path / "ws",
                            fs_roots=roots, private_roots=(tmp_path,))
     assert spec.cwd == os.path.join(roots.workspace, "Shared")
+
+
+def test_a_dbt_projects_relative_profiles_directory_resolves_beside_a_workspace_project(tmp_path, roots):
+    from runs.executors import dbt
+    from runs.executors.files import TaskFiles
+
+    project = os.path.join(roots.workspace, "Shared", "shop")
+    os.makedirs(os.path.join(project, "profiles"))
+    open(os.path.join(project, "dbt_project.yml"), "w").close()
+    (tmp_path / "ws").mkdir()
+    files = TaskFiles(tmp_path / "ws", (), (tmp_path,), roots)  # the roots lie in a private area
+    spec = dbt.prepare({"commands": ["dbt run"], "project_directory": "/Workspace/Shared/shop",
+                        "profiles_directory": "profiles"}, files=files, attempt_dir=tmp_path / "a", warehouses={})
+    assert (spec["project_dir"], spec["profiles_dir"]) == (project, os.path.join(project, "profiles"))
