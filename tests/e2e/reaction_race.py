@@ -28,6 +28,7 @@ from jobs.models import Job  # noqa: E402
 from jobs.spec.settings import validate_job_settings  # noqa: E402
 from runs.admission import create_run  # noqa: E402
 from runs.models import RunEvent  # noqa: E402
+from tests.e2e.postgres_waits import wait_for_a_session_blocked_on_a_lock  # noqa: E402
 from runs.reactions import reacts_to, run_reactions  # noqa: E402
 
 WAIT_FOR_THE_OTHER = 120  # seconds; only reached if the other process never blocks (a broken claim)
@@ -53,20 +54,7 @@ def main(role, event_id=None, gate=None):
             Path(gate).touch()
             # The reaction's transaction holds the claim on its mark: the second process, now
             # starting, must wait for it. Observed from here with a fresh connection.
-            from django.db import connections
-
-            other = connections.create_connection("default")
-            try:
-                deadline = time.monotonic() + WAIT_FOR_THE_OTHER
-                while time.monotonic() < deadline:
-                    with other.cursor() as cursor:
-                        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                       "AND wait_event_type = 'Lock'")
-                        if cursor.fetchone()[0]:
-                            break
-                    time.sleep(0.05)
-            finally:
-                other.close()
+            wait_for_a_session_blocked_on_a_lock(WAIT_FOR_THE_OTHER)
         RunEvent.objects.create(run_id=event.run_id, type="test.effect", at=timezone.now(), data={"by": role})
 
     if role == "second":

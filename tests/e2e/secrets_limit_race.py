@@ -9,7 +9,6 @@ on a lock; a count that the lock does not cover lets the second in (and the firs
 import os
 import sys
 import threading
-import time
 from pathlib import Path
 from unittest import mock
 
@@ -19,29 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lakeflow_site.settings")
 django.setup()
 
-from django.db import connection, connections  # noqa: E402
+from django.db import connection  # noqa: E402
 
 from vault import store  # noqa: E402
 from vault.models import Secret, SecretScope  # noqa: E402
+from tests.e2e.postgres_waits import WAIT_FOR_THE_OTHER, wait_for_a_session_blocked_on_a_lock  # noqa: E402
 from vault.rules import LimitExceeded  # noqa: E402
-
-WAIT_FOR_THE_OTHER = 30  # seconds; only reached if the second request never blocks (an unguarded count)
-
-
-def wait_for_a_blocked_session():
-    other = connections.create_connection("default")
-    try:
-        deadline = time.monotonic() + WAIT_FOR_THE_OTHER
-        while time.monotonic() < deadline:
-            with other.cursor() as cursor:
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                               "AND wait_event_type = 'Lock'")
-                if cursor.fetchone()[0]:
-                    return
-            time.sleep(0.05)
-    finally:
-        other.close()
-
 
 def race(manager, first_call, second_call):
     """Run `first_call` and `second_call` in two threads, the second started once the first is
@@ -52,7 +34,7 @@ def race(manager, first_call, second_call):
     def create(*args, **kwargs):
         if threading.current_thread().name == "first":
             about_to_insert.set()
-            wait_for_a_blocked_session()
+            wait_for_a_session_blocked_on_a_lock()
         return real_create(*args, **kwargs)
 
     def call(name, function):
