@@ -184,8 +184,8 @@ def prepare_attempt(
     })
     if task.get("task_key"):
         task_env[TASK_KEY_ENV] = str(task["task_key"])
-    if fs_roots is not None:
-        task_env[ROOTS_ENV] = fs_roots.to_env()
+    if files.fs_roots is not None:  # dbutils.fs and open() in the task map Databricks paths with them
+        task_env[ROOTS_ENV] = files.fs_roots.to_env()
 
     if runner_spec is None:
         # Parameters become "$1".."$n": they never pass through the shell parser.

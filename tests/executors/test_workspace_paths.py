@@ -165,3 +165,14 @@ def test_a_dbt_projects_relative_profiles_directory_resolves_beside_a_workspace_
     spec = dbt.prepare({"commands": ["dbt run"], "project_directory": "/Workspace/Shared/shop",
                         "profiles_directory": "profiles"}, files=files, attempt_dir=tmp_path / "a", warehouses={})
     assert (spec["project_dir"], spec["profiles_dir"]) == (project, os.path.join(project, "profiles"))
+
+
+def test_the_task_learns_the_roots_from_the_workers_task_files_too(tmp_path, roots):
+    from runs.executors.files import TaskFiles
+
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "x.py").write_text("")
+    files = TaskFiles(tmp_path / "ws", (), (), roots)  # as the worker builds it, once per attempt
+    spec = prepare_attempt({"task_key": "t", "spark_python_task": {"python_file": "x.py"}},
+                           attempt_dir=tmp_path / "attempt", files=files)
+    assert spec.env["LAKEFLOW_FS_ROOTS"] == roots.to_env()
