@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from jobs.spec.dag import downstream_of, topological_order
+from jobs.spec.task_types import unsupported_kind
 from runs.engine.states import RunIf, RunLifeCycleState, RunResultState
 
 @dataclass(frozen=True)
@@ -108,7 +109,8 @@ def node_from_task(task: Mapping) -> TaskNode:
         ),
         run_if=RunIf(task.get("run_if") or RunIf.ALL_SUCCESS),
         disabled=bool(task.get("disabled") or False),
-        max_retries=int(task.get("max_retries") or 0),
+        # A task this server cannot run fails the same way every time: no retries to wait for.
+        max_retries=0 if unsupported_kind(dict(task)) else int(task.get("max_retries") or 0),
         min_retry_interval_millis=int(task.get("min_retry_interval_millis") or 0),
         retry_on_timeout=bool(task.get("retry_on_timeout") or False),
     )

@@ -351,7 +351,7 @@ def test_each_retry_is_its_own_task_run_linked_to_the_first_attempt(api, tmp_pat
 
 
 def test_a_task_of_a_type_this_server_cannot_run_fails_alone_and_the_rest_of_the_job_runs(api, client, committed):
-    pipeline = {"task_key": "dlt", "pipeline_task": {"pipeline_id": "p-1"}}
+    pipeline = {"task_key": "dlt", "pipeline_task": {"pipeline_id": "p-1"}, "max_retries": 3}  # never retried
     job_id = create_job(api, tasks=[pipeline, shell_task("other"),
                                     shell_task("after", depends_on=["dlt"], run_if="ALL_DONE"),
                                     shell_task("strict", depends_on=["dlt"]),
@@ -368,6 +368,7 @@ def test_a_task_of_a_type_this_server_cannot_run_fails_alone_and_the_rest_of_the
     states = {key: (task["state"].get("result_state"), task["state"]["state_message"])
               for key, task in tasks_by_key(run).items()}
     assert states["dlt"] == ("FAILED", "pipeline_task is not supported by this server")
+    assert [t["attempt_number"] for t in run["tasks"] if t["task_key"] == "dlt"] == [0]
     assert states["other"][0] == "SUCCESS" and states["after"][0] == "SUCCESS"
     assert states["strict"][0] == "UPSTREAM_FAILED"
     assert run["state"]["result_state"] == "FAILED"
