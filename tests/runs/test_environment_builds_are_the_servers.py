@@ -15,6 +15,7 @@ from runs import environments
 from runs.admission import create_run
 from runs.engine.states import RunResultState as R
 from runs.executors import environments as builder
+from tests.runs.test_environments import StepLog
 from runs.executors.errors import LaunchError
 from runs.executors.notebook import _notebook_format
 from runs.models import TaskEnvironment, TaskRun
@@ -30,15 +31,6 @@ def own_task_home(tmp_path, settings):
     settings.LAKEFLOW_TASK_HOME = tmp_path / "task-home"
 
 
-class StepLog:
-    def __init__(self):
-        self.data = b""
-
-    def write(self, data):
-        self.data += data
-
-    def flush(self):
-        pass
 
 
 def handed_to_someone_else(*paths):
