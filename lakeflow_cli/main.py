@@ -38,8 +38,8 @@ def parser():
     run.add_argument("--params", help="job parameters: name=value,name2=value2")
     run.add_argument("--only", help="run only these tasks: key1,key2")
     run.add_argument("--no-wait", action="store_true", help="print the run's URL and return at once")
-    run.add_argument("extra", nargs=argparse.REMAINDER, help="after --: --name value job parameters, "
-                                                               "or python_params for a job without parameters")
+    run.epilog = ("Arguments after -- are --name value job parameters, or python_params for a job without "
+                  "parameters.")
     destroy = with_target("destroy", "delete the bundle's resources and files")
     destroy.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     destroy.add_argument("--force-lock", action="store_true")
@@ -53,7 +53,12 @@ def parser():
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = []
+    if "--" in argv:  # what follows -- goes to the job, as `databricks bundle run` passes it
+        extra, argv = argv[argv.index("--") + 1:], argv[:argv.index("--")]
     args = parser().parse_args(argv)
+    args.extra = extra
     say = _printer()
     try:
         return _dispatch(args, say)
@@ -109,10 +114,9 @@ def _dispatch(args, say):
         deploying.deploy(server, prepared, say=say, force_lock=args.force_lock)
         return 0
     if args.verb == "run":
-        extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
         only = [key for key in (args.only or "").split(",") if key] or None
         run_id = running.start(server, prepared, args.key, params=running.parse_params(args.params),
-                               trailing=extra, only=only)
+                               trailing=args.extra, only=only)
         if args.no_wait:
             run = server.call("GET", "/api/2.2/jobs/runs/get", query={"run_id": run_id})
             say(f"Run URL: {run.get('run_page_url')}")
