@@ -7,25 +7,26 @@ need the server's state) and save every change as a new immutable JobVersion.
 import difflib
 import zoneinfo
 
-from django.conf import settings as django_settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from jobs.checks import check_settings_against_server
 from jobs.forms import JobEditor, SourceForm
 from jobs.settings_text import settings_as_text
 from jobs.models import Job
-from jobs.permissions import check, jobs_where, may
+from jobs.permissions import AccessDenied, check, jobs_where, may
 from jobs.spec.access import Action
+from jobs.spec.deployment import LOCKED_REASON, is_ui_locked
 from jobs.spec.task_types import unsupported_tasks
 from jobs.query_params import query_int
 from jobs.spec.settings import INT32_MAX, SettingsInvalid, validate_job_settings
 from jobs.pages import find_job_or_404, live_jobs
+from warehouses.catalog import choices as warehouse_choices
 
 VERSIONS_PER_PAGE = 50
 RUN_JOB_SUGGESTIONS = 500  # jobs offered in a run_job_task's job id field
@@ -61,6 +62,7 @@ def page_context(job, tab, user):
                 ("source", "YAML / JSON", reverse("jobs:edit_source", args=[job.id])),
                 ("versions", "Versions", reverse("jobs:versions", args=[job.id]))]
     return {"nav": "jobs", "job": job, "is_new": job.pk is None, "can_manage": can_manage,
+            "locked_reason": locked_reason(job),
             "tabs": [{"label": label, "url": url, "active": name == tab} for name, label, url in tabs
                      if can_manage or name == "versions"],
             "source_url": tabs[1][2],
@@ -77,10 +79,34 @@ def new_job(request):
 
 
 def find_job_to_edit(request, job_id):
-    """The job, if this user may change it; 403 otherwise (the API's rule: jobs/permissions.py)."""
+    """The job, if this user may change it; 403 otherwise (the API's rule: jobs/permissions.py).
+    A job a bundle locked (edit_mode UI_LOCKED) is shown, and its edits refused: its source is
+    the bundle; jobs/update and jobs/reset (how the bundle redeploys) still change it."""
     job = find_job_or_404(job_id)
     check(request.user, job.id, Action.MANAGE)
+    if request.method == "POST" and locked_reason(job):
+        raise AccessDenied(LOCKED_REASON)
     return job
+
+
+def locked_reason(job):
+    return LOCKED_REASON if job.pk is not None and is_ui_locked(job.settings) else ""
+
+
+@login_required
+@require_POST
+def disconnect_from_source(request, job_id):
+    """"Disconnect from source", as Databricks' UI: the job becomes editable here (a new version
+    with edit_mode EDITABLE); its deployment stays, and the bundle's next deploy locks it again."""
+    job = find_job_or_404(job_id)
+    check(request.user, job.id, Action.MANAGE)
+    if not locked_reason(job):
+        messages.info(request, "This job is not locked: it can be edited already.")
+        return redirect("jobs:detail", job_id=job.id)
+    version = job.save_version({**job.settings, "edit_mode": "EDITABLE"}, request.user)
+    messages.success(request, f"Disconnected “{job.name}” from its bundle (version {version.number}): "
+                              "it can be edited here; the bundle's next deploy locks it again.")
+    return redirect("jobs:detail", job_id=job.id)
 
 
 @login_required
@@ -102,7 +128,7 @@ def edit_with_form(request, job):
     return render(request, "jobs/edit.html", {
         **page_context(job, "form", request.user), "editor": editor,
         "time_zones": sorted(zoneinfo.available_timezones()),
-        "warehouses": sorted(django_settings.LAKEFLOW_WAREHOUSES),
+        "warehouses": warehouse_choices(),
         "jobs_to_run": jobs_to_run[:RUN_JOB_SUGGESTIONS],
         "unsupported": unsupported_tasks(editor.current or {}),
     })

@@ -1,6 +1,7 @@
 """Dashboard pages of jobs: the jobs list and a job's page (run-history matrix, duration chart,
 Run now). They show runs, so they live here; authoring (new, edit, versions) is jobs/authoring.py."""
 
+import json
 import re
 
 from django.contrib import messages
@@ -13,12 +14,15 @@ from django.views.decorators.http import require_POST
 from jobs.pages import find_job_or_404, live_jobs, posted_parameters
 from jobs.permissions import acl_body, check, viewable_jobs
 from jobs.spec.access import LEVELS, PRINCIPAL_KINDS, Action
+from jobs.spec.deployment import LOCKED_REASON, bundle_metadata_path, bundle_summary, is_ui_locked
 from jobs.spec.task_types import unsupported_tasks
 from jobs.query_params import query_int
 from runs.admission import RunRefused, create_run
 from runs.engine.parameters import ParametersInvalid
 from runs.live import state_class, state_label
 from runs.models import Run, TaskRun, TriggerDecision, TriggerState
+from workspace.rules import WorkspaceRefused
+from workspace.store import read_file
 
 JOBS_PER_PAGE = 25
 CHIPS_PER_JOB = 8
@@ -118,6 +122,19 @@ def acl_rows(job):
     return rows
 
 
+def bundle_of(job):
+    """The bundle a job was deployed from, read from its metadata file in the workspace; None for a
+    job no bundle deployed. A missing or unreadable file leaves only its path to show."""
+    path = bundle_metadata_path(job.settings)
+    if path is None:
+        return None
+    try:
+        summary = bundle_summary(json.loads(read_file(path)), job.id)
+    except (OSError, ValueError, WorkspaceRefused):  # a broken file, or a path that is not one
+        summary = None
+    return {"metadata_path": path, **(summary or {})}
+
+
 @login_required
 def job_detail(request, job_id):
     job = find_job_or_404(job_id)
@@ -142,6 +159,7 @@ def job_detail(request, job_id):
         "version": job.current_version, "can_manage": can["manage"], "can": can,
         "acl": acl_rows(job), "levels": LEVELS, "principal_kinds": PRINCIPAL_KINDS,
         "unsupported": unsupported_tasks(job.settings),
+        "bundle": bundle_of(job), "locked_reason": LOCKED_REASON if is_ui_locked(job.settings) else "",
     })
 
 
