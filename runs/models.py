@@ -85,6 +85,11 @@ class Run(models.Model):
     parent_task_run = models.ForeignKey(
         "TaskRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"
     )
+    # git_source: the commit every task of the run (and its repairs) checks out, resolved from the
+    # branch or tag by the first task that needs it (runs/git_checkouts.py), for the ref named by
+    # git_ref (kind:name@url) so that a repair after the job's git_source changed resolves again.
+    git_commit = models.CharField(max_length=64, blank=True, default="")
+    git_ref = models.TextField(blank=True, default="")
     # Bumped first thing in every transaction that changes this run's tasks: on Postgres the row
     # lock serializes them (no lost wake-up between two finishing tasks); SQLite is serial anyway.
     lock_count = models.BigIntegerField(default=0)
@@ -349,3 +354,28 @@ class TaskEnvironment(models.Model):
 
     def __str__(self):
         return f"environment {self.key} on {self.host}: {self.state}"
+
+
+class GitCheckout(models.Model):
+    """A clean tree of one commit of a repository on one host (runs/git_checkouts.py): claimed by
+    compare-and-swap so that one worker fetches and builds it while the others wait, then shared
+    by every task that runs from that commit."""
+
+    BUILDING, READY, FAILED = "BUILDING", "READY", "FAILED"
+    STATES = [(s, s) for s in (BUILDING, READY, FAILED)]
+
+    key = models.CharField(max_length=128)  # <hash of the URL>-<commit>
+    host = models.CharField(max_length=255)  # checkouts live on each host's disk
+    git_url = models.TextField()
+    commit = models.CharField(max_length=64)
+    state = models.CharField(max_length=10, choices=STATES)
+    builder = models.CharField(max_length=255, blank=True, default="")  # host:pid:nonce of the claim
+    heartbeat_at = models.DateTimeField()  # the builder's, while BUILDING
+    error = models.TextField(blank=True, default="")  # FAILED: git's message
+    built_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "host"], name="one_git_checkout_per_key_and_host")]
+
+    def __str__(self):
+        return f"checkout {self.key} on {self.host}: {self.state}"

@@ -58,3 +58,23 @@ class SecretFetch(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["attempt", "scope_name", "key", "secret_updated"],
                                                name="vault_one_fetch_per_value")]
+
+
+class GitCredential(models.Model):
+    """A user's credential for one Git provider (the Git credentials API, api/git_credentials.py),
+    used to fetch the git_source of the runs that act as them. The token is encrypted at rest
+    (vault/crypto.py) and never returned."""
+
+    user = models.ForeignKey(django_settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="git_credentials")
+    git_provider = models.CharField(max_length=40)  # jobs.spec.git_source.GIT_PROVIDERS' spelling
+    git_username = models.CharField(max_length=255, blank=True, default="")
+    git_email = models.CharField(max_length=255, blank=True, default="")
+    name = models.CharField(max_length=255, blank=True, default="")
+    encrypted_token = models.BinaryField()  # a Fernet token: never the value itself
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "git_provider"], name="vault_one_git_credential_per_provider")]
+
+    def __str__(self):
+        return f"{self.git_provider} credential of user {self.user_id}"

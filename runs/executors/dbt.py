@@ -52,10 +52,7 @@ def server_duckdb_version() -> str:
 
 def prepare(body: dict, *, files, attempt_dir: Path, warehouses: dict) -> dict:
     """Check the project directory and the warehouse; return the JSON-able part of the runner spec."""
-    source = body.get("source") or "WORKSPACE"
-    if source == "GIT":
-        raise LaunchError("INVALID_RUN_CONFIGURATION",
-                          "dbt_task.source GIT is not supported: use a workspace path")
+    # source GIT: `files` is the run's checkout (launch.py), project_directory relative to its root.
     commands = body.get("commands")
     problems = [spec.command_problem(c) for c in commands] if isinstance(commands, list) and commands else \
         ["is required"]

@@ -19,6 +19,7 @@ from jobs.spec import task_types
 
 from .errors import LaunchError
 from .files import TaskFiles, create_for_server
+from .git import CheckoutFiles
 from .workspace_paths import ROOTS_ENV
 
 RUNNER_PATH = str(Path(__file__).resolve().with_name("runner.py"))
@@ -91,6 +92,7 @@ def prepare_attempt(
     server_variables: tuple = (),
     fs_roots=None,
     files: TaskFiles | None = None,
+    git_checkout: str | None = None,
 ) -> LaunchSpec:
     """Prepare one attempt of ``task`` (a Jobs API task dict, references already resolved).
 
@@ -98,7 +100,9 @@ def prepare_attempt(
     ``env`` the variables the job declared for it; ``server_variables`` names of the server's own
     variables the operator lets tasks see besides ALLOWED_SERVER_VARIABLES. Task files must lie in
     ``workspace_root`` or ``other_roots`` and never in ``private_roots``; ``files`` gives all of
-    these at once (the worker's TaskFiles, which its setup phase used too)."""
+    these at once (the worker's TaskFiles, which its setup phase used too). ``git_checkout`` is the
+    run's commit checked out (runs/git_checkouts.py) when the task reads its file from git: its
+    path is then relative to that tree and must stay in it."""
     task_type = task_type_of(task)
     body = task[task_type]
     attempt_dir = Path(attempt_dir).resolve()
@@ -106,10 +110,11 @@ def prepare_attempt(
         files = TaskFiles(Path(workspace_root).resolve(), tuple(Path(r) for r in other_roots),
                           tuple(Path(r) for r in private_roots), fs_roots)
     workspace_root = Path(files.workspace_root).resolve()
+    source_files = _source_files(task_type, body, files, git_checkout)
     switch_to = user if getattr(user, "switch", False) else None
 
     if task_type == "spark_python_task":
-        python_file = _resolve_python_file(body.get("python_file"), files)
+        python_file = _resolve_python_file(body.get("python_file"), source_files)
         runner_spec = {
             "kind": "python_file",
             "python_file": python_file,
@@ -143,18 +148,18 @@ def prepare_attempt(
     elif task_type == "notebook_task":
         from . import notebook
 
-        runner_spec = {"kind": "notebook", **notebook.prepare(body, files=files, attempt_dir=attempt_dir)}
+        runner_spec = {"kind": "notebook", **notebook.prepare(body, files=source_files, attempt_dir=attempt_dir)}
         cwd = runner_spec.get("cwd") or _existing_dir(workspace_root)
     elif task_type == "sql_task":
         from . import sql
 
-        runner_spec = {"kind": "sql", **sql.prepare(body, files=files, attempt_dir=attempt_dir,
+        runner_spec = {"kind": "sql", **sql.prepare(body, files=source_files, attempt_dir=attempt_dir,
                                                      warehouses=warehouses or {})}
         cwd = _existing_dir(workspace_root)
     elif task_type == "dbt_task":
         from . import dbt
 
-        runner_spec = {"kind": "dbt", **dbt.prepare(body, files=files, attempt_dir=attempt_dir,
+        runner_spec = {"kind": "dbt", **dbt.prepare(body, files=source_files, attempt_dir=attempt_dir,
                                                      warehouses=warehouses or {})}
         cwd = runner_spec["cwd"]
     else:
@@ -225,6 +230,18 @@ def prepare_attempt(
         executed_path=runner_spec.get("executed_path"),
         lineage_path=lineage_path,
     )
+
+
+def _source_files(task_type: str, body: dict, files: TaskFiles, git_checkout: str | None):
+    """Where the task's own file is looked up: the checkout for source GIT, else the task roots."""
+    block = body.get("file") if task_type == "sql_task" else body
+    source = (block or {}).get("source") if isinstance(block, dict) else None
+    if git_checkout is not None and source != "WORKSPACE":
+        return CheckoutFiles(Path(git_checkout), files.fs_roots)
+    if source == "GIT":
+        raise LaunchError("INVALID_RUN_CONFIGURATION",
+                          f"{task_type}.source GIT needs the job's git_source (or set source to WORKSPACE)")
+    return files
 
 
 def _make_attempt_dir(attempt_dir: Path, switch_to) -> None:

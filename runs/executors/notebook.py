@@ -47,10 +47,7 @@ _ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x
 def prepare(body: dict, *, files, attempt_dir: Path) -> dict:
     """Find the notebook and return the JSON-able part of the runner spec for it."""
     source = body.get("source") or "WORKSPACE"
-    if source == "GIT":
-        raise LaunchError("INVALID_RUN_CONFIGURATION",
-                          "notebook_task.source GIT is not supported: use a workspace path")
-    if source != "WORKSPACE":
+    if source not in ("WORKSPACE", "GIT"):  # GIT: `files` is the run's checkout (launch.py)
         raise LaunchError("INVALID_RUN_CONFIGURATION",
                           f"notebook_task.source must be WORKSPACE or GIT, not {source!r}")
     notebook_file = _resolve_notebook_path(body.get("notebook_path"), files)

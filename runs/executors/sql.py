@@ -95,11 +95,7 @@ def _sql_source(body: dict, files) -> dict:
 def _sql_file(file, files) -> str:
     if not isinstance(file, dict) or not isinstance(file.get("path"), str) or not file["path"]:
         raise LaunchError("INVALID_RUN_CONFIGURATION", "sql_task.file.path is required")
-    source = file.get("source") or "WORKSPACE"
-    if source != "WORKSPACE":
-        raise LaunchError("INVALID_RUN_CONFIGURATION",
-                          f"sql_task.file.source {source} is not supported: use a workspace path")
-    path = files.locate(file["path"], "sql_task.file.path")
+    path = files.locate(file["path"], "sql_task.file.path")  # source GIT: `files` is the checkout (launch.py)
     if not os.path.isfile(path):
         raise LaunchError("RESOURCE_NOT_FOUND", f"SQL file {path} does not exist")
     return path

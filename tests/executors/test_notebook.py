@@ -263,11 +263,12 @@ def test_a_missing_notebook_is_resource_not_found_naming_what_was_tried(tmp_path
     assert raised.value.message == f"Notebook {missing} does not exist (tried {missing}, {missing}.ipynb, {missing}.py)"
 
 
-def test_git_sources_are_not_supported(tmp_path):
+def test_source_git_without_the_runs_checkout_is_a_configuration_error(tmp_path):
     with pytest.raises(LaunchError) as raised:
         prepare_attempt({"task_key": "nb", "notebook_task": {"notebook_path": "nb", "source": "GIT"}},
                         attempt_dir=tmp_path / "a", workspace_root=tmp_path)
     assert raised.value.code == "INVALID_RUN_CONFIGURATION"
+    assert "needs the job's git_source" in raised.value.message
 
 
 def test_prepare_finds_the_notebook_by_absolute_path_and_the_kernel_works_in_its_directory(tmp_path):

@@ -270,7 +270,7 @@ def test_every_executable_task_type_accepts_a_minimal_block():
         typed("whl", "python_wheel_task", {"package_name": "etl", "entry_point": "main"}),
         typed("sh", "shell_command_task", {"command": "echo \"$1\"", "parameters": ["hi"]}),
         notebook("nb"),
-        typed("sql", "sql_task", {"warehouse_id": "w", "file": {"path": "q.sql", "source": "GIT"}}),
+        typed("sql", "sql_task", {"warehouse_id": "w", "file": {"path": "q.sql", "source": "WORKSPACE"}}),
         condition("cond"),
         typed("each", "for_each_task", {"inputs": "[1, 2]", "task": notebook("each_one")}),
         typed("child", "run_job_task", {"job_id": 7, "job_parameters": {"env": "dev"}}),
@@ -427,7 +427,6 @@ def test_fields_owned_by_other_modules_pass_through_verbatim():
         "schedule": {"quartz_cron_expression": "0 0 6 * * ?", "timezone_id": "UTC"},
         "email_notifications": {"on_failure": ["ops@example.com"]},
         "job_clusters": [{"job_cluster_key": "c", "new_cluster": {"num_workers": 1}}],
-        "git_source": {"git_url": "https://example.com/r.git", "git_provider": "gitHub"},
         "duration_target": "4h",
     }
     settings = validate_job_settings(job(notebook("a", job_cluster_key="c", libraries=[{"pypi": {"package": "six"}}]), **extra))

@@ -1,0 +1,56 @@
+"""git_source on real processes (embedded `serve`, and web + qcluster on Postgres + Redis), driven
+by the databricks-sdk: a job whose python file and notebook come from a local bare repository
+(file:// URL) runs from the branch's commit, which runs/get reports as git_snapshot.used_commit;
+a job on a branch that does not exist fails with git's own message."""
+
+import pytest
+from databricks.sdk.service import jobs
+
+from tests.e2e.test_core_with_the_sdk import WAIT, tasks_by_key
+from tests.git_repos import NOTEBOOK, SCRIPT, make_repository
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def repo(tmp_path):
+    repository = make_repository(tmp_path / "repo")
+    repository.first = repository.commit({"data.txt": "one\n", "jobs/run.py": SCRIPT, "jobs/nb.py": NOTEBOOK})
+    return repository
+
+
+def git_source(repo, branch="main"):
+    return jobs.GitSource(git_url=repo.url, git_provider=jobs.GitProvider.GIT_HUB, git_branch=branch)
+
+
+def repository_job(w, repo, branch="main"):
+    return w.jobs.create(name=f"from git ({branch})", git_source=git_source(repo, branch), tasks=[
+        jobs.Task(task_key="script", spark_python_task=jobs.SparkPythonTask(python_file="jobs/run.py")),
+        jobs.Task(task_key="notebook", notebook_task=jobs.NotebookTask(notebook_path="jobs/nb")),
+    ])
+
+
+def test_a_job_runs_its_python_file_and_notebook_from_the_branchs_commit(server, repo):
+    w = server.client()
+    job = repository_job(w, repo)
+
+    run = w.jobs.run_now(job_id=job.job_id).result(timeout=WAIT)
+
+    t = tasks_by_key(run)
+    for key in ("script", "notebook"):
+        assert t[key].state.result_state == jobs.RunResultState.SUCCESS, t[key].state.state_message
+    assert "script sees one" in w.jobs.get_run_output(t["script"].run_id).logs
+    assert w.jobs.get_run(run.run_id).git_source.git_snapshot.used_commit == repo.first
+    assert w.jobs.get(job.job_id).settings.git_source.git_provider == jobs.GitProvider.GIT_HUB
+
+
+def test_a_job_on_a_missing_branch_fails_with_gits_message(server, repo):
+    w = server.client()
+    job = repository_job(w, repo, branch="no-such-branch")
+
+    run = w.jobs.run_now(job_id=job.job_id).result(timeout=WAIT)
+
+    assert run.state.result_state == jobs.RunResultState.FAILED
+    task = tasks_by_key(run)["script"]
+    assert "couldn't find remote ref refs/heads/no-such-branch" in task.state.state_message
+    assert w.jobs.get_run(run.run_id).git_source.git_snapshot is None
