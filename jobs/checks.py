@@ -1,12 +1,11 @@
 """Save-time checks that need the server's state: the jobs a run_job_task starts (they exist,
 and no job ends up running itself) and the SQL warehouses tasks name (they are configured)."""
 
-from django.conf import settings as django_settings
-
 from jobs.models import Job
 from jobs.permissions import caller_of, may, run_as_user
 from jobs.spec.access import Action, run_as_refusal
 from jobs.spec.settings import Problem, SettingsInvalid
+from warehouses.catalog import warehouse_ids
 
 
 def _tasks_with_paths(settings):
@@ -43,7 +42,7 @@ def check_settings_against_server(settings, job=None, user=None):
     `user` who saves it (None: the server itself, e.g. the demo job)."""
     job_id = job.pk if job is not None else None
     problems = run_as_problems(settings, user, job.settings if job_id is not None else {})
-    warehouses = django_settings.LAKEFLOW_WAREHOUSES
+    warehouses = warehouse_ids()  # configured and created
     # A target the job already runs stays allowed: losing CAN_MANAGE_RUN on it later must not
     # stop its owner from saving other changes.
     already_run = run_job_targets(job.settings) if job_id is not None else set()
