@@ -37,6 +37,7 @@ from api.http import (
     str_param,
 )
 from jobs.models import Job
+from jobs.spec.api_2_0 import check_legacy_parameters
 from jobs.spec.settings import INT32_MAX, validate_job_settings
 from runs import dispatch, repair
 from runs.admission import RunRefused, create_run
@@ -108,11 +109,14 @@ def cancel_runs(run_ids, message=None):
 def run_now(request, data, api_version):
     job = find_job(id_param(data, "job_id"))
     check(request.user, job.id, Action.RUN)
-    refuse_legacy_parameters(data)
+    if api_version == "2.2":
+        refuse_legacy_parameters(data)
     queue = object_param(data, "queue")
     run, _ = create_run(
         job,
         job_parameters=object_param(data, "job_parameters"),
+        # 2.0 and 2.1, the versions older clients speak, still take per-task-type parameters.
+        legacy_parameters=check_legacy_parameters(data) if api_version != "2.2" else None,
         idempotency_token=idempotency_token(data),
         creator=request.user,
         queue_enabled=bool_param(queue, "enabled", default=None) if queue is not None else None,

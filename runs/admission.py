@@ -32,7 +32,7 @@ class RunRefused(ValueError):
 def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ONE_TIME,
                run_type=Run.RunType.JOB_RUN, run_name=None, idempotency_token=None, creator=None,
                queue_enabled=None, only=None, parent_task_run=None, trigger_time=None, trigger_slot=None,
-               trigger_details=None, now=None):
+               trigger_details=None, legacy_parameters=None, now=None):
     """Make a run of job and admit it if a slot is free. Returns (run, created).
 
     A second run for the same schedule slot (trigger_slot) is refused by a unique constraint:
@@ -63,7 +63,9 @@ def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ON
                 life_cycle_state=L.QUEUED,
                 queue_enabled=queue_enabled,
                 job_parameters=params,
-                overriding_parameters={"job_parameters": job_parameters} if job_parameters else None,
+                # legacy_parameters: run-now's notebook_params, python_params... (jobs/spec/api_2_0.py)
+                overriding_parameters={**({"job_parameters": job_parameters} if job_parameters else {}),
+                                       **(legacy_parameters or {})} or None,
                 idempotency_token=idempotency_token or None,
                 only_tasks=selected,
                 parent_task_run=parent_task_run,

@@ -1,13 +1,13 @@
 """What one task attempt sees: its task settings with every {{reference}} substituted,
 job parameters pushed into key/value parameters, and its upstream tasks' values."""
 
-import copy
 import functools
 import json
 import re
 
 from django.conf import settings
 
+from jobs.spec.api_2_0 import task_with_legacy_parameters
 from jobs.spec.dag import upstream_of
 from jobs.spec.embedded import shell_command_with_variables, sql_with_markers
 from jobs.spec.refs import NOT_IN_FOR_EACH, ReferenceContext, resolve, value_text
@@ -114,7 +114,7 @@ def resolve_task(task, run, attempt, facts):
     References in code (a shell command, SQL query text) are not pasted into it: they become
     environment variables the command expands, or bound SQL markers (jobs/spec/embedded.py).
     Raises EmbeddedReferenceError for one that stands where no value can be bound."""
-    task = copy.deepcopy(task)
+    task = task_with_legacy_parameters(task, run.overriding_parameters or {})  # copies the task
     type_name = task_type_of(task)
     ctx = reference_context(run, attempt, facts, task)
     block = task.get(type_name) or {}
