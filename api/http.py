@@ -85,10 +85,10 @@ def settings_error(exc):
 # --- the decorators ----------------------------------------------------------------------
 
 
-def api_view(method, authenticator=None):
+def api_view(method, authenticator=None, body=None):
     """Authenticate (with `authenticator(request)` -> user if given), check the method, read the
-    query (GET, DELETE) or JSON body (POST, PATCH, PUT) into a dict, call `view(request, data, **kwargs)` and answer
-    its dict as JSON; errors become JSON too."""
+    query (GET, DELETE) or JSON body (POST, PATCH, PUT; `body(request)` -> dict if given) into a
+    dict, call `view(request, data, **kwargs)` and answer its dict as JSON; errors become JSON too."""
 
     def decorate(view):
         @csrf_exempt  # Bearer calls carry no cookie; session calls are checked in authenticate()
@@ -99,7 +99,7 @@ def api_view(method, authenticator=None):
                 if request.method != method:
                     raise ApiError(405, "BAD_REQUEST",
                                    f"{request.path} accepts {method} requests, not {request.method}")
-                data = read_json_body(request) if method in ("POST", "PATCH", "PUT") else request.GET.dict()
+                data = (body or read_json_body)(request) if method in ("POST", "PATCH", "PUT") else request.GET.dict()
                 try:
                     check_document(data)
                 except DocumentRefused as exc:
@@ -192,6 +192,11 @@ def read_json_body(request):
                                            f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes")
     except RawPostDataException:  # a multipart form, already read for its CSRF token
         raise ApiError(400, "MALFORMED_REQUEST", "The request body must be JSON, not a form")
+    return json_object_of(raw)
+
+
+def json_object_of(raw):
+    """The JSON object a request body holds ({} for an empty one); MALFORMED_REQUEST otherwise."""
     if not raw.strip():
         return {}
     try:

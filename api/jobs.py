@@ -27,7 +27,7 @@ from jobs.checks import check_settings_against_server
 from jobs.models import Job
 from jobs.permissions import check, grant_on_create, run_as_identity, viewable_jobs
 from jobs.spec.access import Action
-from jobs.spec.settings import INT32_MAX, validate_job_settings, without_nulls
+from jobs.spec.settings import INT32_MAX, SettingsInvalid, validate_job_settings, without_nulls
 from jobs.spec.update import merge_update
 from runs.models import TriggerState
 
@@ -189,6 +189,23 @@ def reset_job(request, data, api_version):
     settings = validate_job_settings(new_settings, api_version=api_version)
     job.save_version(check_settings_against_server(settings, job, request.user), request.user)
     return {}
+
+
+@api_view("POST")
+def validate_job(request, data, api_version):
+    """Ours: every problem jobs/create would refuse `settings` for (with `job_id`, jobs/reset of
+    that job), without saving anything. `lakeflow bundle validate` and `deploy` ask it first so a
+    deploy stops before its first change."""
+    settings = object_param(data, "settings", required=True)
+    job = None
+    if data.get("job_id") is not None:
+        job = find_job(id_param(data, "job_id"))
+        check(request.user, job.id, Action.MANAGE)
+    try:
+        check_settings_against_server(validate_job_settings(settings, api_version=api_version), job, request.user)
+    except SettingsInvalid as exc:
+        return {"problems": [{"path": p.path, "message": p.message} for p in exc.problems]}
+    return {"problems": []}
 
 
 def soft_delete_job(job, now=None):

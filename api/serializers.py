@@ -12,6 +12,7 @@ import html
 
 from django.template import Context, Template
 
+from jobs.spec.git_source import used_git_source
 from api.http import slice_page
 from runs.engine.endings import default_code, default_type
 from runs.engine.states import (
@@ -210,6 +211,13 @@ def run_dict(run, *, base_url, now, with_tasks=True, include_history=False, incl
         body["trigger_info"] = {"run_id": run.parent_task_run_id}
     if settings.get("description"):
         body["description"] = settings["description"]
+    # run-now's legacy notebook_params, python_params... (API 2.0 and 2.1), as the SDK's RunParameters.
+    legacy = {key: value for key, value in (run.overriding_parameters or {}).items() if key != "job_parameters"}
+    if legacy:
+        body["overriding_parameters"] = legacy
+    git_source = used_git_source(settings, run.git_commit)
+    if git_source:  # with git_snapshot.used_commit once a task resolved it
+        body["git_source"] = git_source
 
     arrays = {"job_parameters": run.job_parameters or []}
     attempts = ordered_attempts(run) if with_tasks or include_history else []

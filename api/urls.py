@@ -4,11 +4,15 @@ the discovery document the databricks-sdk reads first."""
 from django.urls import path, re_path
 
 from api import jobs as jobs_api
+from api import jobs_2_0
 from api.http import databricks_config, endpoint_not_found, methods, openapi
 from api import lineage as lineage_api
 from api import audit, permissions, scim
 from api import tokens
 from api import secrets as secrets_api
+from api import git_credentials as git_credentials_api
+from api import workspace as workspace_api
+from api import warehouses as warehouses_api
 from api import runs as runs_api
 
 app_name = "api"
@@ -21,6 +25,7 @@ ENDPOINTS = [
     ("jobs/list", jobs_api.list_jobs),
     ("jobs/update", jobs_api.update_job),
     ("jobs/reset", jobs_api.reset_job),
+    ("jobs/validate", jobs_api.validate_job),  # ours: what create/reset would refuse, nothing saved
     ("jobs/delete", runs_api.delete_job),
     ("jobs/run-now", runs_api.run_now),
     ("jobs/runs/submit", runs_api.submit),
@@ -40,6 +45,10 @@ urlpatterns = [
     path(f"api/{version}/{route}", view, {"api_version": version}, name=f"{route.replace('/', '-')}-{version}")
     for version in API_VERSIONS
     for route, view in ENDPOINTS
+] + [
+    # Jobs API 2.0: the single-task format, translated (api/jobs_2_0.py).
+    path(f"api/2.0/{route}", view, {"api_version": "2.0"}, name=f"{route.replace('/', '-')}-2.0")
+    for route, view in jobs_2_0.ENDPOINTS
 ] + [
     path(f"{SCIM}/Me", scim.me, name="scim-me"),
     path(f"{SCIM}/Users", methods(get=scim.list_users, post=scim.create_user), name="scim-users"),
@@ -67,6 +76,16 @@ urlpatterns = [
     path("api/2.0/permissions/jobs/<str:job_id>/permissionLevels", permissions.get_permission_levels,
          name="job-permission-levels"),
     path("api/2.0/lakeflow/audit-log", audit.list_audit_events, name="audit-log"),
+    path("api/2.0/sql/warehouses", methods(get=warehouses_api.list_warehouses, post=warehouses_api.create_warehouse),
+         name="sql-warehouses"),
+    path("api/2.0/sql/warehouses/<str:warehouse_id>", methods(
+        get=warehouses_api.get_warehouse, delete=warehouses_api.delete_warehouse), name="sql-warehouse"),
+    path("api/2.0/sql/warehouses/<str:warehouse_id>/edit", warehouses_api.edit_warehouse, name="sql-warehouse-edit"),
+    path("api/2.0/sql/warehouses/<str:warehouse_id>/start", warehouses_api.start_warehouse,
+         name="sql-warehouse-start"),
+    path("api/2.0/sql/warehouses/<str:warehouse_id>/stop", warehouses_api.stop_warehouse, name="sql-warehouse-stop"),
+    path("api/2.0/permissions/warehouses/<str:warehouse_id>", warehouses_api.get_warehouse_permissions,
+         name="warehouse-permissions"),
 ] + [
     path(f"api/2.0/secrets/{route}", view, name=f"secrets-{route.replace('/', '-')}")
     for route, view in [
@@ -77,6 +96,17 @@ urlpatterns = [
         ("acls/get", secrets_api.get_acl), ("acls/list", secrets_api.list_acls),
     ]
 ] + [
+    path(f"api/2.0/workspace/{route}", view, name=f"workspace-{route}")
+    for route, view in [
+        ("import", workspace_api.import_object), ("export", workspace_api.export_object),
+        ("mkdirs", workspace_api.mkdirs), ("delete", workspace_api.delete),
+        ("get-status", workspace_api.get_status), ("list", workspace_api.list_objects),
+    ]
+] + [
+    path("api/2.0/git-credentials", git_credentials_api.collection, name="git-credentials"),
+    path("api/2.0/git-credentials/<int:credential_id>", git_credentials_api.one, name="git-credential"),
+    path("api/2.0/workspace-files/import-file/<path:file_path>", workspace_api.import_file,
+         name="workspace-files-import-file"),
     path("api/v1/lineage", lineage_api.openlineage_events, name="openlineage-events"),
     path("api/2.0/lineage-tracking/table-lineage", lineage_api.table_lineage, name="table-lineage"),
     path("api/2.0/lineage-tracking/column-lineage", lineage_api.column_lineage, name="column-lineage"),

@@ -1,7 +1,8 @@
 """What a request is called in the audit log, and which of its parameters are secret. Pure.
 
 Names follow Databricks' audit log (service "jobs": create, update, reset, delete, runNow,
-submitRun, cancel, cancelAllRuns, repairRun, deleteRun, changeJobAcl; "tokens", "accounts");
+submitRun, cancel, cancelAllRuns, repairRun, deleteRun, changeJobAcl; "tokens", "accounts";
+"databrickssql": createWarehouse, editWarehouse, deleteWarehouse, startWarehouse, stopWarehouse);
 a route not named here is logged under its URL name, so nothing is left out."""
 
 import re
@@ -43,10 +44,23 @@ API_ACTIONS = {
     ("secrets-delete", None): ("secrets", "deleteSecret"),
     ("secrets-acls-put", None): ("secrets", "putAcl"),
     ("secrets-acls-delete", None): ("secrets", "deleteAcl"),
+    ("git-credentials", "POST"): ("gitCredentials", "create"),
+    ("git-credential", "PATCH"): ("gitCredentials", "update"),
+    ("git-credential", "DELETE"): ("gitCredentials", "delete"),
+    ("workspace-import", None): ("workspace", "import"),
+    ("workspace-files-import-file", None): ("workspace", "import"),
+    ("workspace-mkdirs", None): ("workspace", "mkdirs"),
+    ("workspace-delete", None): ("workspace", "delete"),
+    ("sql-warehouses", "POST"): ("databrickssql", "createWarehouse"),
+    ("sql-warehouse-edit", None): ("databrickssql", "editWarehouse"),
+    ("sql-warehouse", "DELETE"): ("databrickssql", "deleteWarehouse"),
+    ("sql-warehouse-start", None): ("databrickssql", "startWarehouse"),
+    ("sql-warehouse-stop", None): ("databrickssql", "stopWarehouse"),
 }
 PAGE_ACTIONS = {
     "jobs:new": ("jobs", "create"), "jobs:new_source": ("jobs", "create"),
     "jobs:edit": ("jobs", "update"), "jobs:edit_source": ("jobs", "update"),
+    "jobs:disconnect": ("jobs", "disconnectFromSource"),
     "jobs:run_now": ("jobs", "runNow"), "jobs:permissions": ("jobs", "changeJobAcl"),
     "runs:cancel": ("jobs", "cancel"), "runs:cancel_task": ("jobs", "cancelTaskRun"),
     "runs:repair": ("jobs", "repairRun"),
@@ -58,6 +72,8 @@ SECRET_KEY = re.compile(r"password|passwd|secret|token|credential|api_?key|autho
                         r"bytes_value|csrfmiddlewaretoken", re.IGNORECASE)
 NOT_SECRET = re.compile(r"_id$|^idempotency_token$|^page_token$|^token_type$", re.IGNORECASE)
 REDACTED = "[REDACTED]"
+# The password of a URL in any value (a warehouse's lakeflow.connection_url tag is a "value").
+URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s]*:)[^/?#\s]*@")
 MAX_PARAMS_CHARACTERS = 8000
 
 
@@ -86,10 +102,14 @@ def redacted(value, key="", depth=0):
     """The request's parameters with every secret-looking value replaced."""
     if key and SECRET_KEY.search(key) and not NOT_SECRET.search(key):
         return REDACTED
+    if key == "content" and depth == 1 and isinstance(value, str):  # a workspace import: its size only
+        return f"[{len(value):,} characters of content]"
     if isinstance(value, (dict, list)) and depth >= MAX_DEPTH:
         return TOO_DEEP
     if isinstance(value, dict):
         return {k: redacted(v, str(k), depth + 1) for k, v in value.items()}
     if isinstance(value, list):
         return [redacted(item, key, depth + 1) for item in value]
+    if isinstance(value, str) and "://" in value:
+        return URL_PASSWORD.sub(lambda m: f"{m['head']}{REDACTED}@", value)
     return value

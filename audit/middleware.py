@@ -48,7 +48,8 @@ def request_params(request):
     the content type says), secrets redacted, at most MAX_PARAMS_CHARACTERS of them."""
     content_type = request.content_type or ""
     try:
-        if request.path.startswith("/api/") or content_type.startswith("application/json"):
+        form = content_type.startswith("multipart/form-data")  # an upload's file parts are no parameters
+        if not form and (request.path.startswith("/api/") or content_type.startswith("application/json")):
             params = json.loads(request.body or b"{}")
         else:
             params = {key: values if len(values) > 1 else values[0] for key, values in request.POST.lists()}

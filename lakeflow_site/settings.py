@@ -191,6 +191,7 @@ INSTALLED_APPS = [
     "lineage",
     "audit",
     "vault",
+    "warehouses",
     "django_q",
     "axes",
 ]

@@ -19,6 +19,7 @@ from jobs.spec.task_types import not_supported, task_type_of, unsupported_kind
 from runs.attempt_credentials import databricks_environment, openlineage_environment, secrets_environment
 from runs.dispatch import end_broken_run, finish_attempt
 from runs.environments import set_up_environment, task_files
+from runs.git_checkouts import checkout_for_attempt
 from runs.engine import endings
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R, TerminationCode
 from runs.executors.files import append_for_server, read_beneath
@@ -32,6 +33,7 @@ from runs.sql_tables import tables_written
 from runs.task_logs import without_secret_values
 from runs.transitions import Handoff, claim
 from runs.triggers import record_table_writes
+from warehouses.catalog import WarehouseDeleted, urls_for_task
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
@@ -184,28 +186,40 @@ def run_claimed_attempt(attempt, handoff=None):
     started_fields = dict(resolved_values=resolved_values(task, embedded), log_path=str(log_path))
     python = settings.LAKEFLOW_TASK_PYTHON
     files = task_files()  # the paths the task may use: for its setup and its launch alike
-    try:  # the setup phase: the task's environment, built now if no worker has built it yet
-        ready = set_up_environment(run.job_version.settings, task, directory, files=files, keep_going=tolerant(
-            lambda: beat(attempt.id, log_path=str(log_path)) or still_running(attempt.id), meanwhile=True))
-    except LaunchError as exc:  # a library path outside the task roots, or the installer's error
-        started_fields["setup_duration_ms"] = getattr(exc, "setup_duration_ms", None)
+    keep_going = tolerant(lambda: beat(attempt.id, log_path=str(log_path)) or still_running(attempt.id),
+                          meanwhile=True)
+    checkout_ms = None
+    try:  # the setup phase: the run's git commit checked out, and the task's environment, built
+        # now if no worker has built them yet
+        checkout, checkout_ms = checkout_for_attempt(run, run.job_version.settings, task, directory,
+                                                     keep_going=keep_going)
+        ready = set_up_environment(run.job_version.settings, task, directory, files=files, keep_going=keep_going)
+    except LaunchError as exc:  # git's error, a library path outside the task roots, or the installer's error
+        started_fields["setup_duration_ms"] = _sum_ms(checkout_ms, getattr(exc, "setup_duration_ms", None))
         if TaskRun.objects.filter(id=attempt.id, life_cycle_state=L.TERMINATING).exists():  # canceled meanwhile
             finish(attempt.id, endings.attempt_ended(R.CANCELED, "Canceled by user"), handoff=handoff,
                    **started_fields)
             return "canceled"
         return fail(attempt, exc.code, exc.message, handoff=handoff, **started_fields)
     if ready is not None:
-        python, started_fields["setup_duration_ms"] = ready.python, ready.setup_duration_ms
+        python = ready.python
         environment.update(ready.variables)
+    if ready is not None or checkout is not None:
+        started_fields["setup_duration_ms"] = _sum_ms(checkout_ms, ready and ready.setup_duration_ms)
+    try:  # created warehouses come from the database: a stopped one starts, a deleted one fails the task
+        warehouses = urls_for_task(task, timezone.now())
+    except WarehouseDeleted as exc:
+        return fail(attempt, TerminationCode.RESOURCE_NOT_FOUND, str(exc), handoff=handoff, **started_fields)
     try:
         spec = prepare_attempt(
             task,
             attempt_dir=directory,
             files=files,
+            git_checkout=checkout,
             widgets=widgets,
             upstream_values={key: fact["values"] for key, fact in facts.items()},
             env=environment,
-            warehouses=settings.LAKEFLOW_WAREHOUSES,
+            warehouses=warehouses,
             python=python,
             user=settings.LAKEFLOW_TASK_USER,
             server_variables=settings.LAKEFLOW_TASK_ENV,
@@ -271,6 +285,12 @@ def run_claimed_attempt(attempt, handoff=None):
     message = result.error or f"Task exited with code {outcome.exit_code}"
     finish(attempt.id, endings.attempt_ended(R.FAILED, message, code=result.error_code), **fields)
     return "failed"
+
+
+def _sum_ms(*parts):
+    """The setup phase's duration from its parts (None: it had none)."""
+    found = [part for part in parts if part is not None]
+    return sum(found) if found else None
 
 
 def declared_environment(job_settings, task):

@@ -22,6 +22,8 @@ from .documents import DocumentRefused, check_document
 from .embedded import EmbeddedReferenceError, shell_command_with_variables, sql_with_markers
 from .environments import check_environments, check_task_environment
 from .dbt import check_dbt_task
+from .deployment import check_deployment
+from .git_source import check_git_source, check_task_sources
 from .triggers import EXCLUSIVE_BLOCKS, check_triggers, with_trigger_defaults
 
 
@@ -58,7 +60,7 @@ TASK_DEFAULTS = {"run_if": "ALL_SUCCESS", "timeout_seconds": 0, "max_retries": 0
 # is checked, so a job never holds a value that breaks a client reading it back.
 JOB_PASSTHROUGH = {
     "email_notifications": "object", "webhook_notifications": "object", "notification_settings": "object",
-    "health": "object", "git_source": "object", "deployment": "object", "job_clusters": "objects",
+    "health": "object", "job_clusters": "objects",
     "environments": "objects", "budget_policy_id": "string", "usage_policy_id": "string",
     "duration_target": "string", "parent_path": "string",
 }
@@ -427,6 +429,8 @@ def _check_job_fields(c: Checker, data: dict, for_submit: bool) -> None:
             c.add("run_as", f"set exactly one of {', '.join(RUN_AS_KINDS)}"
                             + (f" (found {' and '.join(named)})" if named else ""))
     c.json_types(data, "", JOB_PASSTHROUGH)
+    check_deployment(c, data)
+    check_git_source(c, data)
     _check_known_fields(c, data, for_submit)
     if "environment_variables" in data:
         c.env_keys = _check_environment_variables(c, data["environment_variables"])
@@ -479,6 +483,7 @@ def validate_job_settings(data: Any, *, api_version: str = "2.2", for_submit: bo
         if isinstance(parameter, dict) and isinstance(parameter.get("default"), str):
             c.references(parameter["default"], f"parameters[{i}].default", in_for_each=False)
     _check_tasks(c, tasks)
+    check_task_sources(c, data)
     if c.problems:
         raise SettingsInvalid(c.problems)
 

@@ -26,7 +26,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.spec.environments import Line
 from runs.executors.errors import LaunchError
 from runs.executors.files import open_task_file
 

@@ -286,4 +286,78 @@ def test_run_exits_with_the_runs_result(sqlite_server, tmp_path):
     ran = lakeflow(sqlite_server, root, "run", "breaks", check=False)
     assert ran.returncode == 1
     assert '"boom" FAILED' in ran.stdout and "the data is not there" in ran.stdout
+    unconfirmed = lakeflow(sqlite_server, root, "destroy", check=False)  # no terminal to ask on
+    assert unconfirmed.returncode == 1 and "please specify --auto-approve" in unconfirmed.stderr
+    job_id = int(summary(sqlite_server, root)["resources"]["jobs"]["breaks"]["id"])
+    assert sqlite_server.client().jobs.get(job_id).job_id == job_id  # still there
     lakeflow(sqlite_server, root, "destroy", "--auto-approve")
+
+
+def test_a_bundle_with_a_git_source_runs_from_the_repository(sqlite_server, tmp_path):
+    from tests.git_repos import make_repository
+
+    repository = make_repository(tmp_path / "git")
+    commit = repository.commit({"jobs/hello.py": "print('hello from git')\n"})
+    root = write(tmp_path / "git_bundle", {
+        "databricks.yml": f"""
+            bundle:
+              name: git_bundle
+            resources:
+              jobs:
+                from_git:
+                  git_source:
+                    git_url: {repository.url}
+                    git_provider: gitHub
+                    git_branch: main
+                  tasks:
+                    - task_key: hello
+                      spark_python_task:
+                        python_file: jobs/hello.py
+        """,
+    })
+    lakeflow(sqlite_server, root, "deploy")
+    job_id = int(summary(sqlite_server, root)["resources"]["jobs"]["from_git"]["id"])
+    w = sqlite_server.client()
+    assert w.jobs.get(job_id).settings.tasks[0].spark_python_task.python_file == "jobs/hello.py"  # not rewritten
+    ran = lakeflow(sqlite_server, root, "run", "from_git")
+    run_id = int(ran.stdout.split(f"/jobs/{job_id}/runs/")[1].split("/")[0])
+    run = w.jobs.get_run(run_id)
+    assert run.state.result_state.value == "SUCCESS"
+    assert run.git_source.git_snapshot.used_commit == commit
+    assert "hello from git" in w.jobs.get_run_output(run.tasks[0].run_id).logs
+    lakeflow(sqlite_server, root, "destroy", "--auto-approve")
+
+
+def test_a_bundle_deploys_its_sql_warehouse_and_a_task_queries_it(sqlite_server, tmp_path):
+    root = write(tmp_path / "wh_bundle", {
+        "databricks.yml": """
+            bundle:
+              name: wh_bundle
+            resources:
+              sql_warehouses:
+                reporting:
+                  name: reporting
+                  cluster_size: 2X-Small
+                  max_num_clusters: 1
+                  auto_stop_mins: 10
+              jobs:
+                report:
+                  tasks:
+                    - task_key: count
+                      sql_task:
+                        warehouse_id: ${resources.sql_warehouses.reporting.id}
+                        file:
+                          path: ./count.sql
+        """,
+        "count.sql": "CREATE TABLE IF NOT EXISTS seen AS SELECT 42 AS answer;\nSELECT answer FROM seen;\n",
+    })
+    lakeflow(sqlite_server, root, "deploy")
+    resources = summary(sqlite_server, root)["resources"]
+    warehouse_id = resources["sql_warehouses"]["reporting"]["id"]
+    w = sqlite_server.client()
+    assert w.warehouses.get(warehouse_id).name == "reporting"
+    job = w.jobs.get(int(resources["jobs"]["report"]["id"])).settings
+    assert job.tasks[0].sql_task.warehouse_id == warehouse_id
+    lakeflow(sqlite_server, root, "run", "report")
+    lakeflow(sqlite_server, root, "destroy", "--auto-approve")
+    assert warehouse_id not in {wh.id for wh in w.warehouses.list()}

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.e2e
 DOCUMENT = Path(__file__).resolve().parents[2] / "api" / "openapi.yaml"
 LINEAGE_DOCUMENT = DOCUMENT.with_name("openapi-lineage.yaml")
 TEAMS_DOCUMENT = DOCUMENT.with_name("openapi-teams.yaml")
+WORKSPACE_DOCUMENT = DOCUMENT.with_name("openapi-workspace.yaml")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Per operation and generation mode (valid, invalid) in the fuzzing phase.
 MAX_EXAMPLES = 30
@@ -132,5 +133,18 @@ teams_schema = schemathesis.openapi.from_path(TEAMS_DOCUMENT, config=schemathesi
 @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 def test_every_permissions_and_audit_answer_keeps_to_its_openapi_document(case, fuzz_server):
+    response = case.call(base_url=fuzz_server.url, headers=fuzz_server.headers, timeout=30)
+    case.validate_response(response, checks=CHECKS)
+
+
+workspace_schema = schemathesis.openapi.from_path(WORKSPACE_DOCUMENT, config=schemathesis.Config.from_dict({
+    "generation": {"with-security-parameters": False, "deterministic": True, "max-examples": MAX_EXAMPLES},
+}))
+
+
+@workspace_schema.parametrize()
+@settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_every_workspace_answer_keeps_to_its_openapi_document(case, fuzz_server):
     response = case.call(base_url=fuzz_server.url, headers=fuzz_server.headers, timeout=30)
     case.validate_response(response, checks=CHECKS)

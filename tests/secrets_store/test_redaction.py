@@ -20,7 +20,7 @@ from runs.executors.supervisor import AttemptResult
 from runs.task_logs import read_task_log_from, read_task_log_tail, withheld, without_secret_values
 from tests.api.conftest import create_job
 from vault.models import SecretFetch
-from vault.redaction import REDACTED, context_bytes, redact_bytes, redact_text, unsafe_tail
+from vault.redaction import context_bytes, redact_bytes, redact_text, unsafe_tail
 
 SECRET = "s3cr3t-Pa55word-é"
 ROOT = Path(__file__).resolve().parents[2]

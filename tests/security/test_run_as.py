@@ -6,7 +6,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from jobs.models import ADMINS_GROUP, ServicePrincipal
-from runs.admission import create_run
 from runs.attempt_credentials import databricks_environment, run_as_token
 from runs.dispatch import finish_attempt
 from runs.engine.endings import attempt_ended
