@@ -82,6 +82,9 @@ class Server:
     def edit_warehouse(self, warehouse_id, body):
         self.call("POST", f"/api/2.0/sql/warehouses/{warehouse_id}/edit", body)
 
+    def get_warehouse(self, warehouse_id):
+        return self.call("GET", f"/api/2.0/sql/warehouses/{warehouse_id}")
+
     def delete_warehouse(self, warehouse_id):
         self.call("DELETE", f"/api/2.0/sql/warehouses/{warehouse_id}")
 

@@ -32,7 +32,7 @@ def server_problems(server, prepared, state):
     """The server's validation of every job as it would be sent (nothing is saved). A job the
     state names but the server no longer has will be created again: references to it stay open."""
     problems = []
-    ids = {ref: job_id for ref, job_id in known_ids(state).items() if ref[0] != "jobs" or _job_exists(server, job_id)}
+    ids = {ref: resource_id for ref, resource_id in known_ids(state).items() if _exists(server, ref[0], resource_id)}
     jobs = prepared.resources("jobs")
     for key in jobs:
         settings = job_settings(prepared, key, metadata_path=metadata_path(prepared))
@@ -137,8 +137,10 @@ def _deploy_job(server, prepared, state, key, ids):
     sha = settings_hash({"settings": settings, "permissions": permissions})
     existing = state.resources("jobs").get(key) or _adoptable_job(server, settings)
     job_id = existing["id"] if existing else None
-    if job_id is not None and existing.get("sha") == sha and _job_exists(server, job_id):
-        return job_id
+    if job_id is not None and existing.get("sha") == sha:
+        on_server = _server_settings(server, job_id)
+        if on_server is not None and settings_hash(on_server) == existing.get("server_sha"):
+            return job_id  # unchanged here and not edited there since the last deploy
     if job_id is not None:
         try:
             server.reset_job(int(job_id), settings)
@@ -149,7 +151,7 @@ def _deploy_job(server, prepared, state, key, ids):
     state.record("jobs", key, job_id, None)  # the id first: a failure below must not create it twice
     if permissions:
         server.set_job_permissions(int(job_id), permissions)
-    state.record("jobs", key, job_id, sha)
+    state.record("jobs", key, job_id, sha, settings_hash(_server_settings(server, job_id)))
     return job_id
 
 
@@ -164,12 +166,23 @@ def _same_deployment(found, ours):
     return isinstance(found, dict) and all(found.get(key) == ours[key] for key in ("kind", "metadata_file_path"))
 
 
-def _job_exists(server, job_id):
+def _server_settings(server, job_id):
     try:
-        server.get_job(int(job_id))
+        return server.get_job(int(job_id)).get("settings")
+    except NotFound:
+        return None
+
+
+def _exists(server, kind, resource_id):
+    """Whether the server still has a resource the state names (a deleted warehouse answers
+    with state DELETED until it is forgotten)."""
+    try:
+        if kind == "jobs":
+            server.get_job(int(resource_id))
+            return True
+        return server.get_warehouse(resource_id).get("state") != "DELETED"
     except NotFound:
         return False
-    return True
 
 
 def _deploy_warehouse(server, prepared, state, key):
@@ -177,15 +190,11 @@ def _deploy_warehouse(server, prepared, state, key):
     body.pop("permissions", None)
     sha = settings_hash(body)
     existing = state.resources("sql_warehouses").get(key)
-    if existing and existing.get("sha") == sha:
-        return existing["id"]
-    if existing:
-        try:
+    if existing and _exists(server, "sql_warehouses", existing["id"]):
+        if existing.get("sha") != sha:
             server.edit_warehouse(existing["id"], body)
             state.record("sql_warehouses", key, existing["id"], sha)
-            return existing["id"]
-        except NotFound:
-            pass
+        return existing["id"]
     warehouse_id = server.create_warehouse(body)
     state.record("sql_warehouses", key, warehouse_id, sha)
     return warehouse_id

@@ -19,6 +19,8 @@ def plan(server, prepared):
 
 def destroy(server, prepared, state, *, say, force_lock=False):
     lock = Lock(server, prepared.workspace["state_path"], server.me()["userName"]).acquire(force_lock)
+    root = prepared.workspace["root_path"].rstrip("/") + "/"
+    lock_inside_root = lock.path.startswith(root)
     removed_tree = False
     try:
         state.load()
@@ -37,7 +39,7 @@ def destroy(server, prepared, state, *, say, force_lock=False):
             pass
         removed_tree = True
     finally:
-        if not removed_tree:
+        if not (removed_tree and lock_inside_root):  # a state_path outside root_path keeps its lock file
             lock.release()
     shutil.rmtree(local_state_dir(prepared.root, prepared.target), ignore_errors=True)
     say("Destroy complete!")

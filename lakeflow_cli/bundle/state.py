@@ -50,8 +50,10 @@ class State:
     def resources(self, kind):
         return self.data["resources"].setdefault(kind, {})
 
-    def record(self, kind, key, resource_id, sha):
-        self.resources(kind)[key] = {"id": str(resource_id), "sha": sha}
+    def record(self, kind, key, resource_id, sha, server_sha=None):
+        """``sha``: what the bundle sent; ``server_sha``: what the server answered for it after, so
+        a later change made on the server (drift) is seen and undone by the next deploy."""
+        self.resources(kind)[key] = {"id": str(resource_id), "sha": sha, "server_sha": server_sha}
         self.save()
 
     def forget(self, kind, key):

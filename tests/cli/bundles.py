@@ -96,7 +96,8 @@ class FakeServer:
 
     def create_warehouse(self, body):
         self._count("create_warehouse")
-        warehouse_id = f"wh{len(self.warehouses) + 1}"
+        self.next_id += 1
+        warehouse_id = f"wh{self.next_id}"
         self.warehouses[warehouse_id] = body
         return warehouse_id
 
@@ -104,6 +105,11 @@ class FakeServer:
         if warehouse_id not in self.warehouses:
             raise NotFound(warehouse_id)
         self.warehouses[warehouse_id] = body
+
+    def get_warehouse(self, warehouse_id):
+        if warehouse_id not in self.warehouses:
+            raise NotFound(warehouse_id)
+        return {"id": warehouse_id, "state": "RUNNING", **self.warehouses[warehouse_id]}
 
     def delete_warehouse(self, warehouse_id):
         self.warehouses.pop(warehouse_id, None)

@@ -207,3 +207,48 @@ def test_a_failed_artifact_build_stops_the_deploy_with_its_output(root):
         deployed(server, root)
     assert "build failed" in str(caught.value) and "no compiler here" in str(caught.value)
     assert server.jobs == {} and server.files == {}
+
+
+def test_a_job_changed_on_the_server_is_put_back_by_the_next_deploy(root):
+    server = FakeServer()
+    deployed(server, root)
+    orders = job_ids(server)["orders"]
+    server.jobs[orders]["edit_mode"] = "EDITABLE"  # disconnected from the bundle and edited in the UI
+    server.jobs[orders]["name"] = "orders (edited by hand)"
+    server.calls.clear()
+    deployed(server, root)
+    assert server.jobs[orders]["name"] == "orders" and server.jobs[orders]["edit_mode"] == "UI_LOCKED"
+    assert server.calls.count("reset_job") == 1  # the other job was not touched
+
+
+def test_a_warehouse_deleted_behind_the_bundles_back_is_created_again(tmp_path):
+    root = write_bundle(tmp_path / "wh", {"databricks.yml": """
+        bundle: {name: wh}
+        resources:
+          sql_warehouses:
+            reporting: {name: reporting, cluster_size: 2X-Small}
+          jobs:
+            report:
+              tasks:
+                - task_key: q
+                  sql_task: {warehouse_id: "${resources.sql_warehouses.reporting.id}", query: {query_id: x}}
+    """})
+    server = FakeServer()
+    deployed(server, root)
+    (first,) = server.warehouses
+    del server.warehouses[first]
+    deployed(server, root)
+    (second,) = server.warehouses
+    assert second != first
+    (job,) = server.jobs.values()
+    assert job["tasks"][0]["sql_task"]["warehouse_id"] == second
+
+
+def test_destroy_releases_a_lock_kept_outside_the_root_path(root):
+    (root / "databricks.yml").write_text((root / "databricks.yml").read_text().replace(
+        "targets:", "workspace:\n  state_path: /Workspace/Shared/shop-state\ntargets:"))
+    server = FakeServer()
+    prepared = deployed(server, root)
+    state, _ = destroying.plan(server, prepared)
+    destroying.destroy(server, prepared, state, say=lambda line: None)
+    assert "/Workspace/Shared/shop-state/deploy.lock" not in server.files

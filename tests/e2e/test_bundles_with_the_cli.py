@@ -2,6 +2,7 @@
 documentation are validated, deployed, run, changed and redeployed (same job ids, a removed job
 deleted) and destroyed, through the real console script and HTTP only."""
 
+import io
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from databricks.sdk.errors import NotFound
+from databricks.sdk.service.workspace import ImportFormat
 
 pytestmark = pytest.mark.e2e
 
@@ -283,6 +285,15 @@ def test_run_exits_with_the_runs_result(sqlite_server, tmp_path):
         "boom.py": "raise SystemExit('the data is not there')\n",
     })
     lakeflow(sqlite_server, root, "deploy")
+    w = sqlite_server.client()
+    lock = f"/Workspace/Users/{w.current_user.me().user_name}/.bundle/failing/default/state/deploy.lock"
+    w.workspace.upload(lock, io.BytesIO(b'{"User": "someone.else@example.com", "ID": "x"}'),
+                       format=ImportFormat.AUTO, overwrite=False)
+    locked = lakeflow(sqlite_server, root, "deploy", check=False)  # another deploy holds the target
+    assert locked.returncode == 1 and "deploy lock acquired by someone.else@example.com" in locked.stderr
+    lakeflow(sqlite_server, root, "deploy", "--force-lock")
+    with pytest.raises(NotFound):
+        w.workspace.get_status(lock)  # released by the deploy that forced it
     ran = lakeflow(sqlite_server, root, "run", "breaks", check=False)
     assert ran.returncode == 1
     assert '"boom" FAILED' in ran.stdout and "the data is not there" in ran.stdout
@@ -333,6 +344,11 @@ def test_a_bundle_deploys_its_sql_warehouse_and_a_task_queries_it(sqlite_server,
         "databricks.yml": """
             bundle:
               name: wh_bundle
+            variables:
+              analytics:
+                description: a configured warehouse, found by name
+                lookup:
+                  warehouse: pg
             resources:
               sql_warehouses:
                 reporting:
@@ -348,6 +364,11 @@ def test_a_bundle_deploys_its_sql_warehouse_and_a_task_queries_it(sqlite_server,
                         warehouse_id: ${resources.sql_warehouses.reporting.id}
                         file:
                           path: ./count.sql
+                    - task_key: elsewhere
+                      sql_task:
+                        warehouse_id: ${var.analytics}
+                        file:
+                          path: ./count.sql
         """,
         "count.sql": "CREATE TABLE IF NOT EXISTS seen AS SELECT 42 AS answer;\nSELECT answer FROM seen;\n",
     })
@@ -358,6 +379,7 @@ def test_a_bundle_deploys_its_sql_warehouse_and_a_task_queries_it(sqlite_server,
     assert w.warehouses.get(warehouse_id).name == "reporting"
     job = w.jobs.get(int(resources["jobs"]["report"]["id"])).settings
     assert job.tasks[0].sql_task.warehouse_id == warehouse_id
-    lakeflow(sqlite_server, root, "run", "report")
+    assert job.tasks[1].sql_task.warehouse_id == "pg"
+    lakeflow(sqlite_server, root, "run", "report", "--only", "count")
     lakeflow(sqlite_server, root, "destroy", "--auto-approve")
     assert warehouse_id not in {wh.id for wh in w.warehouses.list()}
