@@ -33,7 +33,7 @@ MAX_EXAMPLES = 30
 # The coverage phase's invalid cases for a JobSettings body (some 1,400 per operation, every field
 # of every nested block made wrong) would take most of the CI budget; the fuzzing phase still
 # sends them invalid settings, and tests/spec covers the checks field by field.
-SETTINGS_BODIES = ["jobsCreate", "jobsUpdate", "jobsReset", "runsSubmit"]
+SETTINGS_BODIES = ["jobsCreate", "jobsUpdate", "jobsReset", "runsSubmit", "jobsValidate"]
 
 schema = schemathesis.openapi.from_path(DOCUMENT, config=schemathesis.Config.from_dict({
     # The token goes in every call below; generated Authorization headers would only test 401s.
