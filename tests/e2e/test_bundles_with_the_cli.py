@@ -383,3 +383,15 @@ def test_a_bundle_deploys_its_sql_warehouse_and_a_task_queries_it(sqlite_server,
     lakeflow(sqlite_server, root, "run", "report", "--only", "count")
     lakeflow(sqlite_server, root, "destroy", "--auto-approve")
     assert warehouse_id not in {wh.id for wh in w.warehouses.list()}
+
+
+def test_the_starter_bundle_of_init_deploys_and_runs(sqlite_server, tmp_path):
+    made = subprocess.run([LAKEFLOW, "bundle", "init", "--project-name", "starter", "--output-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    root = tmp_path / "starter"
+    assert "Validation OK!" in lakeflow(sqlite_server, root, "validate").stdout
+    lakeflow(sqlite_server, root, "deploy")
+    ran = lakeflow(sqlite_server, root, "run", "starter_job")
+    assert '"notebook_task" SUCCESS' in ran.stdout and '"main_task" SUCCESS' in ran.stdout
+    lakeflow(sqlite_server, root, "destroy", "--auto-approve")
