@@ -12,16 +12,17 @@ from django.views.decorators.csrf import csrf_exempt
 
 from api import jobs as jobs_api
 from api import runs as runs_api
-from api.http import api_view, id_param, int_param, invalid, object_param
+from api.http import api_view, id_param, int_param, object_param, str_list_param
 from api.jobs import job_dict
 from jobs.models import Job
-from jobs.permissions import viewable_jobs
+from jobs.permissions import check, viewable_jobs
+from jobs.spec.access import Action
 from jobs.spec.api_2_0 import (
-    is_single_task_format,
     run_as_2_0,
     run_is_single_task,
     settings_as_2_0,
     settings_from_2_0,
+    update_from_2_0,
 )
 from runs.models import Run, TaskRun
 
@@ -73,10 +74,16 @@ def reset_job(request, data, api_version):
 
 @api_view("POST")
 def update_job(request, data, api_version):
-    if is_single_task_format(object_param(data, "new_settings") or {}):
-        raise invalid("new_settings: jobs/update of API 2.0 does not change a single-task job's task; "
-                      "send its whole settings to jobs/reset instead")
-    return jobs_api.update_job(request, api_version="2.0")
+    """A single-task job's task-level fields (`max_retries`, `new_cluster`, a `*_task`...) are
+    its one task's: they are moved there before the 2.1 view merges the update."""
+    job = jobs_api.find_job(id_param(data, "job_id"))
+    check(request.user, job.id, Action.MANAGE)  # before its settings shape the answer
+    new_settings, fields_to_remove = update_from_2_0(
+        job.settings, object_param(data, "new_settings") or {}, str_list_param(data, "fields_to_remove") or [])
+    body = {**data, "new_settings": new_settings}
+    if "fields_to_remove" in data:
+        body["fields_to_remove"] = fields_to_remove
+    return jobs_api.update_job(with_body(request, body), api_version="2.0")
 
 
 @api_view("POST")

@@ -130,7 +130,9 @@ def bundle_of(job):
         return None
     try:
         summary = bundle_summary(json.loads(read_file(path)), job.id)
-    except (OSError, ValueError, WorkspaceRefused):  # a broken file, or a path that is not one
+    # A broken file (nested too deep to parse among them: anyone may write /Workspace/Shared),
+    # or a path that is not one.
+    except (OSError, ValueError, RecursionError, WorkspaceRefused):
         summary = None
     return {"metadata_path": path, **(summary or {})}
 

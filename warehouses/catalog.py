@@ -11,6 +11,8 @@ Tasks name a warehouse by id; ``urls_for_task`` gives the worker the URLs the ex
 starting a stopped warehouse (Databricks' auto-start) and refusing a deleted one.
 """
 
+import contextlib
+import datetime as dt
 import logging
 import os
 import re
@@ -32,6 +34,7 @@ CONNECTION_TAG = "lakeflow.connection_url"
 CONFIGURED_BY_TAG = "lakeflow.configured_by"
 EMBEDDED = "default"
 CREATED_ID = re.compile(r"[0-9a-f]{16}")
+DELETED_DIRECTORY = "deleted"  # beside the files: where a deleted warehouse's file is kept
 S = Warehouse.State
 
 
@@ -256,26 +259,68 @@ def stop(warehouse_id):
 
 
 def delete(warehouse_id):
-    """DELETED (get still answers it; list and tasks no longer see it), and its DuckDB file
-    removed: the id is never given again, so nothing could reach the file any more. A deleted
-    warehouse's delete changes nothing."""
+    """DELETED (get still answers it; list and tasks no longer see it). As on Databricks, deleting
+    a warehouse keeps its data: the DuckDB file is moved aside into ``deleted/`` (see
+    keep_duckdb_files), where an admin can open it again. A deleted warehouse's delete changes
+    nothing."""
     warehouse = find(warehouse_id)
     if isinstance(warehouse, Configured):
         raise configured_refusal(warehouse_id, "deleted")
+    now = timezone.now()
     changed = Warehouse.objects.filter(id=warehouse_id).exclude(state=S.DELETED).update(
-        state=S.DELETED, deleted_at=timezone.now())
+        state=S.DELETED, deleted_at=now)
     if changed and not warehouse.is_postgres:
-        transaction.on_commit(lambda: remove_duckdb_files(warehouse_id))
+        transaction.on_commit(lambda: keep_duckdb_files(warehouse_id, now))
 
 
-def remove_duckdb_files(warehouse_id):
-    """Unlink the file and its WAL and lock (a link a task planted goes, never what it points at).
-    Where this process may not (another machine's files, another user's directory) they stay."""
+def kept_name(warehouse_id, deleted_at):
+    """The name a deleted warehouse's file is kept under in ``deleted/``: one per delete, as the
+    id is never given again."""
+    return f"{warehouse_id}-{deleted_at.astimezone(dt.timezone.utc):%Y%m%dT%H%M%SZ}.duckdb"
+
+
+def keep_duckdb_files(warehouse_id, deleted_at):
+    """Move the file and its WAL into ``<warehouse dir>/deleted/`` and drop its lock file.
+
+    Tasks write the warehouse directory, so both directories are opened without following a link
+    and the files renamed relative to them: a link a task planted for the file is moved as the
+    link, a `deleted` that is a link is refused. Where this process may not (another machine's
+    files, another user's directory) the files stay where they are; either way the log says."""
     path = duckdb_file(warehouse_id)
-    for name in (path, path.with_name(f"{path.name}.wal"), path.with_name(f"{path.name}.lock")):
-        try:
-            os.unlink(name)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            log.warning("the deleted SQL warehouse %s keeps %s: %s", warehouse_id, name, exc)
+    kept = kept_name(warehouse_id, deleted_at)
+    if not os.path.isdir(path.parent):
+        return  # no task ever queried a warehouse here: no data to keep
+    try:
+        with directory_opened(path.parent) as directory:
+            present = [name for name in (path.name, f"{path.name}.wal") if exists_in(directory, name)]
+            if present:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(DELETED_DIRECTORY, mode=0o700, dir_fd=directory)
+                with directory_opened(DELETED_DIRECTORY, directory) as deleted:
+                    for name in present:  # the file first: a WAL is no use without it
+                        target = kept + name.removeprefix(path.name)
+                        os.rename(name, target, src_dir_fd=directory, dst_dir_fd=deleted)
+                        log.info("the deleted SQL warehouse %s's %s is kept as %s", warehouse_id, name,
+                                 path.parent / DELETED_DIRECTORY / target)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{path.name}.lock", dir_fd=directory)
+    except OSError as exc:
+        log.warning("the deleted SQL warehouse %s keeps its files in %s: %s", warehouse_id, path.parent, exc)
+
+
+@contextlib.contextmanager
+def directory_opened(name, dir_fd=None):
+    """A descriptor of directory `name`, refused (OSError) if it is a link."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def exists_in(directory, name):
+    try:
+        os.stat(name, dir_fd=directory, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True

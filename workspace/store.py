@@ -8,6 +8,7 @@ sees half a file, and a write that must not overwrite is a hard link of that tem
 the link fails if the name exists, so of two such imports exactly one wins.
 """
 
+import contextlib
 import errno
 import os
 import shutil
@@ -166,16 +167,20 @@ def first_non_directory(parts):
 
 
 def import_object(parts, content, fmt, language, overwrite, http_status_if_exists=400):
-    """Store an import; returns the object's info. Parents are made as needed."""
+    """Store an import; returns the object's info. Parents are made as needed.
+
+    With ``overwrite`` it replaces the file or notebook of its name, and whatever is stored under
+    its disk name (a notebook `x` over a file `x.py`, a file `x.py` over a notebook `x`: a bundle's
+    notebook that lost its header is a file the next deploy); without, either answers
+    RESOURCE_ALREADY_EXISTS. A directory is never replaced."""
     planned = plan_import(parts, content, fmt, language)
     target = local(planned.stored)
     if planned.stored[:-1]:
         make_directories(planned.stored[:-1])
     current = find(planned.parts)
-    if current is not None and (current.object_type == "DIRECTORY" or
-                                current.object_type != planned.object_type or not overwrite):
+    if (current is not None and current.object_type == "DIRECTORY") or os.path.isdir(target):
         raise already_exists(shown(planned.parts), http_status_if_exists)
-    if planned.object_type == "FILE" and os.path.lexists(target) and not overwrite:
+    if (current is not None or os.path.lexists(target)) and not overwrite:
         raise already_exists(shown(planned.parts), http_status_if_exists)
     temporary = write_temporary(os.path.dirname(target), planned.content)
     try:
@@ -190,7 +195,9 @@ def import_object(parts, content, fmt, language, overwrite, http_status_if_exist
         if os.path.lexists(temporary):
             os.unlink(temporary)
     if current is not None and current.path != target:
-        os.unlink(current.path)  # the notebook's other form (nb.ipynb replaced by nb.py)
+        # The object's other form (nb.ipynb replaced by nb.py); a racing delete removed it already.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(current.path)
     return existing(planned.parts).object_info()
 
 

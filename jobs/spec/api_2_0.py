@@ -16,6 +16,7 @@ import copy
 import re
 
 from .checker import Problem, SettingsInvalid
+from .settings import without_nulls
 from .task_types import TASK_TYPES
 
 # JobSettings fields of the 2.0 single-task format that belong to the task in the multi-task one.
@@ -23,6 +24,7 @@ from .task_types import TASK_TYPES
 TASK_LEVEL_FIELDS = ("existing_cluster_id", "new_cluster", "libraries", "max_retries",
                      "min_retry_interval_millis", "retry_on_timeout")
 CLUSTER_FIELDS = ("existing_cluster_id", "new_cluster", "libraries")
+CLUSTER_CHOICE = ("existing_cluster_id", "new_cluster")
 # Task fields the single-task shape has no place for: the stored task's own bookkeeping.
 TASK_ONLY_FIELDS = ("task_key", "run_if", "depends_on", "timeout_seconds", "description")
 DEFAULT_TASK_KEY = "task"
@@ -39,11 +41,6 @@ def task_key_for(name: object) -> str:
 
 def _task_type_fields(settings: dict) -> list[str]:
     return [name for name in settings if isinstance(name, str) and name.endswith("_task")]
-
-
-def is_single_task_format(settings: dict) -> bool:
-    """Whether a 2.0 request writes a job (or one-time run) in the single-task format."""
-    return bool(_task_type_fields(settings))
 
 
 def settings_from_2_0(settings: dict, *, name_field: str = "name") -> dict:
@@ -76,6 +73,43 @@ def settings_from_2_0(settings: dict, *, name_field: str = "name") -> dict:
     if name_field == "name":  # JobSettings records its format; a one-time run has no field for it
         converted["format"] = "SINGLE_TASK"
     return converted
+
+
+def update_from_2_0(stored: dict, new_settings: dict, fields_to_remove: list) -> tuple[dict, list]:
+    """A 2.0 jobs/update's `new_settings` and `fields_to_remove` as the multi-task update of the
+    `stored` settings. For a job stored from the single-task format, the task-level fields (and a
+    top-level task type, which replaces the task's type block) go into its one task, as 2.0 reads
+    them; nulls are absent fields, as in any update. Any other job's update comes back as it is,
+    and its validation refuses the task-level fields by name. Raises SettingsInvalid naming the
+    field for an update that mixes both formats or names a bad task type."""
+    task = single_task(stored)
+    if task is None or not isinstance(new_settings, dict) or not isinstance(fields_to_remove, list):
+        return new_settings, fields_to_remove
+    new_settings = without_nulls(new_settings)
+    kinds = _task_type_fields(new_settings)
+    moved = [name for name in new_settings if name in TASK_LEVEL_FIELDS or name in kinds]
+    removed = [name for name in fields_to_remove if name in TASK_LEVEL_FIELDS]
+    if not moved and not removed:
+        return new_settings, fields_to_remove
+    if "tasks" in new_settings:
+        field = (moved or removed)[0]
+        raise SettingsInvalid([Problem(field, "a single-task job's update sets its task either at the top level "
+                                              "or in a tasks array, not both")])
+    unknown = [kind for kind in kinds if kind not in TASK_TYPES]
+    if unknown:
+        raise SettingsInvalid([Problem(unknown[0], f"is not a task type; a single-task job sets one of "
+                                                   f"{', '.join(TASK_TYPES)}")])
+    if len(kinds) > 1:
+        raise SettingsInvalid([Problem(kinds[1], f"a single-task job has one task type, not {' and '.join(kinds)}")])
+    replaced = {*removed, *(TASK_TYPES if kinds else ())}
+    if any(name in moved for name in CLUSTER_CHOICE):  # the task runs on one cluster or the other
+        replaced.update(CLUSTER_CHOICE)
+    task = {key: copy.deepcopy(value) for key, value in task.items() if key not in replaced}
+    for name in moved:
+        task[name] = copy.deepcopy(new_settings[name])
+    update = {key: value for key, value in new_settings.items() if key not in moved}
+    update["tasks"] = [task]  # jobs/update replaces the task with the same task_key whole
+    return update, [name for name in fields_to_remove if name not in removed]
 
 
 def single_task(settings: dict) -> dict | None:

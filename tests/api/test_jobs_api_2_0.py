@@ -101,14 +101,47 @@ def test_a_bad_reset_is_refused_and_leaves_the_job_as_it_was(v20):
     assert v20.get_ok("jobs/get", job_id=job_id)["settings"]["name"] == "legacy nightly"
 
 
-def test_update_in_2_0_changes_job_fields_but_sends_task_changes_to_reset(v20):
+def test_update_in_2_0_changes_a_single_task_jobs_task_level_fields_and_task(api, v20):
     job_id = v20.post_ok("jobs/create", single_task_job())["job_id"]
 
-    v20.post_ok("jobs/update", {"job_id": job_id, "new_settings": {"max_concurrent_runs": 3}})
-    refused = v20.post("jobs/update", {"job_id": job_id, "new_settings": {"notebook_task": {"notebook_path": "/n"}}})
+    v20.post_ok("jobs/update", {"job_id": job_id, "new_settings": {"max_concurrent_runs": 3, "max_retries": 2}})
+    v20.post_ok("jobs/update", {"job_id": job_id, "new_settings": {
+        "notebook_task": {"notebook_path": "/n"}, "min_retry_interval_millis": 500, "retry_on_timeout": True,
+        "new_cluster": {"spark_version": "15.4.x-scala2.12", "num_workers": 1},
+        "libraries": [{"pypi": {"package": "requests"}}]}})
 
-    assert v20.get_ok("jobs/get", job_id=job_id)["settings"]["max_concurrent_runs"] == 3
-    assert refused.status_code == 400 and "jobs/reset" in refused.json()["message"]
+    shown = v20.get_ok("jobs/get", job_id=job_id)["settings"]
+    assert shown["max_concurrent_runs"] == 3 and shown["max_retries"] == 2
+    assert shown["notebook_task"] == {"notebook_path": "/n"} and "spark_python_task" not in shown
+    assert shown["new_cluster"]["num_workers"] == 1 and "existing_cluster_id" not in shown
+    assert shown["libraries"] == [{"pypi": {"package": "requests"}}]
+    assert shown["min_retry_interval_millis"] == 500 and shown["retry_on_timeout"] is True
+    [task] = api.as_version("2.1").get_ok("jobs/get", job_id=job_id)["settings"]["tasks"]
+    assert task["task_key"] == "legacy_nightly" and task["max_retries"] == 2
+
+
+@pytest.mark.parametrize("field, value", [
+    ("max_retries", 2), ("existing_cluster_id", "c2"), ("notebook_task", {"notebook_path": "/n"}),
+])
+def test_update_in_2_0_refuses_task_level_fields_on_a_multi_task_job_naming_them(api, v20, field, value):
+    job_id = create_job(api, tasks=[shell_task("a")])
+
+    refused = v20.post("jobs/update", {"job_id": job_id, "new_settings": {field: value}})
+
+    assert refused.status_code == 400 and refused.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert field in refused.json()["message"]
+    assert field not in v20.get_ok("jobs/get", job_id=job_id)["settings"]
+
+
+def test_a_bad_2_0_update_of_a_single_task_job_is_refused_and_changes_nothing(v20):
+    job_id = v20.post_ok("jobs/create", single_task_job())["job_id"]
+
+    refused = v20.post("jobs/update", {"job_id": job_id, "new_settings": {
+        "max_retries": 4, "notebook_task": {"notebook_path": "/n"}, "spark_jar_task": {"main_class_name": "M"}}})
+
+    assert refused.status_code == 400 and "spark_jar_task" in refused.json()["message"]
+    shown = v20.get_ok("jobs/get", job_id=job_id)["settings"]
+    assert shown["max_retries"] == 1 and shown["spark_python_task"]["python_file"] == "/x.py"
 
 
 @pytest.mark.parametrize("version", ["2.0", "2.1"])

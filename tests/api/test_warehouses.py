@@ -1,7 +1,9 @@
 """The SQL Warehouses API (w.warehouses): the SDK's shapes, Databricks' validation, admins write
 and everyone reads, configured warehouses read-only, and the stop/start/edit/delete lifecycle."""
 
+import datetime as dt
 import json
+import logging
 import re
 
 import pytest
@@ -198,10 +200,58 @@ def test_stop_start_edit_and_delete(admin, settings, django_capture_on_commit_ca
     assert admin.get(warehouse_id)["state"] == "DELETED"
     assert warehouse_id not in admin.listed()
     assert not duckdb_file.exists()
+    [kept] = (duckdb_file.parent / "deleted").iterdir()  # deleting a warehouse never deletes data
+    assert kept.read_bytes() == b"a table or two" and kept.name.startswith(f"{warehouse_id}-")
     again = admin.call("post", f"/{warehouse_id}/start", {})
     assert again.status_code == 400 and "deleted" in again.json()["message"]
     assert admin.ok("delete", f"/{warehouse_id}") == {}  # a second delete changes nothing
     assert admin.create(name="renamed") != warehouse_id  # the name is free again
+
+
+def test_a_deleted_warehouse_keeps_its_file_and_wal_under_deleted_and_drops_its_lock(admin, settings, caplog,
+                                                                                    django_capture_on_commit_callbacks):
+    warehouse_id = admin.create()
+    directory = settings.LAKEFLOW_TASK_HOME / "warehouse"
+    directory.mkdir(parents=True)
+    for suffix, content in ((".duckdb", b"tables"), (".duckdb.wal", b"last writes"), (".duckdb.lock", b"")):
+        (directory / f"{warehouse_id}{suffix}").write_bytes(content)
+
+    with caplog.at_level(logging.INFO, logger="warehouses.catalog"):
+        with django_capture_on_commit_callbacks(execute=True):
+            admin.ok("delete", f"/{warehouse_id}")
+
+    deleted_at = Warehouse.objects.get(id=warehouse_id).deleted_at.astimezone(dt.timezone.utc)
+    kept = directory / "deleted" / f"{warehouse_id}-{deleted_at:%Y%m%dT%H%M%SZ}.duckdb"
+    assert kept.read_bytes() == b"tables"
+    assert kept.with_name(f"{kept.name}.wal").read_bytes() == b"last writes"
+    assert sorted(path.name for path in directory.iterdir()) == ["deleted"]
+    assert str(kept) in caplog.text
+
+
+def test_a_deleted_warehouse_never_follows_a_link_a_task_planted(admin, settings, tmp_path,
+                                                                 django_capture_on_commit_callbacks):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious").write_bytes(b"not the warehouse's")
+    directory = settings.LAKEFLOW_TASK_HOME / "warehouse"
+    directory.mkdir(parents=True)
+    linked, redirected = admin.create(name="linked"), admin.create(name="redirected")
+    (directory / f"{linked}.duckdb").symlink_to(elsewhere / "precious")
+    (directory / f"{redirected}.duckdb").write_bytes(b"tables")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        admin.ok("delete", f"/{linked}")
+    [moved] = (directory / "deleted").iterdir()
+    assert moved.is_symlink() and (elsewhere / "precious").read_bytes() == b"not the warehouse's"
+    # A task swaps `deleted` for a link out: the file stays where it is rather than follow it.
+    (directory / "deleted").rename(directory / "old")
+    (directory / "deleted").symlink_to(elsewhere)
+    with django_capture_on_commit_callbacks(execute=True):
+        admin.ok("delete", f"/{redirected}")
+
+    assert (directory / f"{redirected}.duckdb").read_bytes() == b"tables"
+    assert sorted(path.name for path in elsewhere.iterdir()) == ["precious"]
+    assert admin.get(redirected)["state"] == "DELETED"
 
 
 def test_a_postgres_connection_is_kept_encrypted_and_never_answered(admin):

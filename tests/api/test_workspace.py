@@ -149,6 +149,37 @@ def test_auto_makes_a_notebook_of_a_file_with_the_header_and_keeps_others_as_fil
                                                              ("/Users/alice/nb", "NOTEBOOK")]
 
 
+def test_overwrite_replaces_a_file_with_a_notebook_of_the_same_disk_name_and_back(ws, root):
+    stored = root / "Users" / "alice" / "x.py"
+    ok(ws.put("/Users/alice/x.py", b"print(1)\n", format="AUTO"))
+
+    refused(ws.put("/Users/alice/x", b"print(2)\n", format="SOURCE", language="PYTHON"), 400,
+            "RESOURCE_ALREADY_EXISTS")
+    assert stored.read_bytes() == b"print(1)\n"
+    ok(ws.put("/Users/alice/x", b"print(2)\n", format="SOURCE", language="PYTHON", overwrite=True))
+    assert ok(ws.status("/Users/alice/x"))["object_type"] == "NOTEBOOK"
+
+    # A bundle deploy syncs x.py with AUTO: a notebook that lost its header comes back as a file.
+    refused(ws.put("/Users/alice/x.py", b"print(3)\n", format="AUTO"), 400, "RESOURCE_ALREADY_EXISTS")
+    assert stored.read_bytes() == b"# Databricks notebook source\nprint(2)\n"
+    ok(ws.put("/Users/alice/x.py", b"print(3)\n", format="AUTO", overwrite=True))
+    assert stored.read_bytes() == b"print(3)\n"
+    assert ok(ws.status("/Users/alice/x.py"))["object_type"] == "FILE"
+    refused(ws.status("/Users/alice/x"), 404, "RESOURCE_DOES_NOT_EXIST")
+    refused(ws.import_file("/Users/alice/x.py", b"print(4)\n"), 409, "RESOURCE_ALREADY_EXISTS")
+    assert sorted(os.listdir(root / "Users" / "alice")) == ["x.py"]  # no temporary left
+
+
+def test_overwrite_never_replaces_a_directory(ws, root):
+    ok(ws.post("workspace/mkdirs", {"path": "/Users/alice/d.py"}))
+
+    refused(ws.put("/Users/alice/d", b"print(1)\n", format="SOURCE", language="PYTHON", overwrite=True), 400,
+            "RESOURCE_ALREADY_EXISTS")
+    refused(ws.put("/Users/alice/d.py", b"print(1)\n", format="AUTO", overwrite=True), 400,
+            "RESOURCE_ALREADY_EXISTS")
+    assert (root / "Users" / "alice" / "d.py").is_dir()
+
+
 def test_a_jupyter_notebook_exports_as_itself_and_as_databricks_source(ws, root):
     notebook = {"cells": [{"cell_type": "markdown", "source": ["# Title"]},
                           {"cell_type": "code", "source": ["x = 1\n", "print(x)"]}],

@@ -64,7 +64,8 @@ def test_the_job_page_names_the_bundle_and_disables_edit_with_the_reason(browser
     assert page.find(id="disconnect-from-source") is not None
 
 
-@pytest.mark.parametrize("metadata", [None, "{not json", '{"version": 1}'], ids=["missing", "broken", "no-bundle"])
+@pytest.mark.parametrize("metadata", [None, "{not json", '{"version": 1}', "[" * 100_000 + "]" * 100_000],
+                         ids=["missing", "broken", "no-bundle", "nested-too-deep"])
 def test_an_unreadable_metadata_file_shows_its_path(browser, user, root, metadata):
     job = bundle_job(user, edit_mode="EDITABLE")
     if metadata is not None:

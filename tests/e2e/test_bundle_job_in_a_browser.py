@@ -50,3 +50,21 @@ def test_a_bundle_job_names_its_bundle_and_is_locked_until_disconnected(page, sq
     expect(page.locator(".alert-success")).to_contain_text("Disconnected")
     expect(page.locator("#edit-job")).to_be_enabled()
     assert w.jobs.get(job_id).settings.edit_mode == jobs.JobEditMode.EDITABLE
+
+
+def test_a_metadata_file_nested_too_deep_to_parse_leaves_the_job_page_showing_its_path(page, sqlite_server):  # noqa: F811
+    # Anyone may write /Workspace/Shared: a file there must not take down the page of every viewer.
+    server, w = sqlite_server, sqlite_server.client()
+    metadata_path = f"/Workspace/Shared/deep-{secrets.token_hex(3)}/metadata.json"
+    w.workspace.mkdirs(metadata_path.rsplit("/", 1)[0])
+    w.workspace.upload(metadata_path, b"[" * 100_000 + b"]" * 100_000, format=ImportFormat.AUTO)
+    job_id = w.jobs.create(
+        name="deeply nested metadata",
+        tasks=[jobs.Task(task_key="t", spark_python_task=jobs.SparkPythonTask(python_file=server.script("ok.py")))],
+        deployment=jobs.JobDeployment(kind=jobs.JobDeploymentKind.BUNDLE, metadata_file_path=metadata_path)).job_id
+
+    sign_in(page, server)
+    response = page.goto(server.url + f"/jobs/{job_id}/")
+
+    assert response.status == 200
+    expect(page.locator("#bundle-banner")).to_contain_text(f"its metadata {metadata_path} cannot be read")

@@ -169,6 +169,21 @@ def test_the_legacy_cli_gets_a_400_naming_the_field_for_a_job_in_both_formats(cl
     assert "legacy cli both" not in names
 
 
+def test_a_2_0_update_changes_the_task_level_fields_of_a_job_the_legacy_cli_made(server, cli):
+    # The legacy CLI has no `jobs update`; its 2.0 clients (and scripts) call the endpoint directly.
+    body = {"name": "legacy cli update", "spark_python_task": {"python_file": "/x.py"}, "max_retries": 1}
+    job_id = cli("jobs", "create", "--json-file", json_file(cli.tmp_path, "update.json", body))[1]["job_id"]
+
+    updated = requests.post(f"{server.url}/api/2.0/jobs/update", timeout=30,
+                            headers={"Authorization": f"Bearer {server.token}"},
+                            json={"job_id": job_id, "new_settings": {"max_retries": 3, "retry_on_timeout": True}})
+
+    assert updated.status_code == 200, updated.text
+    shown = cli("jobs", "get", "--job-id", str(job_id))[1]["settings"]
+    assert shown["max_retries"] == 3 and shown["retry_on_timeout"] is True
+    assert shown["spark_python_task"] == {"python_file": "/x.py"}
+
+
 def test_the_server_takes_the_host_of_an_absolute_form_request_and_still_checks_it(server):
     headers = {"Authorization": f"Bearer {server.token}"}
     through = {"http": server.url}  # the server as the proxy: requests sends the absolute form

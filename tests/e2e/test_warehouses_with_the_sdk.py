@@ -6,6 +6,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import DatabricksError, InvalidParameterValue, NotFound, PermissionDenied
@@ -73,6 +74,9 @@ def test_a_created_warehouse_runs_sql_tasks_through_its_life(server):
     w.warehouses.delete(created.id)
     assert w.warehouses.get(created.id).state == State.DELETED
     assert not duckdb_file.exists()
+    [kept] = (duckdb_file.parent / "deleted").glob(f"{created.id}-*.duckdb")  # its data is kept
+    with duckdb.connect(str(kept), read_only=True) as kept_warehouse:
+        assert kept_warehouse.execute("SELECT answer FROM e2e_made").fetchall() == [(42,)]
     assert created.id not in {warehouse.id for warehouse in w.warehouses.list()}
     _, task = run_and_wait(w, reader)
     assert task.state.result_state == jobs.RunResultState.FAILED

@@ -52,6 +52,26 @@ def test_the_sdk_uploads_lists_downloads_and_deletes_workspace_files(server):
         w.workspace.get_status(base)
 
 
+def test_an_overwriting_upload_replaces_a_notebook_with_a_file_of_its_disk_name_and_back(server):
+    # A bundle deploy syncs x.py with AUTO and overwrite: a notebook that lost its header is a file.
+    w = server.client()
+    base = f"/Workspace/Users/{w.current_user.me().user_name}/sdk-{secrets.token_hex(4)}"
+    w.workspace.upload(f"{base}/x", b"print(1)", format=ImportFormat.SOURCE, language=Language.PYTHON)
+
+    with pytest.raises(ResourceAlreadyExists):
+        w.workspace.upload(f"{base}/x.py", b"print(2)", format=ImportFormat.AUTO)
+    w.workspace.upload(f"{base}/x.py", b"print(2)", format=ImportFormat.AUTO, overwrite=True)
+    assert w.workspace.get_status(f"{base}/x.py").object_type == ObjectType.FILE
+    with pytest.raises(NotFound):
+        w.workspace.get_status(f"{base}/x")
+    w.workspace.upload(f"{base}/x", b"print(3)", format=ImportFormat.SOURCE, language=Language.PYTHON,
+                       overwrite=True)
+
+    assert w.workspace.get_status(f"{base}/x").object_type == ObjectType.NOTEBOOK
+    assert w.workspace.download(f"{base}/x").read() == b"# Databricks notebook source\nprint(3)"
+    w.workspace.delete(base, recursive=True)
+
+
 def test_a_notebook_uploaded_through_the_sdk_runs_as_a_notebook_task(server):
     w = server.client()
     path = f"/Workspace/Users/{w.current_user.me().user_name}/run-{secrets.token_hex(4)}/nb"

@@ -10,9 +10,11 @@ from jobs.spec.api_2_0 import (
     settings_from_2_0,
     task_key_for,
     task_with_legacy_parameters,
+    update_from_2_0,
 )
 from jobs.spec.checker import SettingsInvalid
 from jobs.spec.settings import validate_job_settings
+from jobs.spec.update import merge_update
 
 NIGHTLY = {
     "name": "Nightly report",
@@ -110,6 +112,56 @@ def test_the_task_key_is_the_name_with_what_a_key_cannot_hold_replaced(name, key
 def test_a_body_that_is_neither_format_is_refused_naming_the_field(settings, field):
     with pytest.raises(SettingsInvalid) as refused:
         settings_from_2_0(settings)
+
+    assert [p.path for p in refused.value.problems] == [field]
+
+
+def updated_in_2_0(stored, new_settings, fields_to_remove=()):
+    """The stored settings after a 2.0 jobs/update, as the 2.1 update applies it."""
+    update, removals = update_from_2_0(stored, new_settings, list(fields_to_remove))
+    return merge_update(stored, update, removals)
+
+
+def test_a_2_0_update_of_a_single_task_job_changes_its_task_level_fields():
+    stored = settings_from_2_0(NIGHTLY)
+
+    updated = updated_in_2_0(stored, {"max_retries": 5, "retry_on_timeout": None, "max_concurrent_runs": 2,
+                                      "new_cluster": {"spark_version": "15.4.x-scala2.12", "num_workers": 1}})
+
+    assert updated["max_concurrent_runs"] == 2 and "max_retries" not in updated
+    [task] = updated["tasks"]
+    assert task["max_retries"] == 5 and task["retry_on_timeout"] is True  # a null is an absent field
+    assert task["new_cluster"]["num_workers"] == 1 and "existing_cluster_id" not in task
+    assert task["notebook_task"] == NIGHTLY["notebook_task"] and task["task_key"] == "Nightly_report"
+    validate_job_settings(updated)
+    assert settings_as_2_0(updated)["max_retries"] == 5
+
+
+def test_a_2_0_update_with_a_task_type_replaces_the_single_tasks_type():
+    stored = settings_from_2_0(NIGHTLY)
+
+    updated = updated_in_2_0(stored, {"spark_python_task": {"python_file": "/etl/run.py"}}, ["libraries"])
+
+    [task] = updated["tasks"]
+    assert task["spark_python_task"] == {"python_file": "/etl/run.py"} and "notebook_task" not in task
+    assert "libraries" not in task and task["max_retries"] == 2
+    validate_job_settings(updated)
+
+
+def test_a_2_0_update_of_a_multi_task_job_passes_as_it_is():
+    stored = {"name": "multi", "tasks": [{"task_key": "a", "notebook_task": {"notebook_path": "/a"}}]}
+
+    assert update_from_2_0(stored, {"max_retries": 2}, ["libraries"]) == ({"max_retries": 2}, ["libraries"])
+
+
+@pytest.mark.parametrize("new_settings, field", [
+    ({"max_retries": 1, "tasks": [{"task_key": "x"}]}, "max_retries"),
+    ({"notebok_task": {"notebook_path": "/a"}}, "notebok_task"),
+    ({"notebook_task": {"notebook_path": "/a"}, "spark_python_task": {"python_file": "x.py"}}, "spark_python_task"),
+])
+def test_a_bad_2_0_update_of_a_single_task_job_is_refused_naming_the_field(new_settings, field):
+    with pytest.raises(SettingsInvalid) as refused:
+        update_from_2_0(settings_from_2_0(NIGHTLY), new_settings, [])
 
     assert [p.path for p in refused.value.problems] == [field]
 
