@@ -1,9 +1,15 @@
 """Save-time checks that need the server's state: the jobs a run_job_task starts (they exist,
-and no job ends up running itself) and the SQL warehouses tasks name (they are configured)."""
+and no job ends up running itself), the SQL warehouses tasks name (they are configured) and a
+local git_source repository (in LAKEFLOW_GIT_LOCAL_ROOTS; the worker checks it again at fetch)."""
+
+import os
+
+from django.conf import settings as django_settings
 
 from jobs.models import Job
 from jobs.permissions import caller_of, may, run_as_user
 from jobs.spec.access import Action, run_as_refusal
+from jobs.spec.git_source import local_repository_path, local_repository_refusal
 from jobs.spec.settings import Problem, SettingsInvalid
 from warehouses.catalog import warehouse_ids
 
@@ -66,6 +72,7 @@ def check_settings_against_server(settings, job=None, user=None):
                                     f"SQL warehouse '{warehouse}' is not configured; configured: "
                                     f"{', '.join(sorted(warehouses))} (set LAKEFLOW_WAREHOUSES)"))
     problems += watched_directory_problems(settings)
+    problems += git_url_problems(settings)
     if problems:
         raise SettingsInvalid(problems)
     return settings
@@ -90,6 +97,28 @@ def run_as_problems(settings, user, current):
         return [Problem(f"run_as.{kind}", f"there is no active {what} {name!r}")]
     refused = run_as_refusal(caller_of(user), kind, target.id, user.get_username(), name)
     return [Problem(f"run_as.{kind}", refused)] if refused else []
+
+
+def git_url_problems(settings):
+    url = (settings.get("git_source") or {}).get("git_url")
+    refused = local_git_url_refusal(url) if isinstance(url, str) else None
+    return [Problem("git_source.git_url", refused)] if refused else []
+
+
+def local_git_url_refusal(url):
+    """Why the server may not read ``url`` when it names a local repository (None: a remote, or a
+    directory of LAKEFLOW_GIT_LOCAL_ROOTS). Read at save and again by the worker before it fetches."""
+    path = local_repository_path(url)
+    if path is None:
+        return None
+    # The directories git may open for it: the path, its .git, and "<path>.git" (git's own guesses).
+    candidates = [path] + [c for c in (f"{path}/.git", f"{path}.git", f"{path}.git/.git") if os.path.lexists(c)]
+    return local_repository_refusal(path, _real(candidates), _real(django_settings.LAKEFLOW_GIT_LOCAL_ROOTS),
+                                    _real([django_settings.LAKEFLOW_HOME, django_settings.LAKEFLOW_TASK_HOME]))
+
+
+def _real(paths):
+    return [os.path.realpath(path) for path in paths]
 
 
 def watched_directory_problems(settings):

@@ -68,6 +68,10 @@ LAKEFLOW_TASK_HOME = Path(env_str("LAKEFLOW_TASK_HOME", f"{LAKEFLOW_HOME}-tasks"
 # LAKEFLOW_TASK_FILE_ROOTS, and never in LAKEFLOW_HOME or LAKEFLOW_TASK_HOME.
 LAKEFLOW_WORKSPACE_ROOT = Path(env_str("LAKEFLOW_WORKSPACE_ROOT", os.getcwd())).resolve()
 LAKEFLOW_TASK_FILE_ROOTS = [Path(p).resolve() for p in env_list("LAKEFLOW_TASK_FILE_ROOTS", [])]
+# Directories (joined by os.pathsep) whose repositories a git_source may name by local path or
+# file:// URL; never LAKEFLOW_HOME or LAKEFLOW_TASK_HOME. Empty: remote repositories only.
+LAKEFLOW_GIT_LOCAL_ROOTS = [Path(p.strip()).resolve()
+                            for p in env_str("LAKEFLOW_GIT_LOCAL_ROOTS").split(os.pathsep) if p.strip()]
 # The OS user task processes run as. Unset: "nobody" when the server runs as root (it can
 # switch), else the server's own user; empty: the server's own user, always.
 LAKEFLOW_TASK_USER = task_identity(os.environ.get("LAKEFLOW_TASK_USER"))

@@ -11,6 +11,7 @@ os.environ.setdefault("LAKEFLOW_SCAN_IN_BACKGROUND", "0")  # file-arrival scans 
 # files in the temporary directories the tests write their scripts to.
 os.environ.setdefault("LAKEFLOW_TASK_USER", "")
 os.environ.setdefault("LAKEFLOW_TASK_FILE_ROOTS", tempfile.gettempdir())
+os.environ.setdefault("LAKEFLOW_GIT_LOCAL_ROOTS", tempfile.gettempdir())  # the tests' git repositories
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("REDIS_URL", None)
 

@@ -357,16 +357,17 @@ class TaskEnvironment(models.Model):
 
 
 class GitCheckout(models.Model):
-    """A clean tree of one commit of a repository on one host (runs/git_checkouts.py): claimed by
-    compare-and-swap so that one worker fetches and builds it while the others wait, then shared
-    by every task that runs from that commit."""
+    """A clean tree of one commit of a repository, fetched as one identity, on one host
+    (runs/git_checkouts.py): claimed by compare-and-swap so that one worker fetches and builds it
+    while the others wait, then shared by every task that runs from that commit as that identity."""
 
     BUILDING, READY, FAILED = "BUILDING", "READY", "FAILED"
     STATES = [(s, s) for s in (BUILDING, READY, FAILED)]
 
-    key = models.CharField(max_length=128)  # <hash of the URL>-<commit>
+    key = models.CharField(max_length=128)  # <cache key of (URL, identity)>-<commit>
     host = models.CharField(max_length=255)  # checkouts live on each host's disk
     git_url = models.TextField()
+    identity = models.CharField(max_length=64)  # whose credential fetched it: "user:<id>" or "anonymous"
     commit = models.CharField(max_length=64)
     state = models.CharField(max_length=10, choices=STATES)
     builder = models.CharField(max_length=255, blank=True, default="")  # host:pid:nonce of the claim

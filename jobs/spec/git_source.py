@@ -2,19 +2,24 @@
 
 - ``check_git_source``: the block itself (Databricks' rules: ``git_url`` and ``git_provider``
   required, the provider one of eight (any case, kept in the SDK's spelling), exactly one of
-  ``git_branch``, ``git_tag``, ``git_commit``; ``sparse_checkout.patterns`` a list of strings,
+  ``git_branch``, ``git_tag``, ``git_commit`` (a full hash); ``sparse_checkout.patterns`` a list of strings,
   accepted and not applied: the whole commit is checked out).
 - ``check_task_sources``: each task's ``source``: GIT only with a ``git_source``, and then its
   path relative to the repository root, never leaving it with ``..``.
 - ``task_source``: the source a task reads its file from (GIT by default with a ``git_source``).
 - ``git_ref``: what the job asks for, as (kind, name): ("branch", "main"), ("commit", "abc1...").
+- ``local_repository_path`` and ``local_repository_refusal``: a ``git_url`` naming a directory of
+  this machine, and whether the server's settings let a job read it (the caller resolves symlinks).
+- ``credential_refusal``: why a provider's credential must not go to a URL (None: it may).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 from typing import Any
+from urllib.parse import unquote
 
 from .checker import Checker
 
@@ -24,7 +29,8 @@ _PROVIDER_BY_LOWER = {name.lower(): name for name in GIT_PROVIDERS}
 REF_FIELDS = {"git_branch": "branch", "git_tag": "tag", "git_commit": "commit"}
 MAX_URL_CHARS = 2048
 MAX_REF_CHARS = 255
-COMMIT_PATTERN = re.compile(r"[0-9a-fA-F]{4,64}")
+# A full hash only: a short one would be resolved from whatever the server's cache holds.
+COMMIT_PATTERN = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
 # Remote forms git itself reads: a URL with a scheme, scp-like user@host:path, or a local path.
 URL_PATTERN = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://\S+|[^\s/:]+@[^\s/:]+:\S+|/\S*)")
 # The task fields read from the repository, per task type (sql_task: inside its `file`).
@@ -71,7 +77,8 @@ def check_git_source(c: Checker, data: dict) -> None:
         if len(value) > MAX_REF_CHARS:
             c.add(f"git_source.{name}", f"must be at most {MAX_REF_CHARS} characters")
         elif name == "git_commit" and not COMMIT_PATTERN.fullmatch(value):
-            c.add("git_source.git_commit", "must be a commit hash (4 to 64 hexadecimal digits)")
+            c.add("git_source.git_commit", "must be a full commit hash (40 hexadecimal digits, or 64 "
+                                            "for a SHA-256 repository)")
         elif name != "git_commit" and not _is_ref_name(value):
             c.add(f"git_source.{name}", f"{value!r} is not a valid git {REF_FIELDS[name]} name")
     sparse = c.obj(block, "git_source", "sparse_checkout")
@@ -155,6 +162,82 @@ def relative_path_problem(value: str) -> str | None:
     if normal == ".." or normal.startswith("../"):
         return f"{value!r} leads outside the repository with '..'"
     return None
+
+
+def local_repository_path(url: str) -> str | None:
+    """The directory a ``git_url`` names on this machine, as git reads it (a ``file://`` URL is
+    percent-decoded and its host ignored); None for a remote."""
+    if url.startswith("/"):
+        return url
+    if url[:7].lower() != "file://":
+        return None
+    rest = unquote(url[7:])
+    return rest[rest.index("/"):] if "/" in rest else ""
+
+
+def local_repository_refusal(given: str, real_paths, allowed_roots, server_roots) -> str | None:
+    """Why the local repository ``given`` may not be read (None: it may): each of ``real_paths``
+    (the directories git may open for it, symlinks resolved) must lie inside one of
+    ``allowed_roots`` (LAKEFLOW_GIT_LOCAL_ROOTS) and in none of ``server_roots``."""
+    allowed = [str(root) for root in allowed_roots]
+    if not given.startswith("/"):
+        return "a file:// URL must name a directory (file:///path/to/repository)"
+    if not allowed:
+        return (f"{given} is a local repository, and this server reads none: its administrator may allow "
+                "directories with LAKEFLOW_GIT_LOCAL_ROOTS")
+    for real in real_paths:
+        if any(_inside(real, str(root)) for root in server_roots):
+            return f"{given} lies in the server's own files (LAKEFLOW_HOME or LAKEFLOW_TASK_HOME)"
+        # Strictly inside: git also tries "<path>.git", which would be beside a root itself.
+        if not any(real != root and _inside(real, root) for root in allowed):
+            return f"{given} is outside the directories of LAKEFLOW_GIT_LOCAL_ROOTS ({', '.join(allowed)})"
+    return None
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+# Where a cloud provider's credential may go (https only); self-hosted providers take https to
+# any host, or http to this machine (a test server, a local mirror).
+CREDENTIAL_HOSTS = {
+    "gitHub": (r"github\.com", "github.com"),
+    "gitLab": (r"gitlab\.com", "gitlab.com"),
+    "bitbucketCloud": (r"bitbucket\.org", "bitbucket.org"),
+    "azureDevOpsServices": (r"dev\.azure\.com|[a-z0-9-]+\.visualstudio\.com",
+                            "dev.azure.com or <organization>.visualstudio.com"),
+    "awsCodeCommit": (r"git-codecommit\.[a-z]{2}(?:-[a-z]+)+-\d+\.amazonaws\.com",
+                      "git-codecommit.<region>.amazonaws.com"),
+}
+SELF_HOSTED_PROVIDERS = ("gitHubEnterprise", "bitbucketServer", "gitLabEnterpriseEdition")
+# Strict on purpose: a URL that git and Python could read as two different hosts gets no credential.
+_HTTP_URL = re.compile(r"(?P<scheme>https?)://(?:[A-Za-z0-9._~%+-]*@)?"
+                       r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?(?:/\S*)?", re.I)
+
+
+def credential_refusal(provider: str, url: str) -> str | None:
+    """Why ``provider``'s credential must not be sent to ``url`` (None: it may)."""
+    match = _HTTP_URL.fullmatch(url)
+    scheme, host = (match["scheme"].lower(), match["host"].lower()) if match else (None, None)
+    if provider in CREDENTIAL_HOSTS:
+        pattern, hosts = CREDENTIAL_HOSTS[provider]
+        if scheme == "https" and re.fullmatch(pattern, host):
+            return None
+        return f"{provider} credentials are sent only over https to {hosts}"
+    if provider in SELF_HOSTED_PROVIDERS:
+        if scheme == "https" or (scheme == "http" and _is_loopback(host)):
+            return None
+        return f"{provider} credentials are sent only over https (or http to this machine)"
+    return f"{provider!r} is not a Git provider"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def used_git_source(job_settings: dict, used_commit: str | None) -> dict[str, Any] | None:

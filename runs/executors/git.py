@@ -1,7 +1,9 @@
 """Git checkouts for tasks with ``source: GIT`` (in the worker; standard library and the git program).
 
-- Each repository is fetched into a bare cache of its own, ``<git home>/repos/<hash of the URL>.git``
-  (one fetch at a time per cache: a file lock, as all workers of a host share the disk).
+- Each repository is fetched into a bare cache of its own per identity, ``<git home>/repos/<key>.git``
+  with ``cache_key(url, identity)``: what one user's credential fetched is never in the cache of
+  a fetch without it (one fetch at a time per cache: a file lock, as all workers of a host share
+  the disk). Checkouts are named by the same key and the commit.
 - ``resolve_commit`` turns a branch or tag into the commit it names now (fetching it first); a
   commit is fetched if the cache does not have it yet.
 - ``build_tree`` writes the files of one commit (``git archive``, no ``.git``) into a temporary
@@ -17,6 +19,7 @@ token and any password in a URL blanked out.
 
 import fcntl
 import hashlib
+import hmac
 import os
 import re
 import shutil
@@ -43,8 +46,8 @@ _URL_PASSWORD = re.compile(r"(\w+://)[^/@\s]+@")
 class GitFailed(LaunchError):
     """git could not fetch, resolve or check out: the attempt fails with git's own message."""
 
-    def __init__(self, message):
-        super().__init__("RESOURCE_NOT_FOUND", message)
+    def __init__(self, message, code="RESOURCE_NOT_FOUND"):
+        super().__init__(code, message)
 
 
 class GitStopped(GitFailed):
@@ -57,16 +60,19 @@ class Credential:
     token: str
 
 
-def url_key(url: str) -> str:
-    return hashlib.sha256(url.encode()).hexdigest()[:24]
+def cache_key(url: str, identity: str, secret: bytes = b"") -> str:
+    """The name of the cache (and the prefix of the checkouts) of ``url`` fetched as ``identity``
+    ("anonymous", or whose credential is sent). Keyed with the server's ``secret``: task processes
+    may enter the checkouts directory but not list it, nor work out another identity's names."""
+    return hmac.new(secret, f"{identity}\n{url}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def repository_dir(git_home, url) -> Path:
-    return Path(git_home) / "repos" / f"{url_key(url)}.git"
+def repository_dir(git_home, cache) -> Path:
+    return Path(git_home) / "repos" / f"{cache}.git"
 
 
-def checkout_dir(git_home, url, commit) -> Path:
-    return Path(git_home) / "checkouts" / f"{url_key(url)}-{commit}"
+def checkout_dir(git_home, cache, commit) -> Path:
+    return Path(git_home) / "checkouts" / f"{cache}-{commit}"
 
 
 def redacted(text: str, credential: Credential | None = None) -> str:
@@ -79,11 +85,11 @@ def redacted(text: str, credential: Credential | None = None) -> str:
 class _Git:
     """git commands on one bare cache, each bounded in time and stopped by ``keep_going()``."""
 
-    def __init__(self, git_home, url, *, log, credential=None, keep_going=lambda: True,
+    def __init__(self, git_home, url, cache, *, log, credential=None, keep_going=lambda: True,
                  poll_seconds=1.0, timeout_seconds=600):
         self.home, self.url, self.log, self.credential = Path(git_home), url, log, credential
         self.keep_going, self.poll_seconds, self.timeout_seconds = keep_going, poll_seconds, timeout_seconds
-        self.repo = repository_dir(git_home, url)
+        self.repo = repository_dir(git_home, cache)
 
     def env(self):
         env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(self.home), "GIT_TERMINAL_PROMPT": "0",
@@ -160,11 +166,12 @@ class _Git:
         return out if code == 0 and out else None
 
 
-def resolve_commit(git_home, url, kind, name, *, log, credential=None, keep_going=lambda: True,
+def resolve_commit(git_home, url, cache, kind, name, *, log, credential=None, keep_going=lambda: True,
                    poll_seconds=1.0) -> str:
     """The full hash of the commit that ``kind`` ("branch", "tag", "commit") ``name`` of ``url``
-    names now, fetched into the cache. GitFailed with git's message if there is none."""
-    git = _Git(git_home, url, log=log, credential=credential, keep_going=keep_going, poll_seconds=poll_seconds)
+    names now, fetched into the cache ``cache``. GitFailed with git's message if there is none."""
+    git = _Git(git_home, url, cache, log=log, credential=credential, keep_going=keep_going,
+               poll_seconds=poll_seconds)
     with git.locked():
         git.ensure_repository()
         if kind == "commit":
@@ -193,15 +200,17 @@ def resolve_commit(git_home, url, kind, name, *, log, credential=None, keep_goin
         return found
 
 
-def build_tree(git_home, url, commit, *, log, credential=None, keep_going=lambda: True, poll_seconds=1.0) -> Path:
-    """The checkout of ``commit`` (already fetched, or fetched now), built if not there yet."""
-    directory = checkout_dir(git_home, url, commit)
+def build_tree(git_home, url, cache, commit, *, log, credential=None, keep_going=lambda: True,
+               poll_seconds=1.0) -> Path:
+    """The checkout of ``commit`` (already fetched into ``cache``, or fetched now), built if not there yet."""
+    directory = checkout_dir(git_home, cache, commit)
     if directory.is_dir():
         return directory
-    git = _Git(git_home, url, log=log, credential=credential, keep_going=keep_going, poll_seconds=poll_seconds)
+    git = _Git(git_home, url, cache, log=log, credential=credential, keep_going=keep_going,
+               poll_seconds=poll_seconds)
     if git.commit_of(commit) is None:  # a cache removed by hand since the commit was resolved
-        resolve_commit(git_home, url, "commit", commit, log=log, credential=credential, keep_going=keep_going,
-                       poll_seconds=poll_seconds)
+        resolve_commit(git_home, url, cache, "commit", commit, log=log, credential=credential,
+                       keep_going=keep_going, poll_seconds=poll_seconds)
     directory.parent.mkdir(mode=0o711, parents=True, exist_ok=True)  # enterable, not listable
     building = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}.building")
     try:

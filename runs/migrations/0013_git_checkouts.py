@@ -27,6 +27,7 @@ class Migration(migrations.Migration):
                 ('key', models.CharField(max_length=128)),
                 ('host', models.CharField(max_length=255)),
                 ('git_url', models.TextField()),
+                ('identity', models.CharField(max_length=64)),
                 ('commit', models.CharField(max_length=64)),
                 ('state', models.CharField(choices=[('BUILDING', 'BUILDING'), ('READY', 'READY'), ('FAILED', 'FAILED')], max_length=10)),
                 ('builder', models.CharField(blank=True, default='', max_length=255)),

@@ -74,7 +74,7 @@ def test_another_users_credential_does_not_exist_for_you(w, connect):  # noqa: F
 
 def test_git_gets_the_token_from_its_askpass_helper_and_never_on_its_command_line(tmp_path):
     log = io.BytesIO()
-    git = _Git(tmp_path, "https://example.com/r.git", log=log, credential=Credential("octo", TOKEN))
+    git = _Git(tmp_path, "https://example.com/r.git", "cache", log=log, credential=Credential("octo", TOKEN))
 
     env = git.env()
     asked = {prompt: subprocess.run([env["GIT_ASKPASS"], prompt], env=env, capture_output=True, text=True).stdout

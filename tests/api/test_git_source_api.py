@@ -39,10 +39,40 @@ def test_jobs_create_refuses_an_absolute_path_for_a_git_task(workspace):  # noqa
 def test_a_one_time_run_from_a_repository_reports_its_commit(workspace, tmp_path):  # noqa: F811
     repo = make_repository(tmp_path / "repo")
     commit = repo.commit({"data.txt": "one\n", "jobs/run.py": SCRIPT})
-    git = jobs.GitSource(git_url=repo.url, git_provider=jobs.GitProvider.GIT_HUB, git_commit=commit[:10])
+    git = jobs.GitSource(git_url=repo.url, git_provider=jobs.GitProvider.GIT_HUB, git_commit=commit)
 
     run = workspace.jobs.submit(run_name="from git", git_source=git, tasks=[script_task()]).result(timeout=WAIT)
 
     assert run.state.result_state == jobs.RunResultState.SUCCESS, run.tasks[0].state.state_message
-    assert run.git_source.git_snapshot.used_commit == commit  # the full hash of the short one asked for
+    assert run.git_source.git_snapshot.used_commit == commit
     assert "script sees one" in workspace.jobs.get_run_output(run.tasks[0].run_id).logs
+
+
+def test_a_short_commit_hash_is_refused_naming_the_field(workspace):  # noqa: F811
+    git = jobs.GitSource(git_url="https://example.com/r.git", git_provider=jobs.GitProvider.GIT_HUB,
+                         git_commit="0123abcd")
+
+    with pytest.raises(InvalidParameterValue, match=r"git_source.git_commit.*full commit hash"):
+        workspace.jobs.submit(run_name="short", git_source=git, tasks=[script_task()])
+    assert not Run.objects.exists()
+
+
+def test_a_local_repository_in_the_servers_own_files_is_refused_at_save(workspace, settings):  # noqa: F811
+    """The unit tests allow the temporary directory, where LAKEFLOW_HOME lies too: still refused."""
+    inside = jobs.GitSource(git_url=(settings.LAKEFLOW_HOME / "x.git").as_uri(),
+                            git_provider=jobs.GitProvider.GIT_HUB, git_branch="main")
+
+    with pytest.raises(InvalidParameterValue, match=r"git_source.git_url.*LAKEFLOW_HOME or LAKEFLOW_TASK_HOME"):
+        workspace.jobs.create(name="inside", git_source=inside, tasks=[jobs.Task(
+            task_key="py", spark_python_task=jobs.SparkPythonTask(python_file="run.py"))])
+
+
+def test_a_local_repository_outside_the_allowed_roots_is_refused_at_save(workspace, settings, tmp_path):  # noqa: F811
+    settings.LAKEFLOW_GIT_LOCAL_ROOTS = [tmp_path / "repositories"]
+    git = jobs.GitSource(git_url=str(tmp_path / "elsewhere.git"), git_provider=jobs.GitProvider.GIT_HUB,
+                         git_branch="main")
+
+    with pytest.raises(InvalidParameterValue, match=r"git_source.git_url.*outside the directories of "
+                                                    r"LAKEFLOW_GIT_LOCAL_ROOTS"):
+        workspace.jobs.submit(run_name="elsewhere", git_source=git, tasks=[script_task()])
+    assert not Run.objects.exists()

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -219,6 +220,9 @@ def base_env(home, workspace, port):
         # The tests run as root and keep their scripts and markers in root's temporary directories:
         # tasks run as the server's user here. test_task_isolation.py runs them as another user.
         LAKEFLOW_TASK_USER="",
+        # git_source repositories the tests make under pytest's temporary directory (LAKEFLOW_HOME
+        # lies there too, and stays refused: never inside LAKEFLOW_HOME or LAKEFLOW_TASK_HOME).
+        LAKEFLOW_GIT_LOCAL_ROOTS=tempfile.gettempdir(),
     )
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)

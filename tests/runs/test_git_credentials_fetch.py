@@ -1,11 +1,9 @@
-"""A repository behind HTTP basic authentication (git's own http-backend, served in a thread): the
-worker fetches it with the run-as user's Git credential for the job's provider, and never shows
-the token; without a credential the task fails with git's message."""
+"""A repository behind HTTP basic authentication (git's own http-backend, served in a thread on
+127.0.0.1, so a self-hosted provider's credential may go to it over http): the worker fetches it
+with the run-as user's Git credential for the job's provider, and never shows the token; without
+a credential the task fails with git's message. What a credentialed fetch brought in stays out of
+reach of a run without it, and a cloud provider's credential never goes to another host."""
 
-import base64
-import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from django.contrib.auth import get_user_model
 from runs.admission import create_run
 from runs.engine.states import RunResultState as R
 from runs.models import TaskRun
-from tests.git_repos import SCRIPT, make_repository
+from tests.git_repos import SCRIPT, make_repository, sent_token, served_over_http
 from tests.runs.conftest import make_job
 from vault.git_credentials import create_credential
 
@@ -31,53 +29,13 @@ def served(tmp_path):
     """(repository, URL) of a bare repository that answers only user "octo" with TOKEN."""
     repo = make_repository(tmp_path / "repo")
     repo.first = repo.commit({"data.txt": "private\n", "jobs/run.py": SCRIPT})
-    expected = "Basic " + base64.b64encode(f"octo:{TOKEN}".encode()).decode()
-
-    class GitOverHttp(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.serve()
-
-        def do_POST(self):
-            self.serve()
-
-        def serve(self):
-            if self.headers.get("Authorization") != expected:
-                self.send_response(401)
-                self.send_header("WWW-Authenticate", 'Basic realm="git"')
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            path, _, query = self.path.partition("?")
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            env = {**repo.env, "GIT_PROJECT_ROOT": str(repo.bare.parent), "GIT_HTTP_EXPORT_ALL": "1",
-                   "PATH_INFO": path, "QUERY_STRING": query, "REQUEST_METHOD": self.command,
-                   "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(len(body)),
-                   "REMOTE_USER": "octo", "REMOTE_ADDR": "127.0.0.1",
-                   "HTTP_GIT_PROTOCOL": self.headers.get("Git-Protocol", "")}
-            out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
-            head, _, content = out.partition(b"\r\n\r\n")
-            headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n") if ": " in line)
-            self.send_response(int(headers.pop("Status", "200").split()[0]))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), GitOverHttp)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield repo, f"http://127.0.0.1:{server.server_address[1]}/{repo.bare.name}"
-    server.shutdown()
-    server.server_close()
+    with served_over_http(repo, "octo", TOKEN) as url:
+        yield repo, url
 
 
-def run_as(user, url):
+def run_as(user, url, provider="gitLabEnterpriseEdition", **ref):
     job = make_job(user, [{"task_key": "py", "spark_python_task": {"python_file": "jobs/run.py"}}],
-                   git_source={"git_url": url, "git_provider": "gitLab", "git_branch": "main"})
+                   git_source={"git_url": url, "git_provider": provider, **(ref or {"git_branch": "main"})})
     run, _ = create_run(job)
     run.refresh_from_db()
     return run, TaskRun.objects.get(run=run, task_key="py", is_current=True)
@@ -85,7 +43,7 @@ def run_as(user, url):
 
 def test_the_run_as_users_credential_fetches_a_private_repository(alice, served):
     repo, url = served
-    create_credential(alice, "gitLab", token=TOKEN, git_username="octo")
+    create_credential(alice, "gitLabEnterpriseEdition", token=TOKEN, git_username="octo")
 
     run, attempt = run_as(alice, url)
 
@@ -99,9 +57,42 @@ def test_the_run_as_users_credential_fetches_a_private_repository(alice, served)
 def test_without_a_credential_the_task_fails_with_gits_message(alice, served):
     _, url = served
     bob = get_user_model().objects.create_user("bob", password="x")
-    create_credential(bob, "gitLab", token=TOKEN, git_username="octo")  # bob's is not alice's
+    create_credential(bob, "gitLabEnterpriseEdition", token=TOKEN, git_username="octo")  # bob's is not alice's
 
     _, attempt = run_as(alice, url)
 
     assert attempt.result_state == R.FAILED
     assert "could not read Username" in attempt.state_message
+
+
+def test_a_run_without_the_credential_never_gets_what_a_credentialed_fetch_brought_in(alice, served):
+    """Alice's credential fetched the commit; Bob, who has none, names it by its full hash and by
+    the branch: both must ask the server (and be refused), never be served from Alice's cache or
+    her checkout."""
+    repo, url = served
+    create_credential(alice, "gitLabEnterpriseEdition", token=TOKEN, git_username="octo")
+    _, by_alice = run_as(alice, url, git_commit=repo.first)
+    assert by_alice.result_state == R.SUCCESS, by_alice.state_message
+    bob = get_user_model().objects.create_user("bob", password="x")
+
+    for ref in ({"git_commit": repo.first}, {"git_branch": "main"}):
+        run, by_bob = run_as(bob, url, **ref)
+
+        assert by_bob.result_state == R.FAILED, ref
+        assert "could not read Username" in by_bob.state_message
+        assert run.git_commit == ""  # nothing resolved for bob
+
+
+def test_a_cloud_providers_credential_is_not_sent_to_another_host(alice, served):
+    """A gitLab credential goes only to https://gitlab.com: the job's URL names another host, so
+    git asks without it, fails, and the task says why the credential was not sent."""
+    repo, url = served
+    create_credential(alice, "gitLab", token=TOKEN, git_username="octo")
+
+    _, attempt = run_as(alice, url, provider="gitLab")
+
+    assert attempt.result_state == R.FAILED
+    assert "could not read Username" in attempt.state_message
+    assert ("The run-as user's gitLab Git credential was not sent: gitLab credentials are sent only over "
+            "https to gitlab.com") in attempt.state_message
+    assert not sent_token(repo, TOKEN)

@@ -15,12 +15,13 @@ from api.serializers import run_dict
 from runs import git_checkouts
 from runs.admission import create_run
 from runs.engine.states import RunResultState as R
-from runs.executors.git import GitFailed, build_tree, checkout_dir, url_key
+from runs.executors.git import GitFailed, build_tree, checkout_dir
 from runs.models import GitCheckout, Run, TaskRun
 from runs.repair import repair_run
 from tests.git_repos import NOTEBOOK, SCRIPT, make_repository
 from jobs.spec.settings import validate_job_settings
 from tests.runs.conftest import make_job, shell
+from vault.git_credentials import create_credential
 
 
 @pytest.fixture(autouse=True)
@@ -164,8 +165,9 @@ def test_one_checkout_per_commit_is_built_and_shared(alice, repo, monkeypatch):
 
 def test_a_builder_that_died_is_taken_over(alice, repo):
     """A BUILDING row whose builder stopped beating long ago: the next task builds it itself."""
-    GitCheckout.objects.create(key=f"{url_key(repo.url)}-{repo.first}", host=git_checkouts.HOST, git_url=repo.url,
-                               commit=repo.first, state=GitCheckout.BUILDING, builder="gone:1:x",
+    GitCheckout.objects.create(key=f"{anonymous_cache(repo)}-{repo.first}", host=git_checkouts.HOST,
+                               git_url=repo.url, identity="anonymous", commit=repo.first,
+                               state=GitCheckout.BUILDING, builder="gone:1:x",
                                heartbeat_at=timezone.now() - timedelta(hours=1))
 
     run = ran(alice, repo, [script()])
@@ -182,25 +184,30 @@ def test_runs_get_reports_the_commit_used(alice, repo):
     assert body["git_source"]["git_branch"] == "main"
 
 
+def anonymous_cache(repo):
+    return git_checkouts.cache_of(repo.url, "anonymous")
+
+
 def claimed_by_another_worker(repo):
-    return GitCheckout.objects.create(key=f"{url_key(repo.url)}-{repo.first}", host=git_checkouts.HOST,
-                                      git_url=repo.url, commit=repo.first, state=GitCheckout.BUILDING,
-                                      builder="other:1:x", heartbeat_at=timezone.now())
+    return GitCheckout.objects.create(key=f"{anonymous_cache(repo)}-{repo.first}", host=git_checkouts.HOST,
+                                      git_url=repo.url, identity="anonymous", commit=repo.first,
+                                      state=GitCheckout.BUILDING, builder="other:1:x", heartbeat_at=timezone.now())
 
 
 def test_a_worker_waits_for_a_checkout_another_worker_claimed_and_does_not_build_it_too(db, repo, monkeypatch):
     row = claimed_by_another_worker(repo)
-    directory = checkout_dir(git_checkouts.git_home(), repo.url, repo.first)
+    directory = checkout_dir(git_checkouts.git_home(), anonymous_cache(repo), repo.first)
 
     def other_worker_finishes():  # what the other worker does while this one waits
-        build_tree(git_checkouts.git_home(), repo.url, repo.first, log=io.BytesIO())
+        build_tree(git_checkouts.git_home(), repo.url, anonymous_cache(repo), repo.first, log=io.BytesIO())
         GitCheckout.objects.filter(id=row.id).update(state=GitCheckout.READY)
 
     monkeypatch.setattr(git_checkouts, "wait_for_builder", other_worker_finishes)
     monkeypatch.setattr(git_checkouts, "build_tree", lambda *a, **k: pytest.fail("built twice"))
     log = io.BytesIO()
 
-    built_here = git_checkouts.ensure_checkout(repo.url, repo.first, directory, log, lambda: True, None)
+    built_here = git_checkouts.ensure_checkout(repo.url, anonymous_cache(repo), "anonymous", repo.first, directory,
+                                               log, lambda: True, None)
 
     assert built_here is False
     assert (directory / "data.txt").read_text() == "one\n"
@@ -213,7 +220,8 @@ def test_a_checkout_that_fails_while_others_wait_fails_them_with_its_message(db,
         state=GitCheckout.FAILED, error="fatal: the disk is full"))
 
     with pytest.raises(GitFailed, match="the disk is full"):
-        git_checkouts.ensure_checkout(repo.url, repo.first, checkout_dir(git_checkouts.git_home(), repo.url, repo.first),
+        git_checkouts.ensure_checkout(repo.url, anonymous_cache(repo), "anonymous", repo.first,
+                                      checkout_dir(git_checkouts.git_home(), anonymous_cache(repo), repo.first),
                                       io.BytesIO(), lambda: True, None)
 
 
@@ -240,3 +248,43 @@ def test_a_repair_after_the_jobs_git_source_changed_resolves_the_new_ref(alice, 
     run.refresh_from_db()
     assert "script sees feature" in output(attempt_of(run))
     assert run.git_commit == feature
+
+
+def test_a_local_repository_outside_the_allowed_roots_fails_the_task_before_any_fetch(alice, repo, tmp_path,
+                                                                                     settings):
+    """The worker checks LAKEFLOW_GIT_LOCAL_ROOTS again: it may have changed since the job was saved."""
+    job = make_job(alice, [script()], git_source=git_source(repo))
+    settings.LAKEFLOW_GIT_LOCAL_ROOTS = [tmp_path / "elsewhere"]
+
+    run, _ = create_run(job)
+
+    attempt = attempt_of(run)
+    assert attempt.result_state == R.FAILED
+    assert attempt.termination_code == "INVALID_RUN_CONFIGURATION"
+    assert "git_source.git_url" in attempt.state_message and "LAKEFLOW_GIT_LOCAL_ROOTS" in attempt.state_message
+    assert not (git_checkouts.git_home() / "repos").exists()
+
+
+def test_a_cache_in_the_task_home_is_refused_even_through_a_symlink_in_an_allowed_root(alice, repo, tmp_path):
+    ran(alice, repo, [script()])
+    (cache,) = (git_checkouts.git_home() / "repos").glob("*.git")
+    (tmp_path / "innocent.git").symlink_to(cache)
+
+    run, _ = create_run(make_job(alice, [script()], git_source={
+        "git_url": (tmp_path / "innocent.git").as_uri(), "git_provider": "gitHub", "git_commit": repo.first}))
+
+    attempt = attempt_of(run)
+    assert attempt.result_state == R.FAILED
+    assert "lies in the server's own files (LAKEFLOW_HOME or LAKEFLOW_TASK_HOME)" in attempt.state_message
+
+
+def test_a_public_repository_runs_without_a_credential_its_url_may_not_receive(alice, repo):
+    create_credential(alice, "gitHub", token="ghp_never_sent_to_a_file_url")
+
+    run = ran(alice, repo, [script()])
+
+    attempt = attempt_of(run)
+    assert attempt.result_state == R.SUCCESS, attempt.state_message
+    setup_log = Path(attempt.log_path).with_name("setup.log").read_text()
+    assert "gitHub Git credential was not sent: gitHub credentials are sent only over https to github.com" in setup_log
+    assert "without a credential" in setup_log

@@ -43,7 +43,12 @@ def test_the_provider_is_read_in_any_case_and_kept_in_the_sdks_spelling(given):
     ({"git_url": "https://x/r.git", "git_provider": "gitLab"}, "git_source", "set exactly one of"),
     ({**REPO, "git_tag": "v1"}, "git_source", "(found git_branch and git_tag)"),
     ({**{k: v for k, v in REPO.items() if k != "git_branch"}, "git_commit": "main"}, "git_source.git_commit",
-     "must be a commit hash"),
+     "must be a full commit hash"),
+    # A short hash would be resolved from whatever the server's cache holds (Databricks takes full ones).
+    ({**{k: v for k, v in REPO.items() if k != "git_branch"}, "git_commit": "0123abcd"}, "git_source.git_commit",
+     "must be a full commit hash (40 hexadecimal digits, or 64"),
+    ({**{k: v for k, v in REPO.items() if k != "git_branch"}, "git_commit": "a" * 41}, "git_source.git_commit",
+     "must be a full commit hash"),
     ({**REPO, "git_branch": "a..b"}, "git_source.git_branch", "is not a valid git branch name"),
     ({**REPO, "git_branch": ""}, "git_source.git_branch", "must not be empty"),
     ({**REPO, "git_url": "relative/path"}, "git_source.git_url", "must be a repository URL"),
@@ -67,7 +72,7 @@ def test_runs_submit_checks_git_source_the_same_way():
 
 
 def test_a_commit_a_tag_and_sparse_checkout_patterns_are_accepted():
-    for ref in ({"git_commit": "0123abcd" * 5}, {"git_tag": "release/1.2"}):
+    for ref in ({"git_commit": "0123abcd" * 5}, {"git_commit": "0123ABCD" * 8}, {"git_tag": "release/1.2"}):
         git_source = {"git_url": "file:///srv/repo.git", "git_provider": "gitLab", **ref,
                       "sparse_checkout": {"patterns": ["src"]}}
         assert validate_job_settings(job(git_source))["git_source"] == git_source
