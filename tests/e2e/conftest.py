@@ -189,15 +189,22 @@ class Server:
         return "\n".join(p.read_text(errors="replace") for p in sorted(home.glob("*.log")))
 
     def stop(self):
+        # SIGTERM to each main process only, as systemd's KillMode=mixed (deploy/systemd) and
+        # `docker stop` send it: a qcluster whose sentinel and workers all get SIGTERM at once
+        # does not stop in time. Whatever is left of a process group afterwards is killed.
         for proc in self.procs:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                proc.send_signal(signal.SIGTERM)
         for proc in self.procs:
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                pass
+            try:
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            except ProcessLookupError:
+                pass
+            proc.wait()
         for log in self.logs:
             log.close()
 
