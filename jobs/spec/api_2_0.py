@@ -56,12 +56,7 @@ def settings_from_2_0(settings: dict, *, name_field: str = "name") -> dict:
     if "tasks" in settings:
         raise SettingsInvalid([Problem(kinds[0], "a job in the single-task format (a top-level task type) "
                                                  "cannot have a tasks array too: use one format or the other")])
-    unknown = [kind for kind in kinds if kind not in TASK_TYPES]
-    if unknown:
-        raise SettingsInvalid([Problem(unknown[0], f"is not a task type; a single-task job sets one of "
-                                                   f"{', '.join(TASK_TYPES)}")])
-    if len(kinds) > 1:
-        raise SettingsInvalid([Problem(kinds[1], f"a single-task job has one task type, not {' and '.join(kinds)}")])
+    _check_one_known_task_type(kinds)
     kind = kinds[0]
     task = {"task_key": task_key_for(settings.get(name_field)), kind: copy.deepcopy(settings[kind])}
     for name in TASK_LEVEL_FIELDS:
@@ -73,6 +68,15 @@ def settings_from_2_0(settings: dict, *, name_field: str = "name") -> dict:
     if name_field == "name":  # JobSettings records its format; a one-time run has no field for it
         converted["format"] = "SINGLE_TASK"
     return converted
+
+
+def _check_one_known_task_type(kinds):
+    unknown = [kind for kind in kinds if kind not in TASK_TYPES]
+    if unknown:
+        raise SettingsInvalid([Problem(unknown[0], f"is not a task type; a single-task job sets one of "
+                                                   f"{', '.join(TASK_TYPES)}")])
+    if len(kinds) > 1:
+        raise SettingsInvalid([Problem(kinds[1], f"a single-task job has one task type, not {' and '.join(kinds)}")])
 
 
 def update_from_2_0(stored: dict, new_settings: dict, fields_to_remove: list) -> tuple[dict, list]:
@@ -95,12 +99,7 @@ def update_from_2_0(stored: dict, new_settings: dict, fields_to_remove: list) ->
         field = (moved or removed)[0]
         raise SettingsInvalid([Problem(field, "a single-task job's update sets its task either at the top level "
                                               "or in a tasks array, not both")])
-    unknown = [kind for kind in kinds if kind not in TASK_TYPES]
-    if unknown:
-        raise SettingsInvalid([Problem(unknown[0], f"is not a task type; a single-task job sets one of "
-                                                   f"{', '.join(TASK_TYPES)}")])
-    if len(kinds) > 1:
-        raise SettingsInvalid([Problem(kinds[1], f"a single-task job has one task type, not {' and '.join(kinds)}")])
+    _check_one_known_task_type(kinds)
     replaced = {*removed, *(TASK_TYPES if kinds else ())}
     if any(name in moved for name in CLUSTER_CHOICE):  # the task runs on one cluster or the other
         replaced.update(CLUSTER_CHOICE)
