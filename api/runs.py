@@ -109,14 +109,18 @@ def cancel_runs(run_ids, message=None):
 def run_now(request, data, api_version):
     job = find_job(id_param(data, "job_id"))
     check(request.user, job.id, Action.RUN)
-    if api_version == "2.2":
-        refuse_legacy_parameters(data)
+    job_parameters = object_param(data, "job_parameters")
+    # Per-task-type parameters (python_params, notebook_params, ...) are Databricks' older way,
+    # still taken by every version for a job without job parameters; the two do not mix.
+    legacy_parameters = check_legacy_parameters(data)
+    if legacy_parameters and (job_parameters or job.settings.get("parameters")):
+        raise invalid(f"{next(iter(legacy_parameters))} cannot be used with job parameters: this job defines "
+                      "parameters, pass job_parameters instead")
     queue = object_param(data, "queue")
     run, _ = create_run(
         job,
-        job_parameters=object_param(data, "job_parameters"),
-        # 2.0 and 2.1, the versions older clients speak, still take per-task-type parameters.
-        legacy_parameters=check_legacy_parameters(data) if api_version != "2.2" else None,
+        job_parameters=job_parameters,
+        legacy_parameters=legacy_parameters,
         idempotency_token=idempotency_token(data),
         creator=request.user,
         queue_enabled=bool_param(queue, "enabled", default=None) if queue is not None else None,

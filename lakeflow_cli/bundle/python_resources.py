@@ -109,8 +109,29 @@ def _merge_output(config, output, locations):
             if key in mine and plain(mine[key]) == body:
                 continue
             at = locations.get(f"resources.{kind}.{key}") or where(mine, key)
-            mine.set(key, _located(body, at), at)
+            mine.set(key, _relocated(mine.get(key), body, at), at)
     return config
+
+
+def _relocated(old, new, at):
+    """``new`` where it differs from ``old``, located at ``at`` (the Python function that made
+    it); what a mutator left as it was keeps its own place, so a relative path written in a YAML
+    file stays relative to that file."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        result = Mapping(location=old.location or at)
+        for key, item in new.items():
+            if key in old and plain(old[key]) == item:
+                result.set(key, old[key], where(old, key))
+            else:
+                result.set(key, _relocated(old.get(key), item, at), at)
+        return result
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        result = Sequence(location=old.location or at)
+        for index, item in enumerate(new):
+            same = plain(old[index]) == item
+            result.add(old[index] if same else _relocated(old[index], item, at), where(old, index) if same else at)
+        return result
+    return _located(new, at)
 
 
 def _located(value, at):

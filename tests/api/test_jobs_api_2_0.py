@@ -144,8 +144,8 @@ def test_a_bad_2_0_update_of_a_single_task_job_is_refused_and_changes_nothing(v2
     assert shown["max_retries"] == 1 and shown["spark_python_task"]["python_file"] == "/x.py"
 
 
-@pytest.mark.parametrize("version", ["2.0", "2.1"])
-def test_run_now_takes_python_params_in_2_0_and_2_1(api, committed, echo_script, version):
+@pytest.mark.parametrize("version", ["2.0", "2.1", "2.2"])
+def test_run_now_takes_python_params_in_every_version(api, committed, echo_script, version):
     client = api.as_version(version)
     job_id = client.post_ok("jobs/create", {"name": "params", "tasks": [
         {"task_key": "echo", "spark_python_task": {"python_file": echo_script, "parameters": ["stored"]}}]})["job_id"]
@@ -159,12 +159,14 @@ def test_run_now_takes_python_params_in_2_0_and_2_1(api, committed, echo_script,
     assert "args x y z" in output["logs"]
 
 
-def test_run_now_in_2_2_still_refuses_per_task_type_parameters(api):
-    job_id = create_job(api)
+def test_run_now_refuses_per_task_type_parameters_for_a_job_with_job_parameters(api):
+    job_id = create_job(api, parameters=[{"name": "day", "default": "today"}])
 
     response = api.post("jobs/run-now", {"job_id": job_id, "python_params": ["x"]})
 
-    assert response.status_code == 400 and "job_parameters" in response.json()["message"]
+    assert response.status_code == 400
+    assert response.json()["message"] == ("python_params cannot be used with job parameters: this job defines "
+                                          "parameters, pass job_parameters instead")
 
 
 def test_run_now_refuses_legacy_parameters_of_the_wrong_type_naming_them(v20, held_broker):

@@ -57,7 +57,7 @@ def test_a_job_parameter_value_must_be_a_string(api):
 
 @pytest.mark.parametrize("legacy", [{"python_params": ["a"]}, {"notebook_params": {"a": "b"}}])
 def test_legacy_task_parameters_are_refused_in_favour_of_job_parameters(api, legacy):
-    job_id = create_job(api)
+    job_id = create_job(api, parameters=[{"name": "day", "default": "today"}])
     response = api.post("jobs/run-now", {"job_id": job_id, **legacy})
     assert response.status_code == 400
     assert "job_parameters" in response.json()["message"]

@@ -54,6 +54,33 @@ def test_python_resources_load_through_the_packages_build_entry_point(tmp_path):
     assert task["python_file"] == "/Workspace/Users/alice@example.com/.bundle/pyb/default/files/src/hello.py"
 
 
+def test_python_mutators_change_every_job_yaml_ones_too(tmp_path):
+    files = dict(PYTHON_BUNDLE)
+    files["databricks.yml"] = PYTHON_BUNDLE["databricks.yml"].replace(
+        '            - "resources:load_resources"\n',
+        '            - "resources:load_resources"\n          mutators:\n            - "mutators:tag_team"\n') + """
+        resources:
+          jobs:
+            yaml_job:
+              tasks: [{task_key: t, spark_python_task: {python_file: src/hello.py}}]
+    """
+    files["mutators.py"] = """
+        from dataclasses import replace
+
+        from databricks.bundles.core import Bundle, job_mutator
+        from databricks.bundles.jobs import Job
+
+
+        @job_mutator
+        def tag_team(bundle: Bundle, job: Job) -> Job:
+            return replace(job, tags={**(job.tags or {}), "team": "data", "target": bundle.target})
+    """
+    root = write_bundle(tmp_path, files)
+    prepared = prepare(root, None, user=ALICE, lookup=no_lookup)
+    for key in ("python_job", "yaml_job"):
+        assert plain(prepared.resources("jobs")[key])["tags"] == {"team": "data", "target": "default"}
+
+
 def test_an_error_in_python_resources_names_the_python_file(tmp_path):
     files = dict(PYTHON_BUNDLE)
     files["resources/__init__.py"] = "def load_resources():\n    raise RuntimeError('no jobs today')\n"

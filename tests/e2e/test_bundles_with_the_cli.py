@@ -219,11 +219,18 @@ def test_a_python_defined_bundle_deploys_and_runs(sqlite_server, tmp_path):
                     Task(task_key="hello", spark_python_task=SparkPythonTask(python_file="../src/hello.py"))]))
                 return resources
         """,
-        "src/hello.py": "print('hello from python-defined resources')\n",
+        "src/hello.py": "import sys\nprint('hello from python-defined resources', sys.argv[1:])\n",
     })
     lakeflow(sqlite_server, root, "deploy")
     ran = lakeflow(sqlite_server, root, "run", "greet")
     assert '"hello" SUCCESS' in ran.stdout and "Run " in ran.stdout
+    # --no-wait returns with the run's URL; after --, a job without parameters takes python_params.
+    started = lakeflow(sqlite_server, root, "run", "greet", "--no-wait", "--", "to", "you")
+    run_id = int(started.stdout.split("/runs/")[1].split("/")[0])
+    w = sqlite_server.client()
+    run = w.jobs.wait_get_run_job_terminated_or_skipped(run_id)
+    assert run.state.result_state.value == "SUCCESS"
+    assert "['to', 'you']" in w.jobs.get_run_output(run.tasks[0].run_id).logs
     lakeflow(sqlite_server, root, "destroy", "--auto-approve")
 
 
