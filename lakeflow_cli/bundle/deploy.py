@@ -36,7 +36,7 @@ def server_problems(server, prepared, state):
     jobs = prepared.resources("jobs")
     for key in jobs:
         settings = job_settings(prepared, key, metadata_path=metadata_path(prepared))
-        open_paths = [_dotted(path) for path, target in interpolate.deployed_references(settings)
+        open_paths = [interpolate.dotted(path) for path, target in interpolate.deployed_references(settings)
                       if (target[0], target[1], "id") not in ids]
         settings = interpolate.substitute_deployed(settings, ids)
         job_id = ids.get(("jobs", key, "id"))
@@ -48,13 +48,6 @@ def server_problems(server, prepared, state):
             problems.append(Problem(f"the server refuses job {key}: {problem['path']}: {problem['message']}",
                                     where(jobs[key], field), f"resources.jobs.{key}.{problem['path']}"))
     return problems
-
-
-def _dotted(path):
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
 
 
 def deploy(server, prepared, *, say, force_lock=False):

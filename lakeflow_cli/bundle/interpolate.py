@@ -74,7 +74,7 @@ class _Resolver:
             value = self._value(match.group(1), at, path, match.group(0))
             if isinstance(value, (dict, list)):
                 self.problems.append(Problem(f"cannot interpolate {match.group(0)}: it is a complex value and the "
-                                             "reference is part of a longer string", at, _dotted(path)))
+                                             "reference is part of a longer string", at, dotted(path)))
                 return match.group(0)
             if isinstance(value, bool):
                 return "true" if value else "false"
@@ -87,12 +87,12 @@ class _Resolver:
             return original
         if target in self.stack or path[:len(target)] == target:
             cycle = self.stack[self.stack.index(target):] if target in self.stack else [path]
-            chain = " -> ".join("${" + _dotted(p) + "}" for p in cycle + [target])
-            self.problems.append(Problem(f"cycle detected in field resolution: {chain}", at, _dotted(path)))
+            chain = " -> ".join("${" + dotted(p) + "}" for p in cycle + [target])
+            self.problems.append(Problem(f"cycle detected in field resolution: {chain}", at, dotted(path)))
             return original
         found, value = self._lookup(target)
         if not found:
-            self.problems.append(Problem(f"reference does not exist: {original}", at, _dotted(path)))
+            self.problems.append(Problem(f"reference does not exist: {original}", at, dotted(path)))
             return original
         if isinstance(value, str) and "${" in value:
             self.stack.append(target)
@@ -121,7 +121,8 @@ class _Resolver:
         return self._lookup(path)[1]
 
 
-def _dotted(path):
+def dotted(path):
+    """("tasks", 0, "task_key") -> tasks[0].task_key; a variable's value path reads var.x."""
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)

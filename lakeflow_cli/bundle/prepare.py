@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lakeflow_cli.bundle import artifacts, config as bundle_config, interpolate, modes, paths, python_resources
 from lakeflow_cli.bundle import variables, workspace
-from lakeflow_cli.bundle.located import where
+from lakeflow_cli.bundle.located import plain, where
 from lakeflow_cli.bundle.problems import BundleError, Problem, errors
 
 JOB_FIELDS_NOT_SENT = ("permissions",)  # the bundle's, applied through the Permissions API
@@ -195,8 +195,6 @@ def _order_problems(config):
 
 def job_settings(prepared, key, *, metadata_path):
     """What jobs/create or jobs/reset receives for the job ``key`` (deployed references still open)."""
-    from lakeflow_cli.bundle.located import plain
-
     body = plain(prepared.resources("jobs")[key])
     for name in JOB_FIELDS_NOT_SENT:
         body.pop(name, None)
@@ -211,8 +209,6 @@ def job_settings(prepared, key, *, metadata_path):
 def job_permissions(prepared, key):
     """The job's access control list: the bundle's top-level permissions (CAN_RUN meaning
     CAN_MANAGE_RUN on a job) then the job's own."""
-    from lakeflow_cli.bundle.located import plain
-
     levels = {"CAN_RUN": "CAN_MANAGE_RUN"}
     entries = [dict(e) for e in plain(prepared.config.get("permissions") or [])]
     entries += [dict(e) for e in plain(prepared.resources("jobs")[key].get("permissions") or [])]
