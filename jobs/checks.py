@@ -73,9 +73,22 @@ def check_settings_against_server(settings, job=None, user=None):
                                     f"{', '.join(sorted(warehouses))} (set LAKEFLOW_WAREHOUSES)"))
     problems += watched_directory_problems(settings)
     problems += git_url_problems(settings)
+    for check in _server_checks:
+        problems += check(settings)
     if problems:
         raise SettingsInvalid(problems)
     return settings
+
+
+_server_checks = []
+
+
+def server_check(check):
+    """Register check(settings) -> [Problem] as one more save-time check, for what another app
+    knows (the notification destinations a job names): jobs imports none of them."""
+    if check not in _server_checks:
+        _server_checks.append(check)
+    return check
 
 
 def run_as_problems(settings, user, current):

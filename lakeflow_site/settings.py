@@ -140,6 +140,27 @@ LAKEFLOW_WAREHOUSES = _warehouses(env_str("LAKEFLOW_WAREHOUSES", ""))
 # Lineage export: an OpenLineage endpoint (Marquez, DataHub, OpenMetadata) every attempt's events go to.
 LAKEFLOW_OPENLINEAGE_EXPORT_URL = env_str("LAKEFLOW_OPENLINEAGE_EXPORT_URL", "").rstrip("/")
 LAKEFLOW_OPENLINEAGE_EXPORT_API_KEY = env_str("LAKEFLOW_OPENLINEAGE_EXPORT_API_KEY", "")
+
+# Notifications (notifications/): each try of a delivery waits at most TIMEOUT for the receiver;
+# a failed try is retried after BACKOFF seconds, doubling (at most 10 minutes apart), until
+# RETRY_SECONDS after the event, then marked failed. THREADS senders per cluster node.
+LAKEFLOW_NOTIFICATION_TIMEOUT_SECONDS = env_float("LAKEFLOW_NOTIFICATION_TIMEOUT_SECONDS", 10.0)
+LAKEFLOW_NOTIFICATION_BACKOFF_SECONDS = env_float("LAKEFLOW_NOTIFICATION_BACKOFF_SECONDS", 10.0)
+LAKEFLOW_NOTIFICATION_RETRY_SECONDS = env_float("LAKEFLOW_NOTIFICATION_RETRY_SECONDS", 3600.0)
+LAKEFLOW_NOTIFICATION_THREADS = env_int("LAKEFLOW_NOTIFICATION_THREADS", 8)
+# PagerDuty destinations send Events API v2 here (a proxy or a test receiver may stand in).
+LAKEFLOW_PAGERDUTY_EVENTS_URL = env_str("LAKEFLOW_PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com/v2/enqueue")
+# Email notifications: Django's SMTP backend with Django's own names. No EMAIL_HOST: emails are
+# not sent, and each one says so on its run's page.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = LAKEFLOW_NOTIFICATION_TIMEOUT_SECONDS
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "lakeflow@localhost")
 # Tasks get DATABRICKS_HOST and a token of their run's run-as identity (valid while the attempt
 # runs, never admin). Tasks of other jobs under the same OS user can read a task's environment:
 # false keeps identities out of tasks on a server whose job authors do not trust each other.
@@ -196,6 +217,7 @@ INSTALLED_APPS = [
     "audit",
     "vault",
     "warehouses",
+    "notifications",
     "django_q",
     "axes",
 ]

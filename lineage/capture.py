@@ -15,8 +15,8 @@ from runs.models import TaskRun
 from runs.reactions import reacts_to
 
 
-def reported_data_access(data):
-    return bool(data.get("data_access"))
+def reported_data_access(event):
+    return bool((event.data or {}).get("data_access"))
 
 
 @reacts_to("task.finished", when=reported_data_access, atomic=False)

@@ -31,7 +31,7 @@ PRODUCER = "https://github.com/lakeflow-jobs/lakeflow#lakeflow"
 ENDED = {R.SUCCESS: "COMPLETE", R.SUCCESS_WITH_FAILURES: "COMPLETE", R.CANCELED: "ABORT"}
 
 
-def exporting(data=None):
+def exporting(event=None):
     return bool(settings.LAKEFLOW_OPENLINEAGE_EXPORT_URL)
 
 

@@ -164,6 +164,22 @@ def clock_step(step):
     return step
 
 
+_node_services = []
+
+
+def on_every_node(start):
+    """Register start(should_stop) to be called once in every node's clock process, leader or
+    standby (another app's long-running work, such as sending notifications)."""
+    if start not in _node_services:
+        _node_services.append(start)
+    return start
+
+
+def start_node_services(should_stop):
+    for start in _node_services:
+        start(should_stop)
+
+
 def run_clock_steps(now=None, slow=True):
     """One pass of every step; returns the work found. Tests call this with an injected now."""
     now = now or timezone.now()

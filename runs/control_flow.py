@@ -222,8 +222,8 @@ def settle_parent_task(event):
         settle_run_job_task(parent_id)
 
 
-def is_run_job_task(data):
-    return data.get("task_type") == "run_job_task"
+def is_run_job_task(event):
+    return (event.data or {}).get("task_type") == "run_job_task"
 
 
 @reacts_to("task.terminating", "task.finished", when=is_run_job_task, atomic=False)

@@ -6,9 +6,14 @@ from runs.models import RunEvent
 from runs.reactions import after_commit, has_durable_reactions
 
 
+def _with_pending_reactions(event):
+    event.reactions_pending = has_durable_reactions(event) or None
+    return event
+
+
 def record(run, event_type, task_run, at, **data):
-    event = RunEvent.objects.create(run=run, task_run=task_run, type=event_type, at=at, data=data,
-                                    reactions_pending=has_durable_reactions(event_type, data) or None)
+    event = _with_pending_reactions(RunEvent(run=run, task_run=task_run, type=event_type, at=at, data=data))
+    event.save(force_insert=True)
     after_commit([event])
     return event
 
@@ -16,8 +21,7 @@ def record(run, event_type, task_run, at, **data):
 def record_many(run, entries, at):
     """entries: [(event_type, task_run or None, data)], in record's order."""
     events = RunEvent.objects.bulk_create([
-        RunEvent(run=run, task_run=task_run, type=event_type, at=at, data=data,
-                 reactions_pending=has_durable_reactions(event_type, data) or None)
+        _with_pending_reactions(RunEvent(run=run, task_run=task_run, type=event_type, at=at, data=data))
         for event_type, task_run, data in entries])
     after_commit(events)
     return events

@@ -48,11 +48,11 @@ after a commit with pending reactions, the crash tests/e2e/test_reactions_after_
 class Registered:
     name: str
     react: object  # react(event) -> None
-    when: object = None  # when(event data) -> bool: the events it reacts to (None: all of the type)
+    when: object = None  # when(event) -> bool: the events it reacts to (None: all of the type)
     atomic: bool = True  # effects and mark in one transaction: exactly once
 
-    def wants(self, data):
-        return self.when is None or bool(self.when(data or {}))
+    def wants(self, event):
+        return self.when is None or bool(self.when(event))
 
 
 _durable: dict[str, list[Registered]] = {}
@@ -60,8 +60,10 @@ _live: list = []
 
 
 def reacts_to(*event_types, name=None, when=None, atomic=True):
-    """Register the decorated function as a durable reaction to these event types (those whose
-    data `when` accepts: an event no reaction wants is not marked pending at all)."""
+    """Register the decorated function as a durable reaction to these event types (those `when`
+    accepts: an event no reaction wants is not marked pending at all). `when(event)` sees the
+    event as it is being written (its run, task_run, type and data; no id yet), so it must not
+    need more than those and, being on every state change's path, should answer from memory."""
     def register(react):
         entry = Registered(name or f"{react.__module__}.{react.__qualname__}", react, when, atomic)
         for event_type in event_types:
@@ -79,8 +81,8 @@ def on_every_event(react):
     return react
 
 
-def has_durable_reactions(event_type, data=None):
-    return any(registered.wants(data) for registered in _durable.get(event_type, ()))
+def has_durable_reactions(event):
+    return any(registered.wants(event) for registered in _durable.get(event.type, ()))
 
 
 def after_commit(events):
@@ -124,7 +126,7 @@ def run_reactions(event_id):
         return True
     finished = True
     for registered in _durable.get(event.type, []):
-        if registered.wants(event.data):
+        if registered.wants(event):
             finished &= _run_once(event, registered)
     if finished:
         RunEvent.objects.filter(id=event.id).update(reactions_pending=None)

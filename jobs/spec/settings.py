@@ -24,6 +24,7 @@ from .environments import check_environments, check_task_environment
 from .dbt import check_dbt_task
 from .deployment import check_deployment
 from .git_source import check_git_source, check_task_sources
+from .notifications import check_notifications
 from .triggers import EXCLUSIVE_BLOCKS, check_triggers, with_trigger_defaults
 
 
@@ -59,14 +60,12 @@ TASK_DEFAULTS = {"run_if": "ALL_SUCCESS", "timeout_seconds": 0, "max_retries": 0
 # Fields this server stores and returns without reading them: only their JSON type (the SDK's)
 # is checked, so a job never holds a value that breaks a client reading it back.
 JOB_PASSTHROUGH = {
-    "email_notifications": "object", "webhook_notifications": "object", "notification_settings": "object",
-    "health": "object", "job_clusters": "objects",
+    "job_clusters": "objects",
     "environments": "objects", "budget_policy_id": "string", "usage_policy_id": "string",
     "duration_target": "string", "parent_path": "string",
 }
 TASK_PASSTHROUGH = {
-    "email_notifications": "object", "webhook_notifications": "object", "notification_settings": "object",
-    "health": "object", "new_cluster": "object", "libraries": "objects", "existing_cluster_id": "string",
+    "new_cluster": "object", "libraries": "objects", "existing_cluster_id": "string",
     "job_cluster_key": "string", "environment_key": "string", "compute": "object",
 }
 # The top-level fields of JobSettings and of a runs/submit body (databricks-sdk 0.167): anything
@@ -209,6 +208,7 @@ def _check_task_fields(c: Checker, task: dict, path: str, in_for_each: bool) -> 
     c.boolean(task, path, "disabled")
     c.string(task, path, "description")
     c.json_types(task, path, TASK_PASSTHROUGH)
+    check_notifications(c, task, path, task=True)
     env_key = c.string(task, path, "environment_variables_key")
     if env_key is not None and env_key not in c.env_keys:
         c.add(f"{path}.environment_variables_key", f"there is no environment_variables entry '{env_key}' in this job")
@@ -429,6 +429,7 @@ def _check_job_fields(c: Checker, data: dict, for_submit: bool) -> None:
             c.add("run_as", f"set exactly one of {', '.join(RUN_AS_KINDS)}"
                             + (f" (found {' and '.join(named)})" if named else ""))
     c.json_types(data, "", JOB_PASSTHROUGH)
+    check_notifications(c, data, "", task=False)
     check_deployment(c, data)
     check_git_source(c, data)
     _check_known_fields(c, data, for_submit)

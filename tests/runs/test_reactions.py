@@ -157,7 +157,7 @@ def test_a_run_the_engine_aborts_says_why_per_task_and_cancels_its_child_runs(al
 
 
 def test_an_event_no_reaction_wants_is_not_left_pending(alice, broker, test_reactions):
-    test_reactions.append(reactions.Registered("tests.picky", lambda event: None, when=lambda data: data.get("wanted")))
+    test_reactions.append(reactions.Registered("tests.picky", lambda event: None, when=lambda event: event.data.get("wanted")))
     run, _ = create_run(make_job(alice, [shell("t")]))
     unwanted = record(run, "test.happened", None, timezone.now(), wanted=False)
     wanted = record(run, "test.happened", None, timezone.now(), wanted=True)

@@ -2,7 +2,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from runs.clock import run_clock
+from runs.clock import run_clock, start_node_services
 from runs.environments import start_cleaning_environments
 
 
@@ -19,4 +19,5 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         start_cleaning_environments(lambda: bool(stopping))  # every node, leader or standby
+        start_node_services(lambda: bool(stopping))
         run_clock(lambda: bool(stopping))

@@ -1,0 +1,158 @@
+"""Sending notifications: every cluster node runs a sender beside its clock (runs/clock.py
+on_every_node), so deliveries go on while any node lives.
+
+A sender claims due Notification rows by compare-and-swap (state and tries unchanged since it
+looked, next_try_at moved to the end of its claim), hands them to a small thread pool, and marks
+each one SENT, RETRYING (with exponential backoff) or FAILED by compare-and-swap on its own claim,
+so a sender that lost its claim (it took longer than the claim: another node tried again) cannot
+overwrite the newer answer. A node killed mid-delivery leaves its claims to expire; another
+sender then tries again: at least once, with the same ``Lakeflow-Delivery-Id`` header (and
+PagerDuty dedup key), so a receiver can tell a repeat from a new alert.
+
+A receiver that hangs holds one thread for at most LAKEFLOW_NOTIFICATION_TIMEOUT_SECONDS, and at
+most PER_RECIPIENT_IN_FLIGHT threads at once: it delays neither runs (which never wait for a
+notification) nor the deliveries to everyone else.
+"""
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from notifications.models import Notification
+from notifications.senders import DeliveryFailed, send
+
+log = logging.getLogger(__name__)
+
+S = Notification.State
+POLL_SECONDS = 0.5
+PER_RECIPIENT_IN_FLIGHT = 2
+MAX_ANSWER_CHARS = 2000
+FAULT_BEFORE_SENDING = "LAKEFLOW_FAULT_BEFORE_SENDING"
+"""Tests only: a sender process with this set SIGKILLs its process group (a cluster node) right
+after claiming a notification, before sending it (tests/e2e: a node killed mid-delivery)."""
+
+
+def claim_seconds():
+    return 2 * settings.LAKEFLOW_NOTIFICATION_TIMEOUT_SECONDS + 5
+
+
+def backoff(tries):
+    """Seconds before try number tries + 1: doubling from the base, at most ten minutes."""
+    return min(settings.LAKEFLOW_NOTIFICATION_BACKOFF_SECONDS * 2 ** max(tries - 1, 0), 600.0)
+
+
+def claim_due(now, limit, node, busy=()):
+    """Up to ``limit`` due notifications, claimed for this sender; ``busy``: recipients to skip."""
+    claimed = []
+    due = (Notification.objects.filter(next_try_at__lte=now).exclude(recipient__in=list(busy))
+           .order_by("next_try_at", "id").only("id", "state", "tries", "recipient")[:limit * 4])
+    for row in due:
+        if len(claimed) >= limit:
+            break
+        until = now + timedelta(seconds=claim_seconds())
+        if Notification.objects.filter(id=row.id, state=row.state, tries=row.tries, next_try_at__lte=now).update(
+                state=S.SENDING, tries=row.tries + 1, next_try_at=until, claimed_by=node):
+            claimed.append(row.id)
+    return claimed
+
+
+def deliver(notification_id, node):
+    """One try of one claimed notification; its new state."""
+    row = Notification.objects.select_related("destination").get(id=notification_id)
+    if row.state != S.SENDING or row.claimed_by != node:
+        return row.state
+    if os.environ.get(FAULT_BEFORE_SENDING):
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    mine = Notification.objects.filter(id=row.id, state=S.SENDING, tries=row.tries, claimed_by=node)
+    try:
+        answer = send(row)
+    except Exception as exc:
+        now = timezone.now()
+        permanent = isinstance(exc, DeliveryFailed) and exc.permanent
+        answer = getattr(exc, "answer", "") or ""
+        give_up_at = row.created_at + timedelta(seconds=settings.LAKEFLOW_NOTIFICATION_RETRY_SECONDS)
+        retry_at = now + timedelta(seconds=backoff(row.tries))
+        failed = permanent or retry_at > give_up_at
+        error = str(exc) if isinstance(exc, DeliveryFailed) else f"{type(exc).__name__}: {exc}"
+        if failed and not permanent:
+            error = f"{error} (gave up after {row.tries} tries)"
+        mine.update(state=S.FAILED if failed else S.RETRYING, next_try_at=None if failed else retry_at,
+                    answer=str(answer)[:MAX_ANSWER_CHARS], error=error[:MAX_ANSWER_CHARS])
+        log.warning("notification %s to %s: try %s failed: %s", row.id, row.recipient, row.tries, error)
+        return S.FAILED if failed else S.RETRYING
+    mine.update(state=S.SENT, next_try_at=None, sent_at=timezone.now(), answer=str(answer or "")[:MAX_ANSWER_CHARS],
+                error="")
+    return S.SENT
+
+
+def deliver_due(now=None, node="inline"):
+    """One pass in this thread: claim what is due and send it (tests, and a step without threads)."""
+    now = now or timezone.now()
+    return [deliver(notification_id, node) for notification_id in claim_due(now, 100, node)]
+
+
+class Sender:
+    """The pump of one node: claims what is due while it has free threads."""
+
+    def __init__(self, node=None, threads=None):
+        self.node = node or f"{socket.gethostname()}:{os.getpid()}"
+        self.threads = threads or settings.LAKEFLOW_NOTIFICATION_THREADS
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="notify")
+        self.lock = threading.Lock()
+        self.in_flight = {}  # notification id -> recipient
+
+    def pass_once(self):
+        with self.lock:
+            free = self.threads - len(self.in_flight)
+            counts = {}
+            for recipient in self.in_flight.values():
+                counts[recipient] = counts.get(recipient, 0) + 1
+            busy = [r for r, n in counts.items() if n >= PER_RECIPIENT_IN_FLIGHT]
+        if free <= 0:
+            return 0
+        claimed = claim_due(timezone.now(), free, self.node, busy)
+        for notification_id in claimed:
+            recipient = Notification.objects.filter(id=notification_id).values_list("recipient", flat=True).first()
+            with self.lock:
+                self.in_flight[notification_id] = recipient
+            self.pool.submit(self._deliver, notification_id)
+        return len(claimed)
+
+    def _deliver(self, notification_id):
+        try:
+            deliver(notification_id, self.node)
+        except Exception:  # the claim expires and another try follows
+            log.exception("notification %s could not be delivered", notification_id)
+        finally:
+            close_old_connections()
+            with self.lock:
+                self.in_flight.pop(notification_id, None)
+
+    def run(self, should_stop):
+        while not should_stop():
+            try:
+                found = self.pass_once()
+            except Exception:  # a database restart must not end the sender
+                log.exception("notification sender pass failed")
+                close_old_connections()
+                found = 0
+            if not found:
+                time.sleep(POLL_SECONDS)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def start_sending(should_stop):
+    """This node's sender, in a daemon thread (runs/clock.py on_every_node)."""
+    thread = threading.Thread(target=Sender().run, args=(should_stop,), name="notification-sender", daemon=True)
+    thread.start()
+    return thread
+

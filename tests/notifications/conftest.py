@@ -1,0 +1,1 @@
+from tests.runs.conftest import alice, broker  # noqa: F401 (fixtures)
