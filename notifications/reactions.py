@@ -62,15 +62,15 @@ def queue_notifications(event):
     for recipient in wanted:
         kind, _, value = recipient.partition(":")
         destination = destinations.get(value) if kind == "destination" else None
-        rows.append(Notification(
-            run=run, task_key=task_key, event=notification_event,
-            cause=cause_key(notification_event, task_key, occasion), recipient=recipient,
-            destination=destination, channel=destination.destination_type if destination else "EMAIL",
-            facts=facts, next_try_at=event.at, created_at=event.at,
-            # A destination deleted since the job was saved: kept visible, never sent.
-            **({} if kind == "email" or destination else
-               {"state": Notification.State.FAILED, "next_try_at": None,
-                "error": f"the notification destination {value} no longer exists"})))
+        row = Notification(run=run, task_key=task_key, event=notification_event,
+                           cause=cause_key(notification_event, task_key, occasion), recipient=recipient,
+                           destination=destination,
+                           channel=destination.destination_type if destination else ("EMAIL" if kind == "email" else ""),
+                           facts=facts, next_try_at=event.at, created_at=event.at)
+        if kind == "destination" and destination is None:  # deleted since the job was saved: visible, never sent
+            row.state, row.next_try_at = Notification.State.FAILED, None
+            row.error = f"the notification destination {value} no longer exists"
+        rows.append(row)
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
 
 

@@ -93,3 +93,85 @@ def test_the_last_failed_attempt_alerts_and_every_attempt_alerts_when_asked(alic
     finish_all(run, R.FAILED)
     alerts = sorted(Notification.objects.filter(run=run).values_list("task_key", flat=True))
     assert alerts == ["loud", "loud", "quiet"]
+
+
+def test_a_repair_alerts_like_a_run_and_a_redelivered_event_alerts_no_more(alice, broker, receiver):
+    from runs.reactions import run_reactions
+    from runs.models import Reaction, RunEvent
+    from runs.repair import repair_run
+
+    hook = webhook(receiver.url)
+    job = make_job(alice, [shell("t")], webhook_notifications={"on_start": [{"id": hook.id}],
+                                                              "on_failure": [{"id": hook.id}],
+                                                              "on_success": [{"id": hook.id}]})
+    run, _ = create_run(job)
+    finish_all(run, R.FAILED)
+    repair_run(run.id, rerun_tasks=["t"])
+    finish_all(run, R.SUCCESS)
+
+    rows = Notification.objects.filter(run=run).order_by("id")
+    assert [(n.event, n.cause) for n in rows] == [
+        ("on_start", "job:on_start:run"), ("on_failure", "job:on_failure:run"),
+        (f"on_start", f"job:on_start:repair-{run.repairs.get().id}"),
+        ("on_success", f"job:on_success:repair-{run.repairs.get().id}")]
+    # The reaction running again (a sweep after a crash, another node) adds nothing.
+    finished = RunEvent.objects.filter(run=run, type="run.finished").first()
+    Reaction.objects.filter(event=finished).delete()
+    RunEvent.objects.filter(id=finished.id).update(reactions_pending=True)
+    assert run_reactions(finished.id)
+    assert Notification.objects.filter(run=run).count() == 4
+    assert deliver_due() == ["SENT"] * 4
+    assert [r[1]["event_type"] for r in receiver.received] == [
+        "jobs.on_start", "jobs.on_failure", "jobs.on_start", "jobs.on_success"]
+
+
+def test_a_run_canceled_by_its_job_timeout_alerts_as_a_failure_naming_the_timeout(alice, broker):
+    from runs.dispatch import cancel_run
+    from runs.engine.states import CancelReason
+
+    job = make_job(alice, [shell("t")], timeout_seconds=30,
+                   email_notifications={"on_failure": ["ops@example.com"]})
+    run, _ = create_run(job)
+    [attempt] = TaskRun.objects.filter(run=run)
+    claim_attempt(attempt.id)
+    cancel_run(run.id, reason=CancelReason.TIMEOUT)
+    finish_attempt(attempt.id, attempt_ended(R.CANCELED))
+
+    row = Notification.objects.get(run=run, event="on_failure")
+    assert (row.recipient, row.channel, row.facts["result_state"]) == ("email:ops@example.com", "EMAIL", "TIMEDOUT")
+    assert row.facts["message"] == "Timed out: the run took longer than the job's timeout_seconds (30 s)"
+
+
+def test_a_destination_deleted_after_the_job_was_saved_fails_visibly_and_is_never_tried(alice, broker, receiver):
+    hook = webhook(receiver.url)
+    job = make_job(alice, [shell("t")], webhook_notifications={"on_failure": [{"id": hook.id}]})
+    hook.delete()
+    run, _ = create_run(job)
+    finish_all(run, R.FAILED)
+    row = Notification.objects.get(run=run)
+    assert (row.state, row.next_try_at) == ("FAILED", None)
+    assert "no longer exists" in row.error
+    assert deliver_due() == [] and receiver.received == []
+
+
+def test_task_notifications_tell_the_task_and_the_parent_run(alice, broker, receiver):
+    hook = webhook(receiver.url)
+    job = make_job(alice, [shell("t", webhook_notifications={"on_start": [{"id": hook.id}]})])
+    run, _ = create_run(job)
+    [attempt] = TaskRun.objects.filter(run=run)
+    claim_attempt(attempt.id)
+    assert deliver_due() == ["SENT"]
+    assert receiver.received[0][1] == {"event_type": "jobs.on_start", "workspace_id": "0",
+                                       "task": {"task_key": "t"},
+                                       "run": {"run_id": str(attempt.id), "parent_run_id": str(run.id)},
+                                       "job": {"job_id": str(job.id), "name": "job"}}
+
+
+def test_a_job_without_notifications_leaves_its_events_without_pending_reactions(alice, broker):
+    from runs.models import RunEvent
+
+    run, _ = create_run(make_job(alice, [shell("t")]))
+    finish_all(run, R.SUCCESS)
+    started = RunEvent.objects.get(run=run, type="task.running")
+    assert started.reactions_pending is None
+    assert not Notification.objects.exists()
