@@ -50,54 +50,73 @@ def backoff(tries):
     return min(settings.LAKEFLOW_NOTIFICATION_BACKOFF_SECONDS * 2 ** max(tries - 1, 0), 600.0)
 
 
-def claim_due(now, limit, node, busy=()):
-    """Up to ``limit`` due notifications, claimed for this sender; ``busy``: recipients to skip."""
+def claim_due(now, limit, node, in_flight=None):
+    """Up to ``limit`` due notifications, claimed for this sender. ``in_flight``: recipient ->
+    how many this sender is sending now; given, no recipient gets more than
+    PER_RECIPIENT_IN_FLIGHT (counting the ones claimed here)."""
     claimed = []
-    due = (Notification.objects.filter(next_try_at__lte=now).exclude(recipient__in=list(busy))
+    counts = dict(in_flight) if in_flight is not None else None
+    busy = [r for r, n in (counts or {}).items() if n >= PER_RECIPIENT_IN_FLIGHT]
+    due = (Notification.objects.filter(next_try_at__lte=now).exclude(recipient__in=busy)
            .order_by("next_try_at", "id").only("id", "state", "tries", "recipient")[:limit * 4])
     for row in due:
         if len(claimed) >= limit:
             break
+        if counts is not None and counts.get(row.recipient, 0) >= PER_RECIPIENT_IN_FLIGHT:
+            continue
         until = now + timedelta(seconds=claim_seconds())
         if Notification.objects.filter(id=row.id, state=row.state, tries=row.tries, next_try_at__lte=now).update(
                 state=S.SENDING, tries=row.tries + 1, next_try_at=until, claimed_by=node):
             claimed.append(row.id)
+            if counts is not None:
+                counts[row.recipient] = counts.get(row.recipient, 0) + 1
     return claimed
 
 
-def deliver(notification_id, node):
-    """One try of one claimed notification; its new state."""
+def deliver(notification_id, node, now=None):
+    """One try of one claimed notification; the state it is in afterwards. ``now``: when the
+    try ended (tests inject it; by default the clock's time after sending)."""
     row = Notification.objects.select_related("destination").get(id=notification_id)
     if row.state != S.SENDING or row.claimed_by != node:
         return row.state
     if os.environ.get(FAULT_BEFORE_SENDING):
         os.killpg(os.getpgrp(), signal.SIGKILL)
-    mine = Notification.objects.filter(id=row.id, state=S.SENDING, tries=row.tries, claimed_by=node)
     try:
         answer = send(row)
     except Exception as exc:
-        now = timezone.now()
+        ended = now or timezone.now()
         permanent = isinstance(exc, DeliveryFailed) and exc.permanent
         answer = getattr(exc, "answer", "") or ""
         give_up_at = row.created_at + timedelta(seconds=settings.LAKEFLOW_NOTIFICATION_RETRY_SECONDS)
-        retry_at = now + timedelta(seconds=backoff(row.tries))
+        retry_at = ended + timedelta(seconds=backoff(row.tries))
         failed = permanent or retry_at > give_up_at
         error = str(exc) if isinstance(exc, DeliveryFailed) else f"{type(exc).__name__}: {exc}"
         if failed and not permanent:
             error = f"{error} (gave up after {row.tries} tries)"
-        mine.update(state=S.FAILED if failed else S.RETRYING, next_try_at=None if failed else retry_at,
-                    answer=str(answer)[:MAX_ANSWER_CHARS], error=error[:MAX_ANSWER_CHARS])
+        state = S.FAILED if failed else S.RETRYING
+        written = _finish(row, node, state=state, next_try_at=None if failed else retry_at,
+                          answer=str(answer)[:MAX_ANSWER_CHARS], error=error[:MAX_ANSWER_CHARS])
         log.warning("notification %s to %s: try %s failed: %s", row.id, row.recipient, row.tries, error)
-        return S.FAILED if failed else S.RETRYING
-    mine.update(state=S.SENT, next_try_at=None, sent_at=timezone.now(), answer=str(answer or "")[:MAX_ANSWER_CHARS],
-                error="")
-    return S.SENT
+        return written
+    return _finish(row, node, state=S.SENT, next_try_at=None, sent_at=now or timezone.now(),
+                   answer=str(answer or "")[:MAX_ANSWER_CHARS], error="")
+
+
+def _finish(row, node, **outcome):
+    """Write a try's outcome if this sender still holds the claim (compare-and-swap on its try
+    and name): a sender whose claim expired and was taken over cannot overwrite the newer try.
+    The notification's state afterwards."""
+    if Notification.objects.filter(id=row.id, state=S.SENDING, tries=row.tries, claimed_by=node).update(**outcome):
+        return outcome["state"]
+    log.warning("notification %s: try %s by %s ended after its claim was taken over; its outcome (%s) is dropped",
+                row.id, row.tries, node, outcome["state"])
+    return Notification.objects.filter(id=row.id).values_list("state", flat=True).first()
 
 
 def deliver_due(now=None, node="inline"):
     """One pass in this thread: claim what is due and send it (tests, and a step without threads)."""
-    now = now or timezone.now()
-    return [deliver(notification_id, node) for notification_id in claim_due(now, 100, node)]
+    claimed = claim_due(now or timezone.now(), 100, node)
+    return [deliver(notification_id, node, now) for notification_id in claimed]
 
 
 class Sender:
@@ -116,10 +135,9 @@ class Sender:
             counts = {}
             for recipient in self.in_flight.values():
                 counts[recipient] = counts.get(recipient, 0) + 1
-            busy = [r for r, n in counts.items() if n >= PER_RECIPIENT_IN_FLIGHT]
         if free <= 0:
             return 0
-        claimed = claim_due(timezone.now(), free, self.node, busy)
+        claimed = claim_due(timezone.now(), free, self.node, counts)
         for notification_id in claimed:
             recipient = Notification.objects.filter(id=notification_id).values_list("recipient", flat=True).first()
             with self.lock:

@@ -157,3 +157,8 @@ class SmtpReceiver:
 
     def __exit__(self, *exc):
         self.controller.stop()
+
+
+def wait_until(condition, timeout=60, what="the condition"):
+    """``condition()``'s first truthy value, looked for every 50 ms, or AssertionError after ``timeout``."""
+    return _wait(condition, timeout, what)

@@ -112,7 +112,7 @@ def test_a_repair_alerts_like_a_run_and_a_redelivered_event_alerts_no_more(alice
     rows = Notification.objects.filter(run=run).order_by("id")
     assert [(n.event, n.cause) for n in rows] == [
         ("on_start", "job:on_start:run"), ("on_failure", "job:on_failure:run"),
-        (f"on_start", f"job:on_start:repair-{run.repairs.get().id}"),
+        ("on_start", f"job:on_start:repair-{run.repairs.get().id}"),
         ("on_success", f"job:on_success:repair-{run.repairs.get().id}")]
     # The reaction running again (a sweep after a crash, another node) adds nothing.
     finished = RunEvent.objects.filter(run=run, type="run.finished").first()

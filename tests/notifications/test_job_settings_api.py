@@ -2,7 +2,10 @@
 ones with 400 INVALID_PARAMETER_VALUE naming the field; the SDK's shapes round-trip."""
 
 from notifications.models import Destination
-from tests.api.conftest import alice, api, create_job, shell_task  # noqa: F401 (fixtures)
+from tests.api import conftest as api_fixtures
+from tests.api.conftest import create_job, shell_task
+
+alice, api = api_fixtures.alice, api_fixtures.api  # the API tests' fixtures
 
 
 def refusal(api, **settings):
