@@ -1,22 +1,28 @@
 """The job authoring forms: JobSettings shown as a job form plus one form per task, turned back
 into JobSettings, and the validator's problems placed next to the fields they concern.
 
-The forms model the common fields. Everything else (job clusters, notifications, a task's
-libraries, a notebook's source, ...) is carried over from the settings being edited, so
-loading a job and saving it unchanged gives back the same settings.
+The forms model the common fields, notifications and health rules included. Everything else
+(job clusters, a task's libraries, a notebook's source, on_maintenance_* lists, ...) is carried
+over from the settings being edited, so loading a job and saving it unchanged gives back the
+same settings.
 """
 
 import copy
 
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Layout
+from crispy_forms.utils import TEMPLATE_PACK
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.template.defaultfilters import pluralize
+from django.utils.html import format_html
 
+from jobs.spec.notifications import JOB_MUTES, MAX_WEBHOOKS_PER_EVENT, TASK_MUTES
 from jobs.spec.settings import CONDITION_OPS, MAX_TASKS, RUN_IF, TASK_DEFAULTS, TASK_TYPES, task_type_of
 from jobs.spec.triggers import PERIODIC_UNITS, SUPPORTED_TRIGGERS, TIMERS, UNSUPPORTED_TRIGGERS, trigger_block
-from jobs.form_fields import COMMON_TASK_FIELDS, SQL_KIND_FIELDS, TRIGGER_FIELDS, TYPE_FIELDS
+from jobs.form_fields import (ABSENT, COMMON_TASK_FIELDS, DESTINATION_FIELDS, EMAIL_FIELDS, HEALTH_FIELDS,
+                              SQL_KIND_FIELDS, TRIGGER_FIELDS, TYPE_FIELDS, destination_choices, put)
+from jobs.form_notifications import NotificationFields, notification_initial, put_notifications
 from jobs.form_problems import place_problems
 from jobs.settings_text import settings_from_text
 from jobs.text_fields import DependsOnField, JobParametersField, JsonObjectField, LinesField, PairsField
@@ -40,6 +46,25 @@ def _card(title, *fields, css="mb-3"):
                Div(*fields, css_class="card-body"), css_class=f"card shadow-sm {css}")
 
 
+class _Details(Div):
+    """Fields folded under a summary, unfolded when one of them is set or has a problem."""
+
+    def __init__(self, summary, *fields, names=()):
+        super().__init__(*fields)
+        self.summary, self.names = summary, names
+
+    def render(self, form, context, template_pack=TEMPLATE_PACK, **kwargs):
+        inner = self.get_rendered_fields(form, context, template_pack, **kwargs)
+        unfold = any(form[name].errors or _unset(form[name].value()) != _unset(form.fields[name].initial)
+                     for name in self.names)
+        return format_html('<details class="notifications mt-3"{}><summary class="fw-semibold mb-2">{}</summary>'
+                           '{}</details>', " open" if unfold else "", self.summary, inner)
+
+
+def _unset(value):
+    return None if value in (None, "", [], False) else value
+
+
 def _helper(layout, error_title=None):
     helper = FormHelper()
     if error_title:
@@ -48,6 +73,23 @@ def _helper(layout, error_title=None):
     helper.disable_csrf = True
     helper.layout = layout
     return helper
+
+
+# --- notifications and health, on the job and on each task -----------------------------
+
+NOTIFICATIONS_HELP = ('<p class="form-text mt-0">Email addresses are separated by commas or new lines. Destinations '
+                      'are the ones a workspace admin defines under Notifications: at most '
+                      f'{MAX_WEBHOOKS_PER_EVENT} per event; Ctrl- or ⌘-click picks more than one.</p>')
+BACKLOG_HELP = ('<p class="form-text mb-1">Streaming backlog thresholds (optional), compared with the figures a task '
+                'reports as task values of those names, e.g. <code>STREAMING_BACKLOG_RECORDS</code>.</p>')
+
+
+def notifications_layout(mutes):
+    backlog = [name for name in HEALTH_FIELDS if name != "duration_warning_seconds"]
+    return (HTML(NOTIFICATIONS_HELP), "notifications_on_form",
+            *(_row(email, destinations, widths=[7, 5])
+              for email, destinations in zip(EMAIL_FIELDS, DESTINATION_FIELDS)),
+            *mutes, _row("duration_warning_seconds", widths=[6]), HTML(BACKLOG_HELP), _row(*backlog))
 
 
 # --- the job ----------------------------------------------------------------------------
@@ -60,7 +102,8 @@ TRIGGER_BLOCK = {"schedule": "schedule", "continuous": "continuous",
 PAUSABLE = " ".join(TRIGGER_BLOCK)
 
 
-class JobForm(forms.Form):
+class JobForm(NotificationFields, forms.Form):
+    mutes = JOB_MUTES
     use_required_attribute = False  # the server validates, exactly as the API does
 
     name = forms.CharField(required=False, widget=forms.TextInput(attrs={"placeholder": "Untitled"}))
@@ -110,6 +153,7 @@ class JobForm(forms.Form):
               _when("trigger_kind", "file_arrival table_update", _row(*TIMERS)),
               _when("trigger_kind", PAUSABLE, "paused")),
         _card("Run settings", _row("max_concurrent_runs", "timeout_seconds"), "queue_enabled"),
+        _card("Notifications and health", *notifications_layout(JOB_MUTES)),
     ), error_title="The job was not saved")
 
     def clean(self):
@@ -128,6 +172,7 @@ def job_initial(settings):
         "max_concurrent_runs": settings.get("max_concurrent_runs", 1),
         "queue_enabled": (settings.get("queue") or {}).get("enabled", True),
         "timeout_seconds": settings.get("timeout_seconds", 0),
+        **notification_initial(settings, JOB_MUTES),
     }
     found = trigger_block(settings)
     if found:
@@ -164,7 +209,8 @@ def _code(rows=3):
     return forms.Textarea(attrs={"rows": rows, "class": "font-monospace", "spellcheck": "false"})
 
 
-class TaskForm(forms.Form):
+class TaskForm(NotificationFields, forms.Form):
+    mutes = TASK_MUTES
     use_required_attribute = False
 
     # The task as it was loaded: what the form does not model is kept from here.
@@ -251,6 +297,8 @@ class TaskForm(forms.Form):
             _row("depends_on", "run_if", widths=[8, 4]),
             _row("max_retries", "min_retry_interval_millis", "timeout_seconds"),
             "retry_on_timeout", "description",
+            _Details("Notifications and health", *notifications_layout(TASK_MUTES),
+                     names=[*EMAIL_FIELDS, *DESTINATION_FIELDS, *TASK_MUTES, *HEALTH_FIELDS]),
             css_class="card-body"),
         css_class="card task-card shadow-sm mb-3")))
 
@@ -274,11 +322,13 @@ class TaskForm(forms.Form):
         data = self.cleaned_data
         task = copy.deepcopy(data.get("original") or {})
         for name in COMMON_TASK_FIELDS:
-            _put(task, name, data.get(name), TASK_DEFAULTS.get(name, _ABSENT))
+            put(task, name, data.get(name), TASK_DEFAULTS.get(name, ABSENT))
         kind = data.get("task_type")
         for other in TASK_TYPES:
             if other != kind:
                 task.pop(other, None)
+        if data.get("notifications_on_form"):
+            put_notifications(task, data, TASK_MUTES)
         if kind:
             block = task[kind] if isinstance(task.get(kind), dict) else {}
             if kind == "sql_task":
@@ -296,6 +346,7 @@ def task_initial(task):
     initial = {"original": task, "task_type": kind,
                **{name: task.get(name, TASK_DEFAULTS.get(name, "")) for name in COMMON_TASK_FIELDS}}
     initial["depends_on"] = task.get("depends_on") or []
+    initial.update(notification_initial(task, TASK_MUTES))
     for name, key in TYPE_FIELDS.get(kind, {}).items():
         initial[name] = _get_path(block, key)
     if kind == "sql_task":
@@ -316,22 +367,6 @@ TaskFormSet = forms.formset_factory(TaskForm, formset=BaseTaskFormSet, extra=0,
 
 # --- settings <- form values ------------------------------------------------------------
 
-_ABSENT = object()
-
-
-def _is_blank(value):
-    return value is None or value == "" or value == [] or value == {}
-
-
-def _put(target, key, value, default=_ABSENT, keep_blank=False):
-    """Write a form value into settings so that an unchanged form changes nothing: a blank value
-    removes the key (unless it was blank already), a default is not added where it was absent."""
-    if _is_blank(value) and not keep_blank:
-        if not (key in target and _is_blank(target[key])):
-            target.pop(key, None)
-    elif not (value == default and key not in target):
-        target[key] = value
-
 
 def _dict_at(parent, key):
     """parent[key] as a dict to write into, made empty if it is not one."""
@@ -344,7 +379,7 @@ def _put_path(block, dotted, value, keep_blank=False):
     *parents, key = dotted.split(".")
     for parent in parents:
         block = _dict_at(block, parent)
-    _put(block, key, value, keep_blank=keep_blank)
+    put(block, key, value, keep_blank=keep_blank)
 
 
 def _get_path(block, dotted):
@@ -367,7 +402,7 @@ def _put_trigger(settings, data):
             block.pop(other, None)
         target = _dict_at(block, name)
     for field, key in TRIGGER_FIELDS[kind].items():
-        _put(target, key, data.get(field), default="ANY_UPDATED" if key == "condition" else _ABSENT)
+        put(target, key, data.get(field), default="ANY_UPDATED" if key == "condition" else ABSENT)
     block["pause_status"] = "PAUSED" if data.get("paused") else "UNPAUSED"
 
 
@@ -376,24 +411,28 @@ def job_settings(job_form, task_forms, current):
     settings = copy.deepcopy(current)
     data = job_form.cleaned_data
     for name in ("name", "description", "tags", "parameters", "max_concurrent_runs", "timeout_seconds"):
-        _put(settings, name, data.get(name))
+        put(settings, name, data.get(name))
     queue = settings["queue"] if isinstance(settings.get("queue"), dict) else {}
     settings["queue"] = {**queue, "enabled": bool(data.get("queue_enabled"))}
     _put_trigger(settings, data)
-    _put(settings, "tasks", [form.task() for form in task_forms])
+    if data.get("notifications_on_form"):
+        put_notifications(settings, data, JOB_MUTES)
+    put(settings, "tasks", [form.task() for form in task_forms])
     return settings
 
 
 class JobEditor:
     """The job form and its task forms, loaded from JobSettings and saved as JobSettings."""
 
-    def __init__(self, current, data=None):
+    def __init__(self, current, data=None, destinations=None):
         self.current = current
         tasks = current.get("tasks") if isinstance(current.get("tasks"), list) else []
         # A new job starts with one blank task; a job saved without tasks shows none.
         initial = [task_initial(task) for task in tasks] if current else [{}]
-        self.job_form = JobForm(data, initial=job_initial(current))
-        self.tasks = TaskFormSet(data, initial=None if data is not None else initial, prefix="tasks")
+        destinations = destination_choices() if destinations is None else destinations
+        self.job_form = JobForm(data, initial=job_initial(current), destinations=destinations)
+        self.tasks = TaskFormSet(data, initial=None if data is not None else initial, prefix="tasks",
+                                 form_kwargs={"destinations": destinations})
 
     def is_valid(self):
         valid = self.job_form.is_valid() & self.tasks.is_valid()  # both, so every error shows at once
@@ -405,7 +444,7 @@ class JobEditor:
         return job_settings(self.job_form, self.tasks.forms, self.current)
 
     def show_problems(self, problems):
-        self._summarize(place_problems(problems, self.job_form, self.tasks.forms))
+        self._summarize(place_problems(problems, self.job_form, self.tasks.forms, self.settings()))
 
     def _summarize(self, unplaced):
         marked = sum(len(errors) for form in (self.job_form, *self.tasks.forms)

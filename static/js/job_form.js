@@ -1,5 +1,6 @@
 /* The job form (templates/jobs/edit.html): task cards that can be added, removed and reordered,
-   the fields of the chosen task type and trigger, and a task-graph preview drawn as SVG.
+   the fields of the chosen task type and trigger, a task-graph preview drawn as SVG, and a note
+   on a destination picker with too many chosen.
    The server validates everything; the warnings here only help while typing. */
 (() => {
   "use strict";
@@ -248,8 +249,24 @@
       ...hints.map((text) => item(text, "text-secondary")));
   }
 
+  // A destination picker holds at most data-max-chosen (the server refuses more, on save).
+  function checkDestinationCounts() {
+    form.querySelectorAll("select[data-max-chosen]").forEach((select) => {
+      const max = Number(select.dataset.maxChosen);
+      const tooMany = select.selectedOptions.length > max;
+      let note = select.parentElement.querySelector(".too-many-destinations");
+      if (tooMany && !note) {
+        note = document.createElement("div");
+        note.className = "too-many-destinations invalid-feedback d-block";
+        select.insertAdjacentElement("afterend", note);
+      }
+      if (note) note.textContent = tooMany ? `At most ${max} destinations per event.` : "";
+    });
+  }
+
   function refresh() {
     applyConditions();
+    checkDestinationCounts();
     const tasks = readTasks();
     updateHeaders(tasks);
     updateDependencyPicks(tasks);
