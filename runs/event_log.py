@@ -27,6 +27,7 @@ def describe(event_type, data):
         "task.finished": f"{task} ended {result}" + (f": {why}" if why else ""),
         "task.iterations_created": f"{task}: {why}" if why else f"{task}: iterations created",
         "task.child_run_started": f"{task} started run {data.get('child_run_id')} of job {data.get('child_job_id')}",
+        "run.health_warning": f"Health warning: {why}" if why else f"Health warning: {warning_label(data)}",
     }.get(event_type)
     return said or f"{event_type} {data}"
 
@@ -40,3 +41,35 @@ def event_rows(run, task_run=None):
     return [{"id": row["id"], "at": row["at"], "type": row["type"], "task_run_id": row["task_run_id"],
              "task_key": (row["data"] or {}).get("task_key", ""), "text": describe(row["type"], row["data"] or {})}
             for row in rows]
+
+
+HEALTH_WARNING = "run.health_warning"  # written by whoever watches health rules (the notifications app)
+WARNINGS_SHOWN = 100
+
+
+def warning_label(data):
+    """One health warning as its badge says it: "Duration warning: ran > 2 s"."""
+    metric, threshold = data.get("metric") or "", data.get("threshold")
+    if metric == "RUN_DURATION_SECONDS":
+        return f"Duration warning: ran > {threshold} s"
+    if metric.startswith("STREAMING_BACKLOG_"):
+        return f"Streaming backlog warning: {metric.removeprefix('STREAMING_BACKLOG_').lower()} > {threshold}"
+    return f"Health warning: {metric} > {threshold}"
+
+
+def health_warnings(run_id):
+    """The run's health warnings, one per task (or the run: task_key "") and metric, the latest."""
+    found = {}
+    events = RunEvent.objects.filter(run_id=run_id, type=HEALTH_WARNING).order_by("-id").values_list("data", flat=True)
+    for data in events[:WARNINGS_SHOWN]:
+        data = data or {}
+        key = (data.get("task_key") or "", data.get("metric") or "")
+        found.setdefault(key, {"task_key": key[0], "metric": key[1], "label": warning_label(data),
+                               "reason": data.get("reason") or ""})
+    return sorted(found.values(), key=lambda w: (w["task_key"], w["metric"]))
+
+
+def watches_health(settings):
+    """Whether a job version has health rules, on the job or a task (else no warning can exist)."""
+    blocks = [settings, *(t for t in settings.get("tasks") or [] if isinstance(t, dict))]
+    return any((block.get("health") or {}).get("rules") for block in blocks)

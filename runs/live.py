@@ -18,6 +18,7 @@ from django.utils import timezone
 from jobs.spec.dag import CycleError, topological_levels
 from jobs.spec.task_types import task_type_of
 from runs.engine.states import RunLifeCycleState as L, is_finished
+from runs.event_log import health_warnings, watches_health
 from runs.for_each import iteration_stats
 from runs.models import RunEvent, TaskRun
 from runs.reactions import on_every_event
@@ -114,6 +115,8 @@ def run_snapshot(run, now=None):
         "repairs": run.repair_count,
         "nodes": nodes,
         "attempts": [attempt_bar(a, now) for a in attempts if a.started_at],
+        # run.health_warning events: badges in the header (job level) and on the tasks' nodes.
+        "warnings": health_warnings(run.id) if watches_health(run.job_version.settings) else [],
         "event_id": event_id,
         # When that event happened: bench/live_update_latency.py measures event -> browser with it.
         "event_at": event_at.isoformat() if event_at else None,

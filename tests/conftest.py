@@ -14,6 +14,20 @@ def fresh_graph_cache():
     loading._versions.clear()
 
 
+@pytest.fixture(autouse=True)
+def fresh_notification_caches():
+    """The same for what notifications keep per JobVersion id (does it notify, its duration
+    rules) and per run id (the warnings already made)."""
+    from notifications import health, reactions
+
+    caches = (reactions._notifying_versions, health._thresholds, health._warned)
+    for cache in caches:
+        cache.clear()
+    yield
+    for cache in caches:
+        cache.clear()
+
+
 @pytest.fixture
 def held_broker(monkeypatch):
     """Attempts handed to the broker are kept, not run: runs stay active until a test lets go."""

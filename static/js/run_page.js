@@ -81,8 +81,29 @@
                     width: w * s.failed_iterations / total, height: 5}, g);
         title.textContent += `\n${s.completed_iterations}/${s.total_iterations} iterations done, ${s.failed_iterations} failed`;
       }
+      const warnings = (snapshot.warnings || []).filter(w => w.task_key === n.key);
+      if (warnings.length) {  // a health rule this task broke: a mark on its node, the words in its title
+        g.setAttribute("data-health-warning", warnings.map(w => w.label).join("; "));
+        const mark = el("text", {x: NODE_W - 16, y: 20, class: "health-mark", fill: "#bf8700", "font-weight": "bold"}, g);
+        mark.textContent = "⚠";
+        title.textContent += warnings.map(w => `\n${w.label}${w.reason ? ": " + w.reason : ""}`).join("");
+      }
       if (n.task_run_id) g.addEventListener("click", () => selectTask(n.task_run_id));
     }
+  }
+
+  // The run's own health warnings, as badges beside its state (the tasks' are on their nodes).
+  function drawWarnings(snapshot) {
+    const slot = document.getElementById("run-health");
+    if (!slot) return;
+    slot.replaceChildren(...(snapshot.warnings || []).filter(w => !w.task_key).map(w => {
+      const badge = document.createElement("span");
+      badge.className = "badge text-bg-warning align-middle fs-6 health-warning ms-1";
+      badge.dataset.metric = w.metric;
+      badge.title = w.reason;
+      badge.textContent = w.label;  // text, never HTML
+      return badge;
+    }));
   }
 
   function drawGantt(snapshot) {
@@ -129,6 +150,7 @@
     lastEvent = snapshot.event_id;
     drawGraph(snapshot);
     drawGantt(snapshot);
+    drawWarnings(snapshot);
     const badge = document.getElementById("run-state");
     badge.className = `badge badge-state state-${snapshot.state} align-middle fs-6`;
     badge.textContent = snapshot.label;
@@ -153,6 +175,7 @@
         if (mine && theirs) mine.innerHTML = theirs.innerHTML;
       }
       if (window.loadLineageFragments) window.loadLineageFragments();  // the lineage card and upstream cause
+      if (window.loadNotificationFragments) window.loadNotificationFragments();  // the notifications the ending made
       // A run that just failed opens on the task where the failure started.
       const origin = document.querySelector("#root-cause .root-cause-origin a[href^='?task=']");
       if (origin && !selected) selectTask(origin.getAttribute("href").slice("?task=".length));
