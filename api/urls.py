@@ -11,6 +11,7 @@ from api import audit, permissions, scim
 from api import tokens
 from api import secrets as secrets_api
 from api import git_credentials as git_credentials_api
+from api import notification_destinations as destinations_api
 from api import workspace as workspace_api
 from api import warehouses as warehouses_api
 from api import runs as runs_api
@@ -105,6 +106,9 @@ urlpatterns = [
 ] + [
     path("api/2.0/git-credentials", git_credentials_api.collection, name="git-credentials"),
     path("api/2.0/git-credentials/<int:credential_id>", git_credentials_api.one, name="git-credential"),
+    path("api/2.0/notification-destinations", destinations_api.collection, name="notification-destinations"),
+    path("api/2.0/notification-destinations/<str:destination_id>", destinations_api.one,
+         name="notification-destination"),
     path("api/2.0/workspace-files/import-file/<path:file_path>", workspace_api.import_file,
          name="workspace-files-import-file"),
     path("api/v1/lineage", lineage_api.openlineage_events, name="openlineage-events"),

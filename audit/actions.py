@@ -56,6 +56,9 @@ API_ACTIONS = {
     ("sql-warehouse", "DELETE"): ("databrickssql", "deleteWarehouse"),
     ("sql-warehouse-start", None): ("databrickssql", "startWarehouse"),
     ("sql-warehouse-stop", None): ("databrickssql", "stopWarehouse"),
+    ("notification-destinations", "POST"): ("notificationDestinations", "create"),
+    ("notification-destination", "PATCH"): ("notificationDestinations", "update"),
+    ("notification-destination", "DELETE"): ("notificationDestinations", "delete"),
 }
 PAGE_ACTIONS = {
     "jobs:new": ("jobs", "create"), "jobs:new_source": ("jobs", "create"),
@@ -66,6 +69,10 @@ PAGE_ACTIONS = {
     "runs:repair": ("jobs", "repairRun"),
     "jobs:tokens": ("tokens", "create"), "jobs:revoke_token": ("tokens", "revoke"),
     "login": ("accounts", "login"), "logout": ("accounts", "logout"),
+    "notifications:new": ("notificationDestinations", "create"),
+    "notifications:edit": ("notificationDestinations", "update"),
+    "notifications:delete": ("notificationDestinations", "delete"),
+    "notifications:test": ("notificationDestinations", "sendTest"),
 }
 ADMIN_OPERATIONS = {"add": "create", "change": "update", "delete": "delete"}
 SECRET_KEY = re.compile(r"password|passwd|secret|token|credential|api_?key|authorization|private|string_value|"
@@ -75,6 +82,9 @@ REDACTED = "[REDACTED]"
 # The password of a URL in any value (a warehouse's lakeflow.connection_url tag is a "value").
 URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s]*:)[^/?#\s]*@")
 MAX_PARAMS_CHARACTERS = 8000
+# A notification destination's config blocks whose every field is write-only (a webhook URL is
+# its secret): config.slack.url and the like (notifications/destinations.py SECRET_FIELDS).
+WRITE_ONLY_BLOCKS = ("slack", "microsoft_teams", "pagerduty", "generic_webhook")
 
 
 def action_of(url_name, namespace, method):
@@ -106,6 +116,10 @@ def redacted(value, key="", depth=0):
         return f"[{len(value):,} characters of content]"
     if isinstance(value, (dict, list)) and depth >= MAX_DEPTH:
         return TOO_DEEP
+    if key in WRITE_ONLY_BLOCKS and depth <= 2:  # config.slack (or a slack block sent without its config)
+        if not isinstance(value, dict):
+            return REDACTED
+        return {k: v if str(k).endswith("_set") and isinstance(v, bool) else REDACTED for k, v in value.items()}
     if isinstance(value, dict):
         return {k: redacted(v, str(k), depth + 1) for k, v in value.items()}
     if isinstance(value, list):

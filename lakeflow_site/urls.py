@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include(("runs.urls", "runs"))),
     path("", include(("lineage.urls", "lineage"))),
     path("", include(("audit.urls", "audit"))),
+    path("", include("notifications.urls")),
 ]

@@ -27,6 +27,7 @@ DOCUMENT = Path(__file__).resolve().parents[2] / "api" / "openapi.yaml"
 LINEAGE_DOCUMENT = DOCUMENT.with_name("openapi-lineage.yaml")
 TEAMS_DOCUMENT = DOCUMENT.with_name("openapi-teams.yaml")
 WORKSPACE_DOCUMENT = DOCUMENT.with_name("openapi-workspace.yaml")
+NOTIFICATIONS_DOCUMENT = DOCUMENT.with_name("openapi-notifications.yaml")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Per operation and generation mode (valid, invalid) in the fuzzing phase.
 MAX_EXAMPLES = 30
@@ -146,5 +147,18 @@ workspace_schema = schemathesis.openapi.from_path(WORKSPACE_DOCUMENT, config=sch
 @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 def test_every_workspace_answer_keeps_to_its_openapi_document(case, fuzz_server):
+    response = case.call(base_url=fuzz_server.url, headers=fuzz_server.headers, timeout=30)
+    case.validate_response(response, checks=CHECKS)
+
+
+notifications_schema = schemathesis.openapi.from_path(NOTIFICATIONS_DOCUMENT, config=schemathesis.Config.from_dict({
+    "generation": {"with-security-parameters": False, "deterministic": True, "max-examples": MAX_EXAMPLES},
+}))
+
+
+@notifications_schema.parametrize()
+@settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_every_notification_destinations_answer_keeps_to_its_openapi_document(case, fuzz_server):
     response = case.call(base_url=fuzz_server.url, headers=fuzz_server.headers, timeout=30)
     case.validate_response(response, checks=CHECKS)
