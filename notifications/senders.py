@@ -18,6 +18,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 
 from notifications import messages
 from notifications.models import Destination
+from vault.redaction import redact_text
 
 USER_AGENT = "lakeflow-notifications/1"
 ANSWER_CHARS = 1000
@@ -104,6 +105,15 @@ def secret(out, name):
     return value
 
 
+def _hiding_url(exc, url):
+    """requests' error text without the URL's secret parts: a Slack or Teams webhook's path and
+    query are its credentials, and errors are shown on run pages to everyone who views the job."""
+    parts = urlsplit(url or "")
+    secrets = [url, parts.path if len(parts.path) > 1 else "", parts.query, parts.password or "",
+               parts.netloc if "@" in parts.netloc else ""]
+    return redact_text(str(exc), [secret.encode() for secret in secrets if secret])
+
+
 def post_json(out, url, payload, auth=None):
     """POST the payload; the answer "HTTP <status> <start of the body>" on a 2xx."""
     try:
@@ -114,12 +124,13 @@ def post_json(out, url, payload, auth=None):
             location = response.headers.get("Location", "")
     except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
             requests.exceptions.InvalidSchema) as exc:
-        raise DeliveryFailed(f"the {out.channel} destination's URL is not usable: {exc}", permanent=True) from exc
+        raise DeliveryFailed(f"the {out.channel} destination's URL is not usable: {_hiding_url(exc, url)}",
+                             permanent=True) from exc
     except requests.Timeout as exc:
         raise DeliveryFailed(f"the receiver did not answer within {settings.LAKEFLOW_NOTIFICATION_TIMEOUT_SECONDS:g} s "
                              f"({type(exc).__name__})") from exc
     except requests.RequestException as exc:
-        raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+        raise DeliveryFailed(f"{type(exc).__name__}: {_hiding_url(exc, url)}") from exc
     answer = f"HTTP {status} {body}".strip()
     if 200 <= status < 300:
         return answer

@@ -244,6 +244,16 @@ def test_a_refused_connection_is_retried(alice, broker):
     assert "ConnectionError" in str(failure.value)
 
 
+def test_an_error_never_shows_the_secret_path_of_a_webhook_url(alice, broker):
+    # A Slack or Teams webhook URL's path is its credential; errors show on the run page.
+    url = f"http://127.0.0.1:{_free_port()}/services/T0001/B0002/s3cr3tT0k3n?sig=also-secret"
+    job_row, _ = failed_run(alice, destination("SLACK", url=url))
+    with pytest.raises(DeliveryFailed) as failure:
+        send(job_row)
+    assert "ConnectionError" in str(failure.value)
+    assert "s3cr3tT0k3n" not in str(failure.value) and "also-secret" not in str(failure.value)
+
+
 @pytest.mark.parametrize("secrets", [{}, {"url": "ftp://example.com/hook"}, {"url": "not a url"}])
 def test_a_destination_without_a_usable_url_fails_permanently_naming_it(alice, broker, secrets):
     job_row, _ = failed_run(alice, destination("SLACK", **secrets))
