@@ -8,7 +8,6 @@ shows as a warning and notifications react to. A health rule never stops anythin
 import logging
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from jobs.spec.notifications import BACKLOG_METRICS, RUN_DURATION, health_threshold
 from notifications.models import HealthWarning
@@ -83,6 +82,7 @@ def warn(run_id, task_key, metric, occasion, threshold, observed, now, reason):
     key = (run_id, task_key, metric, occasion)
     if key in _warned:
         return 0
+    made = 1
     try:
         with transaction.atomic():
             HealthWarning.objects.create(run_id=run_id, task_key=task_key, metric=metric, occasion=occasion,
@@ -90,12 +90,18 @@ def warn(run_id, task_key, metric, occasion, threshold, observed, now, reason):
             run = Run.objects.get(id=run_id)
             record(run, "run.health_warning", None, now, metric=metric, task_key=task_key, occasion=occasion,
                    threshold=threshold, observed=round(observed, 3), reason=reason)
-    except IntegrityError:
-        pass
+    except IntegrityError:  # another clock (or an earlier pass of this one) made it
+        made = 0
+    # Remembered once the row is committed: inside a reaction whose transaction then rolls back,
+    # the sweep's retry must not find the key taken and skip the warning for good.
+    transaction.on_commit(lambda: _remember(key))
+    return made
+
+
+def _remember(key):
     if len(_warned) >= 100_000:
         _warned.clear()
     _warned.add(key)
-    return 1
 
 
 def _reports_backlog(event):
@@ -121,5 +127,5 @@ def check_reported_backlog(event):
         for task_key, block in ((attempt.task_key, task), ("", settings)):
             limit = health_threshold(block or {}, metric)
             if limit and observed > limit:
-                warn(attempt.run_id, task_key, metric, f"attempt-{attempt.id}", limit, observed, timezone.now(),
+                warn(attempt.run_id, task_key, metric, f"attempt-{attempt.id}", limit, observed, event.at,
                      f"Task {attempt.task_key} reported {metric} = {observed:g}, above its health rule's {limit}")
