@@ -4,10 +4,12 @@ on_every_node), so deliveries go on while any node lives.
 A sender claims due Notification rows by compare-and-swap (state and tries unchanged since it
 looked, next_try_at moved to the end of its claim), hands them to a small thread pool, and marks
 each one SENT, RETRYING (with exponential backoff) or FAILED by compare-and-swap on its own claim,
-so a sender that lost its claim (it took longer than the claim: another node tried again) cannot
-overwrite the newer answer. A node killed mid-delivery leaves its claims to expire; another
-sender then tries again: at least once, with the same ``Lakeflow-Delivery-Id`` header (and
-PagerDuty dedup key), so a receiver can tell a repeat from a new alert.
+so a sender that lost its claim cannot overwrite the newer answer. A live sender renews the
+claims of what it is still sending (a slow SMTP relay with many recipients may take longer than
+one claim), so only a node that died (or stalled longer than a claim) leaves its claims to
+expire; another sender then tries again: at least once, with the same ``Lakeflow-Delivery-Id``
+header, so a receiver can tell a repeat from a new alert. A stopping node finishes what it is
+sending first (lakeflow_clock joins the sender for at most one timeout).
 
 A receiver that hangs holds one thread for at most LAKEFLOW_NOTIFICATION_TIMEOUT_SECONDS, and at
 most PER_RECIPIENT_IN_FLIGHT threads at once: it delays neither runs (which never wait for a
@@ -19,6 +21,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -49,14 +52,16 @@ def backoff(tries):
     return min(settings.LAKEFLOW_NOTIFICATION_BACKOFF_SECONDS * 2 ** max(tries - 1, 0), 600.0)
 
 
-def claim_due(now, limit, node, in_flight=None):
-    """Up to ``limit`` due notifications, claimed for this sender. ``in_flight``: recipient ->
-    how many this sender is sending now; given, no recipient gets more than
-    PER_RECIPIENT_IN_FLIGHT (counting the ones claimed here)."""
+def claim_due(now, limit, node, in_flight=None, sending=()):
+    """Up to ``limit`` due notifications claimed for this sender, as (id, recipient, try number).
+    ``in_flight``: recipient -> how many this sender is sending now; given, no recipient gets
+    more than PER_RECIPIENT_IN_FLIGHT (counting the ones claimed here). ``sending``: ids this
+    sender is still sending, never claimed again by it."""
     claimed = []
     counts = dict(in_flight) if in_flight is not None else None
     busy = [r for r, n in (counts or {}).items() if n >= PER_RECIPIENT_IN_FLIGHT]
     due = (Notification.objects.filter(next_try_at__lte=now).exclude(recipient__in=busy)
+           .exclude(id__in=list(sending))
            .order_by("next_try_at", "id").only("id", "state", "tries", "recipient")[:limit * 4])
     for row in due:
         if len(claimed) >= limit:
@@ -72,17 +77,18 @@ def claim_due(now, limit, node, in_flight=None):
             taken = Notification.objects.filter(id=row.id, state=row.state, tries=row.tries, next_try_at__lte=now).update(
                 state=S.SENDING, tries=row.tries + 1, next_try_at=until, claimed_by=node)
         if taken:
-            claimed.append(row.id)
+            claimed.append((row.id, row.recipient, row.tries + 1))
             if counts is not None:
                 counts[row.recipient] = counts.get(row.recipient, 0) + 1
     return claimed
 
 
-def deliver(notification_id, node, now=None):
-    """One try of one claimed notification; the state it is in afterwards. ``now``: when the
-    try ended (tests inject it; by default the clock's time after sending)."""
+def deliver(notification_id, node, now=None, tries=None):
+    """One try of one claimed notification (``tries``: the try number claimed); the state it is
+    in afterwards. ``now``: when the try ended (tests inject it; by default the clock's time
+    after sending)."""
     row = Notification.objects.select_related("destination").get(id=notification_id)
-    if row.state != S.SENDING or row.claimed_by != node:
+    if row.state != S.SENDING or row.claimed_by != node or (tries is not None and row.tries != tries):
         return row.state
     if os.environ.get(FAULT_BEFORE_SENDING):
         os.killpg(os.getpgrp(), signal.SIGKILL)
@@ -123,7 +129,7 @@ def _finish(row, node, **outcome):
 def deliver_due(now=None, node="inline"):
     """One pass in this thread: claim what is due and send it (tests, and a step without threads)."""
     claimed = claim_due(now or timezone.now(), 100, node)
-    return [deliver(notification_id, node, now) for notification_id in claimed]
+    return [deliver(notification_id, node, now, tries) for notification_id, _, tries in claimed]
 
 
 class Sender:
@@ -136,6 +142,7 @@ class Sender:
         self.lock = threading.Lock()
         self.in_flight = {}  # notification id -> recipient
         self.freed = threading.Event()  # a delivery ended: its thread (and recipient slot) is free
+        self.renewed_at = time.monotonic()
 
     def pass_once(self):
         with self.lock:
@@ -143,19 +150,29 @@ class Sender:
             counts = {}
             for recipient in self.in_flight.values():
                 counts[recipient] = counts.get(recipient, 0) + 1
+            sending = list(self.in_flight)
+        self.renew_claims(sending)
         if free <= 0:
             return 0
-        claimed = claim_due(timezone.now(), free, self.node, counts)
-        for notification_id in claimed:
-            recipient = Notification.objects.filter(id=notification_id).values_list("recipient", flat=True).first()
+        claimed = claim_due(timezone.now(), free, self.node, counts, sending)
+        for notification_id, recipient, tries in claimed:
             with self.lock:
                 self.in_flight[notification_id] = recipient
-            self.pool.submit(self._deliver, notification_id)
+            self.pool.submit(self._deliver, notification_id, tries)
         return len(claimed)
 
-    def _deliver(self, notification_id):
+    def renew_claims(self, sending):
+        """Extend the claims of what this sender is still sending, every third of a claim."""
+        if not sending or time.monotonic() - self.renewed_at < claim_seconds() / 3:
+            return
+        self.renewed_at = time.monotonic()
+        until = timezone.now() + timedelta(seconds=claim_seconds())
+        with transaction.atomic():  # queued for SQLite's write lock: see claim_due
+            Notification.objects.filter(id__in=sending, state=S.SENDING, claimed_by=self.node).update(next_try_at=until)
+
+    def _deliver(self, notification_id, tries):
         try:
-            deliver(notification_id, self.node)
+            deliver(notification_id, self.node, tries=tries)
         except Exception:  # the claim expires and another try follows
             log.exception("notification %s could not be delivered", notification_id)
         finally:

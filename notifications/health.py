@@ -11,11 +11,10 @@ from django.db import IntegrityError, transaction
 
 from jobs.spec.notifications import BACKLOG_METRICS, RUN_DURATION, health_threshold
 from notifications.models import HealthWarning
-from notifications.reactions import notifying
 from runs.clock import clock_step
 from runs.engine.states import RunLifeCycleState as L
 from runs.events import record
-from runs.loading import job_version
+from runs.loading import job_version, task_settings
 from runs.models import Repair, Run, TaskRun
 from runs.reactions import reacts_to
 
@@ -44,8 +43,13 @@ def duration_thresholds(version_id):
 def watch_run_durations(now):
     """Warn once per run (or repair) and per task chain that runs longer than its rule allows."""
     warned = 0
-    runs = Run.objects.filter(life_cycle_state__in=WATCHED, started_at__isnull=False).values_list(
-        "id", "job_version_id", "started_at", "repair_count")
+    running = Run.objects.filter(life_cycle_state__in=WATCHED, started_at__isnull=False)
+    # Only the runs of versions with a duration rule are read, whatever else is running.
+    versions = set(running.values_list("job_version_id", flat=True).distinct())
+    ruled = [v for v in versions if any(duration_thresholds(v))]
+    if not ruled:
+        return 0
+    runs = running.filter(job_version_id__in=ruled).values_list("id", "job_version_id", "started_at", "repair_count")
     task_versions = {}
     for run_id, version_id, started_at, repair_count in runs:
         job_limit, task_limits = duration_thresholds(version_id)
@@ -104,8 +108,21 @@ def _remember(key):
     _warned.add(key)
 
 
+_backlog_versions = {}
+
+
 def _reports_backlog(event):
-    return notifying(event)
+    """Only tasks of versions with a STREAMING_BACKLOG_* rule (on the job or a task)."""
+    version_id = event.run.job_version_id
+    found = _backlog_versions.get(version_id)
+    if found is None:
+        if len(_backlog_versions) >= 4096:
+            _backlog_versions.clear()
+        settings = job_version(version_id).settings
+        blocks = [settings, *(t for t in settings.get("tasks") or [] if isinstance(t, dict))]
+        found = _backlog_versions[version_id] = any(
+            health_threshold(block, metric) for block in blocks for metric in BACKLOG_METRICS)
+    return found
 
 
 @reacts_to("task.finished", when=_reports_backlog)
@@ -117,9 +134,8 @@ def check_reported_backlog(event):
                                                                   "for_each_key").first()
     if attempt is None or attempt.for_each_key or not attempt.task_values:
         return
-    settings = job_version(event.run.job_version_id).settings
-    task = next((t for t in settings.get("tasks") or [] if isinstance(t, dict) and t.get("task_key") == attempt.task_key),
-                None)
+    version = job_version(event.run.job_version_id)
+    settings, task = version.settings, task_settings(version, attempt.task_key)
     for metric in BACKLOG_METRICS:
         observed = attempt.task_values.get(metric)
         if isinstance(observed, bool) or not isinstance(observed, (int, float)):

@@ -7,33 +7,43 @@ from django.conf import settings as django_settings
 from django.db.models import Max
 
 from notifications.models import Destination, Notification
-from notifications.rules import EVENT_TYPES, Happening, cause_key, event_of, recipients, settings_notify
-from runs.loading import job_version, to_ms
+from notifications.rules import EVENT_TYPES, Happening, cause_key, event_of, notifies, recipients
+from runs.engine.states import RunLifeCycleState as L
+from runs.loading import job_version, task_settings, to_ms
 from runs.models import Run, RunEvent, TaskRun
 from runs.reactions import reacts_to
 
 RUN_EVENTS = ("run.started", "run.repair_started", "run.finished")
 TASK_EVENTS = ("task.running", "task.finished", "task.skipped")
 HEALTH_EVENT = "run.health_warning"
-_notifying_versions = {}
+_profiles = {}
+
+
+def _profile(version_id):
+    """(the job block notifies anyone, the task keys whose blocks do); versions never change."""
+    found = _profiles.get(version_id)
+    if found is None:
+        if len(_profiles) >= 4096:
+            _profiles.clear()
+        settings = job_version(version_id).settings
+        found = _profiles[version_id] = (notifies(settings), frozenset(
+            task["task_key"] for task in settings.get("tasks") or [] if isinstance(task, dict) and notifies(task)))
+    return found
 
 
 def notifying(event):
-    """Only the runs of jobs that set notifications or health rules: every other state change
-    skips this reaction (and its bookkeeping) altogether. Versions never change: cached."""
-    version_id = event.run.job_version_id
-    answer = _notifying_versions.get(version_id)
-    if answer is None:
-        if len(_notifying_versions) >= 4096:
-            _notifying_versions.clear()
-        answer = _notifying_versions[version_id] = settings_notify(job_version(version_id).settings)
-    return answer
+    """Only the events a job's settings want told: every other state change skips this reaction
+    (and its bookkeeping) altogether, answered from memory."""
+    job_notifies, tasks_notifying = _profile(event.run.job_version_id)
+    if event.type in TASK_EVENTS:  # every task event records its task_key
+        return (event.data or {}).get("task_key") in tasks_notifying
+    return job_notifies or event.type == HEALTH_EVENT
 
 
 @reacts_to(*RUN_EVENTS, *TASK_EVENTS, HEALTH_EVENT, when=notifying)
 def queue_notifications(event):
     run = Run.objects.select_related("job").get(id=event.run_id)
-    settings = job_version(run.job_version_id).settings
+    version = job_version(run.job_version_id)
     data = event.data or {}
     attempt = None
     task_key = ""
@@ -41,13 +51,19 @@ def queue_notifications(event):
         attempt = TaskRun.objects.get(id=event.task_run_id)
         if attempt.for_each_key or attempt.task_type == "condition_task":
             return  # iterations notify through their for-each task; condition tasks never do
+        if event.type != "task.running" and attempt.attempt_number and attempt.started_at is None:
+            # A retry that never ran (its run was canceled or timed out while it waited): the
+            # failure it was to retry was the task's last attempt after all, and alerts now.
+            attempt = _previous_attempt(attempt)
+            data = {"result_state": attempt.result_state, "life_cycle_state": attempt.life_cycle_state,
+                    "message": attempt.state_message}
         task_key = attempt.task_key
     elif event.type == HEALTH_EVENT:
         task_key = data.get("task_key") or ""
-    block = _task_block(settings, task_key) if task_key else settings
+    block = task_settings(version, task_key) if task_key else version.settings
     if block is None:
         return
-    happening = _happening(event, attempt)
+    happening = _happening(event, data, attempt)
     notification_event = event_of(block, happening, task=bool(task_key))
     if notification_event is None:
         return
@@ -55,7 +71,7 @@ def queue_notifications(event):
     if not wanted:
         return
     occasion = _occasion(event, attempt)
-    facts = _facts(run, event, attempt, task_key, notification_event, settings)
+    facts = _facts(run, event, data, attempt, task_key, notification_event, version.settings)
     destinations = {d.id: d for d in Destination.objects.filter(
         id__in=[r.partition(":")[2] for r in wanted if r.startswith("destination:")])}
     rows = []
@@ -74,15 +90,14 @@ def queue_notifications(event):
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
 
 
-def _task_block(settings, task_key):
-    for task in settings.get("tasks") or []:
-        if isinstance(task, dict) and task.get("task_key") == task_key:
-            return task
-    return None
+def _previous_attempt(retry):
+    chain = retry.original_attempt_id
+    if retry.attempt_number == 1:
+        return TaskRun.objects.get(id=chain)
+    return TaskRun.objects.get(original_attempt_id=chain, attempt_number=retry.attempt_number - 1)
 
 
-def _happening(event, attempt):
-    data = event.data or {}
+def _happening(event, data, attempt):
     if event.type in ("run.started", "run.repair_started"):
         return Happening("start")
     if event.type == "task.running":
@@ -92,7 +107,8 @@ def _happening(event, attempt):
     # A retry is scheduled in the failure's own transaction (runs/dispatch.py advance_locked).
     retry_follows = attempt is not None and TaskRun.objects.filter(
         original_attempt_id=attempt.original_attempt_id or attempt.id,
-        attempt_number__gt=attempt.attempt_number).exists()
+        attempt_number__gt=attempt.attempt_number).exclude(
+        life_cycle_state=L.TERMINATED, started_at__isnull=True).exists()  # a retry that ended before it ran
     return Happening("end", result_state=data.get("result_state"), retry_follows=retry_follows)
 
 
@@ -113,9 +129,8 @@ def _occasion(event, attempt):
     return f"repair-{RunEvent.objects.get(id=repair).data.get('repair_id')}"
 
 
-def _facts(run, event, attempt, task_key, notification_event, settings):
+def _facts(run, event, data, attempt, task_key, notification_event, settings):
     """What happened, as every channel's message tells it (notifications/messages.py)."""
-    data = event.data or {}
     facts = {
         "event": notification_event, "event_type": EVENT_TYPES[notification_event],
         "job_id": run.job_id, "job_name": settings.get("name") or run.job.name or f"job {run.job_id}",
@@ -146,7 +161,7 @@ def _ending_message(run, data, attempt, settings):
         limit = settings.get("timeout_seconds")
         return f"Timed out: the run took longer than the job's timeout_seconds ({limit} s)"
     if attempt is not None and data.get("result_state") == "FAILED":
-        error = TaskRun.objects.filter(id=attempt.id).values_list("error", flat=True).first()
+        error = attempt.error
         if error and error not in message:
             message = f"{message}: {error}" if message else error
     return message[:2000]

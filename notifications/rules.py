@@ -97,15 +97,9 @@ def notifies(block: dict) -> bool:
 
 
 def settings_notify(settings: dict) -> bool:
-    if notifies(settings):
-        return True
-    for task in settings.get("tasks") or []:
-        if isinstance(task, dict) and notifies(task):
-            return True
-        nested = (task.get("for_each_task") or {}).get("task") if isinstance(task, dict) else None
-        if isinstance(nested, dict) and notifies(nested):
-            return True
-    return False
+    """Whether the job or any of its tasks could notify anyone (the task inside a for-each has no
+    notifications of its own: jobs/spec/notifications.py refuses them)."""
+    return notifies(settings) or any(isinstance(task, dict) and notifies(task) for task in settings.get("tasks") or [])
 
 
 def cause_key(event: str, task_key: str, occasion: str) -> str:

@@ -176,8 +176,8 @@ def on_every_node(start):
 
 
 def start_node_services(should_stop):
-    for start in _node_services:
-        start(should_stop)
+    """Start them; the threads they return, for the caller to join when it stops."""
+    return [thread for start in _node_services for thread in [start(should_stop)] if thread is not None]
 
 
 def run_clock_steps(now=None, slow=True):

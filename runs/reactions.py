@@ -121,7 +121,7 @@ class _AfterCommit:
 
 def run_reactions(event_id):
     """Run the reactions of one event that are not done yet; True once all are (or given up)."""
-    event = RunEvent.objects.filter(id=event_id).first()
+    event = RunEvent.objects.filter(id=event_id).select_related("run").first()  # when() reads event.run
     if event is None or not event.reactions_pending:
         return True
     finished = True

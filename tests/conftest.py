@@ -20,7 +20,7 @@ def fresh_notification_caches():
     rules) and per run id (the warnings already made)."""
     from notifications import health, reactions
 
-    caches = (reactions._notifying_versions, health._thresholds, health._warned)
+    caches = (reactions._profiles, health._thresholds, health._warned, health._backlog_versions)
     for cache in caches:
         cache.clear()
     yield

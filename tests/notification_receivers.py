@@ -5,16 +5,20 @@ server's own senders talk to these over sockets.
     with HttpReceiver() as hook:          # hook.url("/slack") -> "http://127.0.0.1:<port>/slack"
         hook.fail_first(2)                # the next two requests get HTTP 500
         hook.hang_first(1)                # the next request is held unanswered until hook.release()
+        hook.redirect_first(1, location)  # the next request gets a 301 to location, with Apache's "moved" page
         ...
         hook.wait_for(1, timeout=60)      # the first request(s) received, or AssertionError
         hook.requests[0].json, .headers, .path, .answered (status sent, None while held)
 
     with SmtpReceiver() as smtp:          # smtp.host, smtp.port
         smtp.wait_for(1)[0]["Subject"]    # email.message.EmailMessage objects
+    SmtpReceiver(refuse={"bad@example.com"})          # RCPT TO refused with 550 (or {address: "451 ..."})
+    SmtpReceiver(users={"lakeflow": "pw"})            # AUTH offered; a wrong password gets 535
 """
 
 import email
 import email.policy
+import html
 import json
 import socket
 import threading
@@ -52,6 +56,7 @@ class HttpReceiver:
         self._lock = threading.Lock()
         self._failures = []  # statuses to answer the next requests with
         self._hangs = 0
+        self._redirects = []  # (status, Location) to answer the next requests with
         self._released = threading.Event()
         receiver = self
 
@@ -66,18 +71,28 @@ class HttpReceiver:
                     hang = receiver._hangs > 0
                     if hang:
                         receiver._hangs -= 1
-                    status = receiver._failures.pop(0) if receiver._failures and not hang else 200
+                    redirect = receiver._redirects.pop(0) if receiver._redirects and not hang else None
+                    status = (redirect[0] if redirect else
+                              receiver._failures.pop(0) if receiver._failures and not hang else 200)
                 if hang:
                     receiver._released.wait()
                     self.close_connection = True
                     return  # held, then dropped without an answer
                 answer = b'{"status": "success", "message": "Event processed"}' if status == 200 else b"boom"
+                if redirect:  # as Apache answers, echoing the Location (HTML-escaped) and the path asked for
+                    answer = (f"<html><head><title>{status} Moved</title></head><body><h1>Moved</h1><p>The document "
+                              f"{html.escape(self.path)} has moved <a href=\"{html.escape(redirect[1])}\">here</a>."
+                              "</p></body></html>").encode()
+                # Before the answer leaves: once the sender has it (and marks its row), the test
+                # reading this must see it.
+                entry.answered = status
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                if redirect:
+                    self.send_header("Location", redirect[1])
+                self.send_header("Content-Type", "application/json" if not redirect else "text/html")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
-                entry.answered = status
 
             def log_message(self, *args):
                 pass
@@ -91,6 +106,10 @@ class HttpReceiver:
     def fail_first(self, count, status=500):
         with self._lock:
             self._failures.extend([status] * count)
+
+    def redirect_first(self, count, location, status=301):
+        with self._lock:
+            self._redirects.extend([(status, location)] * count)
 
     def hang_first(self, count=1):
         with self._lock:
@@ -124,20 +143,37 @@ def _free_port():
 
 
 class SmtpReceiver:
-    def __init__(self):
+    def __init__(self, refuse=(), users=None):
+        """``refuse``: addresses whose RCPT TO is refused, with 550 (a set) or the reply given (a
+        dict); ``users``: {login: password} accepted by AUTH, which is then offered (without TLS)."""
         from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
 
         self.messages = []
         receiver = self
+        refusals = dict(refuse) if isinstance(refuse, dict) else {
+            address: f"550 5.1.1 <{address}>: Recipient address rejected: User unknown" for address in refuse}
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            login, password = (getattr(auth_data, "login", b""), getattr(auth_data, "password", b""))
+            return AuthResult(success=users.get(login.decode(), object()) == password.decode())
+
+        auth = {"authenticator": authenticator, "auth_require_tls": False} if users is not None else {}
 
         class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                if address in refusals:
+                    return refusals[address]
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
             async def handle_DATA(self, server, session, envelope):
                 message = email.message_from_bytes(envelope.content, policy=email.policy.default)
                 message.envelope_recipients = list(envelope.rcpt_tos)
                 receiver.messages.append(message)
                 return "250 Message accepted for delivery"
 
-        self._make = lambda port: Controller(Handler(), hostname="127.0.0.1", port=port, ready_timeout=30)
+        self._make = lambda port: Controller(Handler(), hostname="127.0.0.1", port=port, ready_timeout=30, **auth)
 
     def __enter__(self):
         for attempt in range(5):  # aiosmtpd needs a port number up front: another process may take it first

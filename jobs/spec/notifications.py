@@ -38,10 +38,20 @@ def is_email_address(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= MAX_EMAIL_CHARS and bool(EMAIL.fullmatch(value))
 
 
-def check_notifications(c: Checker, block: dict, path: str, *, task: bool) -> None:
+FIELDS = ("email_notifications", "webhook_notifications", "notification_settings", "health")
+
+
+def check_notifications(c: Checker, block: dict, path: str, *, task: bool, in_for_each: bool = False) -> None:
     """The four fields of a job (path "") or of a task (path "tasks[i]")."""
     def at(key):
         return f"{path}.{key}" if path else key
+
+    if in_for_each:  # its iterations would alert one by one: the for-each task's own settings do
+        for name in FIELDS:
+            if name in block:
+                c.add(at(name), "the task inside a for-each task cannot have notifications or health rules; "
+                                "set them on the for-each task")
+        return
 
     emails = c.obj(block, path, "email_notifications")
     if emails is not None:
@@ -129,9 +139,6 @@ def destination_ids(settings: dict) -> list[tuple[str, str]]:
     for i, task in enumerate(settings.get("tasks") or []):
         if isinstance(task, dict):
             blocks.append((f"tasks[{i}]", task))
-            nested = (task.get("for_each_task") or {}).get("task") if isinstance(task.get("for_each_task"), dict) else None
-            if isinstance(nested, dict):
-                blocks.append((f"tasks[{i}].for_each_task.task", nested))
     for path, block in blocks:
         webhooks = block.get("webhook_notifications")
         if not isinstance(webhooks, dict):

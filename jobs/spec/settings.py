@@ -208,7 +208,7 @@ def _check_task_fields(c: Checker, task: dict, path: str, in_for_each: bool) -> 
     c.boolean(task, path, "disabled")
     c.string(task, path, "description")
     c.json_types(task, path, TASK_PASSTHROUGH)
-    check_notifications(c, task, path, task=True)
+    check_notifications(c, task, path, task=True, in_for_each=in_for_each)
     env_key = c.string(task, path, "environment_variables_key")
     if env_key is not None and env_key not in c.env_keys:
         c.add(f"{path}.environment_variables_key", f"there is no environment_variables entry '{env_key}' in this job")

@@ -74,12 +74,32 @@ def test_a_failed_run_notifies_each_destination_once(alice, broker, receiver):
 def test_a_task_that_fails_then_succeeds_on_retry_sends_no_failure_alert(alice, broker, receiver):
     hook = webhook(receiver.url)
     job = make_job(alice, [shell("t", max_retries=1, webhook_notifications={"on_failure": [{"id": hook.id}]})],
-                   webhook_notifications={"on_failure": [{"id": hook.id}]})
+                   webhook_notifications={"on_failure": [{"id": hook.id}], "on_success": [{"id": hook.id}]})
     run, _ = create_run(job)
     finish_all(run, R.FAILED)
     finish_all(run, R.SUCCESS)
     assert TaskRun.objects.filter(run=run).count() == 2
-    assert not Notification.objects.filter(run=run).exists()
+    # The run's success was told (its reactions ran), and nothing else.
+    assert list(Notification.objects.filter(run=run).values_list("event", flat=True)) == ["on_success"]
+
+
+def test_a_failure_whose_retry_never_runs_alerts_when_its_run_is_canceled(alice, broker, receiver):
+    from runs.dispatch import cancel_run
+
+    hook = webhook(receiver.url)
+    job = make_job(alice, [shell("t", max_retries=1, min_retry_interval_millis=3_600_000,
+                                 notification_settings={"no_alert_for_canceled_runs": True},
+                                 webhook_notifications={"on_failure": [{"id": hook.id}]})])
+    run, _ = create_run(job)
+    [first] = TaskRun.objects.filter(run=run)
+    finish_attempt(claim_attempt(first.id).id, attempt_ended(R.FAILED, "boom"))
+    assert TaskRun.objects.get(run=run, attempt_number=1).life_cycle_state == L.WAITING_FOR_RETRY
+    assert not Notification.objects.filter(run=run).exists()  # a retry is to follow
+
+    cancel_run(run.id)  # the retry never runs: the failure was the last attempt
+    row = Notification.objects.get(run=run)
+    assert (row.event, row.cause, row.facts["result_state"], row.facts["attempt_number"]) == (
+        "on_failure", f"task:t:on_failure:attempt-{first.id}", "FAILED", 0)
 
 
 def test_the_last_failed_attempt_alerts_and_every_attempt_alerts_when_asked(alice, broker, receiver):

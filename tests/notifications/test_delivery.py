@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connections
+from django.utils import timezone
 
 from notifications.delivery import Sender, claim_due, claim_seconds, deliver, deliver_due
 from notifications.models import Notification
@@ -220,7 +221,7 @@ def test_a_late_sender_whose_claim_was_taken_over_does_not_overwrite_the_newer_t
             connections.close_all()
 
     with on_a_database_file(tmp_path):
-        assert claim_due(t0, 1, "node-a") == [row.id]
+        assert [c[0] for c in claim_due(t0, 1, "node-a")] == [row.id]
         slow = threading.Thread(target=node_a)
         slow.start()
         try:
@@ -228,7 +229,7 @@ def test_a_late_sender_whose_claim_was_taken_over_does_not_overwrite_the_newer_t
             # Its claim expires; node-b takes the notification over and delivers it.
             later = t0 + timedelta(seconds=claim_seconds() + 1)
             assert claim_due(t0 + timedelta(seconds=claim_seconds() - 1), 1, "node-b") == []
-            assert claim_due(later, 1, "node-b") == [row.id]
+            assert [c[0] for c in claim_due(later, 1, "node-b")] == [row.id]
             assert deliver(row.id, "node-b", now=later) == "SENT"
         finally:
             hook.release()  # node-a's request is dropped: its try fails, too late to count
@@ -244,12 +245,31 @@ def test_a_late_sender_whose_claim_was_taken_over_does_not_overwrite_the_newer_t
 def test_a_sender_that_lost_its_claim_before_sending_sends_nothing(alice, broker, hook):
     row = one_notification(alice, hook.url())
     t0 = row.next_try_at
-    assert claim_due(t0, 1, "node-a") == [row.id]
+    assert [c[0] for c in claim_due(t0, 1, "node-a")] == [row.id]
     later = t0 + timedelta(seconds=claim_seconds() + 1)
-    assert claim_due(later, 1, "node-b") == [row.id]
+    assert [c[0] for c in claim_due(later, 1, "node-b")] == [row.id]
     assert deliver(row.id, "node-a") == "SENDING"
     assert deliver(row.id, "node-b", now=later) == "SENT"
     assert len(hook.requests) == 1
+
+
+def test_a_sender_never_claims_again_what_it_is_still_sending_and_renews_its_claim(alice, broker, hook):
+    row = one_notification(alice, hook.url())
+    sender = Sender(node="node-a", threads=2)
+    [(claimed, recipient, tries)] = claim_due(row.next_try_at, 1, "node-a")
+    sender.in_flight[claimed] = recipient
+    # Its claim has run out (a slow SMTP relay, a long send), but the sender still holds it.
+    later = row.next_try_at + timedelta(seconds=claim_seconds() + 1)
+    assert claim_due(later, 1, "node-a", sending=[claimed]) == []
+    sender.renewed_at -= claim_seconds()  # a third of a claim has passed since it last renewed
+    sender.renew_claims([claimed])
+    renewed = Notification.objects.get(id=row.id)
+    assert renewed.next_try_at > timezone.now() + timedelta(seconds=claim_seconds() / 2)
+    # A try number that is not the one claimed (a takeover happened in between) sends nothing.
+    assert deliver(row.id, "node-a", tries=tries + 1) == "SENDING"
+    assert hook.requests == []
+    assert deliver(row.id, "node-a", tries=tries) == "SENT"
+    sender.pool.shutdown()
 
 
 def test_two_senders_on_the_same_due_rows_claim_each_row_once(alice, broker, hook, other_hook, tmp_path):

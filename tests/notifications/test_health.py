@@ -3,6 +3,7 @@ with an injected now, and STREAMING_BACKLOG_* figures a task reports as task val
 
 from datetime import timedelta
 
+import pytest
 from django.core import mail
 
 from notifications import health
@@ -144,7 +145,7 @@ def test_a_run_without_rules_is_never_warned(alice, broker):
 def test_a_for_each_iteration_does_not_count_only_the_for_each_task(alice, broker):
     job = make_job(alice, [{"task_key": "each", "health": rule(60),
                             "for_each_task": {"inputs": "[1, 2]", "concurrency": 2,
-                                              "task": shell("each_item", health=rule(60))}}])
+                                              "task": shell("each_item")}}])
     run, _ = create_run(job)
     parent = TaskRun.objects.get(run=run, task_key="each")
     execute_control_flow(parent.id)
@@ -154,6 +155,16 @@ def test_a_for_each_iteration_does_not_count_only_the_for_each_task(alice, broke
 
     watch_run_durations(max(started) + timedelta(seconds=120))
     assert warnings(run) == [("each", "RUN_DURATION_SECONDS", f"attempt-{parent.id}")]
+
+
+def test_the_task_inside_a_for_each_cannot_have_health_rules_or_notifications():
+    from jobs.spec.settings import SettingsInvalid, validate_job_settings
+
+    with pytest.raises(SettingsInvalid) as refused:
+        validate_job_settings({"name": "j", "tasks": [{"task_key": "each", "for_each_task": {
+            "inputs": "[1]", "task": shell("item", health=rule(60), email_notifications={"on_failure": ["a@b.co"]})}}]})
+    assert sorted(p.path for p in refused.value.problems) == [
+        "tasks[0].for_each_task.task.email_notifications", "tasks[0].for_each_task.task.health"]
 
 
 def streaming_job(user, **job_fields):

@@ -62,11 +62,11 @@ def test_recipients_are_email_addresses_and_destinations_each_once():
     assert recipients(block, "on_success") == []
 
 
-def test_a_job_notifies_when_it_or_any_task_or_for_each_task_names_someone_or_has_health_rules():
+def test_a_job_notifies_when_it_or_any_task_names_someone_or_has_health_rules():
     assert not settings_notify({"tasks": [{"task_key": "t"}]})
     assert settings_notify({"webhook_notifications": HOOK})
     assert settings_notify({"tasks": [{"task_key": "t", "email_notifications": {"on_start": ["a@example.com"]}}]})
-    assert settings_notify({"tasks": [{"task_key": "t", "for_each_task": {"task": {"health": {"rules": [{}]}}}}]})
+    assert settings_notify({"tasks": [{"task_key": "t", "health": {"rules": [{}]}}]})
 
 
 def test_causes_tell_job_and_task_occasions_apart():

@@ -5,6 +5,8 @@ from django.core.management.base import BaseCommand
 from runs.clock import run_clock, start_node_services
 from runs.environments import start_cleaning_environments
 
+SERVICE_STOP_SECONDS = 30  # a node's stop waits this long at most for its services' current work
+
 
 class Command(BaseCommand):
     help = ("Run the cluster clock (retries, timeouts, reaper; one active per cluster) and this node's clean-up "
@@ -19,5 +21,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         start_cleaning_environments(lambda: bool(stopping))  # every node, leader or standby
-        start_node_services(lambda: bool(stopping))
+        services = start_node_services(lambda: bool(stopping))
         run_clock(lambda: bool(stopping))
+        for thread in services:  # what they are doing (a notification being sent) ends first
+            thread.join(timeout=SERVICE_STOP_SECONDS)
