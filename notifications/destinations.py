@@ -28,6 +28,9 @@ READABLE_FIELDS = {"EMAIL": ("addresses",)}
 REQUIRED_FIELD = {"EMAIL": "addresses", "SLACK": "url", "MICROSOFT_TEAMS": "url", "PAGERDUTY": "integration_key",
                   "WEBHOOK": "url"}
 OPTIONAL_FIELDS = ("username", "password")  # a generic webhook's HTTP Basic authentication
+# Secrets given for one URL: a new URL drops them unless they are given again with it, or an admin
+# could point the URL at a host of theirs, press Send test and receive them.
+BOUND_TO_URL = {"WEBHOOK": ("username", "password")}
 # What the SDK knows and this server does not: posting through a Slack bot or a Teams app.
 APP_FIELDS = {"slack": ("channel_id", "oauth_token"),
               "microsoft_teams": ("app_id", "auth_secret", "tenant_id", "channel_url")}
@@ -57,8 +60,9 @@ class Checked:
 def checked_destination(display_name, config, *, current=None):
     """(display name, Checked) for a new destination (`current` None: both required) or for a
     change to `current` (a Checked): None keeps what it has; a config of the same type keeps the
-    fields it omits (secrets cannot be read back to be sent again), a config of another type
-    must be whole. Raises SettingsInvalid naming every field at fault, never echoing a secret."""
+    fields it omits (secrets cannot be read back to be sent again) except the credentials of a
+    URL it changes (BOUND_TO_URL), a config of another type must be whole. Raises SettingsInvalid
+    naming every field at fault, never echoing a secret."""
     problems = []
     if display_name is not None or current is None:
         display_name = (display_name or "").strip()
@@ -112,6 +116,9 @@ def _checked_config(config, current, problems):
     same = current is not None and current.destination_type == kind
     readable = dict(current.config) if same else {}
     secrets = dict(current.secrets) if same else {}
+    dropped = ()
+    if same and isinstance(fields.get("url"), str) and fields["url"] != secrets.get("url"):
+        dropped = [name for name in BOUND_TO_URL.get(kind, ()) if secrets.pop(name, None) is not None]
     for name in known:
         value = fields.get(name)
         if value is None:
@@ -130,8 +137,9 @@ def _checked_config(config, current, problems):
         problems.append(Problem(f"{where}.{needed}", "is required" + (
             f" when a destination becomes {kind}" if current is not None and not same else "")))
     if kind == "WEBHOOK" and ("username" in secrets) != ("password" in secrets):
-        problems.append(Problem(f"{where}.{'password' if 'username' in secrets else 'username'}",
-                                "username and password go together (HTTP Basic authentication)"))
+        missing = "password" if "username" in secrets else "username"
+        problems.append(Problem(f"{where}.{missing}", "username and password go together (HTTP Basic authentication)"
+                                + ("; a new URL needs both given again" if missing in dropped else "")))
     return Checked(kind, readable, secrets) if len(problems) == before else None
 
 

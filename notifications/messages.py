@@ -5,6 +5,7 @@ Slack and Teams texts are for people and may change; the generic webhook's JSON 
 (../shared/reference/lakeflow-jobs.md §1.3) and PagerDuty's is its Events API v2."""
 
 import html
+import re
 from datetime import UTC, datetime
 
 WORDS = {"on_start": "started", "on_success": "succeeded", "on_failure": "failed",
@@ -17,6 +18,9 @@ PAGERDUTY_SEVERITY = {"on_failure": "critical", "on_duration_warning_threshold_e
 SLACK_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 SLACK_TEXT_CHARS = 3000  # Slack's limit for a section's text
 PAGERDUTY_SUMMARY_CHARS = 1024
+# What Teams' markdown (a CommonMark subset: emphasis, links, lists) would read as markup in a
+# job's name or an error: backslash-escaped, so that "[Re-login](https://evil)" stays text.
+TEAMS_MARKUP = re.compile(r"[\\`*_~\[\]()<>]|(?<![^\r\n])([ \t]*)([-+]|[0-9]+(?=\.))(?=\.?[ \t])")
 TEAMS_COLOURS = {"on_failure": "Attention", "on_success": "Good", "on_duration_warning_threshold_exceeded": "Warning",
                  "on_streaming_backlog_exceeded": "Warning"}
 
@@ -131,13 +135,26 @@ def slack(facts):
     return {"text": title, "blocks": blocks}
 
 
+def teams_escape(text):
+    """Plain text for a TextBlock or a fact, which Teams renders as markdown."""
+    return TEAMS_MARKUP.sub(_escaped, str(text))
+
+
+def _escaped(match):
+    indent, marker = match.group(1, 2)
+    if marker is None:  # a markup character
+        return "\\" + match.group(0)
+    # A list item's marker ("- ", "+ ", "1. "; "*" and ")" are escaped wherever they are).
+    return f"{indent}{marker}\\" if marker.isdigit() else f"{indent}\\{marker}"
+
+
 def teams(facts):
     """An Adaptive Card in a message, as Teams Workflows and incoming webhooks take it."""
-    body = [{"type": "TextBlock", "text": headline(facts), "weight": "Bolder", "size": "Medium", "wrap": True,
-             "color": TEAMS_COLOURS.get(facts["event"], "Default")}]
+    body = [{"type": "TextBlock", "text": teams_escape(headline(facts)), "weight": "Bolder", "size": "Medium",
+             "wrap": True, "color": TEAMS_COLOURS.get(facts["event"], "Default")}]
     if facts.get("message"):
-        body.append({"type": "TextBlock", "text": facts["message"], "wrap": True})
-    body.append({"type": "FactSet", "facts": [{"title": t, "value": v} for t, v in details(facts)]})
+        body.append({"type": "TextBlock", "text": teams_escape(facts["message"]), "wrap": True})
+    body.append({"type": "FactSet", "facts": [{"title": t, "value": teams_escape(v)} for t, v in details(facts)]})
     card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
             "version": "1.4", "body": body,
             "actions": [{"type": "Action.OpenUrl", "title": link_label(facts), "url": facts["run_page_url"]}]}

@@ -156,7 +156,8 @@ class SmtpReceiver:
 
         def authenticator(server, session, envelope, mechanism, auth_data):
             login, password = (getattr(auth_data, "login", b""), getattr(auth_data, "password", b""))
-            return AuthResult(success=users.get(login.decode(), object()) == password.decode())
+            accepted = users.get(login.decode(), object()) == password.decode()
+            return AuthResult(success=accepted, handled=False)  # not handled: the server answers 535 itself
 
         auth = {"authenticator": authenticator, "auth_require_tls": False} if users is not None else {}
 

@@ -171,10 +171,9 @@ def test_an_update_of_the_same_type_keeps_the_secret_fields_it_omits(admin):
 
     renamed = admin.ok("patch", path, {"display_name": "renamed"})
     assert renamed["display_name"] == "renamed" and renamed["config"] == ANSWERED["WEBHOOK"]
-    moved = admin.ok("patch", path, {"config": {"generic_webhook": {"url": "http://127.0.0.1:9/new"}}})
-    assert moved["config"] == ANSWERED["WEBHOOK"]
-    assert Destination.objects.get().secrets == {"url": "http://127.0.0.1:9/new", "username": USERNAME,
-                                                 "password": PASSWORD}
+    again = admin.ok("patch", path, {"config": {"generic_webhook": {"url": HOOK_URL}}})  # the same URL
+    assert again["config"] == ANSWERED["WEBHOOK"]
+    assert Destination.objects.get().secrets == STORED_SECRETS["WEBHOOK"]
     # What get answers, sent back as it is (the SDK's get-then-update): nothing changes.
     assert admin.ok("patch", path, {"config": admin.ok("get", path)["config"]})["config"] == ANSWERED["WEBHOOK"]
     assert Destination.objects.get().secrets["username"] == USERNAME
@@ -182,7 +181,27 @@ def test_an_update_of_the_same_type_keeps_the_secret_fields_it_omits(admin):
     assert "username" in admin.refused("patch", path, {"config": {"generic_webhook": {"password": ""}}})
     plain = admin.ok("patch", path, {"config": {"generic_webhook": {"username": "", "password": ""}}})
     assert plain["config"] == {"generic_webhook": {"url_set": True, "username_set": False, "password_set": False}}
-    assert Destination.objects.get().secrets == {"url": "http://127.0.0.1:9/new"}
+    assert Destination.objects.get().secrets == {"url": HOOK_URL}
+
+
+def test_a_new_webhook_url_drops_the_basic_credentials_unless_they_are_given_again(admin):
+    # Else an admin could point the URL at a host of theirs and have Send test deliver them there.
+    created = admin.create(CONFIGS["WEBHOOK"])
+    path = f"/{created['id']}"
+
+    message = admin.refused("patch", path, {"config": {"generic_webhook": {"url": "http://127.0.0.1:9/a",
+                                                                           "username": "other-user"}}})
+    assert "config.generic_webhook.password" in message and "a new URL needs both given again" in message
+    assert Destination.objects.get().secrets == STORED_SECRETS["WEBHOOK"]  # a refused update changes nothing
+
+    moved = admin.ok("patch", path, {"config": {"generic_webhook": {"url": "http://127.0.0.1:9/a"}}})
+    assert moved["config"] == {"generic_webhook": {"url_set": True, "username_set": False, "password_set": False}}
+    assert Destination.objects.get().secrets == {"url": "http://127.0.0.1:9/a"}
+
+    admin.ok("patch", path, {"config": {"generic_webhook": {"url": "http://127.0.0.1:9/b", "username": "u2",
+                                                            "password": "p2"}}})
+    assert Destination.objects.get().secrets == {"url": "http://127.0.0.1:9/b", "username": "u2", "password": "p2"}
+    assert not any(secret in answered_text(admin) for secret in SECRETS)
 
 
 def test_an_update_to_another_type_needs_its_whole_config(admin):
@@ -305,7 +324,7 @@ def test_the_webhook_only_refusals_say_what_this_server_supports(admin):
 
 def test_secrets_never_reach_the_audit_log_and_writes_are_named(admin, bob):
     ids = {kind: admin.create(config, display_name=kind)["id"] for kind, config in CONFIGS.items()}
-    admin.ok("patch", f"/{ids['WEBHOOK']}", {"config": {"generic_webhook": {"url": HOOK_URL + "2",
+    admin.ok("patch", f"/{ids['WEBHOOK']}", {"config": {"generic_webhook": {"url": HOOK_URL + "2", "username": USERNAME,
                                                                             "password": PASSWORD + "2"}}})
     admin.refused("post", body={"display_name": "d", "config": {"slack": {"url": "ftp://x/slack-secret-part"}}})
     admin.refused("post", body={"display_name": "d", "slack": {"url": SLACK_URL}})  # no config around it

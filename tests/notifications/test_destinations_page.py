@@ -2,6 +2,7 @@
 delete (after a confirmation listing the jobs that name it) and test destinations against a real
 receiver; everyone else sees the list read-only. The form's check is the API's."""
 
+import base64
 import re
 
 import pytest
@@ -12,7 +13,7 @@ from jobs.models import Job
 from notifications.destinations import create_destination
 from notifications.models import Destination
 from tests.dashboard.conftest import make_job
-from tests.notification_receivers import HttpReceiver
+from tests.notification_receivers import HttpReceiver, wait_until
 
 SLACK_URL = "https://hooks.slack.com/services/T000/B000/slack-secret-part"
 HOOK_URL = "https://hooks.example.com/lakeflow?key=hook-secret-part"
@@ -201,3 +202,29 @@ def test_form_posts_are_audited_with_their_secrets_redacted(admin_browser):
     logged = repr([r.request_params for r in rows])
     assert not any(s in logged for s in ("hook-secret-part", "u-secret", "p-secret", "key-secret")), logged
     assert rows[0].request_params["secret_url"] == "[REDACTED]" and rows[0].request_params["display_name"] == "hook"
+
+
+def test_a_new_url_typed_in_the_form_drops_the_basic_credentials_so_send_test_cannot_leak_them(admin_browser):
+    hook = create_destination("hook", {"generic_webhook": {"url": HOOK_URL, "username": "u", "password": "pw-secret"}})
+    edit = f"{LIST}{hook.id}/edit/"
+    assert "with HTTP Basic authentication" in page(admin_browser, LIST)
+    with HttpReceiver() as attacker:
+        body, redirected = submit(admin_browser, edit, display_name="hook", destination_type="WEBHOOK",
+                                  secret_url=attacker.url("/steal"))
+        assert redirected and "hook saved" in body
+        hook.refresh_from_db()
+        assert hook.secrets == {"url": attacker.url("/steal")}
+        assert "with HTTP Basic authentication" not in page(admin_browser, LIST)
+        body, _ = submit(admin_browser, f"{LIST}{hook.id}/test/")
+        [request] = attacker.wait_for(1, answered=True)
+        assert "Test notification sent to hook" in body
+        assert request.path == "/steal" and "authorization" not in request.headers
+
+        # Given again with the new URL, they are sent to it.
+        submit(admin_browser, edit, display_name="hook", destination_type="WEBHOOK", secret_url=attacker.url("/new"),
+               secret_username="u2", secret_password="p2")
+        submit(admin_browser, f"{LIST}{hook.id}/test/")
+        second = wait_until(lambda: attacker.requests[1] if len(attacker.requests) > 1 else None)
+    assert second.path == "/new" and second.headers["authorization"] == "Basic " + base64.b64encode(b"u2:p2").decode()
+    hook.refresh_from_db()
+    assert hook.secrets == {"url": attacker.url("/new"), "username": "u2", "password": "p2"}

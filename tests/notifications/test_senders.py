@@ -2,12 +2,16 @@
 PagerDuty and generic webhooks over HTTP, email over SMTP; and which answers are worth another try."""
 
 import base64
+import contextlib
+import smtplib
 
 import pytest
 
+from notifications import messages
 from notifications.delivery import deliver_due
+from notifications.destinations import update_destination
 from notifications.models import Destination, Notification
-from notifications.senders import DeliveryFailed, send, send_test
+from notifications.senders import DeliveryFailed, Outgoing, send, send_test, smtp_failure
 from runs.admission import create_run
 from runs.dispatch import finish_attempt
 from runs.engine.endings import attempt_ended
@@ -19,6 +23,8 @@ from tests.runs.conftest import claim_attempt, make_job, shell
 BASE_URL = "https://lakeflow.example.com"
 JOB_NAME = "nightly <etl> & co"  # Slack's three control characters, and HTML's
 ERROR = "exit status 1: x < y & z"
+TEAMS_JOB_NAME = r"nightly \<etl\> & co"  # JOB_NAME escaped for the markdown of Teams
+TEAMS_ERROR = r"exit status 1: x \< y & z"
 
 
 @pytest.fixture
@@ -27,11 +33,18 @@ def hook():
         yield receiver
 
 
-@pytest.fixture
-def smtp(settings):
-    with SmtpReceiver() as receiver:
+@contextlib.contextmanager
+def smtp_server(settings, **options):
+    """A real SMTP receiver that Django's SMTP backend sends to (SmtpReceiver's options)."""
+    with SmtpReceiver(**options) as receiver:
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = receiver.host, receiver.port
+        yield receiver
+
+
+@pytest.fixture
+def smtp(settings):
+    with smtp_server(settings) as receiver:
         yield receiver
 
 
@@ -111,16 +124,16 @@ def test_teams_gets_an_adaptive_card_with_the_facts_and_a_button_to_the_run(alic
         "http://adaptivecards.io/schemas/adaptive-card.json", "AdaptiveCard", "1.4")
     headline, error, facts = card["body"]
     assert headline["type"] == "TextBlock" and headline["wrap"] is True
-    assert headline["text"] == f"Run {job_row.run_id} of task load of job {JOB_NAME} failed"
-    assert (error["type"], error["text"]) == ("TextBlock", ERROR)
+    assert headline["text"] == f"Run {job_row.run_id} of task load of job {TEAMS_JOB_NAME} failed"
+    assert (error["type"], error["text"]) == ("TextBlock", TEAMS_ERROR)
     assert facts["type"] == "FactSet"
     values = {fact["title"]: fact["value"] for fact in facts["facts"]}
     assert (values["Job"], values["Run"], values["Task"], values["Result"]) == (
-        f"{JOB_NAME} ({job_row.run.job_id})", str(job_row.run_id), "load", "FAILED")
+        rf"{TEAMS_JOB_NAME} \({job_row.run.job_id}\)", str(job_row.run_id), "load", "FAILED")
     assert card["actions"] == [{"type": "Action.OpenUrl", "title": "View run", "url": run_url}]
 
     job_card = job_request.json["attachments"][0]["content"]
-    assert job_card["body"][0]["text"] == f"Run {job_row.run_id} of job {JOB_NAME} failed"
+    assert job_card["body"][0]["text"] == f"Run {job_row.run_id} of job {TEAMS_JOB_NAME} failed"
     assert "Task" not in {fact["title"] for fact in job_card["body"][2]["facts"]}
 
 
@@ -203,8 +216,10 @@ def test_email_goes_over_smtp_to_each_address_with_a_text_and_an_html_part(alice
     to_owner = by_id[f"lakeflow-notification-{rows.get(task_key='', recipient='email:owner@example.com').id}"]
     assert to_owner.envelope_recipients == ["owner@example.com"]
     assert to_owner["Subject"] == f"[Lakeflow] Run {job_row.run_id} of job {JOB_NAME} failed"
-    sent = Notification.objects.get(id=job_row.id)
-    assert sent.answer.startswith(f"accepted by {smtp.host}:{smtp.port} for ")
+    answers = {r.recipient: r.answer for r in Notification.objects.filter(run=job_row.run, task_key="")}
+    # The destination's addresses are for admins; the job's own are in its settings, seen by its viewers.
+    assert answers == {f"destination:{team.id}": "accepted by the SMTP server for 2 addresses",
+                       "email:owner@example.com": f"accepted by {smtp.host}:{smtp.port} for owner@example.com"}
 
 
 def test_email_without_an_smtp_server_fails_at_once_saying_so(alice, broker, settings):
@@ -295,3 +310,121 @@ def test_a_destination_test_that_is_refused_raises_with_the_answer(db, hook):
     with pytest.raises(DeliveryFailed) as failure:
         send_test(destination("SLACK", url=hook.url()))
     assert failure.value.permanent and failure.value.answer == "HTTP 404 boom"
+
+
+def test_a_redirect_shows_only_the_host_it_points_to_and_never_the_webhook_urls_secret(alice, broker, hook, caplog):
+    # A Slack URL's path and query are its credential; requests sends "%7E" as "~", the receiver
+    # answers with Apache's "moved" page, which echoes the path and the Location HTML-escaped.
+    hook.redirect_first(1, "https://example.test/services/T0/B0/SECRET~PART?token=abc&sig=a%2fb")
+    slack = destination("SLACK", url=hook.url("/services/T0/B0/SECRET%7EPART?token=abc&sig=a%2Fb"))
+    job_row, _ = failed_run(alice, slack, task_level=False)
+
+    assert deliver_due() == ["FAILED"]
+    [request] = hook.wait_for(1, answered=True)
+    assert request.path == "/services/T0/B0/SECRET~PART?token=abc&sig=a%2Fb"
+    row = Notification.objects.get(id=job_row.id)
+    assert "a redirect to https://example.test/…" in row.error and "not followed" in row.error
+    assert row.answer.startswith("HTTP 301 <html>") and "has moved" in row.answer
+    shown = "\n".join([row.error, row.answer, caplog.text])
+    assert "failed: the receiver answered HTTP 301" in caplog.text  # the log line is there, hidden too
+    for secret in ("SECRET", "PART", "token=abc", "sig=", "a%2f", "services/T0"):
+        assert secret.lower() not in shown.lower(), shown
+
+
+def test_a_failed_email_to_a_destination_never_names_its_addresses(alice, broker, settings):
+    refused = {"gone@example.com": "550 5.1.1 <gone@example.com>: Recipient address rejected: User unknown"}
+    team = destination("EMAIL", config={"addresses": ["Gone@Example.com"]})
+    with smtp_server(settings, refuse={**refused, "Gone@Example.com": refused["gone@example.com"]}):
+        job_row, _ = failed_run(alice, team, emails=["gone@example.com"], task_level=False)
+        assert deliver_due() == ["FAILED", "FAILED"]
+
+    to_team = Notification.objects.get(run=job_row.run, destination=team)
+    assert "SMTPRecipientsRefused: refused 1 address: 550 5.1.1 <[REDACTED]>" in to_team.error
+    assert "gone@" not in to_team.error.lower() and "gone@" not in to_team.answer.lower()
+    # A job's own recipient is in its settings, which its viewers see: its error may name it.
+    to_owner = Notification.objects.get(run=job_row.run, recipient="email:gone@example.com")
+    assert "550 5.1.1 <gone@example.com>" in to_owner.error
+
+
+def test_an_smtp_5xx_answer_fails_at_once_and_a_4xx_is_tried_again(alice, broker, settings):
+    refuse = {"gone@example.com": "550 5.1.1 No such user", "busy@example.com": "451 4.3.0 Try again later"}
+    with smtp_server(settings, refuse=refuse) as smtp:
+        job_row, _ = failed_run(alice, emails=["gone@example.com", "busy@example.com", "ok@example.com"],
+                                task_level=False)
+        assert sorted(deliver_due()) == ["FAILED", "RETRYING", "SENT"]
+        [delivered] = smtp.wait_for(1)  # the SMTP server got past every recipient's RCPT TO
+    assert delivered.envelope_recipients == ["ok@example.com"]
+    rows = {r.recipient: r for r in Notification.objects.filter(run=job_row.run)}
+    gone, busy = rows["email:gone@example.com"], rows["email:busy@example.com"]
+    assert (gone.state, gone.tries, gone.next_try_at) == ("FAILED", 1, None)
+    assert "550 5.1.1 No such user (not tried again)" in gone.error
+    assert busy.state == "RETRYING" and busy.next_try_at is not None and "451 4.3.0 Try again later" in busy.error
+
+
+def test_an_smtp_login_refused_with_535_fails_at_once(alice, broker, settings):
+    with smtp_server(settings, users={"lakeflow": "right"}) as smtp:
+        settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = "lakeflow", "wrong"
+        job_row, _ = failed_run(alice, emails=["owner@example.com"], task_level=False)
+        assert deliver_due() == ["FAILED"]
+        settings.EMAIL_HOST_PASSWORD = "right"
+        assert send(job_row).startswith("accepted by ")  # the same server takes the right password
+        assert smtp.wait_for(1)[0].envelope_recipients == ["owner@example.com"]
+    failed = Notification.objects.get(id=job_row.id)
+    assert "SMTPAuthenticationError: 535" in failed.error and failed.error.endswith("(not tried again)")
+
+
+@pytest.mark.parametrize("exc, permanent", [
+    (smtplib.SMTPSenderRefused(553, b"5.7.1 Sender not allowed", "lakeflow@example.com"), True),
+    (smtplib.SMTPDataError(554, b"5.6.0 Message rejected"), True),
+    (smtplib.SMTPAuthenticationError(535, b"5.7.8 Bad credentials"), True),
+    (smtplib.SMTPSenderRefused(421, b"4.7.0 Too many connections", "lakeflow@example.com"), False),
+    (smtplib.SMTPRecipientsRefused({"a@example.com": (550, b"no"), "b@example.com": (452, b"full")}), False),
+    (smtplib.SMTPRecipientsRefused({"a@example.com": (550, b"no"), "b@example.com": (553, b"bad")}), True),
+    (smtplib.SMTPServerDisconnected("Connection unexpectedly closed"), False),
+    (ConnectionRefusedError(111, "Connection refused"), False),
+])
+def test_smtp_errors_are_permanent_exactly_when_the_server_answered_5xx(exc, permanent):
+    team = Destination(destination_type="EMAIL", config={"addresses": ["a@example.com", "b@example.com"]})
+    failure = smtp_failure(exc, Outgoing("EMAIL", team, ("a@example.com", "b@example.com"), {}, "id"))
+    assert failure.permanent is permanent
+    assert "@example.com" not in str(failure)
+
+
+def test_a_destination_whose_type_changed_after_the_notification_was_queued_gets_its_new_type(alice, broker, hook):
+    made = destination("SLACK", url=hook.url("/slack"))
+    job_row, _ = failed_run(alice, made, task_level=False)
+    assert job_row.channel == "SLACK"
+    update_destination(made, config={"generic_webhook": {"url": hook.url("/generic")}})
+
+    [request] = received_by(hook, job_row)
+    assert request.path == "/generic"
+    assert request.json == {"event_type": "jobs.on_failure", "workspace_id": "0", "run": {"run_id": str(job_row.run_id)},
+                            "job": {"job_id": str(job_row.run.job_id), "name": JOB_NAME}}
+
+
+PHISHING = "[Re-login](https://evil.example/login) <https://evil.example|Re-login> **urgent**"
+
+
+def phishing_facts(**more):
+    return {"event": "on_failure", "event_type": "jobs.on_failure", "job_id": 7, "job_name": PHISHING, "run_id": 9,
+            "at_ms": 0, "run_page_url": "https://lakeflow.example.com/jobs/7/runs/9/", "result_state": "FAILED",
+            "message": "- [Re-login](https://evil.example)\n1. _x_", **more}
+
+
+def test_teams_shows_markdown_in_job_names_and_errors_as_text(db):
+    card = messages.teams(phishing_facts())["attachments"][0]["content"]
+    headline, message, facts = card["body"]
+    escaped = r"\[Re-login\]\(https://evil.example/login\) \<https://evil.example|Re-login\> \*\*urgent\*\*"
+    assert headline["text"] == f"Run 9 of job {escaped} failed"
+    assert message["text"] == r"\- \[Re-login\]\(https://evil.example\)" "\n" r"1\. \_x\_"
+    assert {f["title"]: f["value"] for f in facts["facts"]}["Job"] == rf"{escaped} \(7\)"
+    assert card["actions"][0]["url"] == "https://lakeflow.example.com/jobs/7/runs/9/"  # the one link
+
+
+def test_slack_shows_link_syntax_in_job_names_as_text(db):
+    message = messages.slack(phishing_facts())
+    texts = [message["text"], *(b["text"]["text"] for b in message["blocks"][:2]),
+             *(e["text"] for e in message["blocks"][2]["elements"][1:])]
+    assert "&lt;https://evil.example|Re-login&gt;" in message["text"]
+    assert not any("<" in text or ">" in text for text in texts)  # Slack's links and mentions need them
+    assert message["blocks"][2]["elements"][0]["text"] == "<https://lakeflow.example.com/jobs/7/runs/9/|View run>"
