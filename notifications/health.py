@@ -14,29 +14,22 @@ from notifications.models import HealthWarning
 from runs.clock import clock_step
 from runs.engine.states import RunLifeCycleState as L
 from runs.events import record
-from runs.loading import job_version, task_settings
+from runs.loading import job_version, per_version, task_settings
 from runs.models import Repair, Run, TaskRun
 from runs.reactions import reacts_to
 
 log = logging.getLogger(__name__)
 
 WATCHED = (L.RUNNING, L.TERMINATING)
-_thresholds = {}
 _warned = set()  # keys this process knows are taken: no insert attempt every pass
 
 
-def duration_thresholds(version_id):
-    """(the job's RUN_DURATION_SECONDS value or None, {task_key: value}); versions never change."""
-    found = _thresholds.get(version_id)
-    if found is None:
-        if len(_thresholds) >= 4096:
-            _thresholds.clear()
-        settings = job_version(version_id).settings
-        tasks = {task["task_key"]: health_threshold(task) for task in settings.get("tasks") or []
-                 if isinstance(task, dict) and isinstance(task.get("task_key"), str)}
-        found = _thresholds[version_id] = (health_threshold(settings),
-                                           {key: value for key, value in tasks.items() if value})
-    return found
+@per_version
+def duration_thresholds(settings):
+    """(the job's RUN_DURATION_SECONDS value or None, {task_key: value})."""
+    tasks = {task["task_key"]: health_threshold(task) for task in settings.get("tasks") or []
+             if isinstance(task, dict) and isinstance(task.get("task_key"), str)}
+    return health_threshold(settings), {key: value for key, value in tasks.items() if value}
 
 
 @clock_step
@@ -108,21 +101,15 @@ def _remember(key):
     _warned.add(key)
 
 
-_backlog_versions = {}
+@per_version
+def _has_backlog_rules(settings):
+    blocks = [settings, *(t for t in settings.get("tasks") or [] if isinstance(t, dict))]
+    return any(health_threshold(block, metric) for block in blocks for metric in BACKLOG_METRICS)
 
 
 def _reports_backlog(event):
     """Only tasks of versions with a STREAMING_BACKLOG_* rule (on the job or a task)."""
-    version_id = event.run.job_version_id
-    found = _backlog_versions.get(version_id)
-    if found is None:
-        if len(_backlog_versions) >= 4096:
-            _backlog_versions.clear()
-        settings = job_version(version_id).settings
-        blocks = [settings, *(t for t in settings.get("tasks") or [] if isinstance(t, dict))]
-        found = _backlog_versions[version_id] = any(
-            health_threshold(block, metric) for block in blocks for metric in BACKLOG_METRICS)
-    return found
+    return _has_backlog_rules(event.run.job_version_id)
 
 
 @reacts_to("task.finished", when=_reports_backlog)

@@ -9,26 +9,18 @@ from django.db.models import Max
 from notifications.models import Destination, Notification
 from notifications.rules import EVENT_TYPES, Happening, cause_key, event_of, notifies, recipients
 from runs.engine.states import RunLifeCycleState as L
-from runs.loading import job_version, task_settings, to_ms
+from runs.loading import job_version, per_version, task_settings, to_ms
 from runs.models import Run, RunEvent, TaskRun
 from runs.reactions import reacts_to
 
 RUN_EVENTS = ("run.started", "run.repair_started", "run.finished")
 TASK_EVENTS = ("task.running", "task.finished", "task.skipped")
 HEALTH_EVENT = "run.health_warning"
-_profiles = {}
-
-
-def _profile(version_id):
-    """(the job block notifies anyone, the task keys whose blocks do); versions never change."""
-    found = _profiles.get(version_id)
-    if found is None:
-        if len(_profiles) >= 4096:
-            _profiles.clear()
-        settings = job_version(version_id).settings
-        found = _profiles[version_id] = (notifies(settings), frozenset(
-            task["task_key"] for task in settings.get("tasks") or [] if isinstance(task, dict) and notifies(task)))
-    return found
+@per_version
+def _profile(settings):
+    """(the job block notifies anyone, the task keys whose blocks do)."""
+    return notifies(settings), frozenset(
+        task["task_key"] for task in settings.get("tasks") or [] if isinstance(task, dict) and notifies(task))
 
 
 def notifying(event):

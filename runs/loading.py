@@ -51,6 +51,33 @@ def job_version(version_id):
     return version
 
 
+_per_version_caches = []
+
+
+def per_version(derive):
+    """``derive(settings)``, computed once per job version and process (versions never change):
+    for what a state change's path asks about a run's settings, answered from memory."""
+    cache = {}
+    _per_version_caches.append(cache)
+
+    def cached(version_id):
+        found = cache.get(version_id)
+        if found is None:
+            if len(cache) >= 4096:
+                cache.clear()
+            found = cache[version_id] = derive(job_version(version_id).settings)
+        return found
+
+    cached.__doc__ = derive.__doc__
+    return cached
+
+
+def forget_per_version():
+    """Tests: ids are reused across rolled-back tests."""
+    for cache in _per_version_caches:
+        cache.clear()
+
+
 _graphs = {}
 
 

@@ -16,16 +16,16 @@ def fresh_graph_cache():
 
 @pytest.fixture(autouse=True)
 def fresh_notification_caches():
-    """The same for what notifications keep per JobVersion id (does it notify, its duration
-    rules) and per run id (the warnings already made)."""
-    from notifications import health, reactions
+    """The same for what is kept per JobVersion id (does it notify, its duration rules) and per
+    run id (the health warnings already made)."""
+    from notifications import health
+    from runs.loading import forget_per_version
 
-    caches = (reactions._profiles, health._thresholds, health._warned, health._backlog_versions)
-    for cache in caches:
-        cache.clear()
+    forget_per_version()
+    health._warned.clear()
     yield
-    for cache in caches:
-        cache.clear()
+    forget_per_version()
+    health._warned.clear()
 
 
 @pytest.fixture

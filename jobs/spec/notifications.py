@@ -55,16 +55,8 @@ def check_notifications(c: Checker, block: dict, path: str, *, task: bool, in_fo
 
     emails = c.obj(block, path, "email_notifications")
     if emails is not None:
-        for event in (*EVENTS, *NEVER_FIRED_EVENTS):
-            addresses = emails.get(event)
-            if addresses is None:
-                continue
-            where = f"{at('email_notifications')}.{event}"
-            if not isinstance(addresses, list):
-                c.add(where, "must be a list of email addresses")
-                continue
-            if len(addresses) > MAX_EMAILS_PER_EVENT:
-                c.add(where, f"at most {MAX_EMAILS_PER_EVENT} addresses per event")
+        for where, addresses in _event_lists(c, emails, at("email_notifications"), "email addresses",
+                                             MAX_EMAILS_PER_EVENT, "addresses"):
             for i, address in enumerate(addresses):
                 if not is_email_address(address):
                     c.add(f"{where}[{i}]", f"{address!r} is not a valid email address")
@@ -74,16 +66,8 @@ def check_notifications(c: Checker, block: dict, path: str, *, task: bool, in_fo
 
     webhooks = c.obj(block, path, "webhook_notifications")
     if webhooks is not None:
-        for event in (*EVENTS, *NEVER_FIRED_EVENTS):
-            entries = webhooks.get(event)
-            if entries is None:
-                continue
-            where = f"{at('webhook_notifications')}.{event}"
-            if not isinstance(entries, list):
-                c.add(where, "must be a list of {id} of notification destinations")
-                continue
-            if len(entries) > MAX_WEBHOOKS_PER_EVENT:
-                c.add(where, f"at most {MAX_WEBHOOKS_PER_EVENT} destinations per event")
+        for where, entries in _event_lists(c, webhooks, at("webhook_notifications"),
+                                           "{id} of notification destinations", MAX_WEBHOOKS_PER_EVENT, "destinations"):
             seen = set()
             for i, entry in enumerate(entries):
                 if not isinstance(entry, dict):
@@ -124,6 +108,22 @@ def check_notifications(c: Checker, block: dict, path: str, *, task: bool, in_fo
                     c.add(f"{where}[{i}].metric", f"{metric} has more than one rule")
                 metrics.add(metric)
         _refuse_unknown(c, health, at("health"), ("rules",))
+
+
+def _event_lists(c: Checker, block: dict, path: str, what: str, most: int, items: str):
+    """(field path, list) of each event's list in an email_notifications or webhook_notifications
+    block, after checking it is a list of at most ``most`` items."""
+    for event in (*EVENTS, *NEVER_FIRED_EVENTS):
+        entries = block.get(event)
+        if entries is None:
+            continue
+        where = f"{path}.{event}"
+        if not isinstance(entries, list):
+            c.add(where, f"must be a list of {what}")
+            continue
+        if len(entries) > most:
+            c.add(where, f"at most {most} {items} per event")
+        yield where, entries
 
 
 def _refuse_unknown(c: Checker, block: dict, path: str, known: tuple[str, ...]) -> None:

@@ -14,13 +14,14 @@ from django.utils import timezone
 
 from notifications.delivery import deliver_due
 from notifications.health import watch_run_durations
-from notifications.models import Destination, Notification
+from notifications.models import Notification
 from runs.admission import create_run
 from runs.dispatch import finish_attempt
 from runs.engine.endings import attempt_ended
-from runs.engine.states import RunLifeCycleState as L, RunResultState as R
+from runs.engine.states import RunResultState as R
 from runs.models import TaskRun
 from tests.notification_receivers import HttpReceiver
+from tests.notifications import test_core_flow as core_flow
 from tests.runs.conftest import claim_attempt, make_job, shell
 
 
@@ -42,15 +43,10 @@ def page(client, url, status=200):
 
 
 def webhook(name, url):
-    destination = Destination(display_name=name, destination_type="WEBHOOK")
-    destination.secrets = {"url": url}
-    destination.save()
-    return destination
+    return core_flow.webhook(url, name)
 
 
-def finish_all(run, result):
-    for attempt in TaskRun.objects.filter(run=run, life_cycle_state=L.PENDING):
-        finish_attempt(claim_attempt(attempt.id).id, attempt_ended(result))
+finish_all = core_flow.finish_all
 
 
 def rows(body):

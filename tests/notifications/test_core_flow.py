@@ -40,8 +40,8 @@ def receiver():
     server.shutdown()
 
 
-def webhook(url):
-    destination = Destination(display_name="hook", destination_type="WEBHOOK")
+def webhook(url, name="hook"):
+    destination = Destination(display_name=name, destination_type="WEBHOOK")
     destination.secrets = {"url": url}
     destination.save()
     return destination

@@ -171,14 +171,14 @@ def test_a_hanging_receiver_holds_at_most_two_threads_while_everyone_else_is_del
     with on_a_database_file(tmp_path):
         with sending(Sender(node="node-1", threads=4)):
             held = hook.wait_for(2)
-            wait_until(lambda: states(others) == ["SENT"] * 4, what="the other receiver's notifications sent")
+            wait_until(lambda: states(others) == ["SENT"] * 4, timeout=300, what="the other receiver's notifications sent")
             # Delivered while both hung requests are still held, and the hanging receiver's third
             # notification waits: a receiver gets at most two of the four threads.
             assert [r.answered for r in held] == [None, None]
             assert sorted(states(hanging)) == ["PENDING", "SENDING", "SENDING"]
             assert len(hook.requests) == 2
             hook.release()  # the held requests are dropped unanswered; the third one gets through
-            wait_until(lambda: sorted(states(hanging)) == ["RETRYING", "RETRYING", "SENT"],
+            wait_until(lambda: sorted(states(hanging)) == ["RETRYING", "RETRYING", "SENT"], timeout=300,
                        what="the hanging receiver's notifications settled")
         dropped = Notification.objects.filter(id__in=hanging, state="RETRYING")
         assert all(n.answer == "" and "ConnectionError" in n.error for n in dropped)
@@ -186,17 +186,15 @@ def test_a_hanging_receiver_holds_at_most_two_threads_while_everyone_else_is_del
 
 
 def test_a_receiver_that_does_not_answer_within_the_timeout_leaves_the_notification_retrying(
-        alice, broker, hook, other_hook, settings, tmp_path):
+        alice, broker, hook, settings, tmp_path):
     settings.LAKEFLOW_NOTIFICATION_TIMEOUT_SECONDS = 1
     settings.LAKEFLOW_NOTIFICATION_BACKOFF_SECONDS = 600
     row = one_notification(alice, hook.url("/hangs"))
-    [other] = copies(row, destination("WEBHOOK", url=other_hook.url()), 1)
     hook.hang_first(1)
 
     with on_a_database_file(tmp_path):
         with sending(Sender(node="node-1", threads=4)):
-            wait_until(lambda: states([row.id]) == ["RETRYING"], what="the hung try to time out")
-            wait_until(lambda: states([other]) == ["SENT"], what="the other notification sent")
+            wait_until(lambda: states([row.id]) == ["RETRYING"], timeout=300, what="the hung try to time out")
             # The receiver still holds the request: the sender gave up on it, nobody answered.
             assert hook.requests[0].answered is None
             hook.release()
@@ -272,7 +270,9 @@ def test_a_sender_never_claims_again_what_it_is_still_sending_and_renews_its_cla
     sender.pool.shutdown()
 
 
-def test_two_senders_on_the_same_due_rows_claim_each_row_once(alice, broker, hook, other_hook, tmp_path):
+def test_two_senders_on_the_same_due_rows_claim_each_row_once(alice, broker, hook, other_hook, settings, tmp_path):
+    # No try may time out on a busy machine (a second try would be a different claim, not a duplicate).
+    settings.LAKEFLOW_NOTIFICATION_TIMEOUT_SECONDS = 120
     row = one_notification(alice, hook.url("/a"))
     ids = [row.id, *copies(row, row.destination, 9),
            *copies(row, destination("WEBHOOK", url=hook.url("/b")), 10),
@@ -280,7 +280,7 @@ def test_two_senders_on_the_same_due_rows_claim_each_row_once(alice, broker, hoo
 
     with on_a_database_file(tmp_path):
         with sending(Sender(node="node-1", threads=4), Sender(node="node-2", threads=4)):
-            wait_until(lambda: states(ids) == ["SENT"] * 30, what="all 30 notifications sent")
+            wait_until(lambda: states(ids) == ["SENT"] * 30, timeout=300, what="all 30 notifications sent")
         sent = Notification.objects.filter(id__in=ids)
         assert {n.tries for n in sent} == {1}
         assert {n.claimed_by for n in sent} <= {"node-1", "node-2"}
