@@ -20,6 +20,9 @@ LIVE = 60_000  # ms: how long a browser waits for a run to move on
 
 @pytest.fixture(scope="module")
 def browser():
+    # Every expectation may wait for a server on a busy machine (a form's POST, a page's fetch):
+    # Playwright's 5 s default is a timing assumption, not a guarantee.
+    expect.set_options(timeout=LIVE)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield chromium

@@ -55,7 +55,8 @@ def test_each_type_is_created_listed_read_updated_and_deleted(server):
     assert renamed.display_name == f"{prefix} renamed" and renamed.config.generic_webhook.password_set
     moved = w.notification_destinations.update(
         hook.id, config=Config(generic_webhook=GenericWebhookConfig(url="http://127.0.0.1:9/e2e-hook-secret-2")))
-    assert moved.config.generic_webhook.username_set and moved.config.generic_webhook.password_set  # kept
+    # A new URL drops the Basic credentials (they must not follow the URL somewhere else).
+    assert not moved.config.generic_webhook.username_set and not moved.config.generic_webhook.password_set
     again = w.notification_destinations.update(hook.id, config=w.notification_destinations.get(hook.id).config)
     assert again.config.generic_webhook.as_dict() == moved.config.generic_webhook.as_dict()
     paged = w.notification_destinations.update(hook.id, config=configs[DestinationType.PAGERDUTY])
