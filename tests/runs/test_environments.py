@@ -386,11 +386,15 @@ def test_every_node_cleans_up_its_hosts_environments_apart_from_the_clock(db, se
 
     assert environments.remove_unused_environments not in clock.SLOW_STEPS  # no rmtree on the clock's path
     started = []
+    services = []
     monkeypatch.setattr(lakeflow_clock, "start_cleaning_environments", started.append)
+    # Other apps' node services (the notification sender) would outlive the test in this process,
+    # working on later tests' rows: recorded here, not started.
+    monkeypatch.setattr(lakeflow_clock, "start_node_services", lambda should_stop: services.append(should_stop) or [])
     monkeypatch.setattr(lakeflow_clock, "run_clock", lambda should_stop: None)  # a standby clock, say
     monkeypatch.setattr(lakeflow_clock.signal, "signal", lambda signum, handler: None)  # pytest keeps its own
     call_command("lakeflow_clock")
-    assert len(started) == 1
+    assert len(started) == 1 and len(services) == 1
 
     settings.LAKEFLOW_ENVIRONMENT_KEEP_DAYS = 7
     built_row("old", timezone.now() - timedelta(days=8), settings, tmp_path)
