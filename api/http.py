@@ -302,15 +302,27 @@ def encode_page_token(position):
     return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
+def page_token_position(token):
+    """What encode_page_token put in `token`, or None if it is not one of its tokens."""
+    try:
+        return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def not_our_page_token(token):
+    return invalid(f"page_token {token!r} is not a token this server handed out")
+
+
 def decode_page_token(token, *keys):
     """The position inside `token`, which must hold exactly one of `keys` with an int64 >= 0."""
+    position = page_token_position(token)
     try:
-        position = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         [(key, value)] = position.items()
-    except (binascii.Error, ValueError, AttributeError):
+    except (ValueError, AttributeError):
         key = value = None
     if key not in keys or isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_MAX:
-        raise invalid(f"page_token {token!r} is not a token this server handed out")
+        raise not_our_page_token(token)
     return position
 
 

@@ -8,14 +8,10 @@ Write-only fields (webhook URLs, the PagerDuty key, Basic credentials) are never
 config says `<field>_set: true` instead. The check of a config is notifications/destinations.py's,
 shared with the dashboard's form."""
 
-import base64
-import binascii
-import json
-
 from django.db.models import Q
 
 from api.http import (ApiError, api_view, does_not_exist, encode_page_token, int_param, invalid, methods,
-                      object_param, str_param)
+                      not_our_page_token, object_param, page_token_position, str_param)
 from jobs.permissions import caller_of
 from notifications import destinations
 from notifications.models import Destination
@@ -68,13 +64,12 @@ def given(data):
 def page_position(token):
     """The (display_name, id) a page token continues after."""
     try:
-        position = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        name, after = position["after"]
+        name, after = page_token_position(token)["after"]
         if isinstance(name, str) and isinstance(after, str):
             return name, after
-    except (binascii.Error, ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError):
         pass
-    raise invalid(f"page_token {token!r} is not a token this server handed out")
+    raise not_our_page_token(token)
 
 
 @api_view("POST")
