@@ -141,6 +141,24 @@ LAKEFLOW_WAREHOUSES = _warehouses(env_str("LAKEFLOW_WAREHOUSES", ""))
 LAKEFLOW_OPENLINEAGE_EXPORT_URL = env_str("LAKEFLOW_OPENLINEAGE_EXPORT_URL", "").rstrip("/")
 LAKEFLOW_OPENLINEAGE_EXPORT_API_KEY = env_str("LAKEFLOW_OPENLINEAGE_EXPORT_API_KEY", "")
 
+# Usage and cost (runs/usage.py): what an attempt's process tree consumed, priced per CPU-hour
+# (user + system time) and per GB-hour of peak memory held for the attempt's execution time.
+LAKEFLOW_PRICE_PER_CPU_HOUR = env_float("LAKEFLOW_PRICE_PER_CPU_HOUR", 0.05)
+LAKEFLOW_PRICE_PER_GB_HOUR = env_float("LAKEFLOW_PRICE_PER_GB_HOUR", 0.005)
+LAKEFLOW_COST_CURRENCY = env_str("LAKEFLOW_COST_CURRENCY", "USD")
+
+# Backfills (backfills/): the longest range one backfill may cover, and the most runs it may make.
+LAKEFLOW_BACKFILL_MAX_DAYS = env_int("LAKEFLOW_BACKFILL_MAX_DAYS", 366)
+LAKEFLOW_BACKFILL_MAX_RUNS = env_int("LAKEFLOW_BACKFILL_MAX_RUNS", 1000)
+
+# System tables (system_tables/): rows a query page or CSV answer holds at most, and how long one
+# query may take.
+LAKEFLOW_SYSTEM_TABLES_MAX_ROWS = env_int("LAKEFLOW_SYSTEM_TABLES_MAX_ROWS", 100000)
+LAKEFLOW_SYSTEM_TABLES_TIMEOUT_SECONDS = env_float("LAKEFLOW_SYSTEM_TABLES_TIMEOUT_SECONDS", 60.0)
+
+# Triggers' sql_condition gate: how long its query may take on its warehouse.
+LAKEFLOW_SQL_CONDITION_TIMEOUT_SECONDS = env_float("LAKEFLOW_SQL_CONDITION_TIMEOUT_SECONDS", 30.0)
+
 # Notifications (notifications/): each try of a delivery waits at most TIMEOUT for the receiver;
 # a failed try is retried after BACKOFF seconds, doubling (at most 10 minutes apart), until
 # RETRY_SECONDS after the event, then marked failed. THREADS senders per cluster node.
@@ -218,6 +236,8 @@ INSTALLED_APPS = [
     "vault",
     "warehouses",
     "notifications",
+    "backfills",
+    "system_tables",
     "django_q",
     "axes",
 ]

@@ -16,4 +16,6 @@ urlpatterns = [
     path("", include(("lineage.urls", "lineage"))),
     path("", include(("audit.urls", "audit"))),
     path("", include("notifications.urls")),
+    path("", include("backfills.urls")),
+    path("", include("system_tables.urls")),
 ]

@@ -41,6 +41,8 @@ class Run(models.Model):
         TABLE = "TABLE"
         CONTINUOUS = "CONTINUOUS"
         CONTINUOUS_RESTART = "CONTINUOUS_RESTART"
+        JOB_COMPLETION = "JOB_COMPLETION"
+        BACKFILL = "BACKFILL"  # ours: a slot of a backfill (the backfills app links run and slot)
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="runs")
     # The version the run started with; a repair moves it to the job's version at repair time.
@@ -93,6 +95,10 @@ class Run(models.Model):
     # Bumped first thing in every transaction that changes this run's tasks: on Postgres the row
     # lock serializes them (no lost wake-up between two finishing tasks); SQLite is serial anyway.
     lock_count = models.BigIntegerField(default=0)
+    # What its attempts consumed, summed as each attempt ends (runs/usage.py): the Usage page and
+    # the run history add these up instead of every attempt.
+    cpu_seconds = models.FloatField(null=True, blank=True)
+    cost = models.FloatField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -113,6 +119,7 @@ class Run(models.Model):
             # The root cause's "last successful run" of a job that has failed for a long time.
             models.Index(fields=["job", "result_state", "-id"], name="run_job_result_newest"),
             models.Index(fields=["life_cycle_state", "timeout_at"], name="run_state_deadline"),
+            models.Index(fields=["created_at"], name="run_created"),  # the Usage page's time range
         ]
 
     def __str__(self):
@@ -187,6 +194,14 @@ class TaskRun(models.Model):
     # What the attempt reported it read and wrote ({"sql": {statements, row_counts, schema, ...},
     # "declared": [...]}): the lineage app turns it into edges in reaction to task.finished.
     data_access = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)
+    # What the attempt's process tree consumed, measured by its supervisor (runs/executors/usage.py);
+    # NULL for attempts that ran no process (condition, for-each, run-job tasks) or ended before one.
+    cpu_seconds = models.FloatField(null=True, blank=True)  # user + system, the whole tree
+    peak_memory_bytes = models.BigIntegerField(null=True, blank=True)
+    read_bytes = models.BigIntegerField(null=True, blank=True)
+    written_bytes = models.BigIntegerField(null=True, blank=True)
+    cleanup_duration_ms = models.PositiveIntegerField(null=True, blank=True)  # process end -> results written
+    cost = models.FloatField(null=True, blank=True)  # at the prices configured when it ended
 
     class Meta:
         indexes = [
