@@ -31,6 +31,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from jobs.models import ApiToken
+from jobs.permissions import caller_of
 from runs.run_as import user_of_run_as_token
 from jobs.spec.access import AclInvalid, OwnerChangeDenied
 from jobs.spec.documents import DocumentRefused, bounded_int, check_document, parse_json
@@ -388,6 +389,13 @@ def databricks_config(request):
 
     No oidc_endpoint: the SDK then stays with the personal access token it was given."""
     return JsonResponse({"workspace_id": "1", "oidc_endpoint": ""})
+
+
+def require_admin(request, what):
+    """403 unless the caller is a workspace admin; `what` completes "only admins may ..."."""
+    if not caller_of(request.user).is_admin:
+        raise ApiError(403, "PERMISSION_DENIED",
+                       f"User {request.user.get_username()} is not an admin: only admins may {what}")
 
 
 OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.yaml")

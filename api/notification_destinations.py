@@ -10,7 +10,7 @@ shared with the dashboard's form."""
 
 from django.db.models import Q
 
-from api.http import (ApiError, api_view, does_not_exist, encode_page_token, int_param, invalid, methods,
+from api.http import (ApiError, api_view, does_not_exist, require_admin, encode_page_token, int_param, invalid, methods,
                       not_our_page_token, object_param, page_token_position, str_param)
 from jobs.permissions import caller_of
 from notifications import destinations
@@ -22,9 +22,7 @@ MAX_PAGE_SIZE = 100
 
 
 def admin_only(request, doing):
-    if not caller_of(request.user).is_admin:
-        raise ApiError(403, "PERMISSION_DENIED", f"User {request.user.get_username()} is not an admin: only "
-                                                 f"workspace admins may {doing} notification destinations")
+    require_admin(request, f"{doing} notification destinations")
 
 
 def found(destination_id):

@@ -17,9 +17,8 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from api.http import ApiError, api_view, int_param, invalid, str_param
+from api.http import ApiError, api_view, int_param, invalid, require_admin, str_param
 from jobs.models import ServicePrincipal
-from jobs.permissions import caller_of
 
 SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -110,9 +109,7 @@ def list_page(data, queryset, shape):
 
 
 def admin_only(request):
-    if not caller_of(request.user).is_admin:
-        raise ApiError(403, "PERMISSION_DENIED", f"User {request.user.get_username()} is not an admin: only "
-                                                 "admins may create, change or delete users, groups and service principals")
+    require_admin(request, "create, change or delete users, groups and service principals")
 
 
 def _one(queryset, identifier, kind):

@@ -17,8 +17,7 @@ reyden_cluster_size_multiplier, channel.dbsql_version.
 
 from functools import wraps
 
-from api.http import (ApiError, api_view, bool_param, int_param, invalid, object_param, str_param)
-from jobs.permissions import caller_of
+from api.http import (ApiError, api_view, bool_param, require_admin, int_param, invalid, object_param, str_param)
 from vault.crypto import Unreadable
 from warehouses import catalog
 from warehouses.catalog import CONFIGURED_BY_TAG, CONNECTION_TAG, EMBEDDED, Configured, WarehouseRefused
@@ -47,9 +46,7 @@ def refusals(view):
 
 
 def admin_only(request, doing):
-    if not caller_of(request.user).is_admin:
-        raise ApiError(403, "PERMISSION_DENIED", f"User {request.user.get_username()} is not an admin: only "
-                                                 f"admins may {doing} SQL warehouses")
+    require_admin(request, f"{doing} SQL warehouses")
 
 
 # --- the request's fields ----------------------------------------------------------------------
