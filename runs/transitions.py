@@ -16,6 +16,7 @@ from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L
 from runs.events import record, record_many
 from runs.loading import CONTROL_FLOW_TYPES, from_ms, to_ms
 from runs.models import Repair, Run, TaskRun
+from runs.usage import add_to_run
 
 UNFINISHED = (L.PENDING, L.RUNNING, L.TERMINATING)
 
@@ -130,6 +131,7 @@ def end_attempt(run, attempt, ending, now, *, from_states=UNFINISHED, event="tas
     updated = TaskRun.objects.filter(id=attempt.id, life_cycle_state__in=from_states).update(
         **ending.as_fields(), ended_at=now, **fields)
     if updated:
+        add_to_run(run.id, fields)  # its usage, once: only the ending that won the compare-and-swap
         # data_access: the lineage app's reaction has something to read (runs/models.TaskRun).
         extra = {"data_access": True} if fields.get("data_access") else {}
         record(run, event, attempt, now, task_key=attempt.task_key, **ending.as_event(), **extra)

@@ -9,8 +9,15 @@ the kernel kills when the worker dies) and asks it over a socket pair for one at
   tree it starts), asks for SIGKILL when the server dies, takes the log as stdout and
   stderr, changes directory and environment, and runs ``runner.main`` in a clean stack;
 - the server answers ``{"pid"}`` once the attempt has its own process group, waits for it, kills
-  whatever it left in its process group, reaps it and answers ``{"exit"}`` (negative: the
-  signal that killed it, as ``subprocess`` reports it).
+  whatever it left in its process group, reaps it and answers ``{"exit", "usage"}`` (exit:
+  negative for the signal that killed it, as ``subprocess`` reports it; usage: what the group
+  consumed, below).
+
+The server is its attempts' *subreaper* (``PR_SET_CHILD_SUBREAPER``): the processes an attempt
+orphans become the server's children instead of init's, so it reaps every process that stayed
+in the attempt's process group with ``wait4`` and adds up their rusage (CPU, block I/O, largest
+RSS). With the attempt's own rusage, which holds every descendant reaped inside the tree, that
+is the whole group's consumption, exactly (runs/executors/usage.py).
 
 So the worker -> server -> attempt chain dies together, as with a directly started process. A
 forked attempt differs from a fresh interpreter only in what the interpreter fixed at start-up:
@@ -28,9 +35,14 @@ import os
 import signal
 import socket
 import sys
+import time
 
 MAX_MESSAGE = 1 << 20
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+GROUP_REAP_SECONDS = 2.0
+"""How long the server waits for the killed rest of an attempt's group (a process in the kernel's
+uninterruptible sleep dies late); what is left is reaped later, unmeasured."""
 
 BOOTSTRAP = (
     "import sys\n"
@@ -100,14 +112,16 @@ class ForkServer:
         """Readable once the running attempt has ended (or the server died)."""
         return self.sock.fileno()
 
-    def exit_code(self):
-        """Wait for the running attempt's exit code; None if the server died meanwhile (or
-        answered out of step, and is stopped for it)."""
+    def ended(self):
+        """Wait for the running attempt's end: its exit code and its group's usage report
+        (``usage.Figures.of_report``); (None, None) if the server died meanwhile (or answered
+        out of step, and is stopped for it)."""
         try:
-            return self._receive()["exit"]
+            message = self._receive()
+            return message["exit"], message.get("usage")
         except Exception:
             self.close()
-            return None
+            return None, None
 
     def close(self):
         self.sock.close()
@@ -156,6 +170,9 @@ def shared_fork_server(python, env, runner_path, user=None):
 def main(argv):
     runner_path, fd, worker_pid = argv
     _die_with(int(worker_pid))
+    prctl = libc_prctl()
+    if prctl is not None:  # the attempts' orphans become ours to reap and measure (not inherited by a fork)
+        prctl(_PR_SET_CHILD_SUBREAPER, 1)
     runner = _load_module("_lakeflow_runner", runner_path)
     runner._load_dbutils()  # a no-op attempt then only installs it
     import traceback  # noqa: F401  (the runner imports it on every failure)
@@ -218,8 +235,50 @@ def serve(sock):
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        _, status = os.waitpid(pid, 0)
-        sock.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
+        _, status, usage = os.wait4(pid, 0)
+        report = _add_usage({"cpu_seconds": 0.0, "read_bytes": 0, "written_bytes": 0, "max_rss_bytes": 0}, usage)
+        _reap_group(pid, report)
+        _reap_strays()
+        sock.send(json.dumps({"exit": os.waitstatus_to_exitcode(status), "usage": report}).encode())
+
+
+def _add_usage(report, usage):
+    """Add one reaped process's rusage (it and the descendants it reaped) to the report."""
+    report["cpu_seconds"] += usage.ru_utime + usage.ru_stime
+    report["read_bytes"] += usage.ru_inblock * 512  # Linux counts block I/O in 512-byte units
+    report["written_bytes"] += usage.ru_oublock * 512
+    report["max_rss_bytes"] = max(report["max_rss_bytes"], usage.ru_maxrss * 1024)
+    return report
+
+
+def _reap_group(pgid, report):
+    """Reap what is left of the attempt's process group (killed; its orphans are our children),
+    adding each one's rusage. Without leftovers this is one system call."""
+    deadline = None
+    while True:
+        try:
+            pid, _, usage = os.wait4(-pgid, os.WNOHANG)
+        except ChildProcessError:
+            return  # none of our children is left in the group
+        if pid:
+            _add_usage(report, usage)
+            continue
+        deadline = deadline or time.monotonic() + GROUP_REAP_SECONDS
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.001)
+
+
+def _reap_strays():
+    """Reap the ended processes that left an attempt's group (a daemon's setsid) and then became
+    our orphans: not counted, but never left as zombies."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if not pid:
+            return
 
 
 def _become_attempt(request, log_fd, server_pid):

@@ -31,6 +31,7 @@ from .files import append_for_server, open_task_file, read_task_file
 from .forkserver import ForkServer, ForkServerGone, libc_prctl, shared_fork_server
 from .launch import LaunchError, LaunchSpec
 from .runner import PDEATHSIG_SET_ENV, SUPERVISOR_PID_ENV
+from .usage import FIRST_SAMPLE_SECONDS, SAMPLE_GROWTH, Figures, TreeMeter, Usage, resident_bytes
 
 MAX_LOG_BYTES = 5 * 1024 * 1024
 """``get-output`` returns the last 5 MB of the log."""
@@ -47,6 +48,8 @@ class Outcome:
     canceled: bool
     pid: int  # also the process group id
     duration_ms: int
+    usage: Usage | None = None  # what its process tree consumed (None: not measured)
+    ended_at: float | None = None  # time.monotonic() when the process had ended (or was killed)
 
     @property
     def succeeded(self) -> bool:
@@ -81,6 +84,7 @@ def supervise(
     on_start: Callable[[int], None] = lambda pid: None,
     kill_grace_seconds: float = 2.0,
     use_fork_server: bool = False,
+    measure_usage: bool = True,
 ) -> Outcome:
     """Run the attempt to its end; on timeout or cancel kill its whole process tree.
 
@@ -89,7 +93,9 @@ def supervise(
     seconds (the first time after ``first_heartbeat_after``, if given). If a callback raises, the tree is killed and the exception propagates. Whatever the
     task leaves running in its process group when it exits is killed too. With
     ``use_fork_server``, a runner attempt is forked from this process's fork server (started on
-    first use; see ``forkserver``) rather than started as a fresh interpreter.
+    first use; see ``forkserver``) rather than started as a fresh interpreter. With
+    ``measure_usage``, the outcome says what the process tree consumed (``usage.py``): samples of
+    /proc while it runs, from 1 or 20 ms after the start, growing apart to every ``poll_interval``.
     """
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,17 +108,24 @@ def supervise(
             process = _popen(spec, log)
 
     timed_out = canceled = False
+    meter = TreeMeter(process.pid, process.inherited_rss) if measure_usage else None
     try:
         on_start(process.pid)
         deadline = started + timeout_seconds if timeout_seconds else None
         next_check = started + check_every
         next_beat = started + (heartbeat_every if first_heartbeat_after is None else first_heartbeat_after)
+        sample_every = FIRST_SAMPLE_SECONDS[process.kind]
+        next_sample = started + sample_every if meter else float("inf")
         while True:
             now = time.monotonic()
-            wake = min(next_check, next_beat, deadline if deadline is not None else next_beat)
+            wake = min(next_check, next_beat, next_sample, deadline if deadline is not None else next_beat)
             if process.wait_for_exit(max(0.0, min(poll_interval, wake - now))):
                 break
             now = time.monotonic()
+            if now >= next_sample:
+                meter.sample()
+                sample_every = min(sample_every * SAMPLE_GROWTH, poll_interval)
+                next_sample = now + sample_every
             if deadline is not None and now >= deadline:
                 timed_out = True
                 break
@@ -124,9 +137,13 @@ def supervise(
             if now >= next_beat:
                 next_beat = now + heartbeat_every
                 on_heartbeat()
+        if meter and not process.reaps_group:
+            meter.sample()  # the last look at what the kill below would take away unmeasured
         if timed_out or canceled:
             kill_process_tree(process.pid, kill_grace_seconds)
+        ended_at = time.monotonic()
         exit_code = process.reap()
+        usage = process.usage(meter, killed=timed_out or canceled) if meter else None
     except BaseException:
         kill_process_tree(process.pid, kill_grace_seconds)
         process.reap()
@@ -139,16 +156,23 @@ def supervise(
         canceled=canceled,
         pid=process.pid,
         duration_ms=int((time.monotonic() - started) * 1000),
+        usage=usage,
+        ended_at=ended_at,
     )
 
 
 class _StartedProcess:
     """An attempt process this worker started itself; ``reap`` returns its exit code."""
 
-    def __init__(self, proc: subprocess.Popen):
+    kind = "fresh"
+    reaps_group = False  # only the leader is ours to reap: the rest of the tree is sampled
+
+    def __init__(self, proc: subprocess.Popen, inherited_rss: int = 0):
         self.pid = proc.pid  # also the process group id
         self.proc = proc
         self.pidfd = _pidfd_open(proc.pid)
+        self.inherited_rss = inherited_rss  # ours when it was forked: its ru_maxrss starts there
+        self.figures = None
 
     def wait_for_exit(self, timeout: float) -> bool:
         return _wait_for_exit(self.pid, self.pidfd, timeout)
@@ -156,7 +180,17 @@ class _StartedProcess:
     def reap(self) -> int:
         # The leader is a zombie we have not reaped yet, so its pid still names this group.
         _signal_group(self.pid, signal.SIGKILL)
-        return self.proc.wait()
+        if self.proc.returncode is None:
+            try:  # wait4, not Popen.wait: its rusage holds the descendants it reaped
+                _, status, rusage = os.wait4(self.pid, 0)
+            except ChildProcessError:  # reaped elsewhere: Popen knows what to report
+                return self.proc.wait()
+            self.proc.returncode = os.waitstatus_to_exitcode(status)
+            self.figures = Figures.of_rusage(rusage)
+        return self.proc.returncode
+
+    def usage(self, meter: TreeMeter, killed: bool) -> Usage | None:
+        return meter.from_leader(self.figures, killed=killed)
 
     def close(self) -> None:
         if self.pidfd is not None:
@@ -164,12 +198,18 @@ class _StartedProcess:
 
 
 class _ForkedProcess:
-    """An attempt forked by the fork server, which reaps it and its group and reports the code."""
+    """An attempt forked by the fork server, which reaps it and its group and reports the code
+    and what the group consumed."""
+
+    kind = "fork"
+    reaps_group = True
+    inherited_rss = 0  # forked, never exec'd: its ru_maxrss is its own RSS from the start
 
     def __init__(self, server: ForkServer, pid: int):
         self.pid = pid
         self.server = server
         self.exit_code = None
+        self.report = None
 
     def wait_for_exit(self, timeout: float) -> bool:
         poller = select.poll()
@@ -178,11 +218,14 @@ class _ForkedProcess:
 
     def reap(self) -> int:
         if self.exit_code is None:
-            self.exit_code = self.server.exit_code()
+            self.exit_code, self.report = self.server.ended()
         if self.exit_code is None:  # the server died: its attempt dies with it (PDEATHSIG); make sure
             kill_process_tree(self.pid, 0)
             self.exit_code = -signal.SIGKILL
         return self.exit_code
+
+    def usage(self, meter: TreeMeter, killed: bool) -> Usage | None:
+        return meter.from_group(Figures.of_report(self.report))
 
     def close(self) -> None:
         pass
@@ -196,6 +239,7 @@ def _popen(spec: LaunchSpec, log) -> _StartedProcess:
         env[SUPERVISOR_PID_ENV] = str(worker_pid)
         if prctl is not None:
             env[PDEATHSIG_SET_ENV] = "1"
+    inherited_rss = resident_bytes()
     try:
         proc = subprocess.Popen(
             spec.argv,
@@ -211,7 +255,7 @@ def _popen(spec: LaunchSpec, log) -> _StartedProcess:
     except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         log.write(f"Could not start the task process: {exc}\n".encode())
         raise LaunchError("RESOURCE_NOT_FOUND", f"Could not start the task process: {exc}") from exc
-    return _StartedProcess(proc)
+    return _StartedProcess(proc, inherited_rss)
 
 
 def _fork(spec: LaunchSpec, log) -> _ForkedProcess | None:

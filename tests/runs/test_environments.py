@@ -420,7 +420,7 @@ def test_runs_get_counts_the_build_as_setup_and_the_panel_shows_its_log_apart(al
     attempt = only_attempt(create_run(job)[0])
     body = task_run_dict(attempt, {}, job_id=job.id, base_url="", now=timezone.now())
     assert body["setup_duration"] >= attempt.setup_duration_ms
-    assert body["run_duration"] == body["setup_duration"] + body["execution_duration"]
+    assert body["run_duration"] == body["setup_duration"] + body["execution_duration"] + body["cleanup_duration"]
 
     client.force_login(alice)
     page = client.get(f"/task-runs/{attempt.id}/?fragment=1").content.decode()
