@@ -29,7 +29,8 @@ from jobs.permissions import check, grant_on_create, run_as_identity, viewable_j
 from jobs.spec.access import Action
 from jobs.spec.settings import INT32_MAX, SettingsInvalid, validate_job_settings, without_nulls
 from jobs.spec.update import merge_update
-from runs.models import TriggerState
+from runs.job_completion import monitored_job_states
+from runs.models import TriggerDecision, TriggerState
 
 # The arrays of JobSettings that jobs/get (2.2) and jobs/list return 100 at a time.
 PAGED_SETTINGS_ARRAYS = ("tasks", "job_clusters", "parameters", "environments")
@@ -62,10 +63,52 @@ def job_dict(job, settings, *, with_run_as=True):
     run_as = run_as_identity(job, job.settings) if with_run_as else None
     if run_as is not None:  # a service principal's name is its application id
         body["run_as_user_name"] = run_as.get_username()
-    state = TriggerState.objects.filter(job=job).first() if with_run_as else None
-    if state is not None:
-        body["trigger_state"] = trigger_state_dict(state)
+    if with_run_as:
+        body.update(trigger_answers(job))
     return body
+
+
+def trigger_answers(job):
+    """trigger_state (the SDK's TriggerStateProto) for a schedule, trigger or continuous setting;
+    trigger_details, one {state, history} per entry in triggers order, for a triggers list.
+    Both always: include_trigger_state and include_trigger_history add nothing to ask for."""
+    states = {state.position: state for state in TriggerState.objects.filter(job=job)}
+    entries = job.settings.get("triggers")
+    if not entries:
+        return {"trigger_state": trigger_state_dict(states[0])} if 0 in states else {}
+    return {"trigger_details": [{"state": per_trigger_state(states[i]), "history": trigger_history(job, i)}
+                                if i in states else {} for i in range(len(entries))]}
+
+
+def per_trigger_state(state):
+    """The SDK's PerTriggerState: its kind's state under the kind's own name (table_update, not
+    the legacy table), plus what our clock knows."""
+    body = trigger_state_dict(state)
+    if "table" in body:
+        body["table_update"] = body.pop("table")
+    if state.kind == TriggerState.Kind.SCHEDULE:
+        body["schedule"] = {}
+    elif state.kind == TriggerState.Kind.PERIODIC:
+        body["periodic"] = {"next_run_time": to_ms(state.next_check_at) if state.next_check_at else 0}
+    return body
+
+
+# What each decision kind is in the SDK's TriggerHistory.
+HISTORY = {"last_triggered": [TriggerDecision.Kind.FIRED],
+           "last_not_triggered": [TriggerDecision.Kind.NOT_TRIGGERED, TriggerDecision.Kind.SKIPPED,
+                                  TriggerDecision.Kind.REFUSED],
+           "last_failed": [TriggerDecision.Kind.FAILED]}
+
+
+def trigger_history(job, position):
+    """The SDK's TriggerHistory: the latest decision of each kind, as TriggerEvaluations."""
+    history = {}
+    for name, kinds in HISTORY.items():
+        decision = TriggerDecision.objects.filter(job=job, position=position, kind__in=kinds).order_by("-id").first()
+        if decision is not None:
+            history[name] = {"timestamp": to_ms(decision.at), "description": decision.reason,
+                             **({"run_id": decision.run_id} if decision.run_id else {})}
+    return history
 
 
 def trigger_state_dict(state):
@@ -92,6 +135,10 @@ def trigger_state_dict(state):
         backing_off = bool(state.failures and state.next_check_at and state.next_check_at > timezone.now())
         body["continuous"] = {"consecutive_failures": state.failures, "is_backing_off": backing_off,
                               "next_attempt_ms": to_ms(state.next_check_at) if state.next_check_at else 0}
+    elif state.kind == TriggerState.Kind.JOB_COMPLETION:
+        body["job_completion"] = {"monitored_job_states": monitored_job_states(state)}
+    if state.config.get("sql_condition") is not None:
+        body["sql_condition"] = state.condition_state or {}  # the SDK's SqlConditionState (+ our last value)
     return body
 
 

@@ -11,6 +11,7 @@ from jobs.permissions import caller_of, may, run_as_user
 from jobs.spec.access import Action, run_as_refusal
 from jobs.spec.git_source import local_repository_path, local_repository_refusal
 from jobs.spec.settings import Problem, SettingsInvalid
+from jobs.spec.triggers import trigger_objects
 from warehouses.catalog import warehouse_ids
 
 
@@ -73,8 +74,8 @@ def check_settings_against_server(settings, job=None, user=None):
                                     f"{', '.join(sorted(warehouses))} (set LAKEFLOW_WAREHOUSES)"))
     problems += watched_directory_problems(settings)
     problems += git_url_problems(settings)
-    for check in _server_checks:
-        problems += check(settings)
+    for check, with_job in _server_checks:
+        problems += check(settings, job, user) if with_job else check(settings)
     if problems:
         raise SettingsInvalid(problems)
     return settings
@@ -83,12 +84,17 @@ def check_settings_against_server(settings, job=None, user=None):
 _server_checks = []
 
 
-def server_check(check):
+def server_check(check=None, *, with_job=False):
     """Register check(settings) -> [Problem] as one more save-time check, for what another app
-    knows (the notification destinations a job names): jobs imports none of them."""
-    if check not in _server_checks:
-        _server_checks.append(check)
-    return check
+    knows (the notification destinations a job names): jobs imports none of them. With with_job
+    (a decorator then) it is called check(settings, job, user): the job saved (None: a new one)
+    and who saves it."""
+    def register(check):
+        if all(check is not known for known, _ in _server_checks):
+            _server_checks.append((check, with_job))
+        return check
+
+    return register(check) if check is not None else register
 
 
 def run_as_problems(settings, user, current):
@@ -136,16 +142,20 @@ def _real(paths):
 
 def watched_directory_problems(settings):
     """A file-arrival trigger must watch a directory this server can read (checked at save)."""
+    return [problem for path, block in trigger_objects(settings)
+            for problem in _watched_directory_problems(block.get("file_arrival"), f"{path}.file_arrival.url")]
+
+
+def _watched_directory_problems(file_arrival, where):
     import os
 
     from django.conf import settings as django_settings
 
     from jobs.spec.triggers import local_path_of
 
-    url = ((settings.get("trigger") or {}).get("file_arrival") or {}).get("url")
+    url = file_arrival.get("url") if isinstance(file_arrival, dict) else None
     if not isinstance(url, str) or not url:
         return []
-    where = "trigger.file_arrival.url"
     try:
         volume_path = django_settings.LAKEFLOW_FS_ROOTS.mapped(url)
     except ValueError as exc:

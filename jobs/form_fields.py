@@ -14,6 +14,8 @@ TRIGGER_FIELDS = {
     "table_update": {"table_names": "table_names", "table_condition": "condition",
                      **{timer: timer for timer in TIMERS}},
     "continuous": {},
+    # `jobs` is a list of {job_id, workspace_id}: the form shows its job ids, one per line.
+    "job_completion": {"upstream_job_ids": "jobs", "completion_status": "if_status"},
 }
 COMMON_TASK_FIELDS = ("task_key", "description", "depends_on", "run_if", "timeout_seconds", "max_retries",
                       "min_retry_interval_millis", "retry_on_timeout")

@@ -96,9 +96,12 @@ def notifications_layout(mutes):
 
 TRIGGER_KINDS = [("", "None: run it by hand or through the API"), ("schedule", "Scheduled (cron)"),
                  ("periodic", "Periodic"), ("file_arrival", "File arrival"), ("table_update", "Table update"),
-                 ("continuous", "Continuous")]
+                 ("continuous", "Continuous"), ("job_completion", "Job completion")]
 TRIGGER_BLOCK = {"schedule": "schedule", "continuous": "continuous",
-                 "periodic": "trigger", "file_arrival": "trigger", "table_update": "trigger"}
+                 "periodic": "trigger", "file_arrival": "trigger", "table_update": "trigger",
+                 "job_completion": "trigger"}
+COMPLETION_STATUSES = [("SUCCESS", "All of them succeeded"), ("FAILED", "All of them failed"),
+                       ("DONE", "All of them ended, however")]
 PAUSABLE = " ".join(TRIGGER_BLOCK)
 
 
@@ -134,6 +137,11 @@ class JobForm(NotificationFields, forms.Form):
     wait_after_last_change_seconds = forms.IntegerField(
         required=False, label="Wait seconds after the last change",
         help_text="At least 60; leave empty (or 0) to start at once.")
+    upstream_job_ids = LinesField(
+        required=False, label="Upstream job ids",
+        help_text="One job id per line, at most 10: a run starts once each has completed since the last one.")
+    completion_status = forms.ChoiceField(choices=COMPLETION_STATUSES, required=False, label="Start when",
+                                          initial="SUCCESS")
     paused = forms.BooleanField(required=False, label="Paused: the trigger does not start runs")
     max_concurrent_runs = forms.IntegerField(required=False, initial=1, label="Maximum concurrent runs")
     timeout_seconds = forms.IntegerField(required=False, initial=0, label="Timeout (seconds)",
@@ -151,6 +159,7 @@ class JobForm(NotificationFields, forms.Form):
               _when("trigger_kind", "file_arrival", "file_arrival_url"),
               _when("trigger_kind", "table_update", _row("table_names", "table_condition", widths=[7, 5])),
               _when("trigger_kind", "file_arrival table_update", _row(*TIMERS)),
+              _when("trigger_kind", "job_completion", _row("upstream_job_ids", "completion_status", widths=[6, 6])),
               _when("trigger_kind", PAUSABLE, "paused")),
         _card("Run settings", _row("max_concurrent_runs", "timeout_seconds"), "queue_enabled"),
         _card("Notifications and health", *notifications_layout(JOB_MUTES)),
@@ -180,6 +189,9 @@ def job_initial(settings):
         inner = config if kind == "schedule" else config.get(kind) or config.get("table") or {}
         initial.update(trigger_kind=kind, paused=paused,
                        **{field: inner[key] for field, key in TRIGGER_FIELDS[kind].items() if key in inner})
+        if kind == "job_completion" and isinstance(inner.get("jobs"), list):
+            initial["upstream_job_ids"] = [str(entry.get("job_id", "")) if isinstance(entry, dict) else str(entry)
+                                           for entry in inner["jobs"]]
     return initial
 
 
@@ -388,6 +400,13 @@ def _get_path(block, dotted):
     return block
 
 
+def _monitored_jobs(current, job_ids):
+    """The job ids of the form as job_completion.jobs, each keeping the workspace_id it had."""
+    workspaces = {str(entry.get("job_id")): entry.get("workspace_id") for entry in current or []
+                  if isinstance(entry, dict)}
+    return [{"job_id": job_id, "workspace_id": workspaces.get(job_id) or "0"} for job_id in job_ids or []]
+
+
 def _put_trigger(settings, data):
     kind = data.get("trigger_kind")
     block_name = TRIGGER_BLOCK.get(kind)
@@ -401,8 +420,12 @@ def _put_trigger(settings, data):
         for other in set(SUPPORTED_TRIGGERS + UNSUPPORTED_TRIGGERS) - {name}:
             block.pop(other, None)
         target = _dict_at(block, name)
+    values = dict(data)
+    if kind == "job_completion":
+        values["upstream_job_ids"] = _monitored_jobs(target.get("jobs"), data.get("upstream_job_ids"))
     for field, key in TRIGGER_FIELDS[kind].items():
-        put(target, key, data.get(field), default="ANY_UPDATED" if key == "condition" else ABSENT)
+        default = {"condition": "ANY_UPDATED", "if_status": "SUCCESS"}.get(key, ABSENT)
+        put(target, key, values.get(field), default=default)
     block["pause_status"] = "PAUSED" if data.get("paused") else "UNPAUSED"
 
 

@@ -256,11 +256,12 @@ class RunEvent(models.Model):
 
 
 class TriggerState(models.Model):
-    """What a job's schedule or trigger has seen and when the clock looks at it next.
+    """What one of a job's triggers has seen and when the clock looks at it next.
 
-    One row per job that has a schedule, trigger or continuous setting; rewritten whenever
-    the job is saved and advanced by the cluster's clock (both in runs/triggers.py).
-    Everything lives here, not in a process's memory, so any node's clock can take over.
+    One row per trigger: position 0 for a job's schedule, trigger or continuous setting, i for
+    its triggers[i]; rewritten whenever the job is saved and advanced by the cluster's clock and
+    by the reactions to run events (runs/triggers.py, runs/job_completion.py). Everything lives
+    here, not in a process's memory, so any node can take over.
     """
 
     class Kind(models.TextChoices):
@@ -269,8 +270,10 @@ class TriggerState(models.Model):
         FILE_ARRIVAL = "file_arrival"
         TABLE_UPDATE = "table_update"
         CONTINUOUS = "continuous"
+        JOB_COMPLETION = "job_completion"
 
-    job = models.OneToOneField(Job, primary_key=True, on_delete=models.CASCADE, related_name="trigger_state")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="trigger_states")
+    position = models.PositiveSmallIntegerField(default=0)  # 0: schedule/trigger/continuous; i: triggers[i]
     kind = models.CharField(max_length=20, choices=Kind.choices)
     config = models.JSONField(decoder=ReadableJSONDecoder)  # the settings block it was made from, without pause_status
     paused = models.BooleanField(default=False)
@@ -286,18 +289,29 @@ class TriggerState(models.Model):
     failures = models.PositiveIntegerField(default=0)  # continuous: failed runs in a row
     last_error = models.TextField(blank=True, default="")  # e.g. the watched directory disappeared
     checked_at = models.DateTimeField(null=True, blank=True)
+    # job_completion: the monitored jobs' completions (runs.engine.job_completion.CompletionState).
+    completions = models.JSONField(decoder=ReadableJSONDecoder, default=dict, blank=True)
+    # sql_condition: what its last evaluation keeps for the next (runs.sql_conditions ConditionResult.state).
+    condition_state = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)
+    # A firing whose sql_condition could not be evaluated: {reason, retry_at, run's trigger fields}.
+    pending_fire = models.JSONField(decoder=ReadableJSONDecoder, null=True, blank=True)
+    # Bumped by every write of completions or pending_fire: their compare-and-swap.
+    version = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = "jobs_triggerstate"  # it lived in the jobs app until the clock's side took it
+        constraints = [models.UniqueConstraint(fields=["job", "position"], name="one_trigger_state_per_position")]
         indexes = [models.Index(fields=["paused", "next_check_at"], name="trigger_due")]
 
     def __str__(self):
-        return f"{self.kind} trigger of job {self.job_id}"
+        return f"{self.kind} trigger {self.position} of job {self.job_id}"
 
 
 class TriggerDecision(models.Model):
-    """Append-only: what a job's trigger did and why (a slot fired, skipped after downtime, a run
-    refused; paused, resumed), and on which node's clock. The job page lists the latest."""
+    """Append-only: what one of a job's triggers did and why (a slot fired, skipped after
+    downtime, a run refused; a completion recorded, a condition not met or failing; paused,
+    resumed), and on which node. The job page lists the latest; jobs/get's trigger history
+    reads them."""
 
     class Kind(models.TextChoices):
         FIRED = "fired"
@@ -305,10 +319,13 @@ class TriggerDecision(models.Model):
         REFUSED = "refused"  # it fired, and the job took no run (max_concurrent_runs, bad parameters)
         PAUSED = "paused"
         RESUMED = "resumed"
+        NOT_TRIGGERED = "not_triggered"  # looked and started nothing: a completion waits for others, a condition unmet
+        FAILED = "failed"  # could not decide: its sql_condition failed (tried again later)
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="trigger_decisions")
+    position = models.PositiveSmallIntegerField(default=0)  # the trigger's, as TriggerState.position
     at = models.DateTimeField(default=timezone.now)
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
     slot = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True, default="")
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -1,17 +1,27 @@
 """The clock's trigger steps: schedules, periodic triggers, file arrival, table updates and
-continuous jobs start runs by themselves (reference §1.4–1.6).
+continuous jobs start runs by themselves (reference §1.4–1.6); job-completion triggers react to
+run events instead (runs/job_completion.py).
 
-Each step reads the TriggerState rows that are due (an index on paused, next_check_at), decides
-with the pure rules in runs/engine (schedule slots, arrival timers) and starts runs through
-create_run. A schedule slot makes at most one run: Run has a unique constraint on (job,
-trigger_slot), so a second clock firing the same slot (a lease handover, a restart) gets the
-existing run back. After downtime only the latest missed slot fires, as in Lakeflow.
+A job has one TriggerState per trigger: its schedule, trigger or continuous setting (position
+0), or each entry of its triggers list (position i); each fires on its own. Each step reads the
+rows that are due (an index on paused, next_check_at), decides with the pure rules in
+runs/engine (schedule slots, arrival timers) and starts runs through create_run. A schedule slot
+makes at most one run: Run has a unique constraint on (job, trigger_slot), so a second clock
+firing the same slot (a lease handover, a restart) gets the existing run back; two triggers of
+one job firing for the same instant make one run too. After downtime only the latest missed
+slot fires, as in Lakeflow.
+
+A trigger with a sql_condition starts its run only if the condition, evaluated after the
+trigger's own rule (runs/sql_conditions.py), is met: not met is a "not triggered" decision; a
+condition that fails is a "failed" decision and the trigger's error, and the firing waits in
+pending_fire to be evaluated again ERROR_RETRY_EVERY later (a newer firing of the trigger
+replaces it). Never a run without the condition's answer.
 """
 
 import logging
 import os
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -20,13 +30,14 @@ from django.utils import timezone
 
 from jobs.models import Job
 from jobs.spec.cron import parse_quartz
-from jobs.spec.triggers import trigger_block
+from jobs.spec.triggers import trigger_blocks
 from runs.engine.schedule import decide_slot, missed_cron_slots, missed_periodic_slots
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R
 from runs.admission import RunRefused, create_run
 from runs.isolation import each_isolated
 from runs.models import Run, RunEvent, TableWrite, TriggerDecision, TriggerState
 from runs.reactions import reacts_to
+from runs.sql_conditions import ConditionResult, evaluate_sql_condition
 from runs.watch import BackgroundScans, InlineScans
 
 log = logging.getLogger(__name__)
@@ -48,16 +59,34 @@ def run_due_triggers(now):
     states = sorted(states, key=lambda state: order.index(state.kind))
 
     def cannot_check(state, why):
-        TriggerState.objects.filter(job_id=state.job_id).update(
+        TriggerState.objects.filter(id=state.id).update(
             last_error=f"The clock could not check this trigger: {why}", checked_at=now,
             next_check_at=now + ERROR_RETRY_EVERY)
 
-    return each_isolated(states, lambda state: HANDLERS[state.kind](state, now), cannot_check)
+    return each_isolated(states, lambda state: check_trigger(state, now), cannot_check)
+
+
+def check_trigger(state, now):
+    """The trigger's own rule, then a firing its sql_condition could not evaluate before."""
+    started = HANDLERS[state.kind](state, now)
+    if state.config.get("sql_condition"):
+        started += retry_pending_firing(state.id, now)
+    return started
+
+
+def handles(kind):
+    """Register the decorated function as the clock's step for triggers of `kind` (for kinds
+    whose module builds on this one: runs/job_completion.py)."""
+    def register(step):
+        HANDLERS[kind] = step
+        return step
+
+    return register
 
 
 def advance(state, old_check_at, **fields):
     """Save the state if no other clock moved it since we read it (compare-and-swap)."""
-    return bool(TriggerState.objects.filter(job_id=state.job_id, next_check_at=old_check_at).update(**fields))
+    return bool(TriggerState.objects.filter(id=state.id, next_check_at=old_check_at).update(**fields))
 
 
 # --- the trigger's state, kept in step with the job's settings ------------------------------
@@ -75,42 +104,51 @@ def first_check(kind, config, now):
 
         periodic = config["periodic"]
         return periodic_next(periodic["interval"], periodic["unit"], now, now)
+    if kind == Kind.JOB_COMPLETION:
+        return None  # run events move it, not the clock
     return now
 
 
 def sync_trigger_state(job, now=None):
-    """Create, reset, pause, resume or remove the job's TriggerState to match its settings.
+    """Create, reset, pause, resume or remove the job's TriggerStates to match its settings, one
+    per trigger; returns them in position order.
 
-    A new or changed schedule starts from now (slots before the save never fire); pausing stops
-    the clock from acting on it; resuming starts again from now, so a paused schedule does not
-    fire what it missed."""
+    A new or changed trigger starts from now (schedule slots before the save never fire, upstream
+    completions before it do not count); pausing stops it from acting; resuming starts again from
+    now, so a paused trigger does not fire what it missed."""
     now = now or timezone.now()
-    found = trigger_block(job.settings) if job.kind == Job.Kind.JOB and job.deleted_at is None else None
-    state = TriggerState.objects.filter(job=job).first()
-    if found is None:
-        if state is not None:
-            state.delete()
-        return None
-    kind, config, paused = found
+    live = job.kind == Job.Kind.JOB and job.deleted_at is None
+    blocks = {position: (kind, config, paused)
+              for position, kind, config, paused in (trigger_blocks(job.settings) if live else [])}
+    states = {state.position: state for state in TriggerState.objects.filter(job=job)}
+    TriggerState.objects.filter(id__in=[s.id for p, s in states.items() if p not in blocks]).delete()
+    return [sync_one(job, position, *blocks[position], states.get(position), now) for position in sorted(blocks)]
+
+
+def sync_one(job, position, kind, config, paused, state, now):
     if state is None or state.kind != kind or state.config != config:
         if state is not None:
             state.delete()
         return TriggerState.objects.create(
-            job=job, kind=kind, config=config, paused=paused, enabled_at=now,
+            job=job, position=position, kind=kind, config=config, paused=paused, enabled_at=now,
             next_check_at=None if paused else first_check(kind, config, now),
         )
     if paused and not state.paused:
-        state.paused, state.next_check_at = True, None
-        state.save(update_fields=["paused", "next_check_at"])
-        decided(job, TriggerDecision.Kind.PAUSED, "paused: nothing fires until it is resumed", now)
+        state.paused, state.next_check_at, state.pending_fire = True, None, None
+        state.save(update_fields=["paused", "next_check_at", "pending_fire"])
+        decided(job, TriggerDecision.Kind.PAUSED, "paused: nothing fires until it is resumed", now, position=position)
     elif not paused and state.paused:
         decided(job, TriggerDecision.Kind.RESUMED, "resumed: it starts from now, and what came while it was "
-                                                   "paused does not fire", now)
-        # Resuming starts from now: what a paused schedule missed does not fire.
+                                                   "paused does not fire", now, position=position)
+        # Resuming starts from now: what a paused schedule missed does not fire, and upstream
+        # completions seen before the pause wait for new ones.
+        from runs.engine.job_completion import CompletionState, fired
+
         state.paused, state.enabled_at = False, now
         state.next_check_at = first_check(kind, config, now)
         state.arrival = {}
-        state.save(update_fields=["paused", "enabled_at", "next_check_at", "arrival"])
+        state.completions = fired(CompletionState.from_dict(state.completions)).as_dict()
+        state.save(update_fields=["paused", "enabled_at", "next_check_at", "arrival", "completions"])
     return state
 
 
@@ -126,27 +164,97 @@ scans = BackgroundScans() if settings.LAKEFLOW_SCAN_IN_BACKGROUND else InlineSca
 NODE = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def decided(job, kind, reason, now, slot=None, run=None):
-    TriggerDecision.objects.create(job_id=job.id if hasattr(job, "id") else job, kind=kind, reason=reason, at=now,
-                                   slot=slot, run=run, node=NODE)
+def decided(job, kind, reason, now, slot=None, run=None, position=0):
+    TriggerDecision.objects.create(job_id=job.id if hasattr(job, "id") else job, position=position, kind=kind,
+                                   reason=reason, at=now, slot=slot, run=run, node=NODE)
 
 
-def start_triggered_run(job, now, reason, slot=None, **kwargs):
-    """The trigger's run, or None when the job refuses it (its trigger state then says why);
-    either way the decision is recorded with `reason`."""
+def start_triggered_run(state, now, reason, slot=None, by="the clock", **kwargs):
+    """The trigger's run, or None when its sql_condition holds it back or the job refuses it (its
+    trigger state then says why); either way the decision is recorded with `reason`. `kwargs`
+    are create_run's trigger, trigger_time and trigger_details."""
+    job, position = state.job, state.position
+    condition = state.config.get("sql_condition")
+    if condition:
+        met, details, why = pass_gate(state, condition, now, reason, slot, kwargs)
+        if not met:
+            return None, False
+        kwargs["trigger_details"] = {**(kwargs.get("trigger_details") or {}), "sql_condition": details}
+        reason = f"{reason}; {why}"
     try:
         run, created = create_run(job, now=now, trigger_slot=slot, **kwargs)
     except RunRefused as exc:
         log.warning("trigger of job %s could not start a run: %s", job.id, exc)
-        TriggerState.objects.filter(job_id=job.id).update(last_error=f"The trigger could not start a run: {exc}")
-        decided(job, TriggerDecision.Kind.REFUSED, f"{reason}; the job refused the run: {exc}", now, slot)
+        TriggerState.objects.filter(id=state.id).update(last_error=f"The trigger could not start a run: {exc}")
+        decided(job, TriggerDecision.Kind.REFUSED, f"{reason}; the job refused the run: {exc}", now, slot,
+                position=position)
         return None, False
-    TriggerState.objects.filter(job_id=job.id).update(last_run=run)
+    TriggerState.objects.filter(id=state.id).update(last_run=run)
     if created and run.life_cycle_state == L.SKIPPED:
-        decided(job, TriggerDecision.Kind.REFUSED, f"{reason}; its run was skipped: {run.state_message}", now, slot, run)
+        decided(job, TriggerDecision.Kind.REFUSED, f"{reason}; its run was skipped: {run.state_message}", now, slot,
+                run, position=position)
     elif created:
-        decided(job, TriggerDecision.Kind.FIRED, f"{reason}; fired by the clock on {NODE}", now, slot, run)
+        decided(job, TriggerDecision.Kind.FIRED, f"{reason}; fired by {by} on {NODE}", now, slot, run,
+                position=position)
     return run, created
+
+
+# --- the sql_condition gate ------------------------------------------------------------------
+
+
+def pass_gate(state, condition, now, reason, slot, fire):
+    """(met, the run's trigger_info.sql_condition, why) of the trigger's sql_condition, evaluated
+    for a firing (`reason`, `slot`, create_run's `fire` fields). Unmet and failing conditions
+    are decisions; a failing one keeps the firing in pending_fire, to be evaluated again."""
+    try:
+        result = evaluate_sql_condition(condition, state.condition_state, job=state.job, now=now)
+    except Exception as exc:  # the evaluator itself broke: a failing condition like any other
+        log.exception("sql_condition of trigger %s of job %s", state.position, state.job_id)
+        result = ConditionResult(False, "", state=state.condition_state or {}, error=f"{type(exc).__name__}: {exc}")
+    job, position = state.job, state.position
+    kept = {"condition_state": result.state or state.condition_state, "version": F("version") + 1}
+    if result.error:
+        retry_at = now + ERROR_RETRY_EVERY
+        current = TriggerState.objects.filter(id=state.id).values_list("next_check_at", flat=True).first()
+        pending = {"reason": reason, "retry_at": retry_at.isoformat(), "slot": slot.isoformat() if slot else None,
+                   "trigger": fire.get("trigger"), "trigger_details": fire.get("trigger_details"),
+                   "trigger_time": fire["trigger_time"].isoformat() if fire.get("trigger_time") else None}
+        if state.kind == Kind.CONTINUOUS:
+            pending = None  # its own step asks again in CONTINUOUS_CHECK_EVERY, knowing whether a run is active
+        TriggerState.objects.filter(id=state.id).update(
+            **kept, pending_fire=pending, next_check_at=min(filter(None, [current, retry_at])),
+            last_error=f"Its sql_condition failed: {result.error}; evaluated again from {retry_at:%H:%M:%S} UTC")
+        decided(job, TriggerDecision.Kind.FAILED, f"{reason}; its sql_condition failed, no run: {result.error}",
+                now, slot, position=position)
+        return False, None, ""
+    TriggerState.objects.filter(id=state.id).update(**kept, pending_fire=None, last_error="")
+    if not result.satisfied:
+        decided(job, TriggerDecision.Kind.NOT_TRIGGERED, f"{reason}; its sql_condition was not met: {result.reason}",
+                now, slot, position=position)
+        return False, None, ""
+    return True, result.details, f"its sql_condition was met: {result.reason}"
+
+
+def retry_pending_firing(state_id, now):
+    """Evaluate again a firing whose sql_condition failed, once its retry time has come; claimed
+    by compare-and-swap on the version, so one clock evaluates it."""
+    state = TriggerState.objects.filter(id=state_id).select_related("job").first()
+    pending = state.pending_fire if state is not None and not state.paused else None
+    if not pending:
+        return 0
+    retry_at = datetime.fromisoformat(pending["retry_at"])
+    if retry_at > now:  # not yet: the clock must still come back for it
+        TriggerState.objects.filter(id=state.id, version=state.version).update(
+            next_check_at=min(filter(None, [state.next_check_at, retry_at])))
+        return 0
+    if not TriggerState.objects.filter(id=state.id, version=state.version).update(
+            pending_fire=None, version=F("version") + 1):
+        return 0
+    state.version += 1
+    at = {key: datetime.fromisoformat(pending[key]) if pending.get(key) else None for key in ("slot", "trigger_time")}
+    run, created = start_triggered_run(state, now, pending["reason"], at["slot"], trigger=pending["trigger"],
+                                       trigger_time=at["trigger_time"], trigger_details=pending["trigger_details"])
+    return int(run is not None and created)
 
 
 # --- schedule and periodic -------------------------------------------------------------------
@@ -181,8 +289,8 @@ def fire_schedule(state, now):
                    last_fired_at=now, last_error=""):
         return 0  # another clock took this slot's step
     if decision.missed:
-        decided(state.job, TriggerDecision.Kind.SKIPPED, decision.reason, now, decision.fire)
-    run, created = start_triggered_run(state.job, now, decision.reason, decision.fire, trigger=Run.Trigger.PERIODIC,
+        decided(state.job, TriggerDecision.Kind.SKIPPED, decision.reason, now, decision.fire, position=state.position)
+    run, created = start_triggered_run(state, now, decision.reason, decision.fire, trigger=Run.Trigger.PERIODIC,
                                        trigger_time=decision.fire)
     return int(run is not None and created)
 
@@ -215,7 +323,8 @@ def check_file_arrival(state, now):
         if not os.path.exists(path) and settings.LAKEFLOW_FS_ROOTS.mapped(config["url"]) is not None:
             listing = {}  # a volume's directory that nothing wrote yet: empty, not an error
         else:
-            listing = scans.listing((state.job_id, config["url"]), path, settings.LAKEFLOW_FILE_ARRIVAL_MAX_FILES)
+            listing = scans.listing((state.job_id, state.position, config["url"]), path,
+                                    settings.LAKEFLOW_FILE_ARRIVAL_MAX_FILES)
     except WatchError as exc:
         # Shown on the job's trigger state; other triggers go on.
         advance(state, state.next_check_at, last_error=str(exc), checked_at=now,
@@ -237,7 +346,7 @@ def check_file_arrival(state, now):
         fields["last_fired_at"] = now
     if not advance(state, state.next_check_at, arrival=arrival.as_dict(), **fields) or not fire:
         return 0
-    run, created = start_triggered_run(state.job, now, f"{len(arrived)} new file(s) in {config['url']}"
+    run, created = start_triggered_run(state, now, f"{len(arrived)} new file(s) in {config['url']}"
                                        if arrived else f"files arrived in {config['url']}",
                                        trigger=Run.Trigger.FILE_ARRIVAL, trigger_time=now,
                                        trigger_details={"file_arrival": {"location": config["url"]}})
@@ -297,7 +406,7 @@ def check_table_update(state, now):
     if not advance(state, state.next_check_at, arrival=arrival.as_dict(), **fields) or not fire:
         return 0
     details = {"table_update": {"updated_tables": sorted(pending), "tables": pending}}
-    run, created = start_triggered_run(state.job, now, f"tables updated: {', '.join(sorted(pending))}",
+    run, created = start_triggered_run(state, now, f"tables updated: {', '.join(sorted(pending))}",
                                        trigger=Run.Trigger.TABLE, trigger_time=now, trigger_details=details)
     return int(run is not None and created)
 
@@ -333,7 +442,7 @@ def keep_continuous_job_running(state, now):
                        last_fired_at=now, last_error=""):
             return 0
         # CONTINUOUS_RESTART is for a user's manual restart (the SDK's TriggerType), not a backoff.
-        run, created = start_triggered_run(state.job, now, "continuous: no run was active",
+        run, created = start_triggered_run(state, now, "continuous: no run was active",
                                            trigger=Run.Trigger.CONTINUOUS, trigger_time=now)
         return int(run is not None and created)
 
@@ -361,7 +470,7 @@ def continuous_run_ended(run, result_state, now=None):
     failed = result_state not in (R.SUCCESS, R.SUCCESS_WITH_FAILURES, R.CANCELED)
     failures = state.failures + 1 if failed else 0
     next_check = None if state.paused else now + continuous_backoff(failures)
-    TriggerState.objects.filter(job_id=run.job_id).update(failures=failures, next_check_at=next_check)
+    TriggerState.objects.filter(id=state.id).update(failures=failures, next_check_at=next_check)
 
 
 HANDLERS = {  # in the order the clock looks at them

@@ -142,10 +142,16 @@ def full_job(user, **settings):
     {"trigger": {"table_update": {"table_names": ["a.b.c"]}}},
     {"continuous": {"pause_status": "UNPAUSED", "task_retry_mode": "ON_FAILURE"}},
     "file_arrival",
-], ids=["manual", "schedule", "periodic", "table-all", "table-any", "continuous", "file-arrival"])
+    "job_completion",
+], ids=["manual", "schedule", "periodic", "table-all", "table-any", "continuous", "file-arrival", "job-completion"])
 def test_a_job_made_through_the_api_saves_unchanged_through_the_form(browser, user, tmp_path, trigger):
     if trigger == "file_arrival":
         trigger = {"trigger": {"file_arrival": {"url": str(tmp_path), "min_time_between_triggers_seconds": 60}}}
+    if trigger == "job_completion":
+        upstream = [make_job(user, name=f"upstream {n}").id for n in (1, 2)]
+        trigger = {"trigger": {"job_completion": {
+            "jobs": [{"job_id": str(upstream[0]), "workspace_id": "7"}, {"job_id": str(upstream[1]), "workspace_id": "1"}],
+            "if_status": "DONE"}, "pause_status": "PAUSED"}}
     job = full_job(user, **trigger)
     url = reverse("jobs:edit", args=[job.id])
 
@@ -155,6 +161,28 @@ def test_a_job_made_through_the_api_saves_unchanged_through_the_form(browser, us
     job.refresh_from_db()
     assert job.current_version.number == 2
     assert job.settings == job.versions.get(number=1).settings
+
+
+def test_a_job_completion_trigger_is_written_from_the_form(browser, user):
+    upstream = make_job(user, name="upstream")
+
+    response = browser.post(reverse("jobs:new"), job_post(
+        [{"task_key": "run", "shell_command": "true"}], name="downstream", trigger_kind="job_completion",
+        upstream_job_ids=f"{upstream.id}\n", completion_status="SUCCESS"))
+
+    assert response.status_code == 302, page_text(response)
+    job = Job.objects.get(name="downstream")
+    assert job.settings["trigger"] == {"job_completion": {"jobs": [{"job_id": str(upstream.id), "workspace_id": "0"}]},
+                                       "pause_status": "UNPAUSED"}
+
+
+def test_a_job_completion_trigger_on_a_job_that_does_not_exist_is_shown_on_its_field(browser):
+    response = browser.post(reverse("jobs:new"), job_post(
+        [{"task_key": "run", "shell_command": "true"}], name="downstream", trigger_kind="job_completion",
+        upstream_job_ids="987654", completion_status="SUCCESS"))
+
+    assert response.status_code == 200 and not Job.objects.filter(name="downstream").exists()
+    assert "987654" in page_text(response)
 
 
 def test_reordering_and_removing_tasks_follows_the_posted_order(browser, user):
@@ -221,14 +249,14 @@ def test_server_checks_run_once_the_settings_are_valid(browser):
 def test_a_problem_with_no_field_on_the_form_is_shown_at_the_top_with_its_path(browser, user):
     job = Job(kind=Job.Kind.JOB, creator=user)
     # Saved around the validator, as an older server might have: the form keeps what it does not show.
-    job.save_version({**make_job(user).settings, "triggers": [{"periodic": {"interval": 1, "unit": "DAYS"}}]}, user)
+    job.save_version({**make_job(user).settings, "triggers": [{"model": {"condition": "MODEL_CREATED"}}]}, user)
     url = reverse("jobs:edit", args=[job.id])
 
     response = browser.post(url, form_values(browser.get(url).content.decode()))
 
     assert response.status_code == 200 and job.versions.count() == 1
     top = BeautifulSoup(response.content, "html.parser").find(class_="alert-danger").get_text(" ", strip=True)
-    assert "The job was not saved" in top and "triggers: multiple triggers are not supported" in top
+    assert "The job was not saved" in top and "triggers[0].model: model triggers are not supported" in top
 
 
 def test_fields_of_a_task_type_not_chosen_do_not_block_a_save(browser):

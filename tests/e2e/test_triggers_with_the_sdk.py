@@ -235,3 +235,46 @@ def test_two_cluster_nodes_never_fire_a_slot_twice_even_when_one_dies(two_node_s
     for run in w.jobs.list_runs(job_id=job.job_id, completed_only=True):
         assert run.trigger == jobs.TriggerType.PERIODIC
         assert run.state.result_state == jobs.RunResultState.SUCCESS
+
+
+def test_triggers_and_a_job_completion_trigger_round_trip_through_the_sdk(sqlite_server):
+    from databricks.sdk.errors import InvalidParameterValue
+
+    server, w = sqlite_server, sqlite_server.client()
+    upstream = w.jobs.create(name="upstream", tasks=[python_task(server, "t", "ok.py")]).job_id
+    waits = jobs.JobCompletionTriggerConfiguration(jobs=[jobs.JobCompletionTriggerConfigurationMonitoredJob(
+        job_id=str(upstream), workspace_id="1")])
+    listed = w.jobs.create(name="two triggers", tasks=[python_task(server, "t", "ok.py")], triggers=[
+        jobs.TriggerConfiguration(schedule=jobs.CronTriggerConfiguration(quartz_cron_expression="0 0 6 * * ?",
+                                                                         timezone_id="UTC"), pause_status=PAUSED),
+        jobs.TriggerConfiguration(job_completion=waits)]).job_id
+    legacy = w.jobs.create(name="after upstream", tasks=[python_task(server, "t", "ok.py")],
+                           trigger=jobs.TriggerSettings(job_completion=waits)).job_id
+
+    got = w.jobs.get(listed, include_trigger_state=True)
+    assert [t.pause_status for t in got.settings.triggers] == [PAUSED, UNPAUSED]
+    assert got.settings.triggers[1].job_completion.jobs[0].job_id == str(upstream)
+    assert got.settings.triggers[0].schedule.quartz_cron_expression == "0 0 6 * * ?"
+    assert got.trigger_state is None and len(got.trigger_details) == 2
+    assert got.trigger_details[1].state.job_completion.monitored_job_states[0].has_seen_completion is False
+
+    run = w.jobs.run_now(upstream).result(timeout=WAIT)
+    downstream = wait_until(lambda: runs_of(w, legacy), timeout=60, what="the job-completion run")
+    assert downstream[0].trigger == jobs.TriggerType.JOB_COMPLETION
+    (completed,) = w.jobs.get_run(downstream[0].run_id).trigger_info.job_completion.completed_jobs
+    assert (completed.job_id, completed.run_id, completed.workspace_id) == (str(upstream), str(run.run_id), "1")
+    assert completed.termination_code == jobs.TerminationCodeCode.SUCCESS
+    assert wait_until(lambda: runs_of(w, listed), timeout=60, what="the listed trigger's run")[0].trigger == \
+        jobs.TriggerType.JOB_COMPLETION
+    (seen,) = w.jobs.get(legacy).trigger_state.job_completion.monitored_job_states
+    assert seen.last_seen_run_id == str(run.run_id) and seen.has_seen_completion is False  # it fired: start over
+    history = w.jobs.get(listed).trigger_details[1].history
+    assert history.last_triggered.run_id == runs_of(w, listed)[0].run_id
+
+    with pytest.raises(InvalidParameterValue, match=r"trigger.job_completion.jobs\[0\].job_id: job 424242424 "
+                                                     r"does not exist"):
+        w.jobs.reset(legacy, new_settings=jobs.JobSettings(name="x", tasks=[python_task(server, "t", "ok.py")],
+                     trigger=jobs.TriggerSettings(job_completion=jobs.JobCompletionTriggerConfiguration(jobs=[
+                         jobs.JobCompletionTriggerConfigurationMonitoredJob(job_id="424242424", workspace_id="1")]))))
+    for job_id in (legacy, listed, upstream):
+        w.jobs.delete(job_id)

@@ -65,10 +65,12 @@ def test_all_three_blocks_give_two_problems():
     assert paths(data) == ["trigger", "continuous"]
 
 
-def test_multi_triggers_are_not_supported():
-    assert problems({"triggers": [{"schedule": SCHEDULE}]}) == [
-        ("triggers", "multiple triggers are not supported by this server; "
-                     "use one of schedule, trigger or continuous")]
+def test_a_triggers_list_is_refused_beside_the_legacy_blocks_naming_them():
+    assert problems({"triggers": [{"schedule": SCHEDULE}], "schedule": SCHEDULE, "continuous": {}}) == [
+        ("continuous", "cannot be combined with schedule; a job runs on one of schedule, trigger "
+                       "or continuous: remove continuous or schedule"),
+        ("triggers", "cannot be combined with schedule or continuous: a job with a triggers list has all its "
+                     "triggers there; move schedule and continuous into triggers or remove triggers")]
 
 
 @pytest.mark.parametrize("name", ["schedule", "trigger", "continuous"])
@@ -103,8 +105,6 @@ def test_a_block_must_be_an_object(name):
     ({**SCHEDULE, "timezone_id": ""}, [("schedule.timezone_id", "must not be empty")]),
     ({**SCHEDULE, "pause_status": "STOPPED"},
      [("schedule.pause_status", "must be one of PAUSED, UNPAUSED")]),
-    ({**SCHEDULE, "sql_condition": {"sql_query_id": "q"}},
-     [("schedule.sql_condition", "SQL conditions are not supported by this server")]),
 ])
 def test_schedule_problems(schedule, expected):
     assert problems({"schedule": schedule}) == expected
@@ -114,18 +114,18 @@ def test_schedule_problems(schedule, expected):
 
 
 @pytest.mark.parametrize("trigger, expected", [
-    ({}, [("trigger", "set exactly one of periodic, file_arrival, table_update")]),
-    ({"pause_status": "PAUSED"}, [("trigger", "set exactly one of periodic, file_arrival, table_update")]),
+    ({}, [("trigger", "set exactly one of periodic, file_arrival, table_update, job_completion")]),
+    ({"pause_status": "PAUSED"}, [("trigger", "set exactly one of periodic, file_arrival, table_update, job_completion")]),
     ({"periodic": {"interval": 1, "unit": "DAYS"}, "table": {"table_names": ["t"]}},
-     [("trigger", "set exactly one of periodic, file_arrival, table_update (found periodic and table)")]),
+     [("trigger", "set exactly one of periodic, file_arrival, table_update, job_completion (found periodic and table)")]),
     ({"periodic": {"interval": 1, "unit": "DAYS"}, "pause_status": "OFF"},
      [("trigger.pause_status", "must be one of PAUSED, UNPAUSED")]),
     ({"model": {"condition": "MODEL_CREATED"}},
      [("trigger.model", "model triggers are not supported by this server")]),
     ({"job_completion": {"jobs": []}},
-     [("trigger.job_completion", "job_completion triggers are not supported by this server")]),
-    ({"periodic": {"interval": 1, "unit": "DAYS"}, "sql_condition": {"sql_query_id": "q"}},
-     [("trigger.sql_condition", "SQL conditions are not supported by this server")]),
+     [("trigger.job_completion.jobs", "must be a non-empty list of {job_id, workspace_id}")]),
+    ({"job_completion": {"jobs": [{"job_id": 1}]}, "periodic": {"interval": 1, "unit": "DAYS"}},
+     [("trigger", "set exactly one of periodic, file_arrival, table_update, job_completion (found periodic and job_completion)")]),
     ({"periodic": []}, [("trigger.periodic", "must be an object")]),
 ])
 def test_trigger_problems(trigger, expected):
