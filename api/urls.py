@@ -15,6 +15,7 @@ from api import notification_destinations as destinations_api
 from api import workspace as workspace_api
 from api import warehouses as warehouses_api
 from api import runs as runs_api
+from api import backfills as backfills_api
 
 app_name = "api"
 
@@ -40,6 +41,12 @@ ENDPOINTS = [
     ("jobs/runs/export", runs_api.export_run),
     ("jobs/runs/events", runs_api.list_run_events),  # ours
     ("jobs/runs/dbt-artifacts", runs_api.get_dbt_artifacts),  # ours: dbt_output.artifacts_link
+    # ours: backfills (api/backfills.py)
+    ("jobs/backfill", backfills_api.create),
+    ("jobs/backfills/get", backfills_api.get),
+    ("jobs/backfills/list", backfills_api.list_backfills),
+    ("jobs/backfills/cancel", backfills_api.cancel),
+    ("jobs/backfills/repair-failed", backfills_api.repair_failed),
 ]
 
 urlpatterns = [

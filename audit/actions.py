@@ -19,6 +19,9 @@ API_ACTIONS = {
     ("jobs-runs-cancel-all", None): ("jobs", "cancelAllRuns"),
     ("jobs-runs-repair", None): ("jobs", "repairRun"),
     ("jobs-runs-delete", None): ("jobs", "deleteRun"),
+    ("jobs-backfill", None): ("jobs", "createBackfill"),  # ours, like the backfills API
+    ("jobs-backfills-cancel", None): ("jobs", "cancelBackfill"),
+    ("jobs-backfills-repair-failed", None): ("jobs", "repairBackfill"),
     ("job-permissions", "PUT"): ("jobs", "changeJobAcl"),
     ("job-permissions", "PATCH"): ("jobs", "changeJobAcl"),
     ("token-create", None): ("tokens", "create"),
@@ -67,6 +70,8 @@ PAGE_ACTIONS = {
     "jobs:run_now": ("jobs", "runNow"), "jobs:permissions": ("jobs", "changeJobAcl"),
     "runs:cancel": ("jobs", "cancel"), "runs:cancel_task": ("jobs", "cancelTaskRun"),
     "runs:repair": ("jobs", "repairRun"),
+    "backfills:new": ("jobs", "createBackfill"), "backfills:cancel": ("jobs", "cancelBackfill"),
+    "backfills:repair_failed": ("jobs", "repairBackfill"),
     "jobs:tokens": ("tokens", "create"), "jobs:revoke_token": ("tokens", "revoke"),
     "login": ("accounts", "login"), "logout": ("accounts", "logout"),
     "notifications:new": ("notificationDestinations", "create"),

@@ -11,13 +11,14 @@ from django.urls import Resolver404, resolve
 
 from audit.actions import MAX_PARAMS_CHARACTERS, action_of, redacted
 from audit.models import AuditEvent
+from backfills.models import Backfill
 from runs.models import Run, TaskRun
 
 log = logging.getLogger(__name__)
 
 CHANGING_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 ID = re.compile(r"[0-9]{1,18}")
-TARGETS = ("job_id", "run_id", "task_run_id", "token_id", "user_id", "group_id")
+TARGETS = ("job_id", "run_id", "task_run_id", "backfill_id", "token_id", "user_id", "group_id")
 
 
 class AuditMiddleware:
@@ -99,6 +100,8 @@ def target_of(kwargs, params):
                       or TaskRun.objects.filter(id=number).values_list("run__job_id", flat=True).first())
         elif kind == "task_run_id":
             job_id = TaskRun.objects.filter(id=number).values_list("run__job_id", flat=True).first()
+        elif kind == "backfill_id":
+            job_id = Backfill.objects.filter(id=number).values_list("job_id", flat=True).first()
         return job_id, f"{kind.removesuffix('_id').replace('_', ' ')} {number}"
     return None, ""
 

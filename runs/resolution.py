@@ -82,7 +82,16 @@ def reference_context(run, attempt, facts, task=None):
         input=attempt.iteration_input if attempt.iteration is not None else NOT_IN_FOR_EACH,
         file_arrival_location=((run.trigger_details or {}).get("file_arrival") or {}).get("location"),
         table_update=table_update_context((run.trigger_details or {}).get("table_update")),
+        backfill_time=backfill_time((run.trigger_details or {}).get("backfill")),
     )
+
+
+def backfill_time(details):
+    """{{backfill.*}}: the start of the run's backfill window, its slot (backfills/driving.py)."""
+    from datetime import datetime
+
+    slot = (details or {}).get("slot")
+    return datetime.fromisoformat(slot) if isinstance(slot, str) else None
 
 
 def table_update_context(details):
