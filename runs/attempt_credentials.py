@@ -14,6 +14,7 @@ import uuid
 
 from django.conf import settings
 from django.core import signing
+from django.urls import reverse
 
 _SALT = "lakeflow.attempt-credential"
 _PREFIX = "attempt-"
@@ -135,3 +136,35 @@ def secrets_environment(attempt):
     if attempt.run.run_as_id is None:
         return {}
     return {SECRETS_URL_ENV: settings.LAKEFLOW_BASE_URL, SECRETS_TOKEN_ENV: secrets_credential(attempt.id)}
+
+
+# --- the system tables credential: what a SQL task's queries of system.* tables send -------------
+
+_SYSTEM_TABLES_SALT = "lakeflow.system-tables-credential"
+_SYSTEM_TABLES_PREFIX = "systables-"
+
+
+def system_tables_credential(attempt_id):
+    """A credential that only queries the system tables, as the run's run-as identity sees them,
+    while the attempt runs (system_tables/api.py): the SQL task's process never holds our database's
+    location or password, and a task user that cannot read LAKEFLOW_HOME still gets its answers."""
+    return signing.TimestampSigner(salt=_SYSTEM_TABLES_SALT).sign(f"{_SYSTEM_TABLES_PREFIX}{attempt_id}")
+
+
+def attempt_of_system_tables_credential(token):
+    if not token.startswith(_SYSTEM_TABLES_PREFIX):
+        return None
+    try:
+        value = signing.TimestampSigner(salt=_SYSTEM_TABLES_SALT).unsign(token, max_age=RUN_AS_TOKEN_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    return int(value[len(_SYSTEM_TABLES_PREFIX):])
+
+
+def system_tables_access(attempt):
+    """Where and how an attempt's SQL statements over system tables are answered (the launch spec
+    carries it to runs/executors/sql.py); None for a run without a run-as identity."""
+    if attempt.run.run_as_id is None:
+        return None
+    return {"url": settings.LAKEFLOW_BASE_URL + reverse("system_tables:statements"),
+            "token": system_tables_credential(attempt.id)}

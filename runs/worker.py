@@ -16,7 +16,8 @@ from jobs.spec.env_files import MAX_FILE_BYTES as MAX_ENV_FILE_BYTES, EnvFileRef
 from jobs.spec.command_line import command_line_problems, environment_problems
 from jobs.spec.dbt import environment_task as dbt_environment_task
 from jobs.spec.task_types import not_supported, task_type_of, unsupported_kind
-from runs.attempt_credentials import databricks_environment, openlineage_environment, secrets_environment
+from runs.attempt_credentials import (databricks_environment, openlineage_environment, secrets_environment,
+                                      system_tables_access)
 from runs.dispatch import end_broken_run, finish_attempt
 from runs.environments import set_up_environment, task_files
 from runs.git_checkouts import checkout_for_attempt
@@ -32,6 +33,7 @@ from runs.resolution import fact_keys, resolve_task, resolved_values, upstream_f
 from runs.sql_tables import tables_written
 from runs.task_logs import without_secret_values
 from runs.transitions import Handoff, claim
+from runs.usage import usage_fields
 from runs.triggers import record_table_writes
 from warehouses.catalog import WarehouseDeleted, urls_for_task
 
@@ -223,6 +225,7 @@ def run_claimed_attempt(attempt, handoff=None):
             python=python,
             user=settings.LAKEFLOW_TASK_USER,
             server_variables=settings.LAKEFLOW_TASK_ENV,
+            system_tables=system_tables_access(attempt) if kind == "sql_task" else None,
         )
     except LaunchError as exc:
         directory.mkdir(parents=True, exist_ok=True)
@@ -272,6 +275,7 @@ def run_claimed_attempt(attempt, handoff=None):
         sql_output=result.sql_output,
         executed_notebook=executed_notebook(spec),
         data_access=data_access(result),
+        **usage_fields(outcome),  # built last: cleanup_duration_ms runs from the process's end to here
     )
     if outcome.canceled:
         finish(attempt.id, endings.attempt_ended(R.CANCELED, "Canceled by user"), **fields)

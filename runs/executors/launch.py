@@ -93,6 +93,7 @@ def prepare_attempt(
     fs_roots=None,
     files: TaskFiles | None = None,
     git_checkout: str | None = None,
+    system_tables: dict | None = None,
 ) -> LaunchSpec:
     """Prepare one attempt of ``task`` (a Jobs API task dict, references already resolved).
 
@@ -102,7 +103,8 @@ def prepare_attempt(
     ``workspace_root`` or ``other_roots`` and never in ``private_roots``; ``files`` gives all of
     these at once (the worker's TaskFiles, which its setup phase used too). ``git_checkout`` is the
     run's commit checked out (runs/git_checkouts.py) when the task reads its file from git: its
-    path is then relative to that tree and must stay in it."""
+    path is then relative to that tree and must stay in it. ``system_tables`` ({url, token}) is where a
+    SQL task's queries of the system tables are answered (runs/attempt_credentials.py)."""
     task_type = task_type_of(task)
     body = task[task_type]
     attempt_dir = Path(attempt_dir).resolve()
@@ -154,7 +156,7 @@ def prepare_attempt(
         from . import sql
 
         runner_spec = {"kind": "sql", **sql.prepare(body, files=source_files, attempt_dir=attempt_dir,
-                                                     warehouses=warehouses or {})}
+                                                     warehouses=warehouses or {}, system_tables=system_tables)}
         cwd = _existing_dir(workspace_root)
     elif task_type == "dbt_task":
         from . import dbt

@@ -7,6 +7,9 @@
   Databricks SQL (``BEGIN``/``COMMIT`` in the file still group statements);
 - ``:name`` parameter markers are bound by the driver, never pasted into the text;
 - the rows of the last statement that returned rows become the preview (``sql_output``);
+- a statement naming ``system.lakeflow.*`` or ``system.access.*`` is a query of the system tables:
+  the server answers it (system_tables/api.py) as the run's run-as identity, with the attempt's
+  credential from the spec; this process never sees our database;
 - ``sql_ran`` lists the statements that ran, in order, on failure too, with the rows each wrote
   (where the driver says) and the warehouse's columns: the worker reads which tables they wrote
   with sqlglot (runs/sql_tables.py) for table-update triggers, the lineage app what they read and
@@ -47,8 +50,9 @@ MAX_SCHEMA_COLUMNS = 5000  # of the warehouse's columns reported for column line
 
 # --- prepare (worker side) ---------------------------------------------------------------------
 
-def prepare(body: dict, *, files, attempt_dir: Path, warehouses: dict) -> dict:
-    """Check the task's SQL source and warehouse; return the JSON-able part of the runner spec."""
+def prepare(body: dict, *, files, attempt_dir: Path, warehouses: dict, system_tables: dict | None = None) -> dict:
+    """Check the task's SQL source and warehouse; return the JSON-able part of the runner spec.
+    ``system_tables`` ({url, token}) is where statements over system tables are answered."""
     for unsupported in ("alert", "dashboard"):
         if body.get(unsupported) is not None:
             raise LaunchError("INVALID_RUN_CONFIGURATION",
@@ -62,6 +66,7 @@ def prepare(body: dict, *, files, attempt_dir: Path, warehouses: dict) -> dict:
         "warehouse_url": _warehouse_url(warehouse_id, warehouses),
         **_sql_source(body, files),
         "parameters": _parameters(body),
+        "system_tables": system_tables,
     }
 
 
@@ -174,6 +179,15 @@ def markers(statement: Statement) -> list[str]:
     """The marker names used by the statement, in order of first use."""
     names = (marker_name(ttype, value) for ttype, value in statement.tokens)
     return list(dict.fromkeys(name for name in names if name))
+
+
+def names_system_tables(statement: Statement) -> bool:
+    """Whether the statement names ``system.lakeflow.*`` or ``system.access.*`` (outside strings and
+    comments): such a statement is answered by the server's system tables, not by the warehouse."""
+    names = [value.strip('"').lower() for ttype, value in statement.tokens
+             if ttype in T.Name or ttype in T.String.Symbol or ttype in T.Keyword or ttype in T.Punctuation]
+    return any(names[i:i + 3] in (["system", ".", "lakeflow"], ["system", ".", "access"])
+               for i in range(len(names) - 2))
 
 
 def to_driver_sql(statement: Statement, dialect: str) -> str:
@@ -310,8 +324,11 @@ def run(spec: dict) -> dict:
         bound = bind(statements, spec.get("parameters") or {}, dialect)
     except ValueError as exc:
         return _task_error("INVALID_RUN_CONFIGURATION", str(exc))
+    parameters = spec.get("parameters") or {}
+    system = [(to_driver_sql(statement, "duckdb"), {name: parameters[name] for name in markers(statement)})
+              if names_system_tables(statement) else None for statement in statements]
     try:
-        return _execute(statements, bound, text, warehouse_id, url, dialect)
+        return _execute(statements, bound, text, warehouse_id, url, dialect, system, spec.get("system_tables"))
     except _ConnectError as exc:
         return _failure(str(exc))
 
@@ -323,13 +340,23 @@ def _read_sql(spec: dict) -> str:
         return f.read()
 
 
-def _execute(statements, bound, text, warehouse_id, url, dialect) -> dict:
+def _execute(statements, bound, text, warehouse_id, url, dialect, system, system_tables) -> dict:
+    """``system``: per statement, None, or (DuckDB SQL, parameters) of a query of the system tables,
+    which the server answers (``system_tables``: its URL and this attempt's credential)."""
     session = _duckdb_session(url) if dialect == "duckdb" else _postgres_session(warehouse_id, url)
     errors = _driver_errors(dialect)
     ran = Ran(warehouse_id, dialect)  # what the worker reads the tables read and written from
     last = {"columns": [], "rows": [], "row_count_shown": 0, "truncated": False}
     with session as connection:
         for number, (statement, (sql, params)) in enumerate(zip(statements, bound), 1):
+            if system[number - 1] is not None:
+                print(f"[statement {number}/{len(statements)}] {statement.summary} (system tables)", flush=True)
+                try:
+                    last = query_system_tables(system_tables, *system[number - 1])
+                except SystemTablesError as exc:
+                    message = f"Statement {number} of {len(statements)} failed: {exc}"
+                    return {**_failure(message, statement.text), **ran.report(connection)}
+                continue
             print(f"[statement {number}/{len(statements)}] {statement.summary}", flush=True)
             try:
                 found, rows_written = _run_statement(connection, sql, params, dialect)
@@ -413,6 +440,43 @@ def _driver_errors(dialect: str) -> type:
     import psycopg
 
     return psycopg.Error
+
+
+class SystemTablesError(Exception):
+    """The server refused or could not answer a query of the system tables."""
+
+
+SYSTEM_TABLES_TIMEOUT_SECONDS = 900  # the server stops a query at its own limit well before
+
+
+def query_system_tables(access, sql: str, params: dict) -> dict:
+    """The preview of a query of the system tables, answered by the server (system_tables/api.py)
+    as the run's run-as identity: this process never sees our database."""
+    if not access:
+        raise SystemTablesError("system tables are read as the run's run-as identity, and this run has none")
+    import json
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"statement": sql, "parameters": params, "max_rows": MAX_PREVIEW_ROWS + 1}).encode()
+    request = urllib.request.Request(access["url"], data=body, method="POST", headers={
+        "Authorization": f"Bearer {access['token']}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=SYSTEM_TABLES_TIMEOUT_SECONDS) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("message") or f"HTTP {exc.code}"
+        except ValueError:
+            message = f"HTTP {exc.code}"
+        if message.startswith("Only queries"):
+            message += (" (a statement naming system tables is answered by the server on its own: it cannot "
+                        "write to the warehouse or join the warehouse's tables)")
+        raise SystemTablesError(message) from None
+    except OSError as exc:  # URLError, timeouts, refused connections
+        raise SystemTablesError(f"the server at {access['url']} cannot be reached: {exc}") from None
+    columns = unique_columns([column["name"] for column in answer["columns"]])
+    return preview(columns, answer["rows"])
 
 
 class _duckdb_session:
