@@ -3,13 +3,15 @@ shapes, the `RunOutput` of a task run, and the HTML page of runs/export.
 
 Times are epoch milliseconds (0 for "not yet"), durations milliseconds. `result_state` and
 `termination_details` appear only once a run or attempt is finished. `tasks[]` has one entry
-per attempt, in the order of the job's tasks, then oldest attempt first.
+per attempt, in the order of the job's tasks, then oldest attempt first. `usage` (ours) says what
+an attempt's processes consumed and cost, and a run's sums of them, once measured.
 """
 
 import copy
 import functools
 import html
 
+from django.conf import settings as site_settings
 from django.template import Context, Template
 
 from jobs.spec.git_source import used_git_source
@@ -101,10 +103,12 @@ def task_settings_by_key(run):
 def task_run_dict(attempt, task_settings, *, job_id, base_url, now, include_resolved_values=False):
     """A RunTask: the task's settings (depends_on, run_if, its task-type block...) plus this attempt."""
     body = copy.deepcopy(task_settings or {})
-    # The environment build (runs/environments.py) is setup too, though it runs after the start.
-    built = attempt.setup_duration_ms or 0
-    setup = span_ms(attempt.queued_at, attempt.started_at or attempt.ended_at, now) + built
-    execution = max(0, span_ms(attempt.started_at, attempt.ended_at, now) - built)
+    # queued -> started (a worker claimed it) -> setup (git checkout, environment build) ->
+    # execution -> cleanup (the process ended -> its results written): the last three span
+    # started -> ended, and make the run_duration.
+    setup = attempt.setup_duration_ms or 0
+    cleanup = attempt.cleanup_duration_ms or 0
+    execution = max(0, span_ms(attempt.started_at, attempt.ended_at, now) - setup - cleanup)
     state, status = row_state(attempt)
     body.update(
         task_key=attempt.task_key,
@@ -114,10 +118,11 @@ def task_run_dict(attempt, task_settings, *, job_id, base_url, now, include_reso
         original_attempt_run_id=attempt.original_attempt_id or attempt.id,
         start_time=ms(attempt.started_at),
         end_time=ms(attempt.ended_at) if is_finished(attempt.life_cycle_state) else 0,
+        queue_duration=span_ms(attempt.queued_at, attempt.started_at or attempt.ended_at, now),
         setup_duration=setup,
         execution_duration=execution,
-        cleanup_duration=0,
-        run_duration=setup + execution,
+        cleanup_duration=cleanup,
+        run_duration=setup + execution + cleanup,
         state=state,
         status=status,
         run_page_url=run_page_url(base_url, job_id, attempt.id),
@@ -131,7 +136,15 @@ def task_run_dict(attempt, task_settings, *, job_id, base_url, now, include_reso
         body["iteration"] = {"index": attempt.iteration, "input": attempt.iteration_input}
     if include_resolved_values and attempt.resolved_values:
         body["resolved_values"] = attempt.resolved_values
+    if attempt.cpu_seconds is not None:  # ours: measured by its supervisor (runs/executors/usage.py)
+        body["usage"] = usage_dict(attempt, "cpu_seconds", "peak_memory_bytes", "read_bytes", "written_bytes")
     return body
+
+
+def usage_dict(row, *names):
+    """What a TaskRun (or, summed, a Run) consumed, and its cost in the configured currency."""
+    return {**{name: getattr(row, name) for name in names}, "cost": row.cost or 0.0,
+            "currency": site_settings.LAKEFLOW_COST_CURRENCY}
 
 
 def task_run_as_run(attempt, *, base_url, now, include_resolved_values=False):
@@ -207,8 +220,13 @@ def run_dict(run, *, base_url, now, with_tasks=True, include_history=False, incl
     }
     if run.creator_id:
         body["creator_user_name"] = user_name(run.creator)
+    # The SDK's TriggerInfo: the run_job_task that started it, or what a trigger fired it with.
+    trigger_info = {key: value for key, value in (run.trigger_details or {}).items()
+                    if key in ("job_completion", "sql_condition")}
     if run.parent_task_run_id:
-        body["trigger_info"] = {"run_id": run.parent_task_run_id}
+        trigger_info["run_id"] = run.parent_task_run_id
+    if trigger_info:
+        body["trigger_info"] = trigger_info
     if settings.get("description"):
         body["description"] = settings["description"]
     # run-now's legacy notebook_params, python_params... (API 2.0 and 2.1), as the SDK's RunParameters.
@@ -218,6 +236,8 @@ def run_dict(run, *, base_url, now, with_tasks=True, include_history=False, incl
     git_source = used_git_source(settings, run.git_commit)
     if git_source:  # with git_snapshot.used_commit once a task resolved it
         body["git_source"] = git_source
+    if run.cpu_seconds is not None:  # ours: the sums over its measured attempts
+        body["usage"] = usage_dict(run, "cpu_seconds")
 
     arrays = {"job_parameters": run.job_parameters or []}
     attempts = ordered_attempts(run) if with_tasks or include_history else []

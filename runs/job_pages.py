@@ -1,9 +1,10 @@
-"""Dashboard pages of jobs: the jobs list and a job's page (run-history matrix, duration chart,
-Run now). They show runs, so they live here; authoring (new, edit, versions) is jobs/authoring.py."""
+"""Dashboard pages of jobs: the jobs list and a job's page (run-history matrix, duration and cost
+charts, Run now). They show runs, so they live here; authoring (new, edit, versions) is jobs/authoring.py."""
 
 import json
 import re
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -21,6 +22,7 @@ from runs.admission import RunRefused, create_run
 from runs.engine.parameters import ParametersInvalid
 from runs.live import state_class, state_label
 from runs.models import Run, TaskRun, TriggerDecision, TriggerState
+from runs.trigger_summaries import trigger_rows, trigger_summary
 from workspace.rules import WorkspaceRefused
 from workspace.store import read_file
 
@@ -35,27 +37,6 @@ TAG_FILTER = re.compile(r"^([A-Za-z0-9_.\-]+)(?::(.*))?$")
 def run_chip(run):
     return {"id": run.id, "state": state_class(run.life_cycle_state, run.result_state),
             "label": state_label(run.life_cycle_state, run.result_state), "at": run.created_at}
-
-
-def trigger_summary(state):
-    """(what fires the job, paused?, next time) for the list and the job page."""
-    if state is None:
-        return {"kind": "Manual", "paused": False, "next": None}
-    kind = {"schedule": "Schedule", "periodic": "Periodic", "file_arrival": "File arrival",
-            "table_update": "Table update", "continuous": "Continuous"}[state.kind]
-    detail = ""
-    if state.kind == TriggerState.Kind.SCHEDULE:
-        detail = f'{state.config.get("quartz_cron_expression")} ({state.config.get("timezone_id") or "UTC"})'
-    elif state.kind == TriggerState.Kind.PERIODIC:
-        periodic = state.config.get("periodic") or {}
-        detail = f'every {periodic.get("interval")} {str(periodic.get("unit", "")).lower()}'
-    elif state.kind == TriggerState.Kind.FILE_ARRIVAL:
-        detail = (state.config.get("file_arrival") or {}).get("url", "")
-    elif state.kind == TriggerState.Kind.TABLE_UPDATE:
-        detail = ", ".join((state.config.get("table_update") or {}).get("table_names") or [])
-    timed = state.kind in (TriggerState.Kind.SCHEDULE, TriggerState.Kind.PERIODIC)
-    return {"kind": kind, "detail": detail, "paused": state.paused, "error": state.last_error,
-            "next": state.next_check_at if timed and not state.paused else None}
 
 
 def filter_jobs(jobs, query):
@@ -76,13 +57,15 @@ def job_list(request):
     jobs = filter_jobs(viewable_jobs(live_jobs(), request.user, whole=True), query).select_related("current_version")
     jobs = jobs.order_by("name", "id")
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
-    states = {s.job_id: s for s in TriggerState.objects.filter(job_id__in=[job.id for job in page])}
+    states = {}
+    for state in TriggerState.objects.filter(job_id__in=[job.id for job in page]).order_by("position"):
+        states.setdefault(state.job_id, []).append(state)
     rows = []
     for job in page:
         recent = Run.objects.filter(job=job).order_by("-id").only(  # index run_job_newest
             "id", "job_id", "life_cycle_state", "result_state", "created_at")[:CHIPS_PER_JOB]
         rows.append({"job": job, "tags": job.settings.get("tags") or {}, "chips": [run_chip(r) for r in recent][::-1],
-                     "trigger": trigger_summary(states.get(job.id)), "tasks": len(job.settings.get("tasks") or [])})
+                     "trigger": trigger_summary(states.get(job.id, [])), "tasks": len(job.settings.get("tasks") or [])})
     return render(request, "jobs/list.html", {"nav": "jobs", "rows": rows, "page": page, "query": query})
 
 
@@ -102,13 +85,18 @@ def matrix(job, runs):
     return [{"key": key, "cells": [cells.get((key, run.id)) for run in runs]} for key in keys]
 
 
-def duration_series(job):
-    """The last RUNS_IN_CHART finished runs, oldest first, for the plotly trend chart."""
+def history_series(job):
+    """The last RUNS_IN_CHART finished runs, oldest first, for the plotly trend charts: (their
+    durations, the cost of those whose cost was measured), from one read."""
     runs = list(Run.objects.filter(job=job, ended_at__isnull=False).order_by("-id")
-                .values("id", "created_at", "started_at", "ended_at", "result_state")[:RUNS_IN_CHART])[::-1]
-    return [{"run_id": r["id"], "at": (r["started_at"] or r["created_at"]).isoformat(),
-             "seconds": round((r["ended_at"] - (r["started_at"] or r["created_at"])).total_seconds(), 3),
-             "failed": r["result_state"] not in ("SUCCESS", "SUCCESS_WITH_FAILURES")} for r in runs]
+                .values("id", "created_at", "started_at", "ended_at", "result_state", "cost",
+                        "cpu_seconds")[:RUNS_IN_CHART])[::-1]
+    durations = [{"run_id": r["id"], "at": (r["started_at"] or r["created_at"]).isoformat(),
+                  "seconds": round((r["ended_at"] - (r["started_at"] or r["created_at"])).total_seconds(), 3),
+                  "failed": r["result_state"] not in ("SUCCESS", "SUCCESS_WITH_FAILURES")} for r in runs]
+    costs = [{"run_id": r["id"], "at": point["at"], "cost": r["cost"], "cpu_seconds": r["cpu_seconds"],
+              "failed": point["failed"]} for r, point in zip(runs, durations) if r["cost"] is not None]
+    return durations, {"currency": settings.LAKEFLOW_COST_CURRENCY, "runs": costs}
 
 
 def acl_rows(job):
@@ -149,15 +137,18 @@ def job_detail(request, job_id):
     older = runs and Run.objects.filter(job=job, id__lt=runs[-1].id).exists()
     now = timezone.now()
     columns = [{**run_chip(run), "trigger": run.trigger, "repairs": run.repair_count,
-                "seconds": ((run.ended_at or now) - (run.started_at or run.created_at)).total_seconds()}
+                "seconds": ((run.ended_at or now) - (run.started_at or run.created_at)).total_seconds(),
+                "cost": run.cost, "cpu_seconds": run.cpu_seconds}
                for run in runs]
     parameters = job.settings.get("parameters") or []
+    triggers = list(TriggerState.objects.filter(job=job).order_by("position"))
+    durations, costs = history_series(job)
     return render(request, "jobs/detail.html", {
         "nav": "jobs", "job": job, "settings": job.settings, "columns": columns, "matrix": matrix(job, runs),
         "older": runs[-1].id if older else None, "newest_first": before is None,
-        "trigger": trigger_summary(TriggerState.objects.filter(job=job).first()),
+        "trigger": trigger_summary(triggers), "triggers": trigger_rows(triggers),
         "decisions": list(TriggerDecision.objects.filter(job=job).order_by("-id")[:DECISIONS_SHOWN]),
-        "parameters": parameters, "chart": duration_series(job),
+        "parameters": parameters, "chart": durations, "cost_chart": costs,
         "version": job.current_version, "can_manage": can["manage"], "can": can,
         "acl": acl_rows(job), "levels": LEVELS, "principal_kinds": PRINCIPAL_KINDS,
         "unsupported": unsupported_tasks(job.settings),

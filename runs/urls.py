@@ -1,7 +1,7 @@
 from django.urls import path
 
 import jobs.query_params  # noqa: F401  (registers the <id:...> path converter)
-from runs import job_pages, views
+from runs import job_pages, usage_pages, views
 
 urlpatterns = [
     path("runs/", views.run_list, name="list"),
@@ -14,6 +14,7 @@ urlpatterns = [
     path("task-runs/<id:task_run_id>/log/", views.task_log, name="task_log"),
     path("task-runs/<id:task_run_id>/cancel/", views.cancel_task, name="cancel_task"),
     path("task-runs/<id:task_run_id>/output/", views.task_output_html, name="task_output_html"),
+    path("usage/", usage_pages.usage_page, name="usage"),
 ]
 
 # In the "jobs" namespace (lakeflow_site/urls.py): the pages of jobs that show their runs.

@@ -170,7 +170,7 @@
   function refreshServerParts() {
     fetch(location.href, {credentials: "same-origin"}).then(r => r.text()).then(html => {
       const fresh = new DOMParser().parseFromString(html, "text/html");
-      for (const id of ["root-cause-slot", "repair-tasks", "repair-history", "run-events"]) {
+      for (const id of ["root-cause-slot", "repair-tasks", "repair-history", "run-events", "run-usage"]) {
         const mine = document.getElementById(id), theirs = fresh.getElementById(id);
         if (mine && theirs) mine.innerHTML = theirs.innerHTML;
       }
