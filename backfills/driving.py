@@ -246,6 +246,11 @@ def ask_repairs(backfill, user=None, now=None):
         raise BackfillRefused(f"backfill {backfill.id} has no failed run to repair" + (f" ({why})" if why else ""))
     who = f" by {user.get_username()}" if user is not None else ""
     with transaction.atomic():
+        # The backfill's row first, as cancel_backfill and the driver take it: a cancel that
+        # committed since the check above wins, instead of leaving repairs asked that never start.
+        Backfill.objects.filter(id=backfill.id).update(drive_seq=F("drive_seq") + 1)
+        if Backfill.objects.filter(id=backfill.id, state=S.CANCELED).exists():
+            raise BackfillRefused(f"backfill {backfill.id} was canceled: its runs are not repaired")
         BackfillRun.objects.filter(id__in=[link.id for link in asked]).update(repair_asked=True)
         Backfill.objects.filter(id=backfill.id, state__in=[S.FINISHED, S.STOPPED]).update(
             state=S.RUNNING, ended_at=None, state_message="")

@@ -1,6 +1,6 @@
 """The backfill pages, under the namespace backfills: (lakeflow_site/urls.py): a job's Backfill
 form (Preview shows the dry run, Start makes it), a backfill's page (progress bar, its slots with
-their runs, its events, Cancel, Repair failed runs; all but the buttons refresh while it runs),
+their runs, its events, Cancel, Repair failed runs; all refresh while it runs),
 and the card of the job page that lists the job's backfills (both fetched by
 static/js/backfill_fragments.js).
 
@@ -68,7 +68,9 @@ def find_backfill_or_404(backfill_id):
     return get_object_or_404(Backfill.objects.select_related("job", "creator"), id=backfill_id)
 
 
-def status_context(backfill):
+def status_context(backfill, can):
+    """The status part's context; `can`: what the user may do (its Cancel and Repair buttons
+    are in the part, so that they follow the backfill's state without a reload)."""
     rows = slot_rows(backfill)
     for row in rows:
         if row["life_cycle_state"]:
@@ -77,7 +79,7 @@ def status_context(backfill):
     progress = progress_of(backfill, rows)
     bar = [{"state": state.value, "css": css, "label": label, "count": getattr(progress, state.value),
             "percent": progress.percent(state.value)} for state, css, label in BAR]
-    return {"backfill": backfill, "rows": rows, "progress": progress, "bar": bar,
+    return {"backfill": backfill, "can": can, "rows": rows, "progress": progress, "bar": bar,
             "events": list(backfill.events.order_by("-id")[:EVENTS_SHOWN]), "live": backfill.state == Backfill.State.RUNNING}
 
 
@@ -85,16 +87,16 @@ def status_context(backfill):
 def backfill_page(request, backfill_id):
     backfill = find_backfill_or_404(backfill_id)
     can = check(request.user, backfill.job_id, Action.VIEW)
-    return render(request, "backfills/detail.html", {"nav": "jobs", "job": backfill.job, "can": can,
-                                                     **status_context(backfill)})
+    return render(request, "backfills/detail.html", {"nav": "jobs", "job": backfill.job,
+                                                     **status_context(backfill, can)})
 
 
 @login_required
 def status(request, backfill_id):
     """The page's status part (progress bar, slots, events), fetched again while the backfill runs."""
     backfill = find_backfill_or_404(backfill_id)
-    check(request.user, backfill.job_id, Action.VIEW)
-    return render(request, "backfills/_status.html", status_context(backfill))
+    can = check(request.user, backfill.job_id, Action.VIEW)
+    return render(request, "backfills/_status.html", status_context(backfill, can))
 
 
 @login_required

@@ -13,7 +13,8 @@ run.finished events of the monitored jobs' runs (the rule: runs/engine/job_compl
   state written back finds the run it made. Two triggers of one job firing for the same
   instant make one run, as with schedules.
 - A trigger with a sql_condition does not evaluate it inside the reaction's transaction: the
-  complete combination waits in pending_fire and the clock evaluates it at once (runs/triggers.py).
+  complete combination waits in pending_fire, handed to a worker on commit (runs/firings.py).
+  While an earlier combination is still being evaluated, a new one does not fire (it says so).
 """
 
 import logging
@@ -40,12 +41,21 @@ from runs.engine.job_completion import (
 )
 from runs.models import Run, TriggerDecision, TriggerState
 from runs.reactions import reacts_to
-from runs.triggers import advance, decided, handles, start_triggered_run
+from runs.firings import (
+    CAS_TRIES,
+    decided,
+    earliest,
+    firing_of,
+    handed_out,
+    in_evaluation,
+    moment,
+    send_on_commit,
+)
+from runs.triggers import advance, handles, start_triggered_run
 
 log = logging.getLogger(__name__)
 
 Kind = TriggerState.Kind
-CAS_TRIES = 20
 DEFAULT_WORKSPACE_ID = "0"  # this server is one workspace; the id its other answers give
 
 
@@ -92,8 +102,12 @@ def observe_completion(state, completion, now):
         fields = {"completions": (fired(observation.state) if ready else observation.state).as_dict(),
                   "version": F("version") + 1}
         fire = firing(current, observation.state, jobs, now) if ready else None
-        if fire and current.config.get("sql_condition"):
-            fields.update(pending_fire=fire, next_check_at=now)  # the clock evaluates it
+        gated = bool(fire and current.config.get("sql_condition"))
+        busy = gated and in_evaluation(current.pending_fire, now)
+        if gated and not busy:  # its worker gets it once this commits
+            pending = handed_out(fire, now)
+            fields.update(pending_fire=pending, next_check_at=earliest(current.next_check_at,
+                                                                       moment(pending["retry_at"])))
         if ready:
             fields["last_fired_at"] = now
         if TriggerState.objects.filter(id=current.id, version=current.version).update(**fields):
@@ -103,16 +117,21 @@ def observe_completion(state, completion, now):
     if not ready:
         decided(current.job, TriggerDecision.Kind.NOT_TRIGGERED, observation.reason, now, position=current.position)
         return 0
-    if current.config.get("sql_condition"):
+    if busy:
+        decided(current.job, TriggerDecision.Kind.SKIPPED, f"{fire['reason']}; not fired: its sql_condition is still "
+                f"being evaluated for an earlier firing ({current.pending_fire['reason']})", now,
+                position=current.position)
         return 0
-    run, created = start_triggered_run(current, now, fire["reason"], combination_key(combination(
-        observation.state, jobs)), by="a run event", trigger=fire["trigger"], trigger_time=now,
-        trigger_details=fire["trigger_details"])
+    if gated:
+        send_on_commit(current.id, pending["claim"])
+        return 0
+    run, created = start_triggered_run(current, now, fire["reason"], moment(fire["slot"]), by=fire["by"],
+                                       trigger=fire["trigger"], trigger_time=now, trigger_details=fire["trigger_details"])
     return int(run is not None and created)
 
 
 def firing(state, seen, jobs, now):
-    """The run a complete combination starts (runs/triggers.py pending_fire's shape)."""
+    """The run a complete combination starts (runs/firings.py firing_of's shape)."""
     completions = combination(seen, jobs)
     workspaces = {str(monitored_job_id(job.get("job_id"))): str(job.get("workspace_id") or DEFAULT_WORKSPACE_ID)
                   for job in state.config["job_completion"].get("jobs") or []}
@@ -120,15 +139,15 @@ def firing(state, seen, jobs, now):
                   "completion_time": rfc3339(c.completion_time), "termination_code": c.termination_code}
                  for c in completions]
     runs = ", ".join(f"job {c.job_id} run {c.run_id}" for c in completions)
-    return {"reason": f"every monitored job completed: {runs}", "retry_at": now.isoformat(),
-            "slot": combination_key(completions).isoformat(), "trigger": Run.Trigger.JOB_COMPLETION,
-            "trigger_time": now.isoformat(), "trigger_details": {"job_completion": {"completed_jobs": completed}}}
+    return firing_of(f"every monitored job completed: {runs}", combination_key(completions), "a run event",
+                     {"trigger": Run.Trigger.JOB_COMPLETION, "trigger_time": now,
+                      "trigger_details": {"job_completion": {"completed_jobs": completed}}})
 
 
 @handles(Kind.JOB_COMPLETION)
 def check_job_completion(state, now):
     """Run events move a job-completion trigger; the clock only comes back for a firing waiting on
-    its sql_condition (runs/triggers.py retries it after this step)."""
+    its sql_condition (runs/firings.py retry_pending_firing hands it out again after this step)."""
     advance(state, state.next_check_at, next_check_at=None)
     return 0
 
@@ -161,7 +180,8 @@ def monitored_job_states(state):
 def monitored_job_problems(settings, job, user):
     """A job-completion trigger monitors jobs that exist, that its saver may see, and not the job
     itself (`job`: the job being saved, None for a new one, which cannot name itself)."""
-    # Jobs it already monitors stay allowed: losing sight of one must not stop other changes.
+    # Jobs it already monitors stay allowed: losing sight of one (its deletion, a changed ACL)
+    # must not stop other changes, pausing included; the trigger's state shows it is_deleted.
     already = set()
     for _, block in blocks_of(job.settings) if job is not None else []:
         already |= {monitored_job_id(m.get("job_id")) for m in block.get("jobs") or [] if isinstance(m, dict)}
@@ -177,7 +197,8 @@ def monitored_job_problems(settings, job, user):
             elif job is not None and (loop := completion_loop(target, job.pk)):
                 problems.append(Problem(where, "the jobs would start each other without end: "
                                                + " -> ".join(f"job {j}" for j in [job.pk, *loop])))
-            elif not Job.objects.filter(id=target, kind=Job.Kind.JOB, deleted_at__isnull=True).exists():
+            elif target not in already and not Job.objects.filter(id=target, kind=Job.Kind.JOB,
+                                                                  deleted_at__isnull=True).exists():
                 problems.append(Problem(where, f"job {target} does not exist"))
             elif user is not None and target not in already and not may(user, target, Action.VIEW):
                 problems.append(Problem(where, f"User {user.get_username()} cannot view job {target}, so cannot "

@@ -12,16 +12,16 @@ one job firing for the same instant make one run too. After downtime only the la
 slot fires, as in Lakeflow.
 
 A trigger with a sql_condition starts its run only if the condition, evaluated after the
-trigger's own rule (runs/sql_conditions.py), is met: not met is a "not triggered" decision; a
-condition that fails is a "failed" decision and the trigger's error, and the firing waits in
-pending_fire to be evaluated again ERROR_RETRY_EVERY later (a newer firing of the trigger
-replaces it). Never a run without the condition's answer.
+trigger's own rule, is met. The firing waits in pending_fire and a worker evaluates it
+(runs/firings.py), never the clock's step: not met is a "not triggered" decision;
+a condition that fails is a "failed" decision and the trigger's error, and the firing is
+evaluated again ERROR_RETRY_EVERY later (a newer firing of the trigger replaces it). Never a run
+without the condition's answer.
 """
 
 import logging
 import os
-import socket
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -32,12 +32,17 @@ from jobs.models import Job
 from jobs.spec.cron import parse_quartz
 from jobs.spec.triggers import trigger_blocks
 from runs.engine.schedule import decide_slot, missed_cron_slots, missed_periodic_slots
-from runs.engine.states import RunLifeCycleState as L, RunResultState as R
-from runs.admission import RunRefused, create_run
+from runs.engine.states import RunResultState as R
+from runs.firings import (
+    ERROR_RETRY_EVERY,
+    continuous_run_active,
+    decided,
+    retry_pending_firing,
+    start_triggered_run,
+)
 from runs.isolation import each_isolated
-from runs.models import Run, RunEvent, TableWrite, TriggerDecision, TriggerState
+from runs.models import Run, TableWrite, TriggerDecision, TriggerState
 from runs.reactions import reacts_to
-from runs.sql_conditions import ConditionResult, evaluate_sql_condition
 from runs.watch import BackgroundScans, InlineScans
 
 log = logging.getLogger(__name__)
@@ -46,8 +51,6 @@ Kind = TriggerState.Kind
 FILE_CHECK_EVERY = timedelta(seconds=2)
 TABLE_CHECK_EVERY = timedelta(seconds=1)
 CONTINUOUS_CHECK_EVERY = timedelta(seconds=5)  # a safety net: a run's end re-checks at once
-ERROR_RETRY_EVERY = timedelta(seconds=10)
-UNFINISHED_RUN_STATES = (L.QUEUED, L.PENDING, L.RUNNING, L.TERMINATING)
 
 
 def run_due_triggers(now):
@@ -134,8 +137,10 @@ def sync_one(job, position, kind, config, paused, state, now):
             next_check_at=None if paused else first_check(kind, config, now),
         )
     if paused and not state.paused:
-        state.paused, state.next_check_at, state.pending_fire = True, None, None
-        state.save(update_fields=["paused", "next_check_at", "pending_fire"])
+        # The version moves too: a worker's answer for a firing from before the pause is void.
+        TriggerState.objects.filter(id=state.id).update(paused=True, next_check_at=None, pending_fire=None,
+                                                        version=F("version") + 1)
+        state.refresh_from_db()
         decided(job, TriggerDecision.Kind.PAUSED, "paused: nothing fires until it is resumed", now, position=position)
     elif not paused and state.paused:
         decided(job, TriggerDecision.Kind.RESUMED, "resumed: it starts from now, and what came while it was "
@@ -159,102 +164,6 @@ def job_settings_saved(sender, job, version, **kwargs):
 
 # Where file-arrival triggers' directory scans run: on the clock's threads, or inline (tests).
 scans = BackgroundScans() if settings.LAKEFLOW_SCAN_IN_BACKGROUND else InlineScans()
-
-
-NODE = f"{socket.gethostname()}:{os.getpid()}"
-
-
-def decided(job, kind, reason, now, slot=None, run=None, position=0):
-    TriggerDecision.objects.create(job_id=job.id if hasattr(job, "id") else job, position=position, kind=kind,
-                                   reason=reason, at=now, slot=slot, run=run, node=NODE)
-
-
-def start_triggered_run(state, now, reason, slot=None, by="the clock", **kwargs):
-    """The trigger's run, or None when its sql_condition holds it back or the job refuses it (its
-    trigger state then says why); either way the decision is recorded with `reason`. `kwargs`
-    are create_run's trigger, trigger_time and trigger_details."""
-    job, position = state.job, state.position
-    condition = state.config.get("sql_condition")
-    if condition:
-        met, details, why = pass_gate(state, condition, now, reason, slot, kwargs)
-        if not met:
-            return None, False
-        kwargs["trigger_details"] = {**(kwargs.get("trigger_details") or {}), "sql_condition": details}
-        reason = f"{reason}; {why}"
-    try:
-        run, created = create_run(job, now=now, trigger_slot=slot, **kwargs)
-    except RunRefused as exc:
-        log.warning("trigger of job %s could not start a run: %s", job.id, exc)
-        TriggerState.objects.filter(id=state.id).update(last_error=f"The trigger could not start a run: {exc}")
-        decided(job, TriggerDecision.Kind.REFUSED, f"{reason}; the job refused the run: {exc}", now, slot,
-                position=position)
-        return None, False
-    TriggerState.objects.filter(id=state.id).update(last_run=run)
-    if created and run.life_cycle_state == L.SKIPPED:
-        decided(job, TriggerDecision.Kind.REFUSED, f"{reason}; its run was skipped: {run.state_message}", now, slot,
-                run, position=position)
-    elif created:
-        decided(job, TriggerDecision.Kind.FIRED, f"{reason}; fired by {by} on {NODE}", now, slot, run,
-                position=position)
-    return run, created
-
-
-# --- the sql_condition gate ------------------------------------------------------------------
-
-
-def pass_gate(state, condition, now, reason, slot, fire):
-    """(met, the run's trigger_info.sql_condition, why) of the trigger's sql_condition, evaluated
-    for a firing (`reason`, `slot`, create_run's `fire` fields). Unmet and failing conditions
-    are decisions; a failing one keeps the firing in pending_fire, to be evaluated again."""
-    try:
-        result = evaluate_sql_condition(condition, state.condition_state, job=state.job, now=now)
-    except Exception as exc:  # the evaluator itself broke: a failing condition like any other
-        log.exception("sql_condition of trigger %s of job %s", state.position, state.job_id)
-        result = ConditionResult(False, "", state=state.condition_state or {}, error=f"{type(exc).__name__}: {exc}")
-    job, position = state.job, state.position
-    kept = {"condition_state": result.state or state.condition_state, "version": F("version") + 1}
-    if result.error:
-        retry_at = now + ERROR_RETRY_EVERY
-        current = TriggerState.objects.filter(id=state.id).values_list("next_check_at", flat=True).first()
-        pending = {"reason": reason, "retry_at": retry_at.isoformat(), "slot": slot.isoformat() if slot else None,
-                   "trigger": fire.get("trigger"), "trigger_details": fire.get("trigger_details"),
-                   "trigger_time": fire["trigger_time"].isoformat() if fire.get("trigger_time") else None}
-        if state.kind == Kind.CONTINUOUS:
-            pending = None  # its own step asks again in CONTINUOUS_CHECK_EVERY, knowing whether a run is active
-        TriggerState.objects.filter(id=state.id).update(
-            **kept, pending_fire=pending, next_check_at=min(filter(None, [current, retry_at])),
-            last_error=f"Its sql_condition failed: {result.error}; evaluated again from {retry_at:%H:%M:%S} UTC")
-        decided(job, TriggerDecision.Kind.FAILED, f"{reason}; its sql_condition failed, no run: {result.error}",
-                now, slot, position=position)
-        return False, None, ""
-    TriggerState.objects.filter(id=state.id).update(**kept, pending_fire=None, last_error="")
-    if not result.satisfied:
-        decided(job, TriggerDecision.Kind.NOT_TRIGGERED, f"{reason}; its sql_condition was not met: {result.reason}",
-                now, slot, position=position)
-        return False, None, ""
-    return True, result.details, f"its sql_condition was met: {result.reason}"
-
-
-def retry_pending_firing(state_id, now):
-    """Evaluate again a firing whose sql_condition failed, once its retry time has come; claimed
-    by compare-and-swap on the version, so one clock evaluates it."""
-    state = TriggerState.objects.filter(id=state_id).select_related("job").first()
-    pending = state.pending_fire if state is not None and not state.paused else None
-    if not pending:
-        return 0
-    retry_at = datetime.fromisoformat(pending["retry_at"])
-    if retry_at > now:  # not yet: the clock must still come back for it
-        TriggerState.objects.filter(id=state.id, version=state.version).update(
-            next_check_at=min(filter(None, [state.next_check_at, retry_at])))
-        return 0
-    if not TriggerState.objects.filter(id=state.id, version=state.version).update(
-            pending_fire=None, version=F("version") + 1):
-        return 0
-    state.version += 1
-    at = {key: datetime.fromisoformat(pending[key]) if pending.get(key) else None for key in ("slot", "trigger_time")}
-    run, created = start_triggered_run(state, now, pending["reason"], at["slot"], trigger=pending["trigger"],
-                                       trigger_time=at["trigger_time"], trigger_details=pending["trigger_details"])
-    return int(run is not None and created)
 
 
 # --- schedule and periodic -------------------------------------------------------------------
@@ -432,10 +341,7 @@ def continuous_backoff(failures):
 def keep_continuous_job_running(state, now):
     """Exactly one active run per unpaused continuous job: start one when none is active."""
     with transaction.atomic():
-        # The job's admission lock: no two clocks start its run at once.
-        Job.objects.filter(id=state.job_id).update(admission_seq=F("admission_seq") + 1)
-        if Run.objects.filter(job_id=state.job_id, life_cycle_state__in=UNFINISHED_RUN_STATES).exists() or \
-                _last_end_not_yet_counted(state.job_id):
+        if continuous_run_active(state.job_id):
             advance(state, state.next_check_at, next_check_at=now + CONTINUOUS_CHECK_EVERY)
             return 0
         if not advance(state, state.next_check_at, next_check_at=now + CONTINUOUS_CHECK_EVERY,
@@ -445,12 +351,6 @@ def keep_continuous_job_running(state, now):
         run, created = start_triggered_run(state, now, "continuous: no run was active",
                                            trigger=Run.Trigger.CONTINUOUS, trigger_time=now)
         return int(run is not None and created)
-
-
-def _last_end_not_yet_counted(job_id):
-    """A run of the job ended and restart_continuous_job has not yet reacted (it is about to, or
-    the sweep will): its failure may call for a backoff, so the next run waits for it."""
-    return RunEvent.objects.filter(run__job_id=job_id, type="run.finished", reactions_pending=True).exists()
 
 
 @reacts_to("run.finished")

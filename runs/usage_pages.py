@@ -69,6 +69,8 @@ def time_range(query, now):
         end_day = parse_day(last, "to") if last else now.date()
         if end_day < start_day:
             raise RangeInvalid(f"from ({start_day}) is after to ({end_day})")
+        if end_day >= date.max:  # the range ends at the start of the day after `to`
+            raise RangeInvalid(f"to must be a day before {date.max}, not {end_day}")
         if (end_day - start_day).days + 1 > MAX_DAYS:
             raise RangeInvalid(f"The range from {start_day} to {end_day} is longer than {MAX_DAYS} days")
         start = datetime.combine(start_day, time.min, tzinfo=dt_timezone.utc)

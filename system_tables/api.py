@@ -1,10 +1,11 @@
 """``POST /sql/statements`` (our extension): one query of the system tables, answered as JSON.
 
 What a SQL task's statements over ``system.*`` tables call (runs/executors/sql.py) with its
-attempt's system-tables credential: they see what the run's run-as identity may see (an admin
-sees every job: the credential only reads, and only while the attempt runs). Any API caller may
-use it too, with a token or a signed-in session, seeing what that caller may see (a task's
-run-as token never as an admin, as everywhere in the API).
+attempt's system-tables credential: they see what the run's run-as identity's own grants show,
+while the attempt runs. Never as an admin, even for an admin's job, like the task's run-as token:
+other tasks running under the same operating-system user can read the credential from the task's
+spec.json (README, "Who can do what"). Any API caller may use it too, with a token or a signed-in
+session, seeing what that caller may see.
 
 Body: ``{"statement": "SELECT ...", "parameters": {"name": "value"}, "max_rows": 1000}``
 (``:name`` or ``$name`` markers; values are strings, as a sql_task's parameters). Answer:
@@ -14,10 +15,8 @@ INVALID_PARAMETER_VALUE with DuckDB's message.
 """
 
 from django.conf import settings
-from django.contrib.auth.models import Group
 
 from api.http import ApiError, api_view, authenticate, int_param, invalid, object_param, str_param
-from jobs.models import ADMINS_GROUP
 from runs.attempt_credentials import attempt_of_system_tables_credential
 from runs.executors.sql import json_safe
 from runs.executors.system_statements import MAX_QUERY_CHARACTERS
@@ -31,8 +30,8 @@ def bearer(request):
 
 
 def authenticate_querier(request):
-    """A task's system-tables credential (its run-as identity, with its own admin standing), or
-    whatever the API takes (api.http.authenticate)."""
+    """A task's system-tables credential (its run-as identity, acting for a task: never an admin),
+    or whatever the API takes (api.http.authenticate)."""
     raw = bearer(request)
     attempt_id = attempt_of_system_tables_credential(raw) if raw else None
     if attempt_id is None:
@@ -44,8 +43,7 @@ def authenticate_querier(request):
         raise ApiError(401, "UNAUTHENTICATED", "This task's system tables credential is no longer valid: "
                                                "its attempt has ended")
     request.audit_credential = "system tables credential of a task"
-    admin = user.is_superuser or Group.objects.filter(name=ADMINS_GROUP, user=user).exists()
-    request.system_tables_scope = scope_for(user, as_admin=admin)
+    request.system_tables_scope = scope_for(user)
     return user
 
 

@@ -48,11 +48,9 @@ class Answer:
     sql: str = field(default="", repr=False)  # what ran
 
 
-def scope_for(user, *, as_admin=None):
-    """What ``user`` may see. ``as_admin`` overrides the admin check (a task's credential reads with
-    its run-as identity's own standing, runs/attempt_credentials.py)."""
-    admin = caller_of(user).is_admin if as_admin is None else as_admin
-    if admin:
+def scope_for(user):
+    """What ``user`` may see (a user acting for a task is never an admin: jobs/permissions.py)."""
+    if caller_of(user).is_admin:
         return Scope(None, user.id)
     ids = viewable_jobs(Job.objects.all(), user, whole=True).values_list("id", flat=True)
     return Scope(frozenset(ids), user.id)
@@ -71,7 +69,8 @@ def target():
 
         params = connection.get_connection_params()
         return Target("postgres", make_conninfo(**{key: str(params[key]) for key in _LIBPQ_KEYS
-                                                   if params.get(key) not in (None, "")}))
+                                                   if key != "password" and params.get(key) not in (None, "")}),
+                      password=str(params.get("password") or ""))
     raise SystemTablesUnavailable(f"the system tables cannot read a {connection.vendor} database")
 
 
@@ -147,15 +146,10 @@ def open_for(scope):
 
 
 def _without(where, exc):
-    """The error's message without the Postgres password a connection string may hold."""
+    """The error's message without the Postgres password (never in the connection string it
+    names, but the server's own message might echo it)."""
     message = str(exc).strip()
-    if where.dialect == "postgres":
-        from psycopg.conninfo import conninfo_to_dict
-
-        password = conninfo_to_dict(where.location).get("password")
-        if password:
-            message = message.replace(password, "***")
-    return message
+    return message.replace(where.password, "***") if where.password else message
 
 
 def _statement(cursor, sql, params):

@@ -271,7 +271,8 @@ def _reap_group(pgid, report):
 
 def _reap_strays():
     """Reap the ended processes that left an attempt's group (a daemon's setsid) and then became
-    our orphans: not counted, but never left as zombies."""
+    our orphans: not counted. One that ends while the server waits for work stays a zombie until
+    the next attempt ends (a SIGCHLD handler would race the wait4 calls that measure attempts)."""
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)

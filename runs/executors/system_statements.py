@@ -66,9 +66,8 @@ def checked(sql: str) -> str:
                       f"the system tables are read-only")
     for node in tree.walk():
         _check(node, exp)
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     for table in list(tree.find_all(exp.Table)):
-        _rewrite_table(table, ctes, exp)
+        _rewrite_table(table, exp)
     for column in tree.find_all(exp.Column):
         if column.args.get("catalog") is not None and column.catalog.lower() == "system":
             column.set("catalog", None)
@@ -95,8 +94,8 @@ def _check(node, exp):
             raise Refused(f"The function {name.lower()} is not available in queries of the system tables")
 
 
-def _rewrite_table(table, ctes, exp):
-    """A system table becomes its view; a CTE stays; anything else is refused."""
+def _rewrite_table(table, exp):
+    """A system table becomes its view; a CTE in scope stays; anything else is refused."""
     source = table.this
     if not isinstance(source, exp.Identifier):
         if type(source).__name__ in _ROW_MAKERS:
@@ -105,7 +104,7 @@ def _rewrite_table(table, ctes, exp):
         raise Refused(f"Table functions such as {str(name).lower()}() are not available in queries of the "
                       f"system tables: read {known_tables()}")
     parts = [part.lower() for part in (table.catalog, table.db, table.name) if part]
-    if len(parts) == 1 and parts[0] in ctes:
+    if len(parts) == 1 and _names_a_cte(table, parts[0], exp):
         return
     name = ".".join(parts)
     full = name if parts[0] == "system" else f"system.{name}"
@@ -115,6 +114,36 @@ def _rewrite_table(table, ctes, exp):
     table.set("catalog", None)
     table.set("db", exp.to_identifier(schema))
     table.set("this", exp.to_identifier(view))
+
+
+def _names_a_cte(table, name, exp) -> bool:
+    """Whether DuckDB reads ``name`` at ``table`` as a CTE. A name no CTE in scope defines is
+    looked up in the catalog, where DuckDB's own views (duckdb_databases holds the attached
+    database's connection string) answer unqualified names: so only CTEs whose scope holds the
+    table count. A CTE sees the ones before it in its WITH, and itself only from the recursive
+    side of a WITH RECURSIVE's UNION (its anchor's reference is the catalog's)."""
+    child, node = table, table.parent
+    while node is not None:
+        if isinstance(node, exp.With):
+            position = next(i for i, cte in enumerate(node.expressions) if cte is child)
+            if any(cte.alias_or_name.lower() == name for cte in node.expressions[:position]):
+                return True
+            if (node.args.get("recursive") and child.alias_or_name.lower() == name
+                    and isinstance(child.this, exp.Union) and _inside(table, child.this.expression)):
+                return True
+        elif isinstance(node, exp.Query) and not isinstance(child, exp.With):
+            if any(cte.alias_or_name.lower() == name for cte in node.ctes):
+                return True
+        child, node = node, node.parent
+    return False
+
+
+def _inside(node, ancestor) -> bool:
+    while node is not None:
+        if node is ancestor:
+            return True
+        node = node.parent
+    return False
 
 
 def confirm(connection, sql: str) -> None:

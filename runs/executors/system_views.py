@@ -32,12 +32,13 @@ about 4 µs a row, which a million task runs would turn into seconds.
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from runs.engine.states import FINISHED_LIFE_CYCLES
 
 ALIAS = "lakeflow_db"
 """The attached database. Only these views name it: queries cannot (system_statements.py)."""
+PASSWORD_SECRET = "lakeflow_db_password"
 
 WORKSPACE_ID = "0"  # as the lineage API's system rows say
 ACCOUNT_ID = "0"
@@ -448,10 +449,11 @@ WHERE e.job_id IS NULL OR {self.visible('e.job_id')}"""
 @dataclass(frozen=True)
 class Target:
     """The database to attach: ``dialect`` sqlite (``location`` a file path) or postgres
-    (``location`` a libpq connection string)."""
+    (``location`` a libpq connection string without the password, which comes apart)."""
 
     dialect: str
     location: str
+    password: str = field(default="", repr=False)
 
 
 class SystemTablesUnavailable(Exception):
@@ -494,8 +496,12 @@ def connect(target: Target, scope: Scope, *, currency: str = "USD", threads: int
     connection = duckdb.connect(":memory:", config=config)
     try:
         connection.execute(f"LOAD {_literal(extension_path(target.dialect))}")
+        secret = ""
+        if target.password:  # in a secret, not in the connection string that duckdb_databases shows
+            connection.execute(f"CREATE SECRET {PASSWORD_SECRET} (TYPE postgres, PASSWORD {_literal(target.password)})")
+            secret = f", SECRET {PASSWORD_SECRET}"
         connection.execute(f"ATTACH {_literal(target.location)} AS {_quoted(ALIAS)} "
-                           f"(TYPE {target.dialect}, READ_ONLY)")
+                           f"(TYPE {target.dialect}{secret}, READ_ONLY)")
         connection.execute("SET TimeZone = 'UTC'")
         for statement in view_statements(scope, dialect=target.dialect, currency=currency):
             connection.execute(statement)

@@ -102,6 +102,21 @@ def test_a_job_completion_trigger_on_a_job_that_does_not_exist_is_refused_naming
     assert Job.objects.count() == 1
 
 
+def test_a_job_whose_monitored_job_was_deleted_can_still_be_paused_and_renamed(api):
+    # The trigger shows the deleted job (is_deleted); only a new entry for it is refused.
+    upstream, other = create_job(api, name="upstream"), create_job(api, name="other")
+    job_id = create_job(api, trigger=waiting_for(upstream, other))
+    api.post_ok("jobs/delete", {"job_id": upstream})
+    paused = {**waiting_for(upstream, other), "pause_status": "PAUSED"}
+
+    response = api.post("jobs/update", {"job_id": job_id, "new_settings": {"name": "renamed", "trigger": paused}})
+
+    assert response.status_code == 200, response.content
+    assert TriggerState.objects.get(job_id=job_id).paused
+    message = refused(api, trigger=waiting_for(upstream))
+    assert f"trigger.job_completion.jobs[0].job_id: job {upstream} does not exist" in message
+
+
 def test_a_job_cannot_wait_for_its_own_completion(api):
     job_id = create_job(api)
     response = api.post("jobs/update", {"job_id": job_id, "new_settings": {"trigger": waiting_for(job_id)}})

@@ -5,7 +5,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from backfills.driving import drive_after_a_run, drive_backfill, drive_running_backfills
+from backfills.driving import (
+    BackfillRefused,
+    ask_repairs,
+    cancel_backfill,
+    drive_after_a_run,
+    drive_backfill,
+    drive_running_backfills,
+)
 from backfills.models import Backfill, BackfillEvent, BackfillRun
 from backfills.planning import BackfillRequest, create_backfill
 from jobs.models import Job
@@ -154,3 +161,18 @@ def test_a_deleted_job_cancels_its_backfill(alice, committed, held_broker):
     assert drive_backfill(backfill.id) == 0
     backfill.refresh_from_db()
     assert backfill.state == Backfill.State.CANCELED and "deleted" in backfill.state_message
+
+
+def test_a_repair_asked_as_a_cancel_commits_is_refused_not_left_waiting(alice, committed, held_broker):
+    job = dated(alice, max_concurrent_runs=10)
+    backfill = create_backfill(job, request(2, max_concurrent_runs=1), alice)
+    finish(runs_of(backfill).get(), R.FAILED)
+    seen = Backfill.objects.get(id=backfill.id)  # running its second slot when the user pressed Repair
+    assert seen.state == Backfill.State.RUNNING and unfinished(backfill).count() == 1
+    cancel_backfill(Backfill.objects.get(id=backfill.id), alice)  # another user's Cancel commits first
+
+    with pytest.raises(BackfillRefused, match="was canceled"):
+        ask_repairs(seen, alice)
+
+    assert not BackfillRun.objects.filter(backfill=backfill, repair_asked=True).exists()
+    assert Backfill.objects.get(id=backfill.id).state == Backfill.State.CANCELED

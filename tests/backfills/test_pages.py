@@ -1,6 +1,7 @@
 """The backfill pages: the form's Preview and Start, the backfill's page with its progress bar,
 slots and buttons, its status part, the job page's card, and who may do what."""
 
+import re
 from datetime import datetime
 
 import pytest
@@ -111,6 +112,20 @@ def test_cancel_and_repair_from_the_page(browser, job, ada, held_broker):
     assert browser.get(f"/backfills/{backfill.id}/cancel/").status_code == 405
 
 
+def test_the_refreshed_status_part_carries_the_buttons_as_the_state_now_allows(browser, job, ada, held_broker):
+    # The page refreshes only its status part: buttons outside it would still offer Cancel on a
+    # backfill that finished meanwhile.
+    backfill = backfill_of(job, ada)
+    running = browser.get(f"/backfills/{backfill.id}/status/").content.decode()
+    assert re.search(r'id="backfill-cancel">Cancel', running)
+    Backfill.objects.filter(id=backfill.id).update(state=Backfill.State.FINISHED)
+
+    finished = browser.get(f"/backfills/{backfill.id}/status/").content.decode()
+
+    assert re.search(r'id="backfill-cancel" disabled>Cancel', finished)
+    assert re.search(r'id="backfill-repair-failed">Repair failed runs', finished)
+
+
 def test_a_viewer_sees_the_backfill_but_may_not_start_cancel_or_repair_one(client, job, ada, held_broker):
     backfill = backfill_of(job, ada)
     viewer = get_user_model().objects.create_user("viewer", password="pw")
@@ -119,6 +134,7 @@ def test_a_viewer_sees_the_backfill_but_may_not_start_cancel_or_repair_one(clien
     client.force_login(viewer)
     page = client.get(f"/backfills/{backfill.id}/").content.decode()
     assert 'id="backfill-progress"' in page and 'id="backfill-cancel"' not in page
+    assert 'id="backfill-cancel"' not in client.get(f"/backfills/{backfill.id}/status/").content.decode()
     assert 'id="backfill-button"' not in client.get(f"/jobs/{job.id}/").content.decode()
     for url in (f"/jobs/{job.id}/backfill/", f"/backfills/{backfill.id}/cancel/", f"/backfills/{backfill.id}/repair-failed/"):
         assert client.post(url, form(action="start")).status_code == 403, url

@@ -158,6 +158,7 @@ def test_the_presets_and_a_custom_range_count_the_runs_started_in_them(client, d
     ("from=2026-12-01&to=yesterday", "to must be a date like 2026-12-01, not &#x27;yesterday&#x27;"),
     ("from=2026-12-10&to=2026-12-01", "from (2026-12-10) is after to (2026-12-01)"),
     ("from=2020-01-01&to=2026-01-01", "is longer than 366 days"),
+    ("from=9999-12-31&to=9999-12-31", "to must be a day before 9999-12-31, not 9999-12-31"),
     ("to=2026-12-01", "from is needed with to"),
     ("range=5y", "range must be one of 24h, 7d, 30d, 90d, not &#x27;5y&#x27;"),
 ])

@@ -44,6 +44,7 @@ def test_a_backfill_made_in_the_form_fills_its_progress_bar(page, sqlite_server)
     done = page.locator("#backfill-progress [data-part='done']")
     expect(done).to_have_attribute("aria-valuenow", "100", timeout=LIVE)
     expect(page.locator("#backfill-status")).to_have_attribute("data-state", "FINISHED")
+    expect(page.locator("#backfill-cancel")).to_be_disabled()  # the buttons follow the state too
     expect(page.locator("#backfill-slots tbody tr[data-slot-state='done']")).to_have_count(4)
     assert page.evaluate("window.__sameDocument") is True, "the backfill page reloaded instead of refreshing its part"
     shot(page, "61-backfill-done")

@@ -177,3 +177,23 @@ def test_a_garbled_report_from_the_fork_server_counts_as_unmeasured():
     assert Figures.of_report(good) == Figures(1.5, 0, 4096, 10**7)
     for bad in (None, [], {**good, "cpu_seconds": "1"}, {**good, "read_bytes": -1}, {**good, "written_bytes": True}):
         assert Figures.of_report(bad) is None
+
+
+def test_sampling_a_process_that_is_gone_or_going_finds_nothing_and_raises_nothing(monkeypatch):
+    import subprocess
+
+    from runs.executors import usage
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # reaped: its pid names nothing now
+    meter = TreeMeter(pid=gone.pid)
+    meter.sample()
+    assert meter.seen == {} and meter.from_leader(Figures(cpu_seconds=0.001), killed=False).cpu_seconds == 0.001
+
+    # Files cut short or emptied as the process exits between two reads.
+    stat = usage._read(f"/proc/{os.getpid()}/stat")
+    for cut in (b"", stat[:20], stat[:stat.rfind(b")") + 12], stat.replace(b" 0 ", b" x ", 1)):
+        monkeypatch.setattr(usage, "_read", lambda path, cut=cut: cut if path.endswith("/stat") else b"VmHWM:")
+        meter = TreeMeter(pid=os.getpid())
+        meter.sample()
+        assert meter.seen == {}

@@ -4,6 +4,7 @@ triggers per job on the clock, and the sql_condition gate with its evaluator rep
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -12,6 +13,8 @@ from runs.engine.states import RunResultState as R
 from runs.job_completion import record_job_completion
 from runs.models import Run, RunEvent, TriggerDecision, TriggerState
 from runs.sql_conditions import ConditionResult
+from runs.firings import answer_firing, evaluate_firing
+from runs.repair import repair_run
 from runs.triggers import run_due_triggers, sync_trigger_state
 from tests.runs.conftest import make_job, shell
 from tests.runs.test_triggers import finish_run_with
@@ -202,29 +205,62 @@ def test_removing_an_entry_removes_its_state_and_keeps_the_others(alice, broker)
 
 @pytest.fixture
 def condition(monkeypatch):
-    """The evaluator's twin: answers what the test sets, and records what it was asked."""
+    """The evaluator's twin (answers what the test sets, records what it was asked), and the
+    broker's for evaluations: the firings handed to a worker wait until the test works them."""
 
     class Evaluator:
-        answer = ConditionResult(True, "1 row", state={"latest_condition_evaluation_satisfied": True},
-                                 details={"condition_evaluation_satisfied": True})
-        asked = []
+        def __init__(self):
+            self.answer = ConditionResult(True, "1 row", state={"latest_condition_evaluation_satisfied": True},
+                                          details={"condition_evaluation_satisfied": True})
+            self.asked, self.handed = [], []
 
         def __call__(self, config, previous_state, *, job, now):
             self.asked.append((config, previous_state, now))
+            if isinstance(self.answer, Exception):
+                raise self.answer
             return self.answer
 
+        def work(self, now):
+            """The workers' part: evaluate every firing handed out so far, at `now`."""
+            handed, self.handed = self.handed, []
+            return [evaluate_firing(state_id, claim, now) for state_id, claim in handed]
+
     evaluator = Evaluator()
-    monkeypatch.setattr("runs.triggers.evaluate_sql_condition", evaluator)
+    monkeypatch.setattr("runs.firings.evaluate_sql_condition", evaluator)
+    monkeypatch.setattr("runs.firings.send_evaluation", lambda state_id, claim: evaluator.handed.append(
+        (state_id, claim)))
     return evaluator
+
+
+def gated_periodic(alice, name="gated", unit="MINUTES"):
+    job = make_job(alice, [shell("a")], name=name, trigger={"periodic": {"interval": 1, "unit": unit},
+                                                            "sql_condition": GATE})
+    TriggerState.objects.filter(job=job).delete()
+    sync_trigger_state(job, T0)
+    return job
+
+
+def test_the_clock_hands_a_gated_firing_to_a_worker_and_does_not_wait_for_its_query(alice, broker, condition):
+    gated = gated_periodic(alice)
+    plain = make_job(alice, [shell("a")], name="plain", trigger={"periodic": {"interval": 1, "unit": "MINUTES"}})
+    TriggerState.objects.filter(job=plain).delete()
+    sync_trigger_state(plain, T0)
+
+    run_due_triggers(T0 + timedelta(seconds=60))
+
+    assert condition.asked == [] and len(condition.handed) == 1  # the query is the worker's, not the step's
+    assert len(runs_of(plain)) == 1 and runs_of(gated) == []
+    assert state_of(gated).pending_fire["claim"] == condition.handed[0][1]
+    (run,) = condition.work(T0 + timedelta(seconds=61))
+    assert runs_of(gated) == [run] and run.trigger_time == T0 + timedelta(seconds=60)
+    assert state_of(gated).pending_fire is None
 
 
 def test_an_unmet_condition_is_a_not_triggered_decision_and_no_run(alice, broker, condition):
     condition.answer = ConditionResult(False, "the query returned no rows", state={"x": 1})
-    job = make_job(alice, [shell("a")], trigger={"periodic": {"interval": 1, "unit": "MINUTES"},
-                                                 "sql_condition": GATE})
-    TriggerState.objects.filter(job=job).delete()
-    sync_trigger_state(job, T0)
-    assert run_due_triggers(T0 + timedelta(seconds=60)) == 0
+    job = gated_periodic(alice)
+    run_due_triggers(T0 + timedelta(seconds=60))
+    assert condition.work(T0 + timedelta(seconds=61)) == [None]
     assert runs_of(job) == []
     decision = TriggerDecision.objects.get(job=job)
     assert decision.kind == "not_triggered" and decision.reason.endswith(
@@ -239,48 +275,116 @@ def test_a_failing_condition_is_a_visible_error_and_is_evaluated_again_later(ali
     TriggerState.objects.filter(job=job).delete()
     sync_trigger_state(job, T0)
     fire_at = T0 + timedelta(days=1)
-    assert run_due_triggers(fire_at) == 0
+    run_due_triggers(fire_at)
+    condition.work(fire_at)
     state = state_of(job)
     assert "warehouse 'default' is stopped" in state.last_error and state.pending_fire is not None
     assert state.next_check_at == fire_at + timedelta(seconds=10)  # not tomorrow: the firing waits
     assert TriggerDecision.objects.get(job=job).kind == "failed"
-    assert run_due_triggers(fire_at + timedelta(seconds=5)) == 0  # not yet
+    run_due_triggers(fire_at + timedelta(seconds=5))
+    assert condition.handed == []  # not yet
 
     condition.answer = ConditionResult(True, "1 row", details={"condition_evaluation_satisfied": True})
-    assert run_due_triggers(fire_at + timedelta(seconds=10)) == 1
+    run_due_triggers(fire_at + timedelta(seconds=10))
+    condition.work(fire_at + timedelta(seconds=10))
     (run,) = runs_of(job)
     assert run.trigger_time == fire_at and run.trigger == "PERIODIC"
     assert run.trigger_details == {"sql_condition": {"condition_evaluation_satisfied": True}}
     state = state_of(job)
     assert state.pending_fire is None and state.last_error == ""
-    assert state.next_check_at == fire_at + timedelta(days=1)
-    assert run_due_triggers(fire_at + timedelta(seconds=20)) == 0
+    run_due_triggers(fire_at + timedelta(minutes=5))
+    assert condition.handed == [] and len(runs_of(job)) == 1
+    assert state_of(job).next_check_at == fire_at + timedelta(days=1)
 
 
-def test_a_raising_evaluator_is_a_failing_condition_not_a_run(alice, broker, monkeypatch):
-    def broken(*args, **kwargs):
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr("runs.triggers.evaluate_sql_condition", broken)
-    job = make_job(alice, [shell("a")], trigger={"periodic": {"interval": 1, "unit": "MINUTES"},
-                                                 "sql_condition": GATE})
-    TriggerState.objects.filter(job=job).delete()
-    sync_trigger_state(job, T0)
-    assert run_due_triggers(T0 + timedelta(seconds=60)) == 0
+def test_a_raising_evaluator_is_a_failing_condition_not_a_run(alice, broker, condition):
+    condition.answer = RuntimeError("boom")
+    job = gated_periodic(alice)
+    run_due_triggers(T0 + timedelta(seconds=60))
+    condition.work(T0 + timedelta(seconds=60))
     assert runs_of(job) == [] and "RuntimeError: boom" in state_of(job).last_error
 
 
-def test_a_gated_job_completion_is_evaluated_by_the_clock_and_fires_with_both_details(alice, pair, condition):
+def test_an_evaluation_delivered_twice_starts_one_run(alice, broker, condition):
+    job = gated_periodic(alice)
+    run_due_triggers(T0 + timedelta(seconds=60))
+    condition.handed *= 2  # the broker delivers the message again
+
+    first, second = condition.work(T0 + timedelta(seconds=61))
+
+    assert runs_of(job) == [first] and second is None
+    assert len(condition.asked) == 1  # the second found the claim gone before asking the warehouse
+
+
+def test_a_firing_whose_worker_never_answers_is_handed_out_again_and_a_late_answer_counts_for_nothing(
+        alice, broker, condition):
+    job = gated_periodic(alice, unit="DAYS")
+    fire_at = T0 + timedelta(days=1)
+    run_due_triggers(fire_at)
+    lost = condition.handed.pop()
+    state = state_of(job)
+    late = state.pending_fire
+
+    run_due_triggers(fire_at + timedelta(minutes=3))  # past its lease: the clock hands it out again
+    assert [claim for _, claim in condition.handed] != [lost[1]] and len(condition.handed) == 1
+    with transaction.atomic():  # the first worker answers only now, for a claim that is gone
+        assert answer_firing(state, late, condition.answer, fire_at + timedelta(minutes=3)) is None
+    assert runs_of(job) == []
+
+    (run,) = condition.work(fire_at + timedelta(minutes=3))
+    assert runs_of(job) == [run] and run.trigger_time == fire_at
+
+
+def test_a_firing_while_an_earlier_one_is_evaluated_does_not_fire_and_says_so(alice, broker, condition, settings):
+    settings.LAKEFLOW_SQL_CONDITION_TIMEOUT_SECONDS = 120  # the first evaluation is still within its lease
+    job = gated_periodic(alice)
+    run_due_triggers(T0 + timedelta(seconds=60))
+    run_due_triggers(T0 + timedelta(seconds=120))
+
+    assert len(condition.handed) == 1
+    skipped = TriggerDecision.objects.get(job=job, kind="skipped")
+    assert "its sql_condition is still being evaluated for an earlier firing" in skipped.reason
+    (run,) = condition.work(T0 + timedelta(seconds=130))
+    assert run.trigger_time == T0 + timedelta(seconds=60)
+
+
+def test_pausing_a_trigger_voids_the_evaluation_it_handed_out(alice, broker, condition):
+    job = gated_periodic(alice)
+    run_due_triggers(T0 + timedelta(seconds=60))
+    trigger = job.settings["trigger"]
+    job.save_version({**job.settings, "trigger": {**trigger, "pause_status": "PAUSED"}}, alice)
+    job.save_version({**job.settings, "trigger": {**trigger, "pause_status": "UNPAUSED"}}, alice)
+
+    assert condition.work(T0 + timedelta(seconds=61)) == [None]
+    assert runs_of(job) == [] and condition.asked == []
+
+
+def test_a_gated_job_completion_is_handed_to_a_worker_and_fires_with_both_details(alice, pair, condition):
     a, b = pair
     c = watching(alice, a, b, sql_condition=GATE)
     complete(a)
     complete(b)
     assert runs_of(c) == [] and state_of(c).pending_fire is not None and condition.asked == []
+    assert len(condition.handed) == 1  # handed out as the reaction committed, not left to the clock
 
-    assert run_due_triggers(timezone.now()) == 1
-    (run,) = runs_of(c)
+    (run,) = condition.work(timezone.now())
     assert set(run.trigger_details) == {"job_completion", "sql_condition"}
-    assert state_of(c).next_check_at is None and state_of(c).pending_fire is None
+    assert run.trigger == "JOB_COMPLETION" and state_of(c).pending_fire is None
+
+
+def test_a_repaired_upstream_run_that_ends_again_is_a_new_completion(alice, pair):
+    # A repair ends the run again (a new run.finished): its new end is what the trigger sees, so a
+    # failed upstream run, once repaired, lets the downstream job go on, as the SDK's
+    # last_seen_completion_time of the same run_id shows.
+    a, b = pair
+    c = watching(alice, a)
+    failed = complete(a, R.FAILED)
+    assert runs_of(c) == []
+    repair_run(failed.id, rerun_all_failed_tasks=True)
+    finish_run_with(Run.objects.get(id=failed.id), R.SUCCESS)
+
+    (run,) = runs_of(c)
+    assert run.trigger_details["job_completion"]["completed_jobs"][0]["run_id"] == str(failed.id)
 
 
 # --- the job page ----------------------------------------------------------------------------

@@ -94,3 +94,33 @@ def test_the_system_tables_read_postgres_as_they_read_sqlite(database):
     assert found["bob"] == [{"job_id": ids["reports"]}]
     assert found["admin"] == [{"job_id": ids["etl"]}, {"job_id": ids["reports"]}]
     assert "is not a system table" in found["refused"][0] and "not available" in found["refused"][1]
+
+
+def test_the_database_password_is_not_in_what_duckdb_shows_of_the_attached_database(monkeypatch):
+    """A query that got past the statement check to DuckDB's catalog (duckdb_databases) would
+    find the connection string there: the password goes in a DuckDB secret instead."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from runs.executors import system_views
+    from runs.executors.system_views import Scope, connect
+    from system_tables import queries
+
+    dsn, user = postgres_admin_dsn()
+
+    class Settings:  # Django's connection to our Postgres database, with a password (trust ignores it)
+        vendor = "postgresql"
+
+        @staticmethod
+        def get_connection_params():
+            return {**conninfo_to_dict(dsn), "password": "hunter2-not-shown", "user": user}
+
+    monkeypatch.setattr(queries, "connections", {"default": Settings})
+    monkeypatch.setattr(system_views, "view_statements", lambda *args, **kwargs: [])  # no schema needed
+
+    connection = connect(queries.target(), Scope(frozenset()))
+    try:
+        shown = connection.execute("SELECT database_name, path FROM duckdb_databases").fetchall()
+        assert "lakeflow_db" in {name for name, _ in shown}  # attached with the password from its secret
+        assert not any("hunter2" in str(path) for _, path in shown), shown
+    finally:
+        connection.close()

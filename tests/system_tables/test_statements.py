@@ -22,6 +22,10 @@ from runs.executors.system_views import ALIAS
      "SELECT * FROM lakeflow.jobs WHERE change_time > CAST(CURRENT_TIMESTAMP AS TIMESTAMP) - INTERVAL '1' DAY"),
     ("SELECT * FROM system.lakeflow.jobs WHERE job_id = :job", "SELECT * FROM lakeflow.jobs WHERE job_id = $job"),
     ("SELECT 1;", "SELECT 1"),
+    ("WITH a AS (SELECT 1 AS x), b AS (SELECT * FROM a) SELECT * FROM (WITH c AS (SELECT * FROM b) SELECT * FROM c)",
+     "WITH a AS (SELECT 1 AS x), b AS (SELECT * FROM a) SELECT * FROM (WITH c AS (SELECT * FROM b) SELECT * FROM c)"),
+    ("WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 3) SELECT * FROM t",
+     "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 3) SELECT * FROM t"),
 ])
 def test_a_query_of_the_system_tables_runs_on_their_views(sql, runs):
     assert checked(sql) == runs
@@ -34,6 +38,16 @@ def test_a_query_of_the_system_tables_runs_on_their_views(sql, runs):
     ("SELECT * FROM system.main.duckdb_tables", "is not a system table"),
     (f"SELECT * FROM system.lakeflow.jobs WHERE job_id IN (SELECT job_id FROM {ALIAS}.runs_run)", "not a system table"),
     (f"WITH x AS (SELECT 1) SELECT * FROM {ALIAS}.x", "not a system table"),
+    # A name outside its CTE's scope is DuckDB's own catalog (duckdb_databases: the attached
+    # database's connection string, password included).
+    ("SELECT path FROM (WITH duckdb_databases AS (SELECT 1) SELECT 1), duckdb_databases", "not a system table"),
+    ("WITH duckdb_databases AS (SELECT * FROM duckdb_databases) SELECT path FROM duckdb_databases",
+     "not a system table"),
+    ("WITH a AS (SELECT * FROM duckdb_tables), duckdb_tables AS (SELECT 1) SELECT * FROM a", "not a system table"),
+    ("WITH RECURSIVE duckdb_databases AS (SELECT path FROM duckdb_databases UNION ALL "
+     "SELECT path FROM duckdb_databases WHERE false) SELECT * FROM duckdb_databases", "not a system table"),
+    ("(WITH pragma_database_list AS (SELECT 1) SELECT 1) UNION ALL SELECT file FROM pragma_database_list",
+     "not a system table"),
     ("SELECT * FROM sqlite_scan('/etc/passwd', 'x')", "not available"),
     (f"SELECT * FROM query_table('{ALIAS}.runs_run')", "not available"),
     (f"SELECT * FROM query('SELECT * FROM {ALIAS}.runs_run')", "not available"),
