@@ -138,8 +138,15 @@ def csv_download(request):
     return response
 
 
+# A text cell a spreadsheet would run as a formula (a job name "=HYPERLINK(...)" written by
+# someone else): prefixed with an apostrophe, OWASP's advice for CSV files.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_value(value):
     if value is None:
         return ""
     safe = json_safe(value)
-    return safe if isinstance(safe, (str, int, float)) else json.dumps(safe, ensure_ascii=False)
+    if isinstance(safe, str):
+        return "'" + safe if safe.startswith(FORMULA_START) else safe
+    return safe if isinstance(safe, (int, float)) else json.dumps(safe, ensure_ascii=False)

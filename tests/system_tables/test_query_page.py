@@ -115,6 +115,14 @@ def test_the_csv_has_every_row_of_the_answer(client, bob, history):
     assert len(rows) == 1501 and rows[1] == ["0", "x,y", ""] and rows[-1][0] == "1499"
 
 
+def test_a_text_cell_a_spreadsheet_would_run_as_a_formula_is_written_as_text(client, bob):
+    response = client.get(CSV, {"sql": "SELECT '=HYPERLINK(''http://x'')' AS a, '@SUM(1)' AS b, '-2+3' AS c, "
+                                       "-2 AS d, 'plain' AS e"})
+
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[1] == ["'=HYPERLINK('http://x')", "'@SUM(1)", "'-2+3", "-2", "plain"]
+
+
 def test_the_csv_stops_at_the_row_limit(client, bob, settings):
     settings.LAKEFLOW_SYSTEM_TABLES_MAX_ROWS = 10
 
