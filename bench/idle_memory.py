@@ -5,8 +5,11 @@ Prints each process's RSS and the total, next to a bare `python -c "import time;
 for scale. Run it from the repository root: `python bench/idle_memory.py`. Target (DESIGN.md):
 <= 250 MB RSS. RSS counts shared pages once per process, so the total overstates what the tree
 really uses; PSS (proportional) is printed too where /proc/<pid>/smaps_rollup exists.
+Then the idle CPU of each process over 60 s (utime+stime, with its reaped children's), and the
+total as a share of one core. Target (issue 20): <= 0.5 %.
 """
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.e2e.conftest import PYTHON, Server, base_env, free_port, make_workspace  # noqa: E402
 
 SETTLE_SECONDS = 15
+CPU_SECONDS = 60
 
 
 def tree(pid):
@@ -42,6 +46,16 @@ def memory_kb(pid, field):
     return 0
 
 
+def cpu_seconds(pid):
+    """utime+stime plus the reaped children's cutime+cstime of one process, in seconds (0 if gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # after the ")": state is field 3, so utime..cstime (fields 14-17) are [11:15]
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def command(pid):
     try:
         return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ").strip()[:90]
@@ -64,6 +78,16 @@ def main():
             print(f"{rss / 1024:7.1f} MB RSS {pss / 1024:7.1f} MB PSS  {command(pid)}")
         print(f"serve, idle after {SETTLE_SECONDS} s, {len(pids)} processes: {rss_total / 1024:.0f} MB RSS, "
               f"{pss_total / 1024:.0f} MB PSS")
+        # Idle CPU: CPU seconds used by each process over a quiet minute (load barely changes them).
+        before = {pid: cpu_seconds(pid) for pid in pids}
+        time.sleep(CPU_SECONDS)
+        used_total = 0.0
+        for pid in pids:
+            used = max(cpu_seconds(pid) - before[pid], 0.0)
+            used_total += used
+            print(f"{used:6.2f} CPU s {100 * used / CPU_SECONDS:5.2f} %  {command(pid)}")
+        print(f"serve, idle CPU over {CPU_SECONDS} s: {used_total:.2f} CPU s = "
+              f"{100 * used_total / CPU_SECONDS:.2f} % of one core")
     finally:
         server.stop()
     bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])

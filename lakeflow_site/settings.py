@@ -345,6 +345,10 @@ Q_CLUSTER = {
     "save_limit": -1,
     "catch_up": False,
     "poll": env_float("LAKEFLOW_BROKER_POLL", 0.05),
+    # Nothing here uses django-q schedules (our clock fires triggers): no scheduler query every 30 s.
+    "scheduler": False,
+    # The sentinel's guard only restarts dead workers and saves its status: no need to wake 2x a second.
+    "guard_cycle": 5,
     "label": "Task queue",
     "sync": env_bool("LAKEFLOW_Q_SYNC", False),
 }
@@ -352,6 +356,11 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "broker" if SEPARATE_BROKER_DB else "default"
+    # The same broker, polled fast while messages come and backing off to this when idle (runs/orm_broker.py).
+    Q_CLUSTER["broker_class"] = "runs.orm_broker.AdaptiveORM"
+LAKEFLOW_BROKER_IDLE_POLL = env_float("LAKEFLOW_BROKER_IDLE_POLL", 1.0)
+# The clock sleeps until the next due time, but at most this long (runs/clock.py pause_seconds).
+LAKEFLOW_CLOCK_IDLE_SECONDS = env_float("LAKEFLOW_CLOCK_IDLE_SECONDS", 1.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from runs import broker
@@ -29,7 +30,7 @@ from runs.engine.states import CancelReason, RunLifeCycleState as L
 from runs.events import record
 from runs.isolation import each_isolated
 from runs.loading import WAITING_TYPES, lock_run
-from runs.models import ClockLease, Run, TaskRun
+from runs.models import ClockLease, Run, TaskRun, TriggerState
 from runs.reactions import sweep_reactions
 from runs.triggers import run_due_triggers
 
@@ -213,27 +214,63 @@ def release_lease(holder):
     ClockLease.objects.filter(name=LEASE_NAME, holder=holder).update(expires_at=timezone.now() - timedelta(seconds=1))
 
 
+def pause_seconds(now, due_times, until_slow, step, cap):
+    """How long the clock sleeps after a fast pass that found nothing: until the earliest due
+    time (so a schedule slot due at t is acted on at t, not a step later) or the next slow pass
+    (lease renewal), never longer than cap (what was created since the due times were read waits
+    at most that) and never shorter than step (something overdue is not polled in a busy loop)."""
+    waits = [cap, until_slow] + [(due - now).total_seconds() for due in due_times]
+    return max(step, min(waits))
+
+
+def _earliest(queryset, field):
+    return Subquery(queryset.filter(**{f"{field}__isnull": False}).order_by(field).values(field)[:1])
+
+
+def next_due_times():
+    """When the fast steps next have work, in one query: the earliest trigger check, retry and
+    run timeout (the lease row only carries the subqueries; the leader has it)."""
+    row = ClockLease.objects.filter(name=LEASE_NAME).annotate(
+        trigger=_earliest(TriggerState.objects.filter(paused=False), "next_check_at"),
+        retry=_earliest(TaskRun.objects.filter(life_cycle_state=L.WAITING_FOR_RETRY), "retry_at"),
+        timeout=_earliest(Run.objects.filter(life_cycle_state=L.RUNNING, cancel_reason__isnull=True), "timeout_at"),
+    ).values_list("trigger", "retry", "timeout").first()
+    return [due for due in row or () if due is not None]
+
+
 def run_clock(should_stop, holder=None):
-    """Loop until should_stop(): steps while this process holds the lease, standby otherwise."""
+    """Loop until should_stop(): steps while this process holds the lease, standby otherwise.
+    Between passes the leader sleeps until the next due time (pause_seconds), so an idle clock
+    wakes about once a second instead of five times."""
     holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     last_slow = 0.0
     leader = False
     try:
         while not should_stop():
             now = time.monotonic()
+            pause = STEP_SECONDS
             try:
                 if now - last_slow >= SLOW_EVERY:
                     last_slow = now
                     leader = False  # unless renewed: after a failed renewal another clock may hold it
                     leader = take_lease(holder, timezone.now())
-                    if leader:
-                        run_clock_steps(slow=True)
+                    found = run_clock_steps(slow=True) if leader else 0
+                    due = None
                 elif leader:
-                    run_clock_steps(slow=False)
+                    # The fast steps only when one of them has work: an idle wake costs one query.
+                    due = next_due_times()
+                    found = run_clock_steps(slow=False) if any(t <= timezone.now() for t in due) else 0
+                    due = None if found else due
+                else:
+                    found, due = 0, []
+                until_slow = last_slow + SLOW_EVERY - time.monotonic()
+                if not found:  # work found may have made more due at once: look again a step later
+                    due = next_due_times() if due is None and leader else due or []
+                    pause = pause_seconds(timezone.now(), due, until_slow, STEP_SECONDS, settings.LAKEFLOW_CLOCK_IDLE_SECONDS)
             except Exception:  # a database restart or dropped connection must not end the clock
                 log.exception("clock pass failed")
                 close_old_connections()
-            time.sleep(STEP_SECONDS)
+            time.sleep(pause)
     finally:
         if leader:
             release_lease(holder)
