@@ -26,6 +26,18 @@ def at(minutes, seconds=0):
     return T0 + timedelta(minutes=minutes, seconds=seconds)
 
 
+def copied_database(path):
+    """The test database's committed rows copied into the SQLite file `path`, as a target."""
+    connection = connections["default"]
+    connection.ensure_connection()
+    copy = sqlite3.connect(path)
+    try:
+        connection.connection.backup(copy)
+    finally:
+        copy.close()
+    return Target("sqlite", str(path))
+
+
 @pytest.fixture
 def system_db(transactional_db, tmp_path, monkeypatch):
     """Queries of the system tables read a fresh copy of the test database (committed rows)."""
@@ -34,15 +46,7 @@ def system_db(transactional_db, tmp_path, monkeypatch):
     numbers = itertools.count()
 
     def target():
-        path = tmp_path / f"copy-{next(numbers)}.sqlite3"
-        connection = connections["default"]
-        connection.ensure_connection()
-        copy = sqlite3.connect(path)
-        try:
-            connection.connection.backup(copy)
-        finally:
-            copy.close()
-        return Target("sqlite", str(path))
+        return copied_database(tmp_path / f"copy-{next(numbers)}.sqlite3")
 
     monkeypatch.setattr(queries, "target", target)
     queries.kept.clear()

@@ -1,15 +1,13 @@
 """The connections the query page keeps per identity: reused, still current, and never closed
 under a query that is still reading."""
 
-import sqlite3
 
 import pytest
-from django.db import connections
 
-from runs.executors.system_views import Scope, Target
+from runs.executors.system_views import Scope
 from system_tables import queries
 from system_tables.queries import open_for, run_on, scope_for
-from tests.system_tables.conftest import at, make_attempt, make_run
+from tests.system_tables.conftest import at, copied_database, make_attempt, make_run
 
 
 @pytest.fixture
@@ -18,14 +16,7 @@ def one_file(system_db, tmp_path, monkeypatch):
     path = tmp_path / "live.sqlite3"
 
     def target():
-        connection = connections["default"]
-        connection.ensure_connection()
-        copy = sqlite3.connect(path)
-        try:
-            connection.connection.backup(copy)
-        finally:
-            copy.close()
-        return Target("sqlite", str(path))
+        return copied_database(path)
 
     monkeypatch.setattr(queries, "target", target)
     made = []
