@@ -7,12 +7,12 @@ Every variable read here is listed in .env.example.
 
 import os
 import secrets
+import importlib.util
 import sys
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-import plotly
 from django.core.exceptions import ImproperlyConfigured
 
 from lakeflow_site.home import (
@@ -98,6 +98,9 @@ LAKEFLOW_FORK_SERVER = env_bool("LAKEFLOW_FORK_SERVER", True)
 # How long a worker may go on running the attempts its finishes make ready (runs/dispatch.py
 # Handoff) before it leaves the next to the broker; 0 sends every attempt through the broker.
 LAKEFLOW_HANDOFF_SECONDS = env_float("LAKEFLOW_HANDOFF_SECONDS", 5.0)
+# How many attempts one planner step hands to the broker at once; the rest of a wide step waits
+# in the database for the run's finishing workers to take them (runs/transitions.py start_attempts).
+LAKEFLOW_DISPATCH_AHEAD = max(1, env_int("LAKEFLOW_DISPATCH_AHEAD", 4 * env_int("LAKEFLOW_WORKERS", 4)))
 
 
 def _uv_binary():
@@ -373,7 +376,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 # plotly.min.js comes from the installed plotly package: no CDN, no copy in the repository.
-STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", Path(plotly.__file__).parent / "package_data")]
+# (found, not imported: every process reads these settings, and plotly is ~5 MB of it.)
+STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", Path(importlib.util.find_spec("plotly").origin).parent / "package_data")]
 STATIC_ROOT = LAKEFLOW_HOME / "static"
 STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise expects it, even when serving from the finders
 # Serve the admin's and our static files straight from the apps: no collectstatic step.

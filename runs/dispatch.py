@@ -23,27 +23,78 @@ from runs.loading import (
     attempts_by_id,
     current_attempts,
     current_status_rows,
+    focus_of,
     graph_for_run,
+    has_unfinished_tasks,
     lock_run,
+    StatusRow,
     status_of,
     to_ms,
 )
 from runs.models import Run, TaskRun
-from runs.transitions import abort_run, cancel_attempt, end_attempt, end_run, schedule_retry, skip_attempt, start_attempts
+from runs.transitions import (abort_run, cancel_attempt, dispatch_held, end_attempt, end_run, schedule_retry, skip_attempt,
+                              start_attempts)
 
 log = logging.getLogger(__name__)
 
 
 def advance_locked(run, now, handoff=None):
-    """The planner step; the caller holds the run lock inside a transaction."""
+    """The planner step over the whole run; the caller holds the run lock inside a transaction."""
     graph = graph_for_run(run)
     rows = current_status_rows(run)
     looping = [row.id for row in rows.values()
                if row.task_type == "for_each_task" and row.life_cycle_state in (L.RUNNING, L.TERMINATING)]
     if looping and any([advance_for_each(run, wrapper, now) for wrapper in attempts_by_id(looping).values()]):
         rows = current_status_rows(run)
-    statuses = {key: status_of(row) for key, row in rows.items()}
-    actions = next_actions(graph, statuses, now_ms=to_ms(now), cancel_reason=run.cancel_reason)
+    apply_actions(run, rows, next_actions(graph, status_map(rows), now_ms=to_ms(now), cancel_reason=run.cancel_reason),
+                  now, handoff)
+
+
+def advance_after_finish(run, attempt, known, now, handoff):
+    """The planner step after ``attempt`` ended (under the run lock): only its task (for an
+    iteration, its for-each task), that task's children and their parents are read and planned
+    (plan_around: a finish in a 500-task fan-out reads one row, not 500), and the whole run only
+    once nothing is left unfinished (its end needs every task). ``known``: the ended attempt's
+    status row as just written (no need to read it back), or None. Then this worker takes its
+    next attempt (``handoff``), or its place goes to a held one (dispatch_held)."""
+    changed = attempt.for_each_key or attempt.task_key
+    graph = graph_for_run(run)
+    if changed not in graph.by_key:  # not a task of this (partial) run's graph: plan the whole run
+        advance_locked(run, now, handoff)
+        started = True
+    else:
+        started = plan_around(run, now, handoff, graph, [changed], known={changed: known} if known else {})
+    took = handoff is not None and handoff.take_waiting(run)
+    sent = not took and dispatch_held(run, now)  # this worker takes none: its place goes to a held attempt
+    # Anything taken, sent or started is unfinished: the run goes on without asking.
+    if not (started or took or sent) and not has_unfinished_tasks(run):
+        advance_locked(run, now, handoff)  # everything is done: the whole run decides its end
+
+
+def plan_around(run, now, handoff, graph, changed, known=None):
+    """Plan the children of the tasks ``changed`` (and those tasks: a retry), then around the
+    children this skips, and so on down; True if a task started or will retry. ``known``: status
+    rows already in hand, by task key."""
+    focus, parents = focus_of(run, graph, changed)
+    known = known or {}
+    rows = {**current_status_rows(run, keys=(focus | parents) - known.keys()), **known} if (
+        focus | parents) - known.keys() else dict(known)
+    looping = [row for key, row in rows.items() if key in changed and row.task_type == "for_each_task"
+               and row.life_cycle_state in (L.RUNNING, L.TERMINATING)]
+    if looping and any([advance_for_each(run, wrapper, now) for wrapper in attempts_by_id([r.id for r in looping]).values()]):
+        rows = current_status_rows(run, keys=focus | parents)
+    actions = next_actions(graph, status_map(rows), now_ms=to_ms(now), cancel_reason=run.cancel_reason, focus=focus)
+    apply_actions(run, rows, actions, now, handoff)
+    skipped = [action.task_key for action in actions if isinstance(action, SkipTask) and action.task_key not in changed]
+    started = any(isinstance(action, (StartTask, RetryTask)) for action in actions)
+    return plan_around(run, now, handoff, graph, skipped) or started if skipped else started
+
+
+def status_map(rows):
+    return {key: status_of(row) for key, row in rows.items()}
+
+
+def apply_actions(run, rows, actions, now, handoff):
     acting = attempts_by_id([rows[a.task_key].id for a in actions if not isinstance(a, FinishRun)])
     attempts = {attempt.task_key: attempt for attempt in acting.values()}
     starts = [a for a in actions if isinstance(a, StartTask)]
@@ -68,19 +119,36 @@ def finish_attempt(attempt_id, ending, *, now=None, handoff=None, **fields):
     caller may take one of the attempts this makes ready (``handoff.pop()`` after the return).
     """
     now = now or timezone.now()
+    # What an attempt belongs to never changes, nor its number and start once it ran: read before
+    # the transaction (on SQLite, the one write lock), which then holds only what must be decided.
+    attempt = TaskRun.objects.only(*ATTEMPT_IDENTITY).filter(id=attempt_id).first()
+    if attempt is None:
+        return False
+    # A claim left by an earlier try of this finish (one that failed, maybe at commit) is never
+    # taken as committed: the worker reads it back (runs/worker.py handed_off).
+    earlier_claim = handoff.attempt_id if handoff is not None else None
     with transaction.atomic():
-        run_id = TaskRun.objects.filter(id=attempt_id).values_list("run_id", flat=True).first()
-        if run_id is None:
-            return False
-        run = lock_run(run_id)
-        attempt = TaskRun.objects.only("id", "run", "task_key").get(id=attempt_id)
+        run = lock_run(attempt.run_id)
         if not end_attempt(run, attempt, ending, now, **fields):
             return False
         if run.life_cycle_state in WORKING_RUN_STATES:
-            advance_locked(run, now, handoff)
-            if handoff is not None:
-                handoff.take_waiting(run)
-        return True
+            advance_after_finish(run, attempt, ended_status_row(attempt, ending, fields), now, handoff)
+            if handoff is not None and handoff.attempt_id not in (None, earlier_claim):
+                transaction.on_commit(handoff.committed)  # only once the outermost commit happened
+    return True
+
+
+ATTEMPT_IDENTITY = ("id", "run", "task_key", "for_each_key", "task_type", "attempt_number", "started_at", "outcome",
+                    "is_current")
+
+
+def ended_status_row(attempt, ending, fields):
+    """The planner's row of a top-level attempt that just ended (None for an iteration, or an
+    attempt that is not its task's latest: those are read)."""
+    if attempt.for_each_key or not attempt.is_current:
+        return None
+    return StatusRow(attempt.id, attempt.task_key, attempt.task_type, ending.life_cycle_state, ending.result_state,
+                     attempt.attempt_number, attempt.started_at, fields.get("outcome", attempt.outcome))
 
 
 def cancel_run(run_id, *, reason=CancelReason.USER, now=None, message=None):

@@ -1,16 +1,16 @@
 """What the run state machine reads: a run (locked), its job version and graph (cached: versions
 never change), its tasks' settings, its attempts and their statuses for the planner."""
 
-from collections import namedtuple
+from collections import OrderedDict, namedtuple
 from datetime import datetime, timezone as dt_timezone
 
-from django.db.models import F
 
 from jobs.models import JobVersion
 from jobs.spec.settings import task_type_of
 from runs.engine.graph import TaskStatus, graph_from_tasks
 from runs.engine.partial import restrict_tasks
-from runs.engine.states import RunLifeCycleState as L, RunResultState as R
+from runs.engine.planner import planned_by_focus
+from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L, RunResultState as R
 from runs.models import Run, TaskRun
 
 # Task types that run inside the worker, without a task process of their own.
@@ -30,24 +30,29 @@ def from_ms(ms):
 
 
 def lock_run(run_id):
-    """Serialize changes to one run: the UPDATE holds the row lock until commit on Postgres."""
-    Run.objects.filter(id=run_id).update(lock_count=F("lock_count") + 1)
-    run = Run.objects.select_related("job").get(id=run_id)
+    """Serialize changes to one run, inside a transaction: SELECT ... FOR UPDATE holds the row lock
+    until commit on Postgres (and reads the row as the last holder committed it); on SQLite the
+    transaction itself holds the one write lock (BEGIN IMMEDIATE)."""
+    run = Run.objects.select_for_update(of=("self",)).select_related("job").get(id=run_id)
     run.job_version = job_version(run.job_version_id)
     return run
 
 
-_versions = {}
+_versions = OrderedDict()
+VERSIONS_KEPT = 1024
 
 
 def job_version(version_id):
     """Versions never change, so each process reads (and parses) a version's settings once:
-    every finish locks its run, and a wide job's settings are most of what that reads."""
+    every finish locks its run, and a wide job's settings are most of what that reads. The
+    least recently used go first (a clock firing hundreds of jobs a pass keeps them all)."""
     version = _versions.get(version_id)
     if version is None:
-        if len(_versions) >= 256:
-            _versions.clear()
         version = _versions[version_id] = JobVersion.objects.get(id=version_id)
+        if len(_versions) > VERSIONS_KEPT:
+            _versions.popitem(last=False)
+    else:
+        _versions.move_to_end(version_id)
     return version
 
 
@@ -97,6 +102,22 @@ def graph_for_version(version, only=None):
 
 def graph_for_run(run):
     return graph_for_version(run.job_version, run.only_tasks)
+
+
+_focus = {}
+_per_version_caches.append(_focus)  # forgotten with them
+
+
+def focus_of(run, graph, changed):
+    """planned_by_focus(the run's graph, changed), once per job version and tasks (versions never
+    change): (the tasks a change of ``changed`` can affect now, the other tasks they read)."""
+    key = (run.job_version_id, tuple(run.only_tasks) if run.only_tasks is not None else None, tuple(sorted(changed)))
+    found = _focus.get(key)
+    if found is None:
+        if len(_focus) >= 4096:
+            _focus.clear()
+        found = _focus[key] = planned_by_focus(graph, changed)
+    return found
 
 
 def task_settings(version, task_key):
@@ -151,12 +172,20 @@ STATUS_COLUMNS = ("id", "task_key", "task_type", "life_cycle_state", "result_sta
 StatusRow = namedtuple("StatusRow", STATUS_COLUMNS)
 
 
-def current_status_rows(run):
-    """What the planner reads of every top-level task's latest attempt, as plain tuples: every
-    finish reads its whole run under the run lock (on SQLite, the one write lock), and
-    model instances cost several times as much as the query."""
-    rows = run.task_runs.filter(is_current=True, for_each_key="").values_list(*STATUS_COLUMNS)
-    return {row[1]: StatusRow(*row) for row in rows}
+def current_status_rows(run, keys=None):
+    """What the planner reads of every top-level task's latest attempt (or of ``keys``), as plain
+    tuples: this is read under the run lock (on SQLite, the one write lock), and model instances
+    cost several times as much as the query."""
+    rows = run.task_runs.filter(is_current=True, for_each_key="")
+    if keys is not None and len(keys) <= 500:  # more: the whole run is one simpler query
+        rows = rows.filter(task_key__in=sorted(keys))
+    return {row[1]: StatusRow(*row) for row in rows.values_list(*STATUS_COLUMNS)}
+
+
+def has_unfinished_tasks(run):
+    """Whether any top-level task's latest attempt has not finished (the run cannot end yet)."""
+    return run.task_runs.filter(is_current=True, for_each_key="").exclude(
+        life_cycle_state__in=FINISHED_LIFE_CYCLES).exists()
 
 
 def attempts_by_id(ids):

@@ -175,7 +175,10 @@ class TaskRun(models.Model):
     outcome = models.CharField(max_length=10, null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
-    queued_at = models.DateTimeField(null=True, blank=True)  # handed to the broker
+    queued_at = models.DateTimeField(null=True, blank=True)  # made PENDING: waiting for a worker
+    # When it was handed to the broker; NULL while it waits for a finishing worker of its run to
+    # take it instead (runs/transitions.py start_attempts: lazy dispatch).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     retry_at = models.DateTimeField(null=True, blank=True)  # WAITING_FOR_RETRY until then

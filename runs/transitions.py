@@ -8,13 +8,15 @@ One writer per fact: a task attempt ends only through ``end_attempt``, a run onl
 
 import time
 
+from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from runs.broker import enqueue_on_commit
 from runs.engine import endings
 from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L
 from runs.events import record, record_many
-from runs.loading import CONTROL_FLOW_TYPES, from_ms, to_ms
+from runs.loading import CONTROL_FLOW_TYPES, HEAVY_COLUMNS, from_ms, to_ms
 from runs.models import Repair, Run, TaskRun
 from runs.usage import add_to_run
 
@@ -23,18 +25,42 @@ UNFINISHED = (L.PENDING, L.RUNNING, L.TERMINATING)
 
 def start_attempts(run, attempts, now, handoff=None, reasons=None):
     """BLOCKED -> PENDING, handed to the broker on commit (or to this worker: ``handoff``).
-    ``reasons``: {task_key: why it starts now}, recorded on each task.pending event."""
-    ids = [a.id for a in attempts]
-    if not ids:
+    ``reasons``: {task_key: why it starts now}, recorded on each task.pending event.
+
+    Lazy dispatch: at most LAKEFLOW_DISPATCH_AHEAD task attempts go to the broker now; the rest
+    of a wide step wait in the database (dispatched_at NULL) for the run's finishing workers to
+    take them (Handoff.take_waiting), one each, and a finish that takes none sends one on
+    (``dispatch_held``): a fan-out of 500 costs the broker a few messages, not 500 that the
+    handoffs would find claimed. Control-flow attempts always go at once (they need no process).
+    """
+    if not attempts:
         return
-    # BLOCKED rows only change under the run lock we hold, so one UPDATE is safe.
-    TaskRun.objects.filter(id__in=ids, life_cycle_state=L.BLOCKED).update(life_cycle_state=L.PENDING, queued_at=now)
     reasons = reasons or {}
     record_many(run, [("task.pending", a, {"task_key": a.task_key, **({"reason": reasons[a.task_key]}
                                                                        if a.task_key in reasons else {})})
                       for a in attempts], now)
-    taken = handoff.take(run, attempts) if handoff is not None else None
-    enqueue_on_commit(i for i in ids if i != taken)
+    # BLOCKED rows only change under the run lock we hold, so plain UPDATEs are safe.
+    held = {a.id for a in [a for a in attempts if a.task_type not in CONTROL_FLOW_TYPES][settings.LAKEFLOW_DISPATCH_AHEAD:]}
+    sent = [a.id for a in attempts if a.id not in held]
+    TaskRun.objects.filter(id__in=sent, life_cycle_state=L.BLOCKED).update(
+        life_cycle_state=L.PENDING, queued_at=now, dispatched_at=now)
+    if held:
+        TaskRun.objects.filter(id__in=held, life_cycle_state=L.BLOCKED).update(life_cycle_state=L.PENDING, queued_at=now)
+    # This worker takes a held one first: the broker's messages stay useful.
+    taken = handoff.take(run, sorted(attempts, key=lambda a: a.id not in held)) if handoff is not None else None
+    enqueue_on_commit(i for i in sent if i != taken)
+
+
+def dispatch_held(run, now, count=1):
+    """Hand ``count`` of the run's held attempts (start_attempts) to the broker on commit: a finish
+    whose worker takes no next attempt passes its place on, so a run's held attempts always have
+    workers coming for them. The caller holds the run lock."""
+    held = list(run.task_runs.filter(life_cycle_state=L.PENDING, dispatched_at__isnull=True)
+                .order_by("id").values_list("id", flat=True)[:count])
+    if held:
+        TaskRun.objects.filter(id__in=held, life_cycle_state=L.PENDING).update(dispatched_at=now)
+        enqueue_on_commit(held)
+    return len(held)
 
 
 def claim(run, attempt, now, host):
@@ -64,6 +90,8 @@ class Handoff:
     def __init__(self, host, deadline):
         self.host, self.deadline = host, deadline
         self.attempt_id = self.claimed_at = None
+        self.attempt = None  # the claimed attempt, loaded, with its locked run
+        self.known_committed = False
 
     def open(self):
         return self.attempt_id is None and time.monotonic() < self.deadline
@@ -76,27 +104,40 @@ class Handoff:
         return None
 
     def take_waiting(self, run):
-        """Claim the run's oldest PENDING attempt, if nothing was taken yet."""
+        """Claim the run's oldest PENDING attempt, if nothing was taken yet: a held one (no broker
+        message) before one the broker carries. True if this worker has an attempt to run next."""
         if not self.open():
-            return
-        waiting = run.task_runs.filter(life_cycle_state=L.PENDING).order_by("id").only(
-            "id", "run", "task_key", "task_type", "attempt_number")[:8]
-        for attempt in waiting:
-            if attempt.task_type not in CONTROL_FLOW_TYPES and self.claim(run, attempt):
-                return
+            return self.attempt_id is not None
+        waiting = run.task_runs.filter(life_cycle_state=L.PENDING).exclude(task_type__in=CONTROL_FLOW_TYPES).order_by(
+            F("dispatched_at").asc(nulls_first=True), "id").defer(*HEAVY_COLUMNS)[:2]
+        return any(self.claim(run, attempt) for attempt in waiting)
 
     def claim(self, run, attempt):
         # Now, not the finish's now: its heartbeat must not start out as old as the lock wait.
         now = timezone.now()
         if claim(run, attempt, now, self.host):
-            self.attempt_id, self.claimed_at = attempt.id, now
+            attempt.run = run
+            self.attempt_id, self.claimed_at, self.attempt, self.known_committed = attempt.id, now, attempt, False
             return True
         return False
 
+    def committed(self):
+        """The finish that claimed (or did not) has committed: its claim holds."""
+        self.known_committed = True
+
     def pop(self):
         """The claimed attempt's id (once), or None; ``claimed_at`` is its started_at."""
-        taken, self.attempt_id = self.attempt_id, None
+        taken, self.attempt_id, self.attempt = self.attempt_id, None, None
         return taken
+
+    def pop_committed(self):
+        """The claimed attempt as loaded (once) when its claim is known to be committed, else None
+        (pop() and read it again: a finish that failed may or may not have committed it)."""
+        if self.attempt is None or not self.known_committed:
+            return None
+        attempt = self.attempt
+        self.pop()
+        return attempt
 
 
 def schedule_retry(run, failed, action, now):
@@ -116,6 +157,7 @@ def schedule_retry(run, failed, action, now):
         original_attempt_id=failed.original_attempt_id or failed.id,
         life_cycle_state=L.PENDING if due else L.WAITING_FOR_RETRY,
         queued_at=now if due else None,
+        dispatched_at=now if due else None,
         retry_at=not_before,
     )
     record(run, "task.retry_scheduled", retry, now, task_key=retry.task_key,

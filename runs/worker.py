@@ -75,7 +75,11 @@ def execute_attempt(attempt_id):
 
 def handed_off(handoff):
     """The attempt the last finish claimed for this worker, if that claim was committed: a finish
-    that failed (rolled back, or lost its connection at commit) may or may not have been."""
+    that failed (rolled back, or lost its connection at commit) may or may not have been, so
+    then it is read again."""
+    attempt = handoff.pop_committed()
+    if attempt is not None:
+        return attempt
     claimed_at, taken = handoff.claimed_at, handoff.pop()
     attempt = reconnecting(lambda: claimable(taken)) if taken else None
     if attempt is None or (attempt.worker_host, attempt.started_at) != (HOST, claimed_at):

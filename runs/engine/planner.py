@@ -12,7 +12,7 @@ Reference §2.2 (run_if), §2.3 (disabled), §4.6 (retries), §4.10 (cancel).
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
@@ -244,23 +244,48 @@ def retry_reason(node: TaskNode, attempt_number: int, not_before_ms: int) -> str
     return f"retry {attempt_number} of {of}, due at {due}"
 
 
+def planned_by_focus(graph: Graph, changed: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """(the tasks a focused call plans, the other tasks whose statuses it reads) after the tasks
+    ``changed`` changed: those tasks and their direct children, and the children's other parents.
+    Further down nothing changes unless a child is skipped: the caller then plans again around
+    the skipped children (a started child leaves everything below it waiting)."""
+    planned = set(changed)
+    for key in list(planned):
+        planned.update(graph.downstream.get(key, ()))
+    parents = {dep.task_key for key in planned for dep in graph.by_key[key].depends_on} - planned
+    return frozenset(planned), frozenset(parents)
+
+
 def next_actions(
     graph: Graph,
     statuses: Mapping[str, TaskStatus],
     *,
     now_ms: int,
     cancel_reason: CancelReason | None = None,
+    focus: frozenset[str] | None = None,
 ) -> list[Action]:
     """Everything that follows from `statuses`, in topological order; FinishRun last.
 
     A task missing from `statuses` is taken as BLOCKED (never started).
+
+    With ``focus`` (planned_by_focus's tasks, when only its changed tasks changed since the last
+    call's actions were applied): the rest of the graph has nothing new to do, so only the focus
+    is planned and ``statuses`` need hold only it and the parents planned_by_focus names.
+    The run's end is never decided then (that needs every task): FinishRun is not returned.
     """
     actions: list[Action] = []
     done: dict[str, Upstream] = {}  # as the tasks below see them, including this call's skips
     skipped: dict[str, TaskStatus] = {}  # what this call's skips will make of their tasks
-    everything_done = True
+    everything_done = focus is None
     for node in graph.nodes:
         key = node.task_key
+        if focus is not None and key not in focus:
+            # An input of the focus (or unrelated): only whether it is done, and how.
+            status = statuses.get(key)
+            if status is not None and is_finished(status.life_cycle_state) and not should_retry(
+                    node, status, cancel_reason):
+                done[key] = classify(status)
+            continue
         status = statuses.get(key) or TaskStatus(key, L.BLOCKED)
         state = status.life_cycle_state
         if state == L.BLOCKED:
