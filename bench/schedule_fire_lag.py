@@ -14,7 +14,9 @@ holds the lease half-way (--kill). Then it reads every run from the database and
   job's first and last fired slot that made no run).
 
 Run it from the repository root: `python bench/schedule_fire_lag.py --seconds 180 --kill`, or
-with many jobs: `python bench/schedule_fire_lag.py --jobs 200 --every 5 --condition --seconds 180`.
+with many jobs: `python bench/schedule_fire_lag.py --jobs 200 --every 5 --condition --seconds 180`,
+or 10,000 firings with the clock's node killed half-way:
+`python bench/schedule_fire_lag.py --firings 10000 --every 1 --seconds 120 --condition --kill`.
 """
 
 import argparse
@@ -71,7 +73,12 @@ def main():
                         help="seconds between a job's slots")
     parser.add_argument("--condition", action="store_true",
                         help="the task is a condition_task (no process), to load the clock, not the workers")
+    parser.add_argument("--firings", type=int, default=0,
+                        help="aim at this many schedule slots in all: sets --jobs to firings x every / seconds "
+                             "(`--firings 10000 --every 1 --seconds 120 --condition --kill`)")
     args = parser.parse_args()
+    if args.firings:
+        args.jobs = -(-args.firings * args.every // args.seconds)
 
     dsn, user = postgres_admin_dsn()
     database = f"lakeflow_bench_{secrets.token_hex(4)}"
@@ -144,7 +151,7 @@ def main():
                 "SELECT r.job_id, r.trigger_slot, r.created_at, MIN(t.started_at) FROM runs_run r "
                 "LEFT JOIN runs_taskrun t ON t.run_id = r.id "
                 "WHERE r.job_id = ANY(%s) GROUP BY r.id ORDER BY r.job_id, r.trigger_slot", (job_ids,)).fetchall()
-        report(rows, killed_at, args.every)
+        report(rows, killed_at, args.every, args.firings)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -158,7 +165,7 @@ def main():
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-def report(rows, killed_at, every):
+def report(rows, killed_at, every, firings=0):
     from collections import Counter, defaultdict
     from datetime import timedelta
 
@@ -179,7 +186,8 @@ def report(rows, killed_at, every):
     steady = [(created - slot).total_seconds() for slot, created, _ in sum(per_job.values(), []) if not near_kill(slot)]
     takeover = [(created - slot).total_seconds() for slot, created, _ in sum(per_job.values(), []) if near_kill(slot)]
     started = [(begun - slot).total_seconds() for slot, _, begun in sum(per_job.values(), []) if begun and not near_kill(slot)]
-    print(f"runs: {len(rows)}  duplicate slots: {duplicates}  missed slots: {missed['steady']} in steady state"
+    print(f"runs: {len(rows)}{f' (aimed at {firings} slots)' if firings else ''}  duplicate slots: {duplicates}  "
+          f"missed slots: {missed['steady']} in steady state"
           + (f", {missed['takeover']} while the lease moved to the other node" if killed_at else ""))
     print(summary("fire lag, steady state (created - slot)", steady))
     print(summary("start lag, steady state (first task started - slot)", started))

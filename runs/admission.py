@@ -6,13 +6,15 @@ take the last free slot.
 """
 
 from datetime import timedelta
+from itertools import groupby
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F
 from django.utils import timezone
 
 from jobs.models import Job
 from jobs.permissions import run_as_identity
+from jobs.spec.settings import task_type_of
 from runs.dispatch import advance_locked, end_broken_run
 from runs.engine import endings
 from runs.engine.parameters import effective_job_parameters
@@ -20,8 +22,8 @@ from runs.engine.states import SLOT_HOLDING_RUN_LIFE_CYCLES, RunLifeCycleState a
 from runs.events import record
 from runs.isolation import isolated
 from runs.loading import graph_for_version, lock_run, new_task_runs
-from runs.models import Run
-from runs.reactions import reacts_to
+from runs.models import Run, RunEvent, TaskRun
+from runs.reactions import after_commit, has_durable_reactions, reacts_to
 from runs.transitions import end_run
 
 
@@ -32,11 +34,12 @@ class RunRefused(ValueError):
 def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ONE_TIME,
                run_type=Run.RunType.JOB_RUN, run_name=None, idempotency_token=None, creator=None,
                queue_enabled=None, only=None, parent_task_run=None, trigger_time=None, trigger_slot=None,
-               trigger_details=None, legacy_parameters=None, now=None):
+               trigger_details=None, legacy_parameters=None, now=None, also=None):
     """Make a run of job and admit it if a slot is free. Returns (run, created).
 
     A second run for the same schedule slot (trigger_slot) is refused by a unique constraint:
-    the caller gets (the run that slot already made, False)."""
+    the caller gets (the run that slot already made, False). also(run), if given, writes what
+    goes with a new run in its transaction (a trigger's decision), with the run as admitted."""
     now = now or timezone.now()
     version = version or job.current_version
     settings = version.settings
@@ -77,6 +80,9 @@ def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ON
             record(run, "run.queued", None, now, trigger=trigger, reason=queued_reason(trigger, creator))
             if run.id not in admit_queued_runs(job.id, now):
                 waiting_or_skipped(run, job, now)
+            if also is not None:
+                run.refresh_from_db(fields=["life_cycle_state", "state_message"])
+                also(run)
     except IntegrityError:
         # Two requests with one idempotency token, or two clocks firing one slot: the other made the run.
         existing = None
@@ -182,3 +188,105 @@ def admit_run(run_id, now, reason="admitted"):
     record(run, "run.started", None, now, reason=reason)
     advance_locked(run, now)
     return True
+
+
+# --- many schedule slots at once: the clock's batch ------------------------------------------
+
+
+def lock_jobs(job_ids):
+    """Take the admission locks of the jobs of `job_ids` that nobody else holds (another clock's
+    batch, a worker admitting a run), in id order, and return those jobs as they are under the
+    lock: {id: job}. Whoever admits a run of one of them meanwhile waits for this transaction;
+    a job left out is the caller's to fire the one-job way, which waits for its lock."""
+    jobs = Job.objects.filter(id__in=sorted(job_ids)).order_by("id").select_related("creator")
+    if connection.features.has_select_for_update_skip_locked:
+        jobs = jobs.select_for_update(skip_locked=True, of=("self",))
+    return {job.id: job for job in jobs}  # SQLite: the IMMEDIATE transaction already holds the write lock
+
+
+def slot_run(job, version, slot, now):
+    """The unsaved run of a schedule slot, as create_run makes it (trigger PERIODIC)."""
+    settings = version.settings
+    return Run(
+        job=job, job_version=version, run_type=Run.RunType.JOB_RUN, trigger=Run.Trigger.PERIODIC,
+        run_name=settings.get("run_name") or settings.get("name") or "", creator=None,
+        run_as=run_as_identity(job, settings), life_cycle_state=L.QUEUED,
+        queue_enabled=bool((settings.get("queue") or {}).get("enabled", False)),
+        job_parameters=effective_job_parameters(settings.get("parameters", []), None),
+        overriding_parameters=None, idempotency_token=None, only_tasks=None, parent_task_run=None,
+        trigger_time=slot, trigger_slot=slot, trigger_details=None, created_at=now)
+
+
+def create_slot_runs(runs, now):
+    """Insert the runs of many schedule slots (slot_run's, of jobs locked with lock_jobs) and admit
+    them, in the caller's transaction, with a few statements for the lot: one insert of the runs,
+    of their events and of their first attempts; then each started run's first planner step.
+    A job with free slots and nothing queued starts its run at once, as admit_queued_runs would;
+    any other goes the one-job way (admit_queued_runs: queue order, queue or skip). Returns the
+    runs with their life_cycle_state and state_message as create_run would.
+
+    Raises IntegrityError if a slot already has its run: the caller's transaction is then spoilt,
+    and it fires those slots one by one with create_run instead."""
+    if not runs:
+        return []
+    Run.objects.bulk_create(runs)
+    queued = [(run, "run.queued", {"trigger": Run.Trigger.PERIODIC, "reason": queued_reason(Run.Trigger.PERIODIC, None)})
+              for run in runs]
+    record_each(queued, now)
+    job_ids = {run.job_id for run in runs}
+    new_ids = [run.id for run in runs]
+    active = dict(Run.objects.filter(job_id__in=job_ids, life_cycle_state__in=SLOT_HOLDING_RUN_LIFE_CYCLES)
+                  .values("job_id").annotate(n=Count("id")).values_list("job_id", "n"))
+    waiting = set(Run.objects.filter(job_id__in=job_ids, life_cycle_state=L.QUEUED).exclude(id__in=new_ids)
+                  .values_list("job_id", flat=True).distinct())
+    at_once, one_by_one = [], []
+    for run in runs:
+        limit, in_use = max_concurrent_runs(run.job), active.get(run.job_id, 0)
+        if run.job_id in waiting or in_use >= limit:
+            waiting.add(run.job_id)  # the job's later runs of this batch queue behind this one
+            one_by_one.append(run)
+        else:
+            active[run.job_id] = in_use + 1
+            at_once.append((run, f"admitted: {in_use} of the job's {limit} concurrent run(s) in use"))
+    start_new_runs(at_once, now)
+    for run in one_by_one:
+        if run.id not in admit_queued_runs(run.job_id, now):
+            waiting_or_skipped(run, run.job, now)
+    if one_by_one:
+        ended = {row["id"]: row for row in Run.objects.filter(id__in=[run.id for run in one_by_one]).values(
+            "id", "life_cycle_state", "state_message")}
+        for run in one_by_one:
+            run.life_cycle_state, run.state_message = ended[run.id]["life_cycle_state"], ended[run.id]["state_message"]
+    return runs
+
+
+def start_new_runs(admitted, now):
+    """admit_run for runs made in this transaction (no one else sees them: no run lock to take),
+    with one insert for all their attempts and one for their run.started events."""
+    for timeout, group in groupby(sorted(admitted, key=lambda pair: run_timeout(pair[0])),
+                                  key=lambda pair: run_timeout(pair[0])):
+        Run.objects.filter(id__in=[run.id for run, _ in group]).update(
+            life_cycle_state=L.RUNNING, started_at=now, timeout_at=now + timedelta(seconds=timeout) if timeout else None,
+            state_message="")
+    TaskRun.objects.bulk_create([
+        TaskRun(run=run, task_key=task["task_key"], task_type=task_type_of(task) or "", created_at=now)
+        for run, _ in admitted for task in run.job_version.settings["tasks"]])
+    for run, _ in admitted:
+        run.life_cycle_state, run.started_at, run.state_message = L.RUNNING, now, ""
+    record_each([(run, "run.started", {"reason": reason}) for run, reason in admitted], now)
+    for run, _ in admitted:
+        advance_locked(run, now)
+
+
+def run_timeout(run):
+    return run.job_version.settings.get("timeout_seconds") or 0
+
+
+def record_each(entries, now):
+    """runs.events.record for many runs' events in one insert: entries [(run, event_type, data)]."""
+    events = []
+    for run, event_type, data in entries:
+        event = RunEvent(run=run, task_run=None, type=event_type, at=now, data=data)
+        event.reactions_pending = has_durable_reactions(event) or None
+        events.append(event)
+    after_commit(RunEvent.objects.bulk_create(events))

@@ -26,8 +26,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs.models import Job
-from runs.admission import RunRefused, create_run
+from runs.admission import RunRefused, create_run, create_slot_runs, lock_jobs, slot_run
 from runs.engine.states import RunLifeCycleState as L
+from runs.loading import job_version
 from runs.models import Run, RunEvent, TriggerDecision, TriggerState
 from runs.sql_conditions import KILL_GRACE_SECONDS, ConditionResult, evaluate_sql_condition
 
@@ -41,8 +42,7 @@ NODE = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def decided(job, kind, reason, now, slot=None, run=None, position=0):
-    TriggerDecision.objects.create(job_id=job.id if hasattr(job, "id") else job, position=position, kind=kind,
-                                   reason=reason, at=now, slot=slot, run=run, node=NODE)
+    decision_row(job.id if hasattr(job, "id") else job, kind, reason, now, slot, run, position).save(force_insert=True)
 
 
 def start_triggered_run(state, now, reason, slot=None, by="the clock", **kwargs):
@@ -59,22 +59,80 @@ def start_triggered_run(state, now, reason, slot=None, by="the clock", **kwargs)
 def create_triggered_run(state, now, reason, slot=None, by="the clock", **kwargs):
     """The trigger's run, or None when the job refuses it; the decision recorded with `reason`."""
     job, position = state.job, state.position
+
+    def decided_with(run):  # in the run's transaction: no run without its decision
+        TriggerState.objects.filter(id=state.id).update(last_run=run)
+        if run.life_cycle_state == L.SKIPPED:
+            decided(job, TriggerDecision.Kind.REFUSED, f"{reason}; its run was skipped: {run.state_message}", now,
+                    slot, run, position=position)
+        else:
+            decided(job, TriggerDecision.Kind.FIRED, f"{reason}; fired by {by} on {NODE}", now, slot, run,
+                    position=position)
+
     try:
-        run, created = create_run(job, now=now, trigger_slot=slot, **kwargs)
+        run, created = create_run(job, now=now, trigger_slot=slot, also=decided_with, **kwargs)
     except RunRefused as exc:
         log.warning("trigger of job %s could not start a run: %s", job.id, exc)
         TriggerState.objects.filter(id=state.id).update(last_error=f"The trigger could not start a run: {exc}")
         decided(job, TriggerDecision.Kind.REFUSED, f"{reason}; the job refused the run: {exc}", now, slot,
                 position=position)
         return None, False
-    TriggerState.objects.filter(id=state.id).update(last_run=run)
-    if created and run.life_cycle_state == L.SKIPPED:
-        decided(job, TriggerDecision.Kind.REFUSED, f"{reason}; its run was skipped: {run.state_message}", now, slot,
-                run, position=position)
-    elif created:
-        decided(job, TriggerDecision.Kind.FIRED, f"{reason}; fired by {by} on {NODE}", now, slot, run,
-                position=position)
+    if not created:  # the slot's run another clock made
+        TriggerState.objects.filter(id=state.id).update(last_run=run)
     return run, created
+
+
+# --- many schedule slots in one transaction: the clock's batch ----------------------------------
+
+
+def fire_slots_together(plans, now, advance):
+    """Fire the schedule slots of many triggers (without a sql_condition) in the caller's
+    transaction: what fire_schedule and create_triggered_run do one trigger at a time, in a few
+    statements for the lot. plans: [(state, decision)] with decision an engine SlotDecision;
+    advance(state, old_check_at, **fields) is the trigger's compare-and-swap: a trigger another
+    clock moved since it was read fires nothing here. Returns (runs started, states left): the
+    states whose job's admission lock another transaction holds, or which cannot fire together
+    (a job without tasks, two triggers of a job on one slot) are the caller's to fire one by one.
+
+    A slot that already has its run raises IntegrityError (the unique constraint stays the last
+    word): the caller's transaction is then spoilt, and it fires the lot one by one instead."""
+    jobs = lock_jobs({state.job_id for state, decision in plans if decision.fire is not None})
+    left, fired, decisions, slots = [], [], [], set()
+    for state, decision in plans:
+        if decision.fire is None:
+            advance(state, state.next_check_at, next_check_at=decision.next_check)
+            continue
+        job = jobs.get(state.job_id)
+        version = job_version(job.current_version_id) if job is not None and job.current_version_id else None
+        if version is None or not version.settings.get("tasks") or (job.id, decision.fire) in slots:
+            left.append(state)
+            continue
+        job.current_version = version  # job.settings from the cache, not one more query
+        if not advance(state, state.next_check_at, next_check_at=decision.next_check, last_slot=decision.fire,
+                       last_fired_at=now, last_error=""):
+            continue  # another clock took this slot's step
+        slots.add((job.id, decision.fire))
+        if decision.missed:
+            decisions.append(decision_row(job.id, TriggerDecision.Kind.SKIPPED, decision.reason, now, decision.fire,
+                                          position=state.position))
+        fired.append((state, decision, slot_run(job, version, decision.fire, now)))
+    create_slot_runs([run for _, _, run in fired], now)
+    for state, decision, run in fired:
+        if run.life_cycle_state == L.SKIPPED:
+            decisions.append(decision_row(run.job_id, TriggerDecision.Kind.REFUSED, f"{decision.reason}; its run was "
+                                          f"skipped: {run.state_message}", now, decision.fire, run, state.position))
+        else:
+            decisions.append(decision_row(run.job_id, TriggerDecision.Kind.FIRED, f"{decision.reason}; fired by the "
+                                          f"clock on {NODE}", now, decision.fire, run, state.position))
+    TriggerDecision.objects.bulk_create(decisions)
+    TriggerState.objects.bulk_update([TriggerState(id=state.id, last_run=run) for state, _, run in fired],
+                                     ["last_run"])
+    return len(fired), left
+
+
+def decision_row(job_id, kind, reason, now, slot=None, run=None, position=0):
+    return TriggerDecision(job_id=job_id, position=position, kind=kind, reason=reason, at=now, slot=slot, run=run,
+                           node=NODE)
 
 
 # --- the sql_condition gate: the firing waits in pending_fire, handed to a worker --------------

@@ -11,6 +11,15 @@ firing the same slot (a lease handover, a restart) gets the existing run back; t
 one job firing for the same instant make one run too. After downtime only the latest missed
 slot fires, as in Lakeflow.
 
+A schedule storm (hundreds of jobs due in the same second) fires in lots of BATCH_SIZE
+triggers, one transaction each (fire_schedules): the jobs' admission locks taken together in id
+order (on Postgres skipping those another transaction holds: another clock's lot, a worker
+admitting a run; those fire one by one), one compare-and-swap per trigger, one insert each for
+the lot's runs, their events, first attempts and decisions; the first attempts reach the broker
+when the lot commits. A lot that fails (a slot whose run another clock made: the unique
+constraint) leaves nothing behind and fires one by one instead. So several clocks may run the
+step at once without firing a slot twice.
+
 A trigger with a sql_condition starts its run only if the condition, evaluated after the
 trigger's own rule, is met. The firing waits in pending_fire and a worker evaluates it
 (runs/firings.py), never the clock's step: not met is a "not triggered" decision;
@@ -37,6 +46,7 @@ from runs.firings import (
     ERROR_RETRY_EVERY,
     continuous_run_active,
     decided,
+    fire_slots_together,
     retry_pending_firing,
     start_triggered_run,
 )
@@ -57,16 +67,49 @@ def run_due_triggers(now):
     """The clock step: one indexed query for every trigger that is due, then each kind's rule.
     A trigger whose check raises shows why in its last_error and is looked at again later; the
     others go on."""
-    states = TriggerState.objects.filter(paused=False, next_check_at__lte=now).select_related("job")
+    states = TriggerState.objects.filter(paused=False, next_check_at__lte=now).select_related("job", "job__creator")
     order = list(HANDLERS)
-    states = sorted(states, key=lambda state: order.index(state.kind))
+    states = sorted(states, key=lambda state: (order.index(state.kind), state.id))
 
     def cannot_check(state, why):
         TriggerState.objects.filter(id=state.id).update(
             last_error=f"The clock could not check this trigger: {why}", checked_at=now,
             next_check_at=now + ERROR_RETRY_EVERY)
 
-    return each_isolated(states, lambda state: check_trigger(state, now), cannot_check)
+    together = [state for state in states if state.kind in (Kind.SCHEDULE, Kind.PERIODIC)
+                and not state.config.get("sql_condition")]
+    batched = {state.id for state in together}
+    alone = [state for state in states if state.id not in batched]
+    started = 0
+    for at in range(0, len(together), BATCH_SIZE):
+        fired, left = fire_schedules(together[at:at + BATCH_SIZE], now)
+        started += fired
+        alone += left
+    return started + each_isolated(alone, lambda state: check_trigger(state, now), cannot_check)
+
+
+BATCH_SIZE = 50  # schedule triggers fired per transaction
+
+
+def fire_schedules(states, now):
+    """Fire the due slots of many schedule and periodic triggers in one transaction (a schedule
+    storm: hundreds of jobs due in the same second start within it); returns (runs started,
+    states the caller fires one by one: fire_schedule). If the transaction fails (a slot that
+    already has its run, a job the engine cannot start, a lost connection) it leaves nothing
+    behind, and every state of the lot is fired one by one, each on its own."""
+    plans, left = [], []
+    for state in states:
+        try:
+            plans.append((state, schedule_decision(state, now)))
+        except Exception:  # a broken trigger: its own step records why
+            left.append(state)
+    try:
+        with transaction.atomic():
+            fired, rest = fire_slots_together(plans, now, advance)
+    except Exception:
+        log.warning("%d schedule slots could not fire together: firing them one by one", len(plans), exc_info=True)
+        return 0, states
+    return fired, left + rest
 
 
 def check_trigger(state, now):
@@ -186,11 +229,17 @@ def slot_due(state, now):
             periodic_next(periodic["interval"], periodic["unit"], state.enabled_at, now))
 
 
+def schedule_decision(state, now):
+    """What a schedule or periodic trigger does at now (engine SlotDecision): fire the latest slot
+    that came (fire), and look again at next_check."""
+    latest, following = slot_due(state, now)
+    return decide_slot(latest=latest, following=following, last_fired=state.last_slot,
+                       enabled_at=state.enabled_at, missed=missed_slots(state, latest))
+
+
 def fire_schedule(state, now):
     """Start the run of the schedule slot that has come; only the latest if several were missed."""
-    latest, following = slot_due(state, now)
-    decision = decide_slot(latest=latest, following=following, last_fired=state.last_slot,
-                           enabled_at=state.enabled_at, missed=missed_slots(state, latest))
+    decision = schedule_decision(state, now)
     if decision.fire is None:
         advance(state, state.next_check_at, next_check_at=decision.next_check)
         return 0
