@@ -25,7 +25,8 @@ rows. ANALYZE runs after each fill.
 
 Prints, per page, the median ms at 1,000 task runs and at --rows, their ratio, and the target
 (DESIGN.md: job page and run page <= 150 ms at 1,000,000 task runs and <= 1.2x their time at
-1,000), then the fill rate. --queries also prints each page's queries with their times at the
+1,000; issue 20: the jobs list too, although at 1,000 task runs it has fewer chips to draw, most
+jobs having fewer than 8 runs then), then the fill rate. --queries also prints each page's queries with their times at the
 full size.
 
 Run it from the repository root: `python bench/dashboard_scale.py` (SQLite in a temporary
@@ -414,7 +415,7 @@ def report(times, small_rows, full_rows):
         full_ms = times["full", name]
         ratio = full_ms / small_ms
         target = ""
-        if name.startswith(("job page", "run page")):
+        if name.startswith(("jobs list", "job page", "run page")):
             ok = full_ms <= LIMIT_MS and ratio <= LIMIT_RATIO
             target = f"{'met' if ok else 'MISSED'} (<= {LIMIT_MS} ms, <= {LIMIT_RATIO}x)"
         print(f"{name:<40} {small_ms:9.1f} ms {full_ms:11.1f} ms {ratio:6.2f}x  {target}")
