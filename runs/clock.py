@@ -17,8 +17,8 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, transaction
-from django.db.models import Subquery
+from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db.models import Exists, Subquery
 from django.utils import timezone
 
 from runs import broker
@@ -30,7 +30,7 @@ from runs.engine.states import CancelReason, RunLifeCycleState as L
 from runs.events import record
 from runs.isolation import each_isolated
 from runs.loading import WAITING_TYPES, lock_run
-from runs.models import ClockLease, Run, TaskRun, TriggerState
+from runs.models import ClockLease, Run, RunEvent, TaskRun, TriggerState
 from runs.reactions import sweep_reactions
 from runs.triggers import run_due_triggers
 
@@ -40,8 +40,9 @@ LEASE_NAME = "clock"
 LEASE_SECONDS = 15
 LOOP_SECONDS = 10
 STEP_SECONDS = 0.2
-# A PENDING attempt not claimed for this long has probably lost its broker message
-# (a node killed with messages in its memory, a Redis restart): hand it over again.
+# A PENDING attempt not claimed for this long has probably lost its broker message (a node
+# killed with messages in its memory, a Redis restart), or was held back (lazy dispatch) and the
+# workers that would have taken it died with their node: hand it over again.
 REQUEUE_AFTER = timedelta(seconds=60)
 
 
@@ -99,7 +100,7 @@ def requeue_stale_pending(now):
     )
     if stale:
         # Duplicates are harmless: the first worker's claim wins, the rest are no-ops.
-        TaskRun.objects.filter(id__in=stale, life_cycle_state=L.PENDING).update(queued_at=now)
+        TaskRun.objects.filter(id__in=stale, life_cycle_state=L.PENDING).update(queued_at=now, dispatched_at=now)
         broker.enqueue_attempts(stale)
     return len(stale)
 
@@ -153,7 +154,16 @@ def admit_waiting_runs(now):
 FAST_STEPS = (run_due_triggers, promote_due_retries, enforce_run_timeouts)
 SLOW_STEPS = (reap_lost_attempts, requeue_after_broker_restart, requeue_stale_pending, admit_waiting_runs,
               settle_waiting_tasks, sweep_reactions)
+# The slow steps (sweeps, safety nets) run every SLOW_EVERY seconds while a run is in flight, a
+# reaction is pending or the last sweep found work; otherwise IDLE_SWEEP_FACTOR times less often:
+# an idle server's sweeps find nothing, and the first run to start makes them frequent again
+# (the clock sees it at its next wake, at most LAKEFLOW_CLOCK_IDLE_SECONDS later).
 SLOW_EVERY = 2.0
+IDLE_SWEEP_FACTOR = 7
+# The leader renews its lease this often (a 10 s margin within LEASE_SECONDS); a standby tries
+# to take it every SLOW_EVERY, so a dead leader's successor starts within LEASE_SECONDS + SLOW_EVERY.
+LEASE_RENEW_EVERY = 5.0
+ACTIVE_RUN_STATES = (L.QUEUED, L.PENDING, L.RUNNING, L.TERMINATING)
 _registered_steps = []
 
 
@@ -216,57 +226,102 @@ def release_lease(holder):
 
 def pause_seconds(now, due_times, until_slow, step, cap):
     """How long the clock sleeps after a fast pass that found nothing: until the earliest due
-    time (so a schedule slot due at t is acted on at t, not a step later) or the next slow pass
-    (lease renewal), never longer than cap (what was created since the due times were read waits
-    at most that) and never shorter than step (something overdue is not polled in a busy loop)."""
+    time (so a schedule slot due at t is acted on at t, not a step later) or the next lease
+    renewal or sweep (until_slow), never longer than cap (what was created since the due times
+    were read waits at most that) and never shorter than step (something overdue is not polled
+    in a busy loop)."""
     waits = [cap, until_slow] + [(due - now).total_seconds() for due in due_times]
     return max(step, min(waits))
+
+
+def sweep_every(found, busy):
+    """Seconds from one sweep to the next: SLOW_EVERY after a sweep that found work or while
+    something is in flight (busy), IDLE_SWEEP_FACTOR times that otherwise."""
+    return SLOW_EVERY if found or busy else SLOW_EVERY * IDLE_SWEEP_FACTOR
 
 
 def _earliest(queryset, field):
     return Subquery(queryset.filter(**{f"{field}__isnull": False}).order_by(field).values(field)[:1])
 
 
-def next_due_times():
-    """When the fast steps next have work, in one query: the earliest trigger check, retry and
-    run timeout (the lease row only carries the subqueries; the leader has it)."""
+def clock_state():
+    """(when the fast steps next have work, whether anything is in flight), in one query: the
+    earliest trigger check, retry and run timeout, and whether a run is active or a reaction
+    pending (the lease row only carries the subqueries; the leader has it). ([], False) without it."""
     row = ClockLease.objects.filter(name=LEASE_NAME).annotate(
         trigger=_earliest(TriggerState.objects.filter(paused=False), "next_check_at"),
         retry=_earliest(TaskRun.objects.filter(life_cycle_state=L.WAITING_FOR_RETRY), "retry_at"),
         timeout=_earliest(Run.objects.filter(life_cycle_state=L.RUNNING, cancel_reason__isnull=True), "timeout_at"),
-    ).values_list("trigger", "retry", "timeout").first()
-    return [due for due in row or () if due is not None]
+        active=Exists(Run.objects.filter(life_cycle_state__in=ACTIVE_RUN_STATES)),
+        reacting=Exists(RunEvent.objects.filter(reactions_pending=True)),
+    ).values_list("trigger", "retry", "timeout", "active", "reacting").first()
+    if row is None:
+        return [], False
+    *dues, active, reacting = row
+    return [due for due in dues if due is not None], bool(active or reacting)
+
+
+def next_due_times():
+    """When the fast steps next have work (see clock_state)."""
+    return clock_state()[0]
+
+
+def database_version():
+    """Something that changes whenever another connection commits to the database: SQLite's
+    data_version (with the connection it was read on, as it counts per connection); None where
+    there is no such cheap look (Postgres), so that clock_state is asked every time."""
+    if connection.vendor != "sqlite":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA data_version")
+        return id(connection.connection), cursor.fetchone()[0]
 
 
 def run_clock(should_stop, holder=None):
     """Loop until should_stop(): steps while this process holds the lease, standby otherwise.
-    Between passes the leader sleeps until the next due time (pause_seconds), so an idle clock
-    wakes about once a second instead of five times."""
+    Between passes the leader sleeps until the next due time (pause_seconds), at most
+    LAKEFLOW_CLOCK_IDLE_SECONDS; an idle wake costs one query (clock_state), or on SQLite only a
+    PRAGMA when nobody committed since (database_version). The lease is renewed
+    every LEASE_RENEW_EVERY, the sweeps run every SLOW_EVERY while there is work and
+    IDLE_SWEEP_FACTOR times less often when there is none (sweep_every)."""
     holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    last_slow = 0.0
+    last_lease = last_sweep = float("-inf")
+    next_sweep = 0.0  # seconds after last_sweep
+    seen = (None, [], False)  # (database_version, due times, busy) of the last clock_state
     leader = False
     try:
         while not should_stop():
             now = time.monotonic()
             pause = STEP_SECONDS
             try:
-                if now - last_slow >= SLOW_EVERY:
-                    last_slow = now
+                if now - last_lease >= (LEASE_RENEW_EVERY if leader else SLOW_EVERY):
+                    last_lease = now
                     leader = False  # unless renewed: after a failed renewal another clock may hold it
                     leader = take_lease(holder, timezone.now())
-                    found = run_clock_steps(slow=True) if leader else 0
-                    due = None
-                elif leader:
-                    # The fast steps only when one of them has work: an idle wake costs one query.
-                    due = next_due_times()
-                    found = run_clock_steps(slow=False) if any(t <= timezone.now() for t in due) else 0
-                    due = None if found else due
-                else:
-                    found, due = 0, []
-                until_slow = last_slow + SLOW_EVERY - time.monotonic()
+                    if not leader:
+                        last_sweep, next_sweep = float("-inf"), 0.0  # a new leader sweeps at once
+                found, due = 0, []
+                if leader:
+                    # Nobody else committed since the last look: the due times and busy it read still hold.
+                    version = database_version()
+                    if version is None or version != seen[0]:
+                        seen = (version, *clock_state())
+                    due, busy = seen[1], seen[2]
+                    sweep = now - last_sweep >= (SLOW_EVERY if busy else next_sweep)
+                    # The fast steps only when one of them has work or with a sweep: an idle wake costs one query.
+                    if sweep or any(t <= timezone.now() for t in due):
+                        found = run_clock_steps(slow=sweep)
+                        # Our own commits leave data_version as it was: read what the steps wrote.
+                        seen = (None, [], False) if found else (database_version(), *clock_state())
+                        due = seen[1]
+                        if sweep:
+                            last_sweep, next_sweep = now, sweep_every(found, busy)
+                # The next lease renewal or sweep (for a standby: its next try for the lease).
+                wake = (min(last_lease + LEASE_RENEW_EVERY, last_sweep + next_sweep) if leader
+                        else last_lease + SLOW_EVERY)
                 if not found:  # work found may have made more due at once: look again a step later
-                    due = next_due_times() if due is None and leader else due or []
-                    pause = pause_seconds(timezone.now(), due, until_slow, STEP_SECONDS, settings.LAKEFLOW_CLOCK_IDLE_SECONDS)
+                    pause = pause_seconds(timezone.now(), due, wake - time.monotonic(), STEP_SECONDS,
+                                          settings.LAKEFLOW_CLOCK_IDLE_SECONDS)
             except Exception:  # a database restart or dropped connection must not end the clock
                 log.exception("clock pass failed")
                 close_old_connections()

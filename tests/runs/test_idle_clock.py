@@ -56,11 +56,12 @@ def test_an_idle_leader_runs_the_fast_steps_only_when_something_is_due(db, monke
     monkeypatch.setattr(clock, "take_lease", lambda holder, now: True)
     monkeypatch.setattr(clock, "release_lease", lambda holder: None)
     monkeypatch.setattr(clock, "run_clock_steps", lambda slow: passes.append(slow) or 0)
-    monkeypatch.setattr(clock, "next_due_times", lambda: next(dues))
+    monkeypatch.setattr(clock, "clock_state", lambda: (next(dues), False))
+    monkeypatch.setattr(clock, "database_version", lambda: None)  # Postgres: a look every wake
     monkeypatch.setattr(clock.time, "sleep", pauses.append)  # no real sleeping: the pauses are recorded
 
     clock.run_clock(lambda: len(pauses) >= 3, holder="test")
 
-    # the slow pass, then a wake with nothing due (no steps), then one with a retry overdue
+    # the first sweep, then a wake with nothing due (no steps), then one with a retry overdue
     assert passes == [True, False]
     assert pauses[0] == pauses[1] == CAP  # the next slot is an hour away: the cap

@@ -50,6 +50,7 @@ def test_a_restarted_broker_gets_every_pending_attempt_again(alice, broker, monk
 
 def test_the_clock_keeps_going_when_the_database_drops_its_connection(db, monkeypatch):
     monkeypatch.setattr(clock, "SLOW_EVERY", 0.0)
+    monkeypatch.setattr(clock, "LEASE_RENEW_EVERY", 0.0)
     monkeypatch.setattr(clock, "STEP_SECONDS", 0.0)
     renewals = iter([OperationalError("terminating connection due to administrator command"), True, True])
 
@@ -63,6 +64,9 @@ def test_the_clock_keeps_going_when_the_database_drops_its_connection(db, monkey
     monkeypatch.setattr(clock, "take_lease", take_lease)
     monkeypatch.setattr(clock, "run_clock_steps", lambda slow: passes.append(slow))
     monkeypatch.setattr(clock, "release_lease", lambda holder: passes.append("released"))
+    # What the loop reads between passes: nothing due, nothing running (no query on the dropped connection).
+    monkeypatch.setattr(clock, "clock_state", lambda: ([], False))
+    monkeypatch.setattr(clock, "database_version", lambda: None)
     loops = iter(range(3))
 
     run_clock(lambda: next(loops, None) is None, holder="test")

@@ -1,26 +1,79 @@
 """`serve`: the whole orchestrator in the foreground on the embedded default.
 
-Migrates, makes sure there is an admin login and the demo job, then runs two children: the
-ASGI web server (daphne) and a django-q2 cluster node (our `qcluster`, which brings the
-clock). Ctrl-C or SIGTERM stops both; if either dies, the other is stopped too.
+Migrates, makes sure there is an admin login and the demo job, then runs a django-q2 cluster
+node (our `qcluster --web`), which forks the ASGI web server (daphne) and the clock beside its
+workers. Ctrl-C or SIGTERM stops all of it; if the web server or the node dies, the rest stops too.
+
+Once the node runs, this process replaces itself (same pid, so the node stays its child) by a
+bare interpreter running SUPERVISOR: watching a process needs no Django, and the memory the
+migrations and imports took (about 80 MB) goes back to the machine. It sleeps in sigwaitinfo
+until its child ends or a signal comes: no polling.
 """
 
 import ctypes
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
-import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db import connections
 
 from lakeflow_site.home import task_user_notice, usable_task_user, write_private
 
 STOP_GRACE_SECONDS = 10
+
+# argv: grace seconds, then name and pid of each child. Stdlib only (run with -I -S).
+SUPERVISOR = """import os, signal, sys, time
+grace, args = float(sys.argv[1]), sys.argv[2:]
+children = dict(zip(args[0::2], map(int, args[1::2])))
+alive = dict(children)
+def reap():
+    for name, pid in list(alive.items()):
+        try:
+            done = os.waitpid(pid, os.WNOHANG)[0]
+        except ChildProcessError:
+            done = pid
+        if done:
+            del alive[name]
+def killpg(pid, signum):
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+# Blocked before the exec already (the mask is inherited): nothing sent in between is lost.
+watched = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
+signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+exit_code = 0
+while True:
+    reap()
+    if len(alive) < len(children):
+        dead = ", ".join(name for name in children if name not in alive)
+        print(f"{dead} stopped unexpectedly; shutting down", file=sys.stderr, flush=True)
+        exit_code = 1
+        break
+    if signal.sigwaitinfo(watched).si_signo != signal.SIGCHLD:
+        break
+for pid in alive.values():
+    killpg(pid, signal.SIGTERM)
+deadline = time.monotonic() + grace
+while alive and time.monotonic() < deadline:
+    signal.sigtimedwait({signal.SIGCHLD}, max(0.01, deadline - time.monotonic()))
+    reap()
+for pid in children.values():
+    # Whatever is left in a child's process group (a worker finishing a task) goes now;
+    # its task processes die with it (PR_SET_PDEATHSIG) and the reaper retries them.
+    killpg(pid, signal.SIGKILL)
+for pid in alive.values():
+    os.waitpid(pid, 0)
+print("Stopped.", flush=True)
+sys.exit(exit_code)
+"""
 
 
 def die_with_parent():
@@ -47,27 +100,19 @@ class Command(BaseCommand):
                                      settings.LAKEFLOW_WORKSPACE_ROOT)
         self.stdout.write(task_user_notice(task_user))
         children = self.start_children(host, port, task_user)
-        stopping = []
-
-        def on_signal(signum, frame):
-            stopping.append(signum)
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        # From here signals wait in the mask (inherited through the exec) until the supervisor takes them;
+        # a child that ended before is found by its first waitpid.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT})
         self.stdout.write(f"Lakeflow Jobs is up: http://{host}:{port}/  (sign in as admin; Ctrl-C stops it)")
-        self.stdout.flush()
-        exit_code = 0
-        while not stopping:
-            dead = [name for name, proc in children.items() if proc.poll() is not None]
-            if dead:
-                self.stderr.write(f"{', '.join(dead)} stopped unexpectedly; shutting down")
-                exit_code = 1
-                break
-            time.sleep(0.2)
-        self.stop_children(children)
-        self.stdout.write("Stopped.")
-        if exit_code:
-            sys.exit(exit_code)
+        self.supervise(children)
+
+    def supervise(self, children):
+        """Become the supervisor (never returns)."""
+        connections.close_all()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        args = [str(STOP_GRACE_SECONDS)] + [str(item) for name, proc in children.items() for item in (name, proc.pid)]
+        os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", SUPERVISOR, *args])
 
     def ensure_login(self, no_demo):
         User = get_user_model()
@@ -98,33 +143,10 @@ class Command(BaseCommand):
         # Unset, the address is the one we listen on: task processes send their OpenLineage events there.
         local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else f"[{host}]" if ":" in host else host
         env.setdefault("LAKEFLOW_BASE_URL", f"http://{local}:{port}")
-        common = dict(env=env, preexec_fn=die_with_parent, start_new_session=True)
-        web = subprocess.Popen(
-            [sys.executable, "-m", "lakeflow_site.web", "--bind", host, "--port", str(port),
-             "--access-log", os.devnull, "lakeflow_site.asgi:application"],
-            **common,
-        )
-        cluster = subprocess.Popen([sys.executable, "-m", "django", "qcluster"], **common)
-        return {"web server": web, "cluster": cluster}
-
-    def stop_children(self, children):
-        for proc in children.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for proc in children.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for proc in children.values():
-            # Whatever is left in a child's process group (a worker finishing a task) goes now;
-            # its task processes die with it (PR_SET_PDEATHSIG) and the reaper retries them.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
+        # One child: the cluster node, which forks the web server and its clock from its own warm
+        # Django (runs/management/commands/qcluster.py), so that the three share their memory.
+        web = shlex.join(["--bind", host, "--port", str(port), "--access-log", os.devnull,
+                          "lakeflow_site.asgi:application"])
+        cluster = subprocess.Popen([sys.executable, "-m", "django", "qcluster", "--web", web],
+                                   env=env, preexec_fn=die_with_parent, start_new_session=True)
+        return {"cluster": cluster}
