@@ -4,9 +4,12 @@ finishes it when the last one is done (reference §2.4). Started by runs/control
 
 from dataclasses import replace
 
+from django.db.models import Count, Min, Q
+
 from runs.engine import endings
-from runs.engine.foreach import IterationFacts, for_each_stats, iteration_graph, plan_iterations
-from runs.engine.planner import FinishRun, RetryTask, SkipTask, StartTask, TaskStatus, node_from_task
+from runs.engine.foreach import for_each_stats_from_counts, iteration_graph, plan_iterations
+from runs.engine.planner import FinishRun, RetryTask, SkipTask, StartTask, node_from_task
+from runs.engine.retry import RETRY_FOREVER
 from runs.engine.states import CancelReason, FINISHED_LIFE_CYCLES, RunLifeCycleState as L, RunResultState as R
 from runs.loading import status_of, task_settings, to_ms
 from runs.models import TaskRun
@@ -20,12 +23,21 @@ def current_iterations(run, for_each_key):
     return list(TaskRun.objects.filter(run=run, for_each_key=for_each_key, is_current=True).order_by("iteration"))
 
 
+def iteration_counts(iterations):
+    """{(life_cycle_state, result_state): (count, smallest id)} of the current iterations: one
+    aggregate query, rather than a row per iteration."""
+    rows = iterations.order_by().values_list("life_cycle_state", "result_state").annotate(n=Count("id"), first=Min("id"))
+    return {(state, result): (n, first) for state, result, n, first in rows}
+
+
 def advance_for_each(run, wrapper, now):
     """Plan the iterations of a RUNNING or TERMINATING for-each attempt; True once it finished.
 
-    Called on every change in the run, so it reads only what needs a decision: iterations that
-    finished without success (retry or give up), and as many not started yet as there are free
-    slots; running ones are only counted. A loop over 1,000 inputs costs per step what 10 do.
+    Called on every change in the run, so it reads only what needs a decision, whatever the
+    loop's size: one aggregate query counts the iterations by state; then it loads as many not
+    started yet as there are free slots, and the iterations that finished without success only
+    when one of them may still be retried or the loop may be ending. A loop over 10,000 inputs
+    costs per step about what 10 do (plus the count).
     """
     task = task_settings(run.job_version, wrapper.task_key) or {}
     block = task.get("for_each_task") or {}
@@ -33,30 +45,49 @@ def advance_for_each(run, wrapper, now):
         return False
     canceling = wrapper.life_cycle_state == L.TERMINATING or run.cancel_reason is not None
     concurrency = int(block.get("concurrency") or 1)
+    node = node_from_task(block["task"])
     iterations = TaskRun.objects.filter(run=run, for_each_key=wrapper.task_key, is_current=True)
-    running = iterations.filter(life_cycle_state__in=RUNNING_ITERATION_STATES)
     if canceling:
+        running = iterations.filter(life_cycle_state__in=RUNNING_ITERATION_STATES)
         for row in running.exclude(life_cycle_state=L.TERMINATING):
             cancel_attempt(run, row, now, "For-each task was canceled")
-    busy = running.count()
-    rows = list(iterations.filter(life_cycle_state__in=FINISHED_LIFE_CYCLES).exclude(result_state=R.SUCCESS))
-    blocked = iterations.filter(life_cycle_state=L.BLOCKED).order_by("iteration")
+    counts = iteration_counts(iterations)
+    total = sum(n for n, _ in counts.values())
+    busy = sum(n for (state, _), (n, _) in counts.items() if state in RUNNING_ITERATION_STATES)
+    not_started = [(n, first) for (state, _), (n, first) in counts.items() if state == L.BLOCKED]
+    blocked = sum(n for n, _ in not_started)
+    first_blocked = min((first for _, first in not_started), default=None)
+    unsuccessful = sum(n for (state, result), (n, _) in counts.items()
+                       if state in FINISHED_LIFE_CYCLES and result != R.SUCCESS)
     free = max(0, concurrency - busy)
-    rows += list(blocked if canceling else blocked[:free])
-    all_blocked_loaded = canceling or not blocked[free:free + 1].exists()
+    ending = canceling or (busy == 0 and blocked == 0)
+    rows = []
+    if unsuccessful and (ending or node.max_retries != 0):
+        # Those that finished without success: a retry to schedule, or the loop's result to word.
+        # While the loop goes on, only those with a retry left (a final failure stays as it is).
+        finished = iterations.filter(life_cycle_state__in=FINISHED_LIFE_CYCLES).exclude(result_state=R.SUCCESS)
+        if not ending and node.max_retries != RETRY_FOREVER:
+            finished = finished.filter(attempt_number__lt=node.max_retries)
+        rows += list(finished)
+    if blocked and (canceling or free):
+        # Not started yet, in input order: all of them were created at once, in that order, so
+        # their ids follow it; from the first one on, a scan reads only the rows it returns.
+        waiting = iterations.filter(life_cycle_state=L.BLOCKED, id__gte=first_blocked).order_by("id")
+        rows += list(waiting if canceling else waiting[:free])
+    all_blocked_loaded = canceling or blocked <= free
     by_key = {str(row.iteration): row for row in rows}
     statuses = {key: replace(status_of(row), task_key=key) for key, row in by_key.items()}
-    graph = iteration_graph(node_from_task(block["task"]), sorted(by_key, key=int))
+    graph = iteration_graph(node, sorted(by_key, key=int))
     actions = plan_iterations(graph, statuses, concurrency=concurrency, now_ms=to_ms(now),
                               cancel_reason=CancelReason.USER if canceling else None,
-                              total=iterations.count(), busy_elsewhere=busy)
+                              total=total, busy_elsewhere=busy)
     start_attempts(run, [by_key[a.task_key] for a in actions if isinstance(a, StartTask)], now)
     for action in actions:
         if isinstance(action, SkipTask):
             skip_attempt(run, by_key[action.task_key], action, now)
         elif isinstance(action, RetryTask):
             schedule_retry(run, by_key[action.task_key], action, now)
-        elif isinstance(action, FinishRun) and all_blocked_loaded:
+        elif isinstance(action, FinishRun) and all_blocked_loaded and ending:
             return finish_for_each(run, wrapper, action, now)
     return False
 
@@ -69,11 +100,26 @@ def finish_for_each(run, wrapper, action, now):
 
 
 def iteration_stats(run, wrapper):
-    """The API's for_each_task.stats of one for-each attempt (its current iterations)."""
+    """The API's for_each_task.stats of one for-each attempt (its current iterations): counted
+    by the database (one aggregate, plus one over the failures' messages if any failed), so a
+    loop of 10,000 iterations costs the run page and runs/get what one of 10 does."""
     if not wrapper.started_at:
-        return for_each_stats([], 0)
-    rows = TaskRun.objects.filter(run=run, for_each_key=wrapper.task_key, is_current=True).values_list(
-        "life_cycle_state", "result_state", "state_message", "termination_code")
-    facts = [IterationFacts(TaskStatus("", L(state), R(result) if result else None), message or "", code or "")
-             for state, result, message, code in rows]
-    return for_each_stats(facts, len(facts))
+        return for_each_stats_from_counts({}, [], 0)
+    iterations = TaskRun.objects.filter(run=run, for_each_key=wrapper.task_key, is_current=True)
+    counts = {(L(state), R(result) if result else None): n
+              for (state, result), (n, _) in iteration_counts(iterations).items()}
+    errors = []
+    if any(is_failure(state, result) for state, result in counts):
+        failed = iterations.filter(Q(life_cycle_state=L.INTERNAL_ERROR) | Q(result_state__in=FAILED_RESULTS))
+        grouped = failed.order_by().values_list("life_cycle_state", "result_state", "state_message",
+                                                "termination_code").annotate(n=Count("id"))
+        errors = [(L(state), R(result) if result else None, message or "", code or "", n)
+                  for state, result, message, code, n in grouped]
+    return for_each_stats_from_counts(counts, errors, sum(counts.values()))
+
+
+FAILED_RESULTS = (R.FAILED, R.TIMEDOUT, R.UPSTREAM_FAILED, R.MAXIMUM_CONCURRENT_RUNS_REACHED)
+
+
+def is_failure(state, result):
+    return state == L.INTERNAL_ERROR or result in FAILED_RESULTS

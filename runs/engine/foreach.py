@@ -112,24 +112,42 @@ def _failed(status: TaskStatus) -> bool:
 
 
 def for_each_stats(iterations: Sequence[IterationFacts], total: int) -> dict:
-    """The API's ForEachStats: counts over the latest attempt of every iteration.
+    """The API's ForEachStats: counts over the latest attempt of every iteration."""
+    counts = Counter((f.status.life_cycle_state, f.status.result_state) for f in iterations)
+    errors = Counter((f.status.life_cycle_state, f.status.result_state, f.error_message, f.termination_code)
+                     for f in iterations if _failed(f.status))
+    return for_each_stats_from_counts(counts, [(*key, n) for key, n in errors.items()], total)
+
+
+def for_each_stats_from_counts(
+    counts: Mapping[tuple[L, R | None], int],
+    failures: Sequence[tuple[L, R | None, str, str, int]],
+    total: int,
+) -> dict:
+    """The API's ForEachStats from counts the database made: how many current iterations are in
+    each (life cycle state, result state), and the failed ones grouped by (state, result, error
+    message, termination code) with their count. A loop of 10,000 costs what one of 10 does.
 
     scheduled = handed to a worker or waiting for a retry, not yet finished; active = running.
     """
-    states = [f.status for f in iterations]
-    done = [s for s in states if is_finished(s.life_cycle_state) and s.life_cycle_state != L.WAITING_FOR_RETRY]
-    errors = Counter(
-        (f.error_message or f.status.result_state or "failed", f.termination_code or "")
-        for f in iterations if _failed(f.status)
-    )
+    def number(test) -> int:
+        return sum(n for (state, result), n in counts.items() if test(TaskStatus("", state, result)))
+
+    def done(s: TaskStatus) -> bool:
+        return is_finished(s.life_cycle_state) and s.life_cycle_state != L.WAITING_FOR_RETRY
+
+    errors: Counter = Counter()
+    for state, result, message, code, n in failures:
+        if _failed(TaskStatus("", state, result)):
+            errors[(message or result or "failed", code or "")] += n
     return {
         "task_run_stats": {
             "total_iterations": total,
-            "scheduled_iterations": sum(1 for s in states if s.life_cycle_state in (L.PENDING, L.QUEUED, L.WAITING_FOR_RETRY)),
-            "active_iterations": sum(1 for s in states if s.life_cycle_state in (L.RUNNING, L.TERMINATING)),
-            "completed_iterations": len(done),
-            "succeeded_iterations": sum(1 for s in done if s.result_state == R.SUCCESS),
-            "failed_iterations": sum(1 for s in done if _failed(s)),
+            "scheduled_iterations": number(lambda s: s.life_cycle_state in (L.PENDING, L.QUEUED, L.WAITING_FOR_RETRY)),
+            "active_iterations": number(lambda s: s.life_cycle_state in (L.RUNNING, L.TERMINATING)),
+            "completed_iterations": number(done),
+            "succeeded_iterations": number(lambda s: done(s) and s.result_state == R.SUCCESS),
+            "failed_iterations": number(lambda s: done(s) and _failed(s)),
         },
         "error_message_stats": [
             {"error_message": message[:500], "count": count, "termination_category": code}
