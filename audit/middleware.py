@@ -11,6 +11,7 @@ from django.urls import Resolver404, resolve
 
 from audit.actions import MAX_PARAMS_CHARACTERS, action_of, redacted
 from audit.models import AuditEvent
+from jobs.spec.documents import readable
 from backfills.models import Backfill
 from runs.models import Run, TaskRun
 
@@ -77,13 +78,15 @@ def record(request, response, params, before=None, with_target=True):
     signed_in = user is not None and user.is_authenticated
     user_name = user.get_username() if signed_in else str(params.get("username", ""))[:200] if action == "login" else ""
     job_id, target = target_of(kwargs, params) if with_target else (None, "")
+    # readable: a NUL or a lone surrogate in what was sent (refused by the view) cannot be stored by
+    # PostgreSQL; the row keeps U+FFFD in its place.
     AuditEvent.objects.create(
-        service_name=service, action_name=action[:80], user_id=user.pk if signed_in else None, user_name=user_name,
-        credential=getattr(request, "audit_credential", "session" if signed_in else ""),
-        job_id=job_id, target=target, request_params=params, method=request.method, path=request.path[:500],
-        status_code=response.status_code, outcome=outcome_of(request, response),
-        error_message=error_of(response), source_ip_address=request.META.get("REMOTE_ADDR", "")[:64],
-        user_agent=request.headers.get("User-Agent", "")[:500])
+        service_name=service, action_name=action[:80], user_id=user.pk if signed_in else None,
+        user_name=readable(user_name), credential=getattr(request, "audit_credential", "session" if signed_in else ""),
+        job_id=job_id, target=target, request_params=readable(params), method=request.method,
+        path=readable(request.path[:500]), status_code=response.status_code, outcome=outcome_of(request, response),
+        error_message=readable(error_of(response)), source_ip_address=request.META.get("REMOTE_ADDR", "")[:64],
+        user_agent=readable(request.headers.get("User-Agent", "")[:500]))
 
 
 def target_of(kwargs, params):

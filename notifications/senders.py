@@ -20,7 +20,6 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
-import requests
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 
@@ -191,6 +190,8 @@ def where(location):
 def post_json(out, url, payload, auth=None):
     """POST the payload; the answer "HTTP <status> <start of the body>" on a 2xx. The error and
     the answer never hold the URL's secret parts, nor a redirect's path and query."""
+    import requests  # here: every cluster process loads this module, few of them send (~16 MB)
+
     secrets = url_secrets(url)
 
     def failed(message, answer="", permanent=False):
