@@ -212,7 +212,7 @@ def settle_run_job_task(attempt_id, now=None):
                           error=message if result == R.FAILED else "", now=now or timezone.now())
 
 
-@reacts_to("run.finished")
+@reacts_to("run.finished", when=lambda event: event.run.parent_task_run_id is not None)
 def settle_parent_task(event):
     """A run started by a run_job_task ended: its parent task follows. After the child's commit,
     in a transaction of its own: locking the parent run inside the child's (child first) while a

@@ -402,7 +402,8 @@ def keep_continuous_job_running(state, now):
         return int(run is not None and created)
 
 
-@reacts_to("run.finished")
+@reacts_to("run.finished", when=lambda event: event.run.trigger in (Run.Trigger.CONTINUOUS,
+                                                                     Run.Trigger.CONTINUOUS_RESTART))
 def restart_continuous_job(event):
     """A run of a continuous job ended: the clock looks at the job again now (or after a backoff)."""
     run = Run.objects.filter(id=event.run_id).only("id", "job_id", "trigger", "result_state").first()
