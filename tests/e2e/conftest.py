@@ -3,8 +3,10 @@
 
 import os
 import secrets
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -259,11 +261,73 @@ def postgres_admin_dsn():
 
 
 def start_serve(home, name="serve (SQLite)", *options, extra_env=None):
-    """`manage.py serve` (the embedded default) with its files under `home`."""
+    """`manage.py serve` (the embedded default) with its files under `home`. Its databases are
+    copies of this process's migrated ones (see migrated_sqlite_files): `serve` finds nothing to
+    migrate and goes on as on a first start (admin login, demo job, secret key of its own)."""
+    return _start_serve(home, name, options, extra_env, premigrated=True)
+
+
+def _start_serve(home, name, options, extra_env, premigrated):
     port = free_port()
     env = {**base_env(home / "home", make_workspace(home), port), **(extra_env or {})}
+    home_dir = Path(env["LAKEFLOW_HOME"])
+    if premigrated and not SQLITE_LAYOUT_KEYS & set(extra_env or ()) and not any(home_dir.glob("*.sqlite3*")):
+        # A new home only (a home with a database keeps it). keep_private makes the home 0700 (and
+        # whatever is in it 0600) when serve starts.
+        home_dir.mkdir(parents=True, exist_ok=True)
+        for source in migrated_sqlite_files():
+            copy_private(source, home_dir / source.name)
     return Server(name, env, [("serve", [PYTHON, "manage.py", "serve", "--port", str(port), *options])],
                   home / "workspace")
+
+
+# Settings that change which databases the embedded default has or where: a server given one of
+# these migrates its own.
+SQLITE_LAYOUT_KEYS = {"DATABASE_URL", "LAKEFLOW_Q_SYNC", "LAKEFLOW_HOME", "DJANGO_SETTINGS_MODULE"}
+
+MIGRATE_EVERY_DATABASE = """
+import django
+django.setup()
+from django.conf import settings
+from django.core.management import call_command
+for database in settings.DATABASES:  # as `serve` does: the main database, and the embedded broker's
+    call_command("migrate", database=database, interactive=False, verbosity=0)
+"""
+
+_sqlite_template = []  # this process's migrated SQLite files, made by the first start_serve that wants them
+
+
+def migrated_sqlite_files():
+    """db.sqlite3 and broker.sqlite3 as `serve`'s own migrate leaves them on a first start, made
+    once per process in a home of their own (removed at exit): only the two database files are
+    copied, never its secret key or anything else of a home. The migrations read no environment
+    but the databases' places, so a copy holds the same tables, rows and sqlite_sequence as a
+    migrate of its own. Each file is checkpointed and closed first: nothing is left in a -wal file."""
+    if not _sqlite_template:
+        import atexit
+
+        base = Path(tempfile.mkdtemp(prefix="lakeflow-e2e-sqlite-template-"))
+        atexit.register(shutil.rmtree, base, ignore_errors=True)
+        env = base_env(base / "home", base / "workspace", free_port())
+        migrate = subprocess.run([PYTHON, "-c", MIGRATE_EVERY_DATABASE], cwd=ROOT, capture_output=True, text=True,
+                                 timeout=300, env=env)
+        assert migrate.returncode == 0, migrate.stderr
+        files = [base / "home" / "db.sqlite3", base / "home" / "broker.sqlite3"]
+        for path in files:
+            conn = sqlite3.connect(path)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()  # the last connection: SQLite removes the -wal and -shm files
+            leftover = [p for p in (Path(f"{path}-wal"), Path(f"{path}-journal")) if p.exists() and p.stat().st_size]
+            assert not leftover, f"{leftover} still hold(s) writes to {path}"
+        _sqlite_template.extend(files)
+    return _sqlite_template
+
+
+def copy_private(source, target):
+    """Copy a file to a new one that only its owner can read (the home's files are 0600)."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+        shutil.copyfileobj(src, out)
 
 
 def live_processes():
@@ -282,9 +346,95 @@ def live_processes():
     return found
 
 
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_WAIT_MS = 60_000
+
+
+class SharedBrowser:
+    """One Chromium (and Playwright driver) for a stretch of browser tests, launched by the first
+    of them and closed after the last (see pytest_runtest_teardown). Never kept beyond them: while
+    Playwright's sync API is up, the main thread's asyncio loop counts as running, so asyncio.run
+    and Django's async-unsafe guard (SynchronousOnlyOperation) would fail in every later test."""
+
+    playwright = chromium = None
+
+    def get(self):
+        if self.chromium is None:
+            from playwright.sync_api import expect, sync_playwright
+
+            # Every expectation may wait for a server on a busy machine (a form's POST, a page's fetch):
+            # Playwright's 5 s default is a timing assumption, not a guarantee.
+            expect.set_options(timeout=BROWSER_WAIT_MS)
+            self.playwright = sync_playwright().start()
+            try:
+                self.chromium = self.playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            except BaseException:
+                self.close()
+                raise
+        return self.chromium
+
+    def close(self):
+        chromium, playwright = self.chromium, self.playwright
+        self.chromium = self.playwright = None
+        try:
+            if chromium is not None:
+                chromium.close()
+        finally:
+            if playwright is not None:
+                playwright.stop()
+
+
+_shared_browser = SharedBrowser()
+
+
+def uses_browser(item):
+    return "browser" in getattr(item, "fixturenames", ())
+
+
+@pytest.fixture
+def browser():
+    """The Chromium of this stretch of browser tests (shared: launching one costs seconds)."""
+    return _shared_browser.get()
+
+
+@pytest.fixture
+def page(browser):
+    """A page in a browser context of its own: no cookies or storage from another test."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own grouping by parametrized fixtures
+def pytest_collection_modifyitems(items):
+    """The browser tests run one after another, where the first of them was collected (their
+    order kept), so that one Chromium serves them all instead of one per module."""
+    browsing = [item for item in items if uses_browser(item)]
+    if browsing:
+        first = items.index(browsing[0])
+        others = [item for item in items if not uses_browser(item)]
+        items[:] = others[:first] + browsing + others[first:]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    try:
+        return (yield)  # the test's fixtures are torn down (its browser context closed) here
+    finally:
+        if nextitem is None or not uses_browser(nextitem):
+            _shared_browser.close()
+
+
+def pytest_sessionfinish(session):
+    _shared_browser.close()  # an interrupted session (-x, Ctrl-C) does not reach the last teardown
+
+
 @pytest.fixture(scope="session")
 def sqlite_server(tmp_path_factory):
-    server = start_serve(tmp_path_factory.mktemp("serve-sqlite"))
+    """The session's shared `serve`, started on an empty home: the first-start path (serve's
+    own migrate of every database) stays covered."""
+    server = _start_serve(tmp_path_factory.mktemp("serve-sqlite"), "serve (SQLite)", (), None, premigrated=False)
     yield server
     server.stop()
 
@@ -300,8 +450,6 @@ def start_scaleout(home, nodes, redis_url="redis://127.0.0.1:6379/0", extra_env=
 
     admin_dsn, user = postgres_admin_dsn()
     database = f"lakeflow_e2e_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
     port = free_port()
     env = base_env(home / "home", make_workspace(home), port)
     Path(env["LAKEFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
@@ -312,19 +460,53 @@ def start_scaleout(home, nodes, redis_url="redis://127.0.0.1:6379/0", extra_env=
         LAKEFLOW_SECRETS_KEY=secrets_key(),  # required in this mode: one key for every process
     )
     env.update(extra_env or {})
-    migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=300)
-    assert migrate.returncode == 0, migrate.stderr
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}" TEMPLATE "{migrated_template(env, user)}"')
     web = ("web", [PYTHON, "-m", "lakeflow_site.web", "--bind", "127.0.0.1", "--port", str(port), "lakeflow_site.asgi:application"])
     nodes = [(f"qcluster-{i}", QCLUSTER) for i in range(1, nodes + 1)]
-    server = Server(f"web + {len(nodes)} qcluster (Postgres + Redis)", env, [web, *nodes], home / "workspace")
-    # `serve` makes the admin login itself; the scale-out mode has createsuperuser for that.
-    made = subprocess.run([PYTHON, "manage.py", "createsuperuser", "--noinput", "--username", "admin",
-                           "--email", "admin@example.com"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**env, "DJANGO_SUPERUSER_PASSWORD": env["LAKEFLOW_ADMIN_PASSWORD"]})
-    assert made.returncode == 0, made.stderr
+    # `serve` makes the admin login itself; the scale-out mode has createsuperuser for that (run
+    # while the processes start: it needs only the migrated database).
+    made = subprocess.Popen([PYTHON, "manage.py", "createsuperuser", "--noinput", "--username", "admin",
+                             "--email", "admin@example.com"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**env, "DJANGO_SUPERUSER_PASSWORD": env["LAKEFLOW_ADMIN_PASSWORD"]})
+    try:
+        server = Server(f"web + {len(nodes)} qcluster (Postgres + Redis)", env, [web, *nodes], home / "workspace")
+    finally:
+        _, made_errors = made.communicate(timeout=120)
+    assert made.returncode == 0, made_errors
     server.database_url = env["DATABASE_URL"]
     return server, database
+
+
+_template = []  # this process's migrated database, made by the first start_scaleout
+
+
+def migrated_template(env, user):
+    """The name of a database that `manage.py migrate` has brought up to date, made once per
+    process and dropped at its exit. Each scale-out database is a copy of it (CREATE DATABASE
+    ... TEMPLATE, a fraction of a second): the same tables, rows and sequences as a migrate of its
+    own (the migrations read no environment), without a Django start and 40 migrations each time.
+    Its name holds this process's pid: templates of processes gone without their exit handler
+    (SIGKILL) are dropped here."""
+    if not _template:
+        import atexit
+
+        import psycopg
+
+        template = f"lakeflow_e2e_template_{os.getpid()}_{secrets.token_hex(4)}"
+        with psycopg.connect(postgres_admin_dsn()[0], autocommit=True) as conn:
+            for (name,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'lakeflow_e2e_template_%'"):
+                parts = name.split("_")  # lakeflow, e2e, template, pid, random
+                if len(parts) == 5 and parts[3].isdigit() and not Path(f"/proc/{parts[3]}").exists():
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{template}"')
+        atexit.register(drop_database, template)
+        migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, capture_output=True,
+                                 text=True, timeout=300, env={
+                                     **env, "DATABASE_URL": f"postgresql://{user}@127.0.0.1:5432/{template}"})
+        assert migrate.returncode == 0, migrate.stderr
+        _template.append(template)
+    return _template[0]
 
 
 def secrets_key():
@@ -352,8 +534,18 @@ def scaleout_server(tmp_path_factory):
 
 @pytest.fixture
 def two_node_server(tmp_path_factory):
-    """Two qcluster nodes (each with its standby clock) on one Postgres database and Redis."""
+    """Two qcluster nodes (each with its standby clock) on one Postgres database and Redis, for
+    one test: it may kill a node."""
     server, database = start_scaleout(tmp_path_factory.mktemp("two-nodes"), nodes=2)
+    yield server
+    server.stop()
+    drop_database(database)
+
+
+@pytest.fixture(scope="session")
+def shared_two_node_server(tmp_path_factory):
+    """The same, shared by the tests that kill no process and look only at their own jobs' runs."""
+    server, database = start_scaleout(tmp_path_factory.mktemp("shared-two-nodes"), nodes=2)
     yield server
     server.stop()
     drop_database(database)

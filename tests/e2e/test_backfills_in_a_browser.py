@@ -12,14 +12,14 @@ from databricks.sdk.service import jobs
 from playwright.sync_api import expect
 
 from tests.e2e.test_core_with_the_sdk import python_task
-from tests.e2e.test_dashboard_in_a_browser import browser, page, shot, sign_in  # noqa: F401 (its fixtures)
+from tests.e2e.test_dashboard_in_a_browser import shot, sign_in
 
 pytestmark = pytest.mark.e2e
 
 LIVE = 60_000  # ms: how long the browser waits for the server to move on
 
 
-def test_a_backfill_made_in_the_form_fills_its_progress_bar(page, sqlite_server):  # noqa: F811 (the page fixture)
+def test_a_backfill_made_in_the_form_fills_its_progress_bar(page, sqlite_server):
     server, w = sqlite_server, sqlite_server.client()
     job = w.jobs.create(name=f"daily report {secrets.token_hex(3)}", max_concurrent_runs=2,
                         parameters=[jobs.JobParameterDefinition(name="day", default="2024-01-01")],

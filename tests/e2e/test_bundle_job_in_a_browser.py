@@ -12,12 +12,12 @@ from databricks.sdk.service.workspace import ImportFormat
 from playwright.sync_api import expect
 
 from jobs.spec.deployment import LOCKED_REASON
-from tests.e2e.test_dashboard_in_a_browser import browser, page, shot, sign_in  # noqa: F401 (its fixtures)
+from tests.e2e.test_dashboard_in_a_browser import shot, sign_in
 
 pytestmark = pytest.mark.e2e
 
 
-def test_a_bundle_job_names_its_bundle_and_is_locked_until_disconnected(page, sqlite_server):  # noqa: F811
+def test_a_bundle_job_names_its_bundle_and_is_locked_until_disconnected(page, sqlite_server):
     server, w = sqlite_server, sqlite_server.client()
     bundle = f"demo-{secrets.token_hex(3)}"
     state = f"/Workspace/Users/{w.current_user.me().user_name}/.bundle/{bundle}/dev/state"
@@ -52,7 +52,7 @@ def test_a_bundle_job_names_its_bundle_and_is_locked_until_disconnected(page, sq
     assert w.jobs.get(job_id).settings.edit_mode == jobs.JobEditMode.EDITABLE
 
 
-def test_a_metadata_file_nested_too_deep_to_parse_leaves_the_job_page_showing_its_path(page, sqlite_server):  # noqa: F811
+def test_a_metadata_file_nested_too_deep_to_parse_leaves_the_job_page_showing_its_path(page, sqlite_server):
     # Anyone may write /Workspace/Shared: a file there must not take down the page of every viewer.
     server, w = sqlite_server, sqlite_server.client()
     metadata_path = f"/Workspace/Shared/deep-{secrets.token_hex(3)}/metadata.json"

@@ -7,34 +7,14 @@ Screenshots of the main pages land in test-artifacts/screenshots/ (look at them)
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 LIVE = 60_000  # ms: how long a browser waits for a run to move on
-
-
-@pytest.fixture(scope="module")
-def browser():
-    # Every expectation may wait for a server on a busy machine (a form's POST, a page's fetch):
-    # Playwright's 5 s default is a timing assumption, not a guarantee.
-    expect.set_options(timeout=LIVE)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def shot(page, name):

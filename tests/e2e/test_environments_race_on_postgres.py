@@ -68,8 +68,8 @@ def setup_logs(server, run_id):
     return [path.read_text() for path in attempts.glob(f"{run_id}/*/setup.log")]
 
 
-def test_two_workers_starting_tasks_of_one_spec_build_its_environment_once(two_node_server, tmp_path):
-    server = two_node_server
+def test_two_workers_starting_tasks_of_one_spec_build_its_environment_once(shared_two_node_server, tmp_path):
+    server = shared_two_node_server
     w = server.client()
     index = HeldIndex(make_wheel(tmp_path))
     try:

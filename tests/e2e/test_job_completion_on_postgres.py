@@ -23,8 +23,8 @@ def upstream_reactions_pending(server, job_ids):
                             (list(job_ids),)).fetchone()[0]
 
 
-def test_each_combination_of_upstream_completions_fires_the_downstream_job_once(two_node_server):
-    server, w = two_node_server, two_node_server.client()
+def test_each_combination_of_upstream_completions_fires_the_downstream_job_once(shared_two_node_server):
+    server, w = shared_two_node_server, shared_two_node_server.client()
     # Both sleep as long: each round's two runs end close together, on whichever nodes took them.
     a, b = (w.jobs.create(name=name, max_concurrent_runs=2, tasks=[python_task(server, "t", "ok.py", "0.3")]).job_id
             for name in ("A", "B"))

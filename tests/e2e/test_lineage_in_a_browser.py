@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.test_control_flow_with_the_sdk import finished_run
 from tests.e2e.test_core_with_the_sdk import WAIT, tasks_by_key
-from tests.e2e.test_dashboard_in_a_browser import browser, page, shot, sign_in  # noqa: F401 (its fixtures)
+from tests.e2e.test_dashboard_in_a_browser import shot, sign_in
 
 pytestmark = pytest.mark.e2e
 

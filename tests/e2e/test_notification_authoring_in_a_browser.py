@@ -11,7 +11,7 @@ from databricks.sdk.service import jobs
 from databricks.sdk.service.settings import Config, GenericWebhookConfig
 from playwright.sync_api import expect
 
-from tests.e2e.test_dashboard_in_a_browser import browser, page, shot, sign_in  # noqa: F401 (its fixtures)
+from tests.e2e.test_dashboard_in_a_browser import shot, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def create_destination(server, w, name):
             "print(d.id)")).strip().splitlines()[-1]
 
 
-def test_an_admin_sets_notifications_in_the_job_form_and_the_sdk_reads_them_back(page, sqlite_server):  # noqa: F811
+def test_an_admin_sets_notifications_in_the_job_form_and_the_sdk_reads_them_back(page, sqlite_server):
     server, w = sqlite_server, sqlite_server.client()
     suffix = secrets.token_hex(3)
     hook = create_destination(server, w, f"On-call hook {suffix}")

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.notification_rows import webhook_destination
 from tests.e2e.test_core_with_the_sdk import WAIT, python_task
-from tests.e2e.test_dashboard_in_a_browser import browser, node, page, shot, sign_in  # noqa: F401 (its fixtures)
+from tests.e2e.test_dashboard_in_a_browser import node, shot, sign_in
 from tests.notification_receivers import HttpReceiver
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +36,7 @@ print("released", flush=True)
 
 
 def test_the_run_page_shows_each_notification_with_its_state_and_the_receivers_answer(
-        page, sqlite_server, tmp_path):  # noqa: F811 (the page fixture)
+        page, sqlite_server, tmp_path):
     server, w = sqlite_server, sqlite_server.client()
     suffix = secrets.token_hex(3)  # the server is shared by the session's tests
     (server.workspace / "hold_until_released.py").write_text(HOLD.lstrip("\n"))

@@ -133,7 +133,7 @@ def wait_for_end(w, server, run_id, timeout):
         else:
             if run.state.life_cycle_state in ENDED:
                 return run
-        time.sleep(0.5)
+        time.sleep(0.1)
     states = [(t.task_key, t.attempt_number, t.state.life_cycle_state) for t in (run.tasks or [])] if run else None
     raise AssertionError(f"run {run_id} did not end within {timeout}s; tasks: {states}\n{node_logs(server)}")
 

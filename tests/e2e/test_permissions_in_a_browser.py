@@ -10,7 +10,7 @@ from databricks.sdk.service import jobs
 from playwright.sync_api import expect
 
 from tests.e2e.test_core_with_the_sdk import WAIT
-from tests.e2e.test_dashboard_in_a_browser import browser, page, shot  # noqa: F401 (its fixtures)
+from tests.e2e.test_dashboard_in_a_browser import shot
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ def failing_task(server):
     return jobs.Task(task_key="t", spark_python_task=jobs.SparkPythonTask(python_file=server.script("fail.py")))
 
 
-def test_bob_sees_his_jobs_cannot_repair_a_viewed_one_and_shares_his_own(page, sqlite_server):  # noqa: F811
+def test_bob_sees_his_jobs_cannot_repair_a_viewed_one_and_shares_his_own(page, sqlite_server):
     server, admin = sqlite_server, sqlite_server.client()
     suffix = secrets.token_hex(3)
     bob_name, charlie_name, password = f"bob-{suffix}", f"charlie-{suffix}", secrets.token_urlsafe(12)

@@ -14,7 +14,7 @@ from databricks.sdk.service import jobs
 from playwright.sync_api import expect
 
 from tests.e2e.test_core_with_the_sdk import WAIT
-from tests.e2e.test_dashboard_in_a_browser import browser, page, shot  # noqa: F401 (its fixtures)
+from tests.e2e.test_dashboard_in_a_browser import shot
 from tests.e2e.test_permissions_in_a_browser import make_user
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 MEASURED_COST = re.compile(r"^\d[\d,]*\.\d+ USD$")  # the server's default currency
 
 
-def test_a_measured_run_shows_on_the_usage_page_and_in_the_job_and_run_pages(page, sqlite_server):  # noqa: F811
+def test_a_measured_run_shows_on_the_usage_page_and_in_the_job_and_run_pages(page, sqlite_server):
     server = sqlite_server
     suffix = secrets.token_hex(3)
     name, password = f"usage-{suffix}", secrets.token_urlsafe(12)
