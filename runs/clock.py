@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
-from django.db.models import Exists, Subquery
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from runs import broker
@@ -54,7 +54,7 @@ def promote_due_retries(now):
         with transaction.atomic():
             run = lock_run(run_id)
             if not TaskRun.objects.filter(id=attempt_id, life_cycle_state=L.WAITING_FOR_RETRY).update(
-                    life_cycle_state=L.PENDING, queued_at=now):
+                    life_cycle_state=L.PENDING, queued_at=now, dispatched_at=now):
                 return 0
             attempt = TaskRun.objects.get(id=attempt_id)
             record(run, "task.pending", attempt, now, task_key=attempt.task_key,
@@ -95,12 +95,19 @@ def kill_if_local(attempt):
 
 
 def requeue_stale_pending(now):
-    stale = list(
-        TaskRun.objects.filter(life_cycle_state=L.PENDING, queued_at__lt=now - REQUEUE_AFTER).values_list("id", flat=True)
-    )
+    """Hand over again the PENDING attempts whose broker message is REQUEUE_AFTER old, and the held
+    ones (lazy dispatch) waiting that long in a run where no worker is coming for them: nothing of
+    the run runs in a worker (for-each and run-job attempts only wait) and nothing is sent."""
+    cutoff = now - REQUEUE_AFTER
+    coming = TaskRun.objects.filter(run_id=OuterRef("run_id")).filter(
+        Q(life_cycle_state__in=[L.RUNNING, L.TERMINATING]) & ~Q(task_type__in=WAITING_TYPES)
+        | Q(life_cycle_state=L.PENDING, dispatched_at__isnull=False))
+    stale = list(TaskRun.objects.filter(life_cycle_state=L.PENDING).filter(
+        Q(dispatched_at__lt=cutoff) | Q(dispatched_at__isnull=True, queued_at__lt=cutoff) & ~Exists(coming))
+        .values_list("id", flat=True))
     if stale:
         # Duplicates are harmless: the first worker's claim wins, the rest are no-ops.
-        TaskRun.objects.filter(id__in=stale, life_cycle_state=L.PENDING).update(queued_at=now, dispatched_at=now)
+        TaskRun.objects.filter(id__in=stale, life_cycle_state=L.PENDING).update(dispatched_at=now)
         broker.enqueue_attempts(stale)
     return len(stale)
 
@@ -126,6 +133,7 @@ def requeue_after_broker_restart(now):
     pending = []
     if _broker_seen["run_id"] not in (None, run_id):
         pending = list(TaskRun.objects.filter(life_cycle_state=L.PENDING).values_list("id", flat=True))
+        TaskRun.objects.filter(id__in=pending, life_cycle_state=L.PENDING).update(dispatched_at=now)
         log.warning("the broker restarted: handing %d pending attempts over again", len(pending))
         broker.enqueue_attempts(pending)  # the ones it did not lose run once: the first claim wins
     _broker_seen["run_id"] = run_id  # only now: if the hand-over failed, the next pass tries again

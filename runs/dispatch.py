@@ -131,6 +131,9 @@ def finish_attempt(attempt_id, ending, *, now=None, handoff=None, **fields):
         run = lock_run(attempt.run_id)
         if not end_attempt(run, attempt, ending, now, **fields):
             return False
+        if earlier_claim is not None:  # this end won, so the earlier try did not commit: nor did its claim
+            handoff.pop()
+            earlier_claim = None
         if run.life_cycle_state in WORKING_RUN_STATES:
             advance_after_finish(run, attempt, ended_status_row(attempt, ending, fields), now, handoff)
             if handoff is not None and handoff.attempt_id not in (None, earlier_claim):
@@ -184,9 +187,12 @@ def cancel_task_run(attempt_id, now=None):
         attempt.refresh_from_db()
         if attempt.life_cycle_state in FINISHED_LIFE_CYCLES:
             return False
+        sent = attempt.life_cycle_state == L.PENDING
         changed = cancel_attempt(run, attempt, now)
         if run.life_cycle_state in WORKING_RUN_STATES:
             advance_locked(run, now)
+            if changed and sent:  # its broker message will find it canceled: its place goes on
+                dispatch_held(run, now)
         return changed
 
 

@@ -128,3 +128,79 @@ def test_a_committed_handoff_is_run_as_loaded_without_reading_it_again(alice, br
         assert (b.task_key, b.life_cycle_state, b.run.job.id, b.run.job_version.id) == (
             "b", L.RUNNING, job.id, run.job_version_id)
     assert TaskRun.objects.get(id=b.id).worker_host == worker.HOST
+
+
+class CommitLost(Exception):
+    pass
+
+
+def test_a_finish_tried_again_after_its_claim_was_rolled_back_still_has_someone_coming(alice, broker, settings):
+    """reconnecting() tries a finish again with the same handoff; the first try's claim is gone."""
+    from django.db import transaction
+
+    from runs import worker
+
+    settings.LAKEFLOW_DISPATCH_AHEAD = 1
+    job = make_job(alice, [shell("a"), shell("b"), shell("c")])
+    run, _ = create_run(job)
+    a = claim_attempt(broker.take()[0])
+    waiting = held(run)
+    taking = handoff()
+    taking.host = worker.HOST
+    with pytest.raises(CommitLost), transaction.atomic():
+        finish_attempt(a.id, attempt_ended(R.SUCCESS), handoff=taking)
+        assert taking.attempt_id == waiting[0]
+        raise CommitLost
+    assert held(run) == waiting
+
+    assert finish_attempt(a.id, attempt_ended(R.SUCCESS), handoff=taking)
+
+    taken = worker.handed_off(taking)
+    assert taken is not None and taken.id == waiting[0]
+    assert TaskRun.objects.get(id=taken.id).worker_host == worker.HOST
+
+
+def test_canceling_a_sent_attempt_sends_a_held_one_in_its_place(alice, broker, settings):
+    from runs.dispatch import cancel_task_run
+
+    settings.LAKEFLOW_DISPATCH_AHEAD = 1
+    job = make_job(alice, [shell("a"), shell("b"), shell("c")])
+    run, _ = create_run(job)
+    first = broker.take()[0]
+    waiting = held(run)
+
+    assert cancel_task_run(first)
+
+    assert broker.take() == [waiting[0]]
+
+
+def test_the_clock_sends_held_attempts_only_when_no_worker_of_their_run_is_coming(alice, broker):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.clock import REQUEUE_AFTER, requeue_stale_pending
+
+    job = make_job(alice, [shell(f"t{i}") for i in range(8)])
+    run, _ = create_run(job)
+    sent = broker.take()
+    running = claim_attempt(sent[0])
+    later = timezone.now() + REQUEUE_AFTER + timedelta(seconds=1)
+
+    # The three other sent attempts' messages are old: sent again. The held ones have a worker
+    # of their run coming (the running attempt's finish takes or sends one): left alone.
+    assert requeue_stale_pending(later) == 3
+    assert sorted(broker.take()) == sorted(sent[1:])
+    for attempt_id in sent[1:]:
+        claim_attempt(attempt_id)
+    assert requeue_stale_pending(later) == 0
+
+    # Nothing of the run runs any more and nothing is sent (a node died with its workers and
+    # the reaper has not come yet): the held ones go to the broker.
+    TaskRun.objects.filter(id__in=[running.id, *sent[1:]]).update(life_cycle_state=L.TERMINATED)
+    assert requeue_stale_pending(later) == 4
+    assert sorted(broker.take()) == held_before_requeue(run, sent)
+
+
+def held_before_requeue(run, sent):
+    return sorted(TaskRun.objects.filter(run=run).exclude(id__in=sent).values_list("id", flat=True))
