@@ -34,3 +34,29 @@ def held_broker(monkeypatch):
     held = []
     monkeypatch.setattr("runs.broker.enqueue_attempts", held.extend)
     return held
+
+
+def _database_kind(item):
+    """0: rolled back (db), 1: flushed after (transactional), 2: no database, as pytest-django
+    orders them."""
+    marker = item.get_closest_marker("django_db")
+    fixtures = getattr(item, "fixturenames", ())
+    if (marker is not None and (marker.kwargs.get("transaction") or marker.kwargs.get("reset_sequences"))) or (
+            "transactional_db" in fixtures or "live_server" in fixtures):
+        return 1
+    return 0 if marker is not None or "db" in fixtures else 2
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    """A transactional test's flush empties every table, rows of data migrations too (the admins
+    group): a rolled-back database test collected after one fails for that. pytest-django orders
+    them; a later reordering hook must not undo it."""
+    last = None
+    for item in session.items:
+        kind = _database_kind(item)
+        if kind == 0 and last is not None:
+            raise pytest.UsageError(f"{item.nodeid} (a database test) is ordered after {last} (a transactional "
+                                    "test, whose flush removes rows the data migrations made)")
+        if kind == 1:
+            last = last or item.nodeid
