@@ -77,8 +77,8 @@ def plan_around(run, now, handoff, graph, changed, known=None):
     rows already in hand, by task key."""
     focus, parents = focus_of(run, graph, changed)
     known = known or {}
-    rows = {**current_status_rows(run, keys=(focus | parents) - known.keys()), **known} if (
-        focus | parents) - known.keys() else dict(known)
+    missing = (focus | parents) - known.keys()
+    rows = {**(current_status_rows(run, keys=missing) if missing else {}), **known}
     looping = [row for key, row in rows.items() if key in changed and row.task_type == "for_each_task"
                and row.life_cycle_state in (L.RUNNING, L.TERMINATING)]
     if looping and any([advance_for_each(run, wrapper, now) for wrapper in attempts_by_id([r.id for r in looping]).values()]):
