@@ -16,11 +16,12 @@ from django.utils import timezone
 from runs.engine import endings
 from runs.engine.planner import FinishRun, RetryTask, SkipTask, StartTask, next_actions
 from runs.engine.states import ACTIVE_TASK_LIFE_CYCLES, FINISHED_LIFE_CYCLES, CancelReason, RunLifeCycleState as L
-from runs.events import record
+from runs.events import gathered, record
 from runs.for_each import advance_for_each
 from runs.loading import (
     WORKING_RUN_STATES,
     attempts_by_id,
+    current_attempt_rows,
     current_attempts,
     current_status_rows,
     focus_of,
@@ -78,13 +79,16 @@ def plan_around(run, now, handoff, graph, changed, known=None):
     focus, parents = focus_of(run, graph, changed)
     known = known or {}
     missing = (focus | parents) - known.keys()
-    rows = {**(current_status_rows(run, keys=missing) if missing else {}), **known}
+    # A few rows (a chain's next task) are read whole at once: the ones that start are then loaded.
+    read, loaded = (current_attempt_rows(run, missing) if len(missing) <= FEW_ROWS else
+                    (current_status_rows(run, keys=missing), {})) if missing else ({}, {})
+    rows = {**read, **known}
     looping = [row for key, row in rows.items() if key in changed and row.task_type == "for_each_task"
                and row.life_cycle_state in (L.RUNNING, L.TERMINATING)]
     if looping and any([advance_for_each(run, wrapper, now) for wrapper in attempts_by_id([r.id for r in looping]).values()]):
-        rows = current_status_rows(run, keys=focus | parents)
+        rows, loaded = current_status_rows(run, keys=focus | parents), {}
     actions = next_actions(graph, status_map(rows), now_ms=to_ms(now), cancel_reason=run.cancel_reason, focus=focus)
-    apply_actions(run, rows, actions, now, handoff)
+    apply_actions(run, rows, actions, now, handoff, loaded)
     skipped = [action.task_key for action in actions if isinstance(action, SkipTask) and action.task_key not in changed]
     started = any(isinstance(action, (StartTask, RetryTask)) for action in actions)
     return plan_around(run, now, handoff, graph, skipped) or started if skipped else started
@@ -94,8 +98,14 @@ def status_map(rows):
     return {key: status_of(row) for key, row in rows.items()}
 
 
-def apply_actions(run, rows, actions, now, handoff):
-    acting = attempts_by_id([rows[a.task_key].id for a in actions if not isinstance(a, FinishRun)])
+FEW_ROWS = 16
+
+
+def apply_actions(run, rows, actions, now, handoff, loaded=None):
+    """``loaded``: attempts already read, by id (the rest of those acted on are read now)."""
+    loaded = loaded or {}
+    ids = [rows[a.task_key].id for a in actions if not isinstance(a, FinishRun)]
+    acting = {**attempts_by_id([i for i in ids if i not in loaded]), **{i: loaded[i] for i in ids if i in loaded}}
     attempts = {attempt.task_key: attempt for attempt in acting.values()}
     starts = [a for a in actions if isinstance(a, StartTask)]
     start_attempts(run, [attempts[a.task_key] for a in starts], now, handoff,
@@ -111,23 +121,26 @@ def apply_actions(run, rows, actions, now, handoff):
                     now, from_states=WORKING_RUN_STATES)
 
 
-def finish_attempt(attempt_id, ending, *, now=None, handoff=None, **fields):
+def finish_attempt(attempt_id, ending, *, now=None, handoff=None, loaded=None, **fields):
     """Record how an attempt ended (an engine Ending) and advance its run, in one transaction.
 
     Returns False when the attempt had already been finished by someone else (the reaper,
     a redelivered message): the caller's result is then discarded. With a ``Handoff``, the
     caller may take one of the attempts this makes ready (``handoff.pop()`` after the return).
+    ``loaded``: the attempt as its worker loaded it when it claimed it, if it has it (saves a read).
     """
     now = now or timezone.now()
     # What an attempt belongs to never changes, nor its number and start once it ran: read before
     # the transaction (on SQLite, the one write lock), which then holds only what must be decided.
-    attempt = TaskRun.objects.only(*ATTEMPT_IDENTITY).filter(id=attempt_id).first()
+    # A worker's claimed attempt already holds all of it (is_current turns False only after its end).
+    attempt = loaded if loaded is not None and loaded.id == attempt_id and loaded.started_at is not None else (
+        TaskRun.objects.only(*ATTEMPT_IDENTITY).filter(id=attempt_id).first())
     if attempt is None:
         return False
     # A claim left by an earlier try of this finish (one that failed, maybe at commit) is never
     # taken as committed: the worker reads it back (runs/worker.py handed_off).
     earlier_claim = handoff.attempt_id if handoff is not None else None
-    with transaction.atomic():
+    with transaction.atomic(), gathered():
         run = lock_run(attempt.run_id)
         if not end_attempt(run, attempt, ending, now, **fields):
             return False

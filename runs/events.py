@@ -2,8 +2,13 @@
 
 An event's reactions (runs/reactions.py) run after that transaction commits."""
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from runs.models import RunEvent
 from runs.reactions import after_commit, has_durable_reactions
+
+_gathering = ContextVar("gathering_run_events", default=None)
 
 
 def _with_pending_reactions(event):
@@ -13,15 +18,43 @@ def _with_pending_reactions(event):
 
 def record(run, event_type, task_run, at, **data):
     event = _with_pending_reactions(RunEvent(run=run, task_run=task_run, type=event_type, at=at, data=data))
+    gathering = _gathering.get()
+    if gathering is not None:
+        gathering.append(event)
+        return event
     event.save(force_insert=True)
     after_commit([event])
     return event
 
 
 def record_many(run, entries, at):
-    """entries: [(event_type, task_run or None, data)], in record's order."""
-    events = RunEvent.objects.bulk_create([
-        _with_pending_reactions(RunEvent(run=run, task_run=task_run, type=event_type, at=at, data=data))
-        for event_type, task_run, data in entries])
+    """entries: [(event_type, task_run or None, data[, its own at])], in record's order."""
+    events = [_with_pending_reactions(RunEvent(run=run, task_run=entry[1], type=entry[0],
+                                               at=entry[3] if len(entry) > 3 else at, data=entry[2]))
+              for entry in entries]
+    gathering = _gathering.get()
+    if gathering is not None:
+        gathering.extend(events)
+        return events
+    events = RunEvent.objects.bulk_create(events)
     after_commit(events)
     return events
+
+
+@contextmanager
+def gathered():
+    """The events recorded in this block are written together, in one INSERT, as it ends (inside
+    the caller's transaction, in their order): an attempt's end, the next task's start and its
+    claim cost one statement, not three. Nothing in the block may read events back (until it
+    ends, they have no ids). A block that raises writes none; nested, the outer one writes."""
+    if _gathering.get() is not None:
+        yield
+        return
+    events = []
+    token = _gathering.set(events)
+    try:
+        yield
+    finally:
+        _gathering.reset(token)
+    if events:
+        after_commit(RunEvent.objects.bulk_create(events))

@@ -44,21 +44,21 @@ def fact_keys(run, attempt, task):
 def upstream_facts(run, keys=None):
     """tasks.<key>.* for references and dbutils: the current attempt of each task (of `keys`, or all)."""
     facts = {}
-    # "run" too: the related manager sets each row's run, which would reload a deferred run_id per row.
-    attempts = run.task_runs.filter(is_current=True, for_each_key="").only(
-        "id", "run", "task_key", "result_state", "termination_code", "attempt_number", "task_values", "sql_output")
+    # Plain tuples: a task deep in a chain reads every task upstream of it, at each start.
+    attempts = run.task_runs.filter(is_current=True, for_each_key="")
     if keys is not None:
         attempts = attempts.filter(task_key__in=sorted(keys))
-    for attempt in attempts:
-        facts[attempt.task_key] = {
-            "run_id": attempt.id,
-            "result_state": attempt.result_state or "",
-            "error_code": attempt.termination_code if attempt.result_state not in (None, "SUCCESS") else "",
-            "execution_count": attempt.attempt_number + 1,
-            "values": attempt.task_values or {},
+    for task_id, task_key, result_state, termination_code, attempt_number, task_values, sql_output in attempts.values_list(
+            "id", "task_key", "result_state", "termination_code", "attempt_number", "task_values", "sql_output"):
+        facts[task_key] = {
+            "run_id": task_id,
+            "result_state": result_state or "",
+            "error_code": termination_code if result_state not in (None, "SUCCESS") else "",
+            "execution_count": attempt_number + 1,
+            "values": task_values or {},
         }
-        if isinstance(attempt.sql_output, dict) and "rows" in attempt.sql_output:
-            facts[attempt.task_key]["output"] = {"rows": attempt.sql_output["rows"]}
+        if isinstance(sql_output, dict) and "rows" in sql_output:
+            facts[task_key]["output"] = {"rows": sql_output["rows"]}
     return facts
 
 

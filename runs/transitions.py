@@ -36,19 +36,31 @@ def start_attempts(run, attempts, now, handoff=None, reasons=None):
     if not attempts:
         return
     reasons = reasons or {}
-    record_many(run, [("task.pending", a, {"task_key": a.task_key, **({"reason": reasons[a.task_key]}
-                                                                       if a.task_key in reasons else {})})
-                      for a in attempts], now)
-    # BLOCKED rows only change under the run lock we hold, so plain UPDATEs are safe.
     held = {a.id for a in [a for a in attempts if a.task_type not in CONTROL_FLOW_TYPES][settings.LAKEFLOW_DISPATCH_AHEAD:]}
-    sent = [a.id for a in attempts if a.id not in held]
-    TaskRun.objects.filter(id__in=sent, life_cycle_state=L.BLOCKED).update(
-        life_cycle_state=L.PENDING, queued_at=now, dispatched_at=now)
-    if held:
-        TaskRun.objects.filter(id__in=held, life_cycle_state=L.BLOCKED).update(life_cycle_state=L.PENDING, queued_at=now)
-    # This worker takes a held one first: the broker's messages stay useful.
-    taken = handoff.take(run, sorted(attempts, key=lambda a: a.id not in held)) if handoff is not None else None
-    enqueue_on_commit(i for i in sent if i != taken)
+    # This worker takes one itself, a held one first (the broker's messages stay useful): it goes
+    # from BLOCKED to RUNNING in one write. BLOCKED rows only change under the run lock we hold,
+    # so plain UPDATEs are safe.
+    taken = handoff.pick(sorted(attempts, key=lambda a: a.id not in held)) if handoff is not None else None
+    claimed_at = timezone.now()  # not the step's now: its heartbeat must not start out as old as the lock wait
+    if taken is not None and not TaskRun.objects.filter(id=taken.id, life_cycle_state=L.BLOCKED).update(
+            life_cycle_state=L.RUNNING, queued_at=now, dispatched_at=now, started_at=claimed_at,
+            heartbeat_at=claimed_at, worker_host=handoff.host):
+        taken = None
+    taken_id = taken.id if taken is not None else None
+    sent = [a.id for a in attempts if a.id not in held and a.id != taken_id]
+    if sent:
+        TaskRun.objects.filter(id__in=sent, life_cycle_state=L.BLOCKED).update(
+            life_cycle_state=L.PENDING, queued_at=now, dispatched_at=now)
+    if held - {taken_id}:
+        TaskRun.objects.filter(id__in=held - {taken_id}, life_cycle_state=L.BLOCKED).update(
+            life_cycle_state=L.PENDING, queued_at=now)
+    events = [("task.pending", a, {"task_key": a.task_key, **({"reason": reasons[a.task_key]}
+                                                              if a.task_key in reasons else {})}) for a in attempts]
+    if taken is not None:
+        handoff.took(run, taken, claimed_at)
+        events.append(("task.running", taken, running_event_data(taken, handoff.host), claimed_at))
+    record_many(run, events, now)
+    enqueue_on_commit(sent)
 
 
 def dispatch_held(run, now, count=1):
@@ -70,9 +82,13 @@ def claim(run, attempt, now, host):
     )
     if claimed:
         attempt.life_cycle_state, attempt.started_at, attempt.heartbeat_at, attempt.worker_host = L.RUNNING, now, now, host
-        record(run, "task.running", attempt, now, task_key=attempt.task_key, attempt_number=attempt.attempt_number,
-               reason=f"claimed by a worker on {host}" if host else "started in the worker")
+        record(run, "task.running", attempt, now, **running_event_data(attempt, host))
     return bool(claimed)
+
+
+def running_event_data(attempt, host):
+    return {"task_key": attempt.task_key, "attempt_number": attempt.attempt_number,
+            "reason": f"claimed by a worker on {host}" if host else "started in the worker"}
 
 
 class Handoff:
@@ -96,12 +112,15 @@ class Handoff:
     def open(self):
         return self.attempt_id is None and time.monotonic() < self.deadline
 
-    def take(self, run, attempts):
-        """Claim one of ``attempts`` (just made PENDING); its id, or None."""
-        for attempt in attempts if self.open() else ():
-            if attempt.task_type not in CONTROL_FLOW_TYPES and self.claim(run, attempt):
-                return attempt.id
-        return None
+    def pick(self, attempts):
+        """Which of ``attempts`` (being started) this worker would take, or None."""
+        return next((a for a in attempts if a.task_type not in CONTROL_FLOW_TYPES), None) if self.open() else None
+
+    def took(self, run, attempt, claimed_at):
+        """``attempt`` was claimed for this worker (start_attempts wrote it RUNNING)."""
+        attempt.life_cycle_state, attempt.started_at, attempt.heartbeat_at = L.RUNNING, claimed_at, claimed_at
+        attempt.worker_host, attempt.run = self.host, run
+        self.attempt_id, self.claimed_at, self.attempt, self.known_committed = attempt.id, claimed_at, attempt, False
 
     def take_waiting(self, run):
         """Claim the run's oldest PENDING attempt, if nothing was taken yet: a held one (no broker
@@ -116,8 +135,7 @@ class Handoff:
         # Now, not the finish's now: its heartbeat must not start out as old as the lock wait.
         now = timezone.now()
         if claim(run, attempt, now, self.host):
-            attempt.run = run
-            self.attempt_id, self.claimed_at, self.attempt, self.known_committed = attempt.id, now, attempt, False
+            self.took(run, attempt, now)
             return True
         return False
 

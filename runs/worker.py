@@ -110,7 +110,7 @@ def run_guarded(attempt, handoff):
         log.exception("attempt %s failed inside the worker", attempt.id)
         message = f"Internal error in the worker: {type(exc).__name__}: {exc}"
         try:
-            finish(attempt.id, endings.internal_error(message))
+            finish(attempt, endings.internal_error(message))
         except DATABASE_ERRORS:
             raise
         except Exception as again:  # the run cannot advance at all: it alone ends, saying why
@@ -203,7 +203,7 @@ def run_claimed_attempt(attempt, handoff=None):
     except LaunchError as exc:  # git's error, a library path outside the task roots, or the installer's error
         started_fields["setup_duration_ms"] = _sum_ms(checkout_ms, getattr(exc, "setup_duration_ms", None))
         if TaskRun.objects.filter(id=attempt.id, life_cycle_state=L.TERMINATING).exists():  # canceled meanwhile
-            finish(attempt.id, endings.attempt_ended(R.CANCELED, "Canceled by user"), handoff=handoff,
+            finish(attempt, endings.attempt_ended(R.CANCELED, "Canceled by user"), handoff=handoff,
                    **started_fields)
             return "canceled"
         return fail(attempt, exc.code, exc.message, handoff=handoff, **started_fields)
@@ -282,16 +282,16 @@ def run_claimed_attempt(attempt, handoff=None):
         **usage_fields(outcome),  # built last: cleanup_duration_ms runs from the process's end to here
     )
     if outcome.canceled:
-        finish(attempt.id, endings.attempt_ended(R.CANCELED, "Canceled by user"), **fields)
+        finish(attempt, endings.attempt_ended(R.CANCELED, "Canceled by user"), **fields)
         return "canceled"
     if outcome.timed_out:
-        finish(attempt.id, endings.attempt_ended(R.TIMEDOUT, f"Task timed out after {timeout} seconds"), **fields)
+        finish(attempt, endings.attempt_ended(R.TIMEDOUT, f"Task timed out after {timeout} seconds"), **fields)
         return "timed out"
     if outcome.exit_code == 0:
-        finish(attempt.id, endings.attempt_ended(R.SUCCESS), **fields)
+        finish(attempt, endings.attempt_ended(R.SUCCESS), **fields)
         return "success"
     message = result.error or f"Task exited with code {outcome.exit_code}"
-    finish(attempt.id, endings.attempt_ended(R.FAILED, message, code=result.error_code), **fields)
+    finish(attempt, endings.attempt_ended(R.FAILED, message, code=result.error_code), **fields)
     return "failed"
 
 
@@ -360,12 +360,13 @@ def executed_notebook(spec):
     return spec.executed_path if found else ""
 
 
-def finish(attempt_id, ending, **fields):
-    return reconnecting(lambda: finish_attempt(attempt_id, ending, **fields))
+def finish(attempt, ending, **fields):
+    """The claimed attempt's end (as loaded: finish_attempt need not read what it belongs to)."""
+    return reconnecting(lambda: finish_attempt(attempt.id, ending, loaded=attempt, **fields))
 
 
 def fail(attempt, code, message, **fields):  # fields may hold the handoff
-    finish(attempt.id, endings.attempt_ended(R.FAILED, message, code=code), error=message, **fields)
+    finish(attempt, endings.attempt_ended(R.FAILED, message, code=code), error=message, **fields)
     return "failed"
 
 
