@@ -20,7 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.conftest import PYTHON, Server, base_env, free_port, make_workspace  # noqa: E402
+from tests.e2e.conftest import (  # noqa: E402
+    PYTHON,
+    Server,
+    base_env,
+    free_port,
+    make_workspace,
+    serve_is_starting_its_node,
+)
 
 SETTLE_SECONDS = 15
 CPU_SECONDS = 60
@@ -69,7 +76,9 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="idle-memory-"))
     port = free_port()
     env = base_env(tmp / "home", make_workspace(tmp), port)
-    server = Server("serve", env, [("serve", [PYTHON, "manage.py", "serve", "--port", str(port)])], tmp / "workspace")
+    # The API token is made once serve's migrations are done, not during them.
+    server = Server("serve", env, [("serve", [PYTHON, "manage.py", "serve", "--port", str(port)])], tmp / "workspace",
+                    database_ready=serve_is_starting_its_node)
     try:
         time.sleep(SETTLE_SECONDS)
         pids = tree(server.procs[0].pid)

@@ -10,7 +10,6 @@ from django.db import transaction
 from lineage.models import Direction, Source
 from lineage.names import NameRefused, declared_dataset, table_dataset
 from lineage.recording import record_accesses, record_columns, record_gap
-from lineage.sql import attempt_lineage
 from runs.models import TaskRun
 from runs.reactions import reacts_to
 
@@ -39,6 +38,9 @@ def capture_reported_lineage(event):
 
 
 def sql_lineage(ran):
+    # Imported here: lineage.sql brings sqlglot (about 15 MB), which an idle process need not carry.
+    from lineage.sql import attempt_lineage
+
     return attempt_lineage(ran.get("statements") or [], warehouse_id=ran["warehouse_id"], dialect=ran["dialect"],
                            schema=ran.get("schema") or None, row_counts=ran.get("row_counts") or None)
 

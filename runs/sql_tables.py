@@ -25,8 +25,8 @@ import logging
 import re
 from dataclasses import dataclass
 
-import sqlglot
-from sqlglot import exp
+# sqlglot (about 15 MB) is imported by the functions that parse, not with this module: only a
+# worker that finished a sql_task needs it (issue 20: an idle server's memory).
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,8 @@ def transaction_control(text, dialect="duckdb"):
 
 def _words(text, dialect):
     """The statement's words in upper case, comments left out."""
+    import sqlglot
+
     try:
         return [token.text.upper() for token in sqlglot.tokenize(text, read=dialect)]
     except Exception:  # an unterminated quote, say: the words before it are enough here
@@ -71,6 +73,9 @@ def targets(text, dialect):
     """The tables one statement's text writes (it may hold several statements)."""
     if len(text) > MAX_PARSED_CHARS:
         return _targets_by_words(text, dialect, "it is too long to parse")
+    import sqlglot
+    from sqlglot import exp
+
     try:
         statements = sqlglot.parse(text, dialect=dialect)
     except Exception as exc:  # SqlglotError, and RecursionError on deep nesting
@@ -94,6 +99,8 @@ def _targets_by_words(text, dialect, why):
 
 
 def _targets_of(statement):
+    from sqlglot import exp
+
     found = []
     if isinstance(statement, exp.Create):
         if str(statement.args.get("kind") or "").upper() == "TABLE":
@@ -119,6 +126,8 @@ def _targets_of(statement):
 
 
 def _table_targets(node, temporary=False):
+    from sqlglot import exp
+
     if isinstance(node, exp.Schema):  # a table with a column list: t (a, b)
         node = node.this
     if not isinstance(node, exp.Table) or not node.name:
@@ -128,6 +137,8 @@ def _table_targets(node, temporary=False):
 
 
 def _name(identifier):
+    from sqlglot import exp
+
     if isinstance(identifier, exp.Identifier):
         return identifier.this if identifier.quoted else identifier.this.lower()
     return str(identifier.name if hasattr(identifier, "name") else identifier).lower()
@@ -178,6 +189,9 @@ class TableWrites:
     def _dropped(self, text):
         """A dropped temporary table: a table created later under its name is a real one again."""
         if self.temporary and _words(text, self.dialect)[:2] == ["DROP", "TABLE"]:
+            import sqlglot
+            from sqlglot import exp
+
             try:
                 statement = sqlglot.parse_one(text, dialect=self.dialect)
             except Exception:

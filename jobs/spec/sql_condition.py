@@ -19,9 +19,9 @@ Decisions:
 
 from __future__ import annotations
 
-import sqlglot
+import functools
+
 import sqlparse
-from sqlglot import exp
 
 from jobs.spec.checker import Checker
 
@@ -31,9 +31,17 @@ DEFAULT_MODE = "QUERY_RETURNS_ROWS"
 MAX_QUERY_CHARS = 64 * 1024  # a condition is a short query; this also bounds the parse
 DIALECTS = ("duckdb", "postgres")
 READ_WORDS = ("SELECT", "WITH", "VALUES", "FROM", "TABLE")
-# Nodes that change something, wherever they sit in the statement's tree.
-_WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter,
-           exp.Copy, exp.Command, exp.TruncateTable, exp.Attach, exp.Detach, exp.Set, exp.Pragma)
+
+
+@functools.cache
+def _writes():
+    """Nodes that change something, wherever they sit in the statement's tree."""
+    # sqlglot (about 15 MB) is imported on the first query checked, not by every process that
+    # imports the job spec (issue 20: an idle server's memory).
+    from sqlglot import exp
+
+    return (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter,
+            exp.Copy, exp.Command, exp.TruncateTable, exp.Attach, exp.Detach, exp.Set, exp.Pragma)
 
 
 def check_sql_condition(c: Checker, block, path: str) -> None:
@@ -69,6 +77,8 @@ def query_problem(text: str) -> str | None:
     """Why `text` cannot be a condition's query (one statement that only reads), or None."""
     if len(text) > MAX_QUERY_CHARS:
         return f"must be at most {MAX_QUERY_CHARS:,} characters; this one has {len(text):,}"
+    from sqlglot import exp
+
     statements = _parsed(text)
     if statements is None:
         return _problem_by_words(text)
@@ -77,7 +87,7 @@ def query_problem(text: str) -> str | None:
     statement = statements[0]
     if not isinstance(statement, (exp.Query, exp.Values)):
         return f"must be a query that reads (SELECT, WITH ... SELECT, VALUES), not {_kind(statement)}"
-    write = next((node for node in statement.walk() if isinstance(node, _WRITES)), None)
+    write = next((node for node in statement.walk() if isinstance(node, _writes())), None)
     if write is not None:
         return f"must only read: it contains {_kind(write)}"
     if any(isinstance(node, exp.Select) and node.args.get("into") for node in statement.walk()):
@@ -87,6 +97,8 @@ def query_problem(text: str) -> str | None:
 
 def _parsed(text: str):
     """The statements of `text` in the first dialect sqlglot reads it in, or None."""
+    import sqlglot
+
     for dialect in DIALECTS:
         try:
             return [s for s in sqlglot.parse(text, read=dialect) if s is not None]
@@ -108,6 +120,8 @@ def _problem_by_words(text: str) -> str | None:
 
 def _kind(node) -> str:
     """A statement's kind in its own words: "INSERT", "CREATE TABLE", "EXPLAIN"."""
+    from sqlglot import exp
+
     if isinstance(node, exp.Command):
         return str(node.this).upper()
     kind = node.args.get("kind") if isinstance(node, (exp.Create, exp.Drop, exp.Alter)) else None
