@@ -80,6 +80,7 @@ def create_run(job, *, version=None, job_parameters=None, trigger=Run.Trigger.ON
             record(run, "run.queued", None, now, trigger=trigger, reason=queued_reason(trigger, creator))
             if run.id not in admit_queued_runs(job.id, now):
                 waiting_or_skipped(run, job, now)
+                admit_after_commit(run)
             if also is not None:
                 run.refresh_from_db(fields=["life_cycle_state", "state_message"])
                 also(run)
@@ -112,6 +113,16 @@ def waiting_or_skipped(run, job, now):
         limit = max_concurrent_runs(job)
         record(run, "run.waiting", None, now,
                reason=f"the job already has {limit} active run(s), its max_concurrent_runs: it starts when one ends")
+
+
+def admit_after_commit(run):
+    """A new run left waiting is admitted again once its transaction commits: a run of the job
+    that ended meanwhile, whose end this transaction's admission did not see (Postgres, READ
+    COMMITTED), may have reacted before this run was visible, and so found nothing queued
+    (admit_next_queued_runs). The clock's sweep stays the net for a crash in between."""
+    if run.life_cycle_state == L.QUEUED:
+        job_id = run.job_id
+        transaction.on_commit(lambda: admit_queued_runs(job_id), robust=True)
 
 
 def only_tasks(version, only):
@@ -151,9 +162,13 @@ def admit_queued_runs(job_id, now=None):
 @reacts_to("run.finished")
 def admit_next_queued_runs(event):
     """A run ended: its slot may start the job's next queued run (the clock's sweep of queued
-    runs is the safety net for a slot freed without an event)."""
-    job_id = Run.objects.filter(id=event.run_id).values_list("job_id", flat=True).first()
-    if job_id is not None:
+    runs is the safety net for a slot freed without an event).
+
+    Nothing queued, nothing to do, and no admission lock to take: a run queued by a transaction
+    that commits after this look is admitted once it commits (admit_after_commit), and that
+    admission sees this run's end, committed before this reaction ran."""
+    job_id = event.run.job_id
+    if Run.objects.filter(job_id=job_id, life_cycle_state=L.QUEUED).exists():
         admit_queued_runs(job_id, timezone.now())  # not event.at: a swept reaction starts runs now
 
 
@@ -252,6 +267,7 @@ def create_slot_runs(runs, now):
     for run in one_by_one:
         if run.id not in admit_queued_runs(run.job_id, now):
             waiting_or_skipped(run, run.job, now)
+            admit_after_commit(run)
     if one_by_one:
         ended = {row["id"]: row for row in Run.objects.filter(id__in=[run.id for run in one_by_one]).values(
             "id", "life_cycle_state", "state_message")}

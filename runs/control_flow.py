@@ -20,18 +20,19 @@ from jobs.spec.refs import find_references, resolve
 from jobs.spec.settings import task_type_of
 from jobs.models import Job
 from runs.admission import RunRefused, create_run
-from runs.dispatch import advance_locked, cancel_run, end_broken_run, finish_attempt
+from runs.dispatch import advance_after_end, advance_locked, cancel_run, end_broken_run, finish_attempt
 from runs.engine import endings
 from runs.engine.condition import ConditionError, evaluate_condition, outcome_text
 from runs.engine.parameters import ParametersInvalid
 from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L, RunResultState as R, TerminationCode
-from runs.events import record
+from runs.events import gathered, record
 from runs.for_each import current_iterations
 from runs.isolation import each_isolated
-from runs.loading import attempt_task_settings, lock_run
+from runs.loading import attempt_task_settings, lock_run_of
 from runs.models import Run, TaskRun
 from runs.reactions import reacts_to
-from runs.resolution import reference_context, upstream_facts
+from runs.resolution import fact_keys, reference_context, upstream_facts
+from runs.transitions import end_attempt
 
 log = logging.getLogger(__name__)
 
@@ -43,23 +44,24 @@ MAX_RUN_JOB_DEPTH = 10
 def execute_control_flow(attempt_id):
     """Claim and start a control-flow attempt in one transaction; returns what happened."""
     now = timezone.now()
-    with transaction.atomic():
-        run_id = TaskRun.objects.filter(id=attempt_id).values_list("run_id", flat=True).first()
-        if run_id is None:
+    with transaction.atomic(), gathered():  # its events in one INSERT (a child run's: its own)
+        run = lock_run_of(attempt_id)
+        if run is None:
             return "not claimed"
-        run = lock_run(run_id)
         claimed = TaskRun.objects.filter(id=attempt_id, life_cycle_state=L.PENDING).update(
             life_cycle_state=L.RUNNING, started_at=now, heartbeat_at=now
         )
         if not claimed:
             return "not claimed"
         attempt = TaskRun.objects.get(id=attempt_id)
+        attempt.run = run  # the locked run: finish() goes on under its lock
         record(run, "task.running", attempt, now, task_key=attempt.task_key, attempt_number=attempt.attempt_number)
         task = attempt_task_settings(run.job_version, attempt)
         if task is None:
             return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION,
                         f"Task {attempt.task_key} is not in the job's settings any more", now)
-        facts = upstream_facts(run)
+        # Only the tasks it may read (its upstream, those it names): often none, and no query.
+        facts = upstream_facts(run, keys=fact_keys(run, attempt, task))
         kind = task_type_of(task)
         if kind == "condition_task":
             return run_condition(run, attempt, task, facts, now)
@@ -70,9 +72,18 @@ def execute_control_flow(attempt_id):
         return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION, f"{kind} is not a control-flow task", now)
 
 
-def fail(attempt, code, message, now):
-    finish_attempt(attempt.id, endings.attempt_ended(R.FAILED, message, code=code), error=message, now=now)
+def fail(attempt, code, message, now, **fields):
+    finish(attempt, endings.attempt_ended(R.FAILED, message, code=code), now, error=message, **fields)
     return "failed"
+
+
+def finish(attempt, ending, now, **fields):
+    """finish_attempt for an attempt claimed in this transaction, under the lock of its run
+    (attempt.run) taken then: no second read of either. Returns False if it had ended already."""
+    if not end_attempt(attempt.run, attempt, ending, now, **fields):
+        return False
+    advance_after_end(attempt.run, attempt, ending, fields, now)
+    return True
 
 
 def _unresolved(text):
@@ -87,18 +98,18 @@ def run_condition(run, attempt, task, facts, now):
     ctx = reference_context(run, attempt, facts)
     left, right = (resolve(str(block.get(side, "")), ctx) for side in ("left", "right"))
     op = block.get("op", "")
+    # Written with the attempt's end (one UPDATE).
     resolved = {"condition_task": {"op": op, "left": left, "right": right}}
-    TaskRun.objects.filter(id=attempt.id).update(resolved_values=resolved)
     unresolved = _unresolved(left) + _unresolved(right)
     if unresolved:
         return fail(attempt, TerminationCode.RUN_EXECUTION_ERROR,
-                    f"Condition operand {', '.join(unresolved)} could not be resolved", now)
+                    f"Condition operand {', '.join(unresolved)} could not be resolved", now, resolved_values=resolved)
     try:
         outcome = outcome_text(evaluate_condition(op, left, right))
     except ConditionError as exc:
-        return fail(attempt, TerminationCode.RUN_EXECUTION_ERROR, str(exc), now)
-    finish_attempt(attempt.id, endings.attempt_ended(R.SUCCESS, f"Condition {left!r} {op} {right!r} is {outcome}"),
-                   outcome=outcome, now=now)
+        return fail(attempt, TerminationCode.RUN_EXECUTION_ERROR, str(exc), now, resolved_values=resolved)
+    finish(attempt, endings.attempt_ended(R.SUCCESS, f"Condition {left!r} {op} {right!r} is {outcome}"), now,
+           outcome=outcome, resolved_values=resolved)
     return outcome
 
 
@@ -212,11 +223,14 @@ def settle_run_job_task(attempt_id, now=None):
                           error=message if result == R.FAILED else "", now=now or timezone.now())
 
 
-@reacts_to("run.finished", when=lambda event: event.run.parent_task_run_id is not None)
+@reacts_to("run.finished", when=lambda event: event.run.parent_task_run_id is not None, atomic=False)
 def settle_parent_task(event):
     """A run started by a run_job_task ended: its parent task follows. After the child's commit,
-    in a transaction of its own: locking the parent run inside the child's (child first) while a
-    cancel locks parent then child could deadlock on Postgres."""
+    in a transaction of its own (not atomic: apart from the event's other reactions, whose locks,
+    the child job's admission among them, it must not hold while it locks the parent run, which
+    start_run_job locks before the child's job): locking the parent run inside the child's
+    (child first) while a cancel locks parent then child could deadlock on Postgres. Settling is
+    idempotent (a compare-and-swap), as a reaction that is not atomic must be."""
     parent_id = Run.objects.filter(id=event.run_id).values_list("parent_task_run_id", flat=True).first()
     if parent_id:
         settle_run_job_task(parent_id)

@@ -147,11 +147,17 @@ def finish_attempt(attempt_id, ending, *, now=None, handoff=None, loaded=None, *
         if earlier_claim is not None:  # this end won, so the earlier try did not commit: nor did its claim
             handoff.pop()
             earlier_claim = None
-        if run.life_cycle_state in WORKING_RUN_STATES:
-            advance_after_finish(run, attempt, ended_status_row(attempt, ending, fields), now, handoff)
-            if handoff is not None and handoff.attempt_id not in (None, earlier_claim):
-                transaction.on_commit(handoff.committed)  # only once the outermost commit happened
+        advance_after_end(run, attempt, ending, fields, now, handoff)
+        if handoff is not None and handoff.attempt_id not in (None, earlier_claim):
+            transaction.on_commit(handoff.committed)  # only once the outermost commit happened
     return True
+
+
+def advance_after_end(run, attempt, ending, fields, now, handoff=None):
+    """The planner step after end_attempt(run, attempt, ending, now, **fields) won, under the run's
+    lock (a run that is not being worked on any more has nothing to plan)."""
+    if run.life_cycle_state in WORKING_RUN_STATES:
+        advance_after_finish(run, attempt, ended_status_row(attempt, ending, fields), now, handoff)
 
 
 ATTEMPT_IDENTITY = ("id", "run", "task_key", "for_each_key", "task_type", "attempt_number", "started_at", "outcome",

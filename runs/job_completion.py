@@ -76,7 +76,8 @@ def record_job_completion(event):
     completion = Completion(str(run.job_id), run.id, event.at,
                             event.data.get("result_state") or run.result_state or "",
                             event.data.get("termination_code") or run.termination_code or "")
-    states = TriggerState.objects.filter(kind=Kind.JOB_COMPLETION, paused=False).select_related("job")
+    # What observe_completion needs to pick them; it reads each again under its job's lock.
+    states = TriggerState.objects.filter(kind=Kind.JOB_COMPLETION, paused=False).only("id", "job_id", "position", "config")
     watching = [s for s in states if completion.job_id in monitored(s.config["job_completion"])]
     # Downstream jobs' locks in one order: two reactions never wait on each other in a circle.
     for state in sorted(watching, key=lambda s: (s.job_id, s.position)):

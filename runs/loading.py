@@ -38,6 +38,14 @@ def lock_run(run_id):
     return run
 
 
+def lock_run_of(attempt_id):
+    """lock_run for the run of an attempt, found and locked in one statement; None if no such attempt."""
+    run = Run.objects.select_for_update(of=("self",)).select_related("job").filter(task_runs__id=attempt_id).first()
+    if run is not None:
+        run.job_version = job_version(run.job_version_id)
+    return run
+
+
 _versions = OrderedDict()
 VERSIONS_KEPT = 1024
 

@@ -6,9 +6,9 @@ next queued run, a continuous job's next run, the parent task of a run_job_task 
 of a canceled task; later notifications, job-completion triggers, lineage export and audit.
 
 - Durable reactions run after the event's transaction commits. Each has a Reaction row per
-  event (unique): a reaction runs in a transaction that first locks that row and commits its
-  effects with the mark, so it happens exactly once even when two processes try (the second
-  waits for the lock, then finds the mark). A reaction registered with ``atomic=False`` takes its
+  event (unique): an event's reactions run in one transaction that first locks their rows and
+  commits their effects with their marks, so each happens exactly once even when two processes
+  try (the second waits for the locks, then finds the marks). A reaction registered with ``atomic=False`` takes its
   own transactions (to lock runs in a safe order) and is marked after it returns: at least once,
   so it must be idempotent. An event whose reactions are not all done keeps reactions_pending,
   and the clock's sweep (sweep_reactions) runs what a crash between commit and reaction left
@@ -120,40 +120,84 @@ class _AfterCommit:
 
 
 def run_reactions(event_id):
-    """Run the reactions of one event that are not done yet; True once all are (or given up)."""
+    """Run the reactions of one event that are not done yet; True once all are (or given up).
+
+    The atomic ones run together in one transaction: their Reaction rows inserted and locked at
+    once (whoever holds the locks reacts; another process waits, then finds the marks), each
+    reaction in a savepoint (one that raises undoes only its own effects and counts a try), and
+    the marks and, when nothing is left, the event's reactions_pending committed with the
+    effects. Those registered with atomic=False run after that commit, each marked after it
+    returns (at least once)."""
     event = RunEvent.objects.filter(id=event_id).select_related("run").first()  # when() reads event.run
     if event is None or not event.reactions_pending:
         return True
-    finished = True
-    for registered in _durable.get(event.type, []):
-        if registered.wants(event):
-            finished &= _run_once(event, registered)
+    wanted = [registered for registered in _durable.get(event.type, []) if registered.wants(event)]
+    atomic = [registered for registered in wanted if registered.atomic]
+    rest = [registered for registered in wanted if not registered.atomic]
+    finished, done = True, []
+    with transaction.atomic():
+        marks = _marks(event, wanted)
+        for registered in atomic:
+            mark = marks[registered.name]
+            if mark.done_at is None and mark.tries < MAX_TRIES:
+                if _react_atomically(event, registered, mark):
+                    done.append(mark.id)
+                else:
+                    finished &= _count_a_try(mark)
+        Reaction.objects.filter(id__in=done).update(done_at=timezone.now(), error="")
+        if finished and not rest:
+            RunEvent.objects.filter(id=event.id).update(reactions_pending=None)
+            return True
+    for registered in rest:
+        finished &= _run_once(event, registered, marks[registered.name])
     if finished:
         RunEvent.objects.filter(id=event.id).update(reactions_pending=None)
     return finished
 
 
-def _run_once(event, registered):
-    """One reaction to one event, once; True if it is done (or given up)."""
-    mark, _ = Reaction.objects.get_or_create(event=event, name=registered.name)
-    if mark.done_at is not None or mark.tries >= MAX_TRIES:
-        return True
+def _marks(event, wanted):
+    """The Reaction rows of `wanted` for `event`, made if missing and locked (in the caller's
+    transaction): {name: row}."""
+    names = [registered.name for registered in wanted]
+    if not names:
+        return {}
+    Reaction.objects.bulk_create([Reaction(event=event, name=name) for name in names], ignore_conflicts=True)
+    return {mark.name: mark for mark in Reaction.objects.select_for_update().filter(event=event, name__in=names)
+            .order_by("id")}
+
+
+def _react_atomically(event, registered, mark):
+    """One atomic reaction in a savepoint of the caller's transaction: True if it is done; one
+    that raised left nothing behind (its mark says why: _count_a_try)."""
     try:
-        if registered.atomic:
-            with transaction.atomic():
-                # Whoever holds the lock reacts; the other waits, then finds the mark.
-                mark = Reaction.objects.select_for_update().get(id=mark.id)
-                if mark.done_at is None and mark.tries < MAX_TRIES:
-                    registered.react(event)
-                    Reaction.objects.filter(id=mark.id).update(done_at=timezone.now(), error="")
-        else:
+        with transaction.atomic():
             registered.react(event)
-            Reaction.objects.filter(id=mark.id).update(done_at=timezone.now(), error="")
         return True
     except Exception as exc:
         log.exception("reaction %s to event %s failed", registered.name, event.id)
-        Reaction.objects.filter(id=mark.id).update(tries=F("tries") + 1, error=f"{type(exc).__name__}: {exc}"[:2000])
-        return Reaction.objects.get(id=mark.id).tries >= MAX_TRIES
+        mark.error = f"{type(exc).__name__}: {exc}"[:2000]
+        return False
+
+
+def _run_once(event, registered, mark):
+    """One reaction that takes its own transactions (atomic=False), marked after it returned;
+    True if it is done (or given up)."""
+    if mark.done_at is not None or mark.tries >= MAX_TRIES:
+        return True
+    try:
+        registered.react(event)
+    except Exception as exc:
+        log.exception("reaction %s to event %s failed", registered.name, event.id)
+        mark.error = f"{type(exc).__name__}: {exc}"[:2000]
+        return _count_a_try(mark)
+    Reaction.objects.filter(id=mark.id).update(done_at=timezone.now(), error="")
+    return True
+
+
+def _count_a_try(mark):
+    """A failed try of a reaction, with its error (mark.error); True if that was its last."""
+    Reaction.objects.filter(id=mark.id).update(tries=F("tries") + 1, error=mark.error)
+    return Reaction.objects.get(id=mark.id).tries >= MAX_TRIES
 
 
 def sweep_reactions(now):

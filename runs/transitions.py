@@ -231,7 +231,8 @@ def end_run(run, ending, now, *, from_states, **fields):
         **ending.as_fields(), ended_at=now, **fields)
     if not updated:
         return False
-    Repair.objects.filter(run=run, ended_at__isnull=True).update(**ending.as_fields(), ended_at=now)
+    if run.repair_count:  # a run never repaired has no repair to end
+        Repair.objects.filter(run=run, ended_at__isnull=True).update(**ending.as_fields(), ended_at=now)
     run.life_cycle_state, run.result_state = ending.life_cycle_state, ending.result_state
     record(run, "run.finished", None, now, **ending.as_event())
     return True
