@@ -5,6 +5,8 @@ An event's reactions (runs/reactions.py) run after that transaction commits."""
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from django.db import connection
+
 from runs.models import RunEvent
 from runs.reactions import after_commit, has_durable_reactions
 
@@ -16,9 +18,17 @@ def _with_pending_reactions(event):
     return event
 
 
+def _gathering_here():
+    """The gathered() block's list if one is open at this savepoint depth, else None: an event
+    recorded inside a nested savepoint (create_run's, say) is written at once, so a rollback of
+    that savepoint takes it along."""
+    gathering = _gathering.get()
+    return gathering[1] if gathering is not None and gathering[0] == len(connection.savepoint_ids) else None
+
+
 def record(run, event_type, task_run, at, **data):
     event = _with_pending_reactions(RunEvent(run=run, task_run=task_run, type=event_type, at=at, data=data))
-    gathering = _gathering.get()
+    gathering = _gathering_here()
     if gathering is not None:
         gathering.append(event)
         return event
@@ -32,7 +42,7 @@ def record_many(run, entries, at):
     events = [_with_pending_reactions(RunEvent(run=run, task_run=entry[1], type=entry[0],
                                                at=entry[3] if len(entry) > 3 else at, data=entry[2]))
               for entry in entries]
-    gathering = _gathering.get()
+    gathering = _gathering_here()
     if gathering is not None:
         gathering.extend(events)
         return events
@@ -46,12 +56,14 @@ def gathered():
     """The events recorded in this block are written together, in one INSERT, as it ends (inside
     the caller's transaction, in their order): an attempt's end, the next task's start and its
     claim cost one statement, not three. Nothing in the block may read events back (until it
-    ends, they have no ids). A block that raises writes none; nested, the outer one writes."""
-    if _gathering.get() is not None:
+    ends, they have no ids). A block that raises writes none; nested at the same savepoint depth,
+    the outer one writes. Open it inside the transaction (``with transaction.atomic(), gathered():``)."""
+    depth, current = len(connection.savepoint_ids), _gathering.get()
+    if current is not None and current[0] == depth:
         yield
         return
     events = []
-    token = _gathering.set(events)
+    token = _gathering.set((depth, events))
     try:
         yield
     finally:
