@@ -170,17 +170,18 @@ def get_run(request, data, api_version):
     run_id = id_param(data, "run_id")
     include_resolved_values = bool_param(data, "include_resolved_values")
     run = Run.objects.select_related("job_version", "creator").filter(id=run_id).first()
-    if run is None:
-        attempt = find_task_run(run_id)
-        check(request.user, attempt.run.job_id, Action.VIEW)
-        return task_run_as_run(attempt, base_url=base_url(request), now=timezone.now(),
-                               include_resolved_values=include_resolved_values)
-    check(request.user, run.job_id, Action.VIEW)
     paged = api_version != "2.1"
     page = object_page_number(data) if paged else 0
-    body, more = run_dict(run, base_url=base_url(request), now=timezone.now(),
-                          include_history=bool_param(data, "include_history"),
-                          include_resolved_values=include_resolved_values, page=page, paged=paged)
+    if run is None:
+        attempt = find_task_run(run_id)  # a task run: a for-each's iterations are paged as a run's tasks
+        check(request.user, attempt.run.job_id, Action.VIEW)
+        body, more = task_run_as_run(attempt, base_url=base_url(request), now=timezone.now(),
+                                     include_resolved_values=include_resolved_values, page=page, paged=paged)
+    else:
+        check(request.user, run.job_id, Action.VIEW)
+        body, more = run_dict(run, base_url=base_url(request), now=timezone.now(),
+                              include_history=bool_param(data, "include_history"),
+                              include_resolved_values=include_resolved_values, page=page, paged=paged)
     if more:
         body["next_page_token"] = next_object_page_token(page)
     return body

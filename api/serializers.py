@@ -15,7 +15,7 @@ from django.conf import settings as site_settings
 from django.template import Context, Template
 
 from jobs.spec.git_source import used_git_source
-from api.http import slice_page
+from api.http import OBJECT_PAGE_SIZE, slice_page
 from runs.engine.endings import default_code, default_type
 from runs.engine.states import (
     STATUS_STATE_OF_LIFE_CYCLE,
@@ -147,8 +147,13 @@ def usage_dict(row, *names):
             "currency": site_settings.LAKEFLOW_COST_CURRENCY}
 
 
-def task_run_as_run(attempt, *, base_url, now, include_resolved_values=False):
-    """A task run in the `Run` shape: runs/get-output's metadata, runs/get of a task run id."""
+def task_run_as_run(attempt, *, base_url, now, include_resolved_values=False, page=0, paged=True):
+    """(A task run in the `Run` shape, whether a later page has more iterations): runs/get of a
+    task run id, runs/get-output's metadata.
+
+    With paged, a for-each task run's `iterations` hold page `page` (100 each), as runs/get pages
+    a job run's tasks (the SDK's get_run extends iterations from every page while one is given);
+    without, all of them (API 2.1)."""
     run = attempt.run
     task = task_run_dict(attempt, attempt_task_settings(run.job_version, attempt), job_id=run.job_id,
                          base_url=base_url, now=now, include_resolved_values=include_resolved_values)
@@ -163,28 +168,38 @@ def task_run_as_run(attempt, *, base_url, now, include_resolved_values=False):
         "trigger": run.trigger,
         "job_parameters": run.job_parameters,
         "tasks": [task],
-        "iterations": iteration_dicts(attempt, base_url=base_url, now=now,
-                                      include_resolved_values=include_resolved_values),
     }
+    body["iterations"], more = iteration_page(attempt, page if paged else None, base_url=base_url, now=now,
+                                              include_resolved_values=include_resolved_values)
+    if paged:  # the SDK extends job_parameters from every page too
+        body["job_parameters"], more_parameters = slice_page(run.job_parameters or [], page)
+        more = more or more_parameters
     for name in ("attempt_number", "original_attempt_run_id", "start_time", "end_time", "setup_duration",
                  "execution_duration", "cleanup_duration", "run_duration", "state", "status", "run_page_url"):
         body[name] = task[name]
     if run.creator_id:
         body["creator_user_name"] = user_name(run.creator)
-    return body
+    return body, more
 
 
-def iteration_dicts(attempt, *, base_url, now, include_resolved_values=False):
-    """A for-each task run's iterations as RunTasks, every attempt, by index then age."""
+def iteration_page(attempt, page, *, base_url, now, include_resolved_values=False):
+    """(Page `page` of a for-each task run's iterations as RunTasks, whether a later page has
+    more): every attempt, by index then age, OBJECT_PAGE_SIZE of them (all of them for page
+    None). The database reads one page (plus one row, to know of more), not the whole loop."""
     if attempt.task_type != "for_each_task":
-        return []
+        return [], False
     run = attempt.run
     rows = run.task_runs.filter(for_each_key=attempt.task_key).order_by("iteration", "id")
     if attempt.repair_id is None:
         rows = rows.filter(repair__isnull=True)  # a repaired-over for-each shows what it ran itself
+    size = OBJECT_PAGE_SIZE if page is not None else None
+    if size:
+        rows = rows[page * size:(page + 1) * size + 1]
+    rows = list(rows)
     nested = (task_settings_by_key(run).get(attempt.task_key) or {}).get("for_each_task", {}).get("task")
     return [task_run_dict(row, nested, job_id=run.job_id, base_url=base_url, now=now,
-                          include_resolved_values=include_resolved_values) for row in rows]
+                          include_resolved_values=include_resolved_values)
+            for row in rows[:size]], bool(size) and len(rows) > size
 
 
 # --- job runs ------------------------------------------------------------------------------
@@ -316,7 +331,8 @@ def original_ending(run, first_repair):
 def run_output_dict(attempt, *, base_url, now, with_logs=True, viewer=None):
     """RunOutput of one task run: its metadata, the last 5 MB of its log (for those who may read
     logs), its error and result."""
-    body = {"metadata": task_run_as_run(attempt, base_url=base_url, now=now)}
+    # The metadata of a for-each task run lists its first page of iterations (runs/get has all).
+    body = {"metadata": task_run_as_run(attempt, base_url=base_url, now=now)[0]}
     if attempt.log_path and with_logs:  # with the secret values the attempt read redacted
         body["logs"], body["logs_truncated"], _ = read_task_log_tail(attempt)
     if attempt.error:

@@ -26,7 +26,7 @@ from runs.engine.condition import ConditionError, evaluate_condition, outcome_te
 from runs.engine.parameters import ParametersInvalid
 from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L, RunResultState as R, TerminationCode
 from runs.events import gathered, record
-from runs.for_each import current_iterations
+from runs.for_each import create_iterations, current_iterations
 from runs.isolation import each_isolated
 from runs.loading import attempt_task_settings, lock_run_of
 from runs.models import Run, TaskRun
@@ -152,11 +152,9 @@ def start_for_each(run, attempt, task, facts, now):
     TaskRun.objects.filter(run=run, for_each_key=attempt.task_key, is_current=True).exclude(
         id__in=[row.id for row in kept.values()]).update(is_current=False)
     kind = task_type_of(nested) or ""
-    TaskRun.objects.bulk_create([
-        TaskRun(run=run, repair_id=attempt.repair_id, task_key=nested["task_key"], task_type=kind,
-                for_each_key=attempt.task_key, iteration=i, iteration_input=item, created_at=now)
-        for i, item in enumerate(items) if i not in kept
-    ], batch_size=500)
+    create_iterations(TaskRun(run=run, repair_id=attempt.repair_id, task_key=nested["task_key"], task_type=kind,
+                              for_each_key=attempt.task_key, created_at=now),
+                      ((i, item) for i, item in enumerate(items) if i not in kept))
     record(run, "task.iterations_created", attempt, now, task_key=attempt.task_key, total=len(items), kept=len(kept),
            reason=f"{len(items)} inputs, {len(kept)} kept from the last time (they succeeded on the same input)")
     advance_locked(run, now)

@@ -213,6 +213,9 @@ class TaskRun(models.Model):
             models.Index(fields=["run", "task_key"], name="taskrun_run_task"),
             models.Index(fields=["run", "is_current"], name="taskrun_run_current"),
             models.Index(fields=["run", "for_each_key", "is_current"], name="taskrun_iterations"),
+            # A for-each's iterations in input order (runs/get's pages, the panel's first chips)
+            # without sorting the loop; its columns never change, so only an insert writes it.
+            models.Index(fields=["run", "for_each_key", "iteration", "id"], name="taskrun_iteration_order"),
             models.Index(fields=["life_cycle_state", "heartbeat_at"], name="taskrun_state_heartbeat"),
             models.Index(fields=["life_cycle_state", "retry_at"], name="taskrun_state_retry"),
         ]

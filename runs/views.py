@@ -135,11 +135,20 @@ def run_detail(request, job_id, run_id):
         "root_cause": root_cause, "repairs": repair_history(run), "selected": selected,
         "repair_choices": repair_choices(run, snapshot) if snapshot["finished"] else [],
         "latest_repair_id": run.repairs.order_by("-id").values_list("id", flat=True).first(),
-        "events": event_rows(run),
+        "events": timed_events(event_rows(run)),
         "parameters": run.job_parameters or [], "job_deleted": run.job.deleted_at is not None,
         "parent_run": run.parent_task_run.run if run.parent_task_run_id else None,
         "can": can,
     })
+
+
+def timed_events(rows):
+    """The run's event rows with their local time of day as text (12:34:56.789): formatted here,
+    once per row, as the page lists up to EVENTS_SHOWN of them (a big for-each's first 500) and
+    the template's date filter costed about half of the whole page's time."""
+    for row in rows:
+        row["time"] = timezone.localtime(row["at"]).strftime("%H:%M:%S.%f")[:12]
+    return rows
 
 
 @login_required
