@@ -72,5 +72,7 @@ def test_sigterm_stops_the_whole_tree(tmp_path):
         wait_until(lambda: not set(everything) & {pid for pid, _, _ in live_processes()}, timeout=30,
                    what="every process of the tree to end")
         assert "Stopped." in server.log_text()
+        # The node stopped its workers itself, within the grace (not killed when it ran out).
+        assert "has stopped." in server.log_text()
     finally:
         server.stop()

@@ -59,12 +59,27 @@ while True:
         break
     if signal.sigwaitinfo(watched).si_signo != signal.SIGCHLD:
         break
+# SIGTERM to each child itself, as systemd's KillMode=mixed does: a node stops its workers, and
+# the processes it forked stop when it ends (PR_SET_PDEATHSIG). To its whole process group, the
+# sentinel and its workers all at once, it hung until the SIGKILL below.
 for pid in alive.values():
-    killpg(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
 deadline = time.monotonic() + grace
 while alive and time.monotonic() < deadline:
     signal.sigtimedwait({signal.SIGCHLD}, max(0.01, deadline - time.monotonic()))
     reap()
+def group_left(pid):
+    try:
+        os.killpg(pid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+# What the children forked ends after them: a short while for it, within the same grace.
+while any(group_left(pid) for pid in children.values()) and time.monotonic() < deadline:
+    time.sleep(0.05)
 for pid in children.values():
     # Whatever is left in a child's process group (a worker finishing a task) goes now;
     # its task processes die with it (PR_SET_PDEATHSIG) and the reaper retries them.
