@@ -135,10 +135,40 @@ def wait_until(predicate, timeout=30.0, interval=0.1, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+# How long the SDK's run waiter (`run_now(...).result()`, wait_get_run_job_terminated_or_skipped)
+# sleeps between two polls here, at most.
+SDK_POLL_SECONDS = 0.2
+
+
+class FinerSdkPolls:
+    """`time` as databricks.sdk.service.jobs sees it in these tests: its run waiter sleeps 1 s, 2 s,
+    ... 10 s (each plus up to 1 s of jitter) between polls, so a run that ends after 3 s is seen
+    some 6 s later, and the e2e suite waited minutes on that in all. The same polls of runs/get,
+    the same end states and timeout: only no poll is more than SDK_POLL_SECONDS after the last."""
+
+    time = staticmethod(time.time)
+
+    @staticmethod
+    def sleep(seconds):
+        time.sleep(min(seconds, SDK_POLL_SECONDS))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def finer_sdk_polls():
+    from databricks.sdk.service import jobs as sdk_jobs
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sdk_jobs, "time", FinerSdkPolls)
+        yield
+
+
 class Server:
     """A running orchestrator: its URL, an API token, its workspace dir and its processes."""
 
-    def __init__(self, name, env, commands, workspace):
+    def __init__(self, name, env, commands, workspace, database_ready=None):
+        """database_ready: whether the database is as the processes make it before they serve (a
+        first start's migrate and admin login): the API token is made from then on, while the web
+        server comes up, not after (a Django start saved per server). None: it is from the start."""
         self.name, self.env, self.workspace = name, env, workspace
         self.port = int(env["LAKEFLOW_PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
@@ -148,8 +178,17 @@ class Server:
         Path(env["LAKEFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
         for label, argv in commands:
             self.start(label, argv)
-        wait_until(self.responds, timeout=60, what=f"{name} to answer HTTP")
-        self.token = self.manage("createapitoken", "e2e", "--superuser").strip().splitlines()[-1]
+        if database_ready is not None:
+            wait_until(lambda: database_ready(self) or self.responds(), timeout=60,
+                       what=f"{name}'s database to be ready")
+        making = subprocess.Popen([PYTHON, "manage.py", "createapitoken", "e2e", "--superuser"], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until(self.responds, timeout=60, what=f"{name} to answer HTTP")
+        finally:
+            made, errors = making.communicate(timeout=120)
+        assert making.returncode == 0, errors
+        self.token = made.strip().splitlines()[-1]
 
     def start(self, label, argv):
         """Start one more process of this server (a web process, a cluster node, ...)."""
@@ -278,7 +317,13 @@ def _start_serve(home, name, options, extra_env, premigrated):
         for source in migrated_sqlite_files():
             copy_private(source, home_dir / source.name)
     return Server(name, env, [("serve", [PYTHON, "manage.py", "serve", "--port", str(port), *options])],
-                  home / "workspace")
+                  home / "workspace", database_ready=serve_is_starting_its_node)
+
+
+def serve_is_starting_its_node(server):
+    """`serve` has migrated, made its admin login and demo job, and now starts the cluster node
+    (its own writes to the database are done)."""
+    return "Lakeflow Jobs is up" in (Path(server.env["LAKEFLOW_HOME"]) / "serve.log").read_text(errors="replace")
 
 
 # Settings that change which databases the embedded default has or where: a server given one of

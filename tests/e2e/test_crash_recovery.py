@@ -51,7 +51,7 @@ def test_a_thousand_runs_queued_behind_the_limit_all_start_once_and_in_order(sca
                         tasks=[python_task(server, "t", "ok.py")])
     run_ids = [w.jobs.run_now(job_id=job.job_id).run_id for _ in range(1000)]
     wait_until(lambda: not list(w.jobs.list_runs(job_id=job.job_id, active_only=True, limit=1)), timeout=280,
-               interval=2, what="every queued run to finish")
+               interval=0.5, what="every queued run to finish")
 
     runs = {run.run_id: run for run in w.jobs.list_runs(job_id=job.job_id, expand_tasks=True)}
     assert sorted(runs) == sorted(run_ids), "a run was lost or made twice"
