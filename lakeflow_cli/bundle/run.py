@@ -7,6 +7,7 @@ from lakeflow_cli.bundle.problems import BundleError, Problem
 from lakeflow_cli.bundle.state import State
 
 POLL_SECONDS = 1.0
+FIRST_POLL_SECONDS = 0.1  # a short run is seen ending soon; a long one is polled once a second
 FINISHED = {"TERMINATED", "SKIPPED", "INTERNAL_ERROR"}
 
 
@@ -68,6 +69,7 @@ def follow(server, run_id, say, *, sleep=time.sleep, poll_seconds=POLL_SECONDS):
     """Print each task's state as it changes until the run ends; return the finished run."""
     seen = {}
     announced = False
+    wait = min(FIRST_POLL_SECONDS, poll_seconds)
     while True:
         run = server.call("GET", "/api/2.2/jobs/runs/get", query={"run_id": run_id})
         if not announced and run.get("run_page_url"):
@@ -87,7 +89,8 @@ def follow(server, run_id, say, *, sleep=time.sleep, poll_seconds=POLL_SECONDS):
         life_cycle = (run.get("state") or {}).get("life_cycle_state")
         if life_cycle in FINISHED:
             return run
-        sleep(poll_seconds)
+        sleep(wait)
+        wait = min(wait * 2, poll_seconds)
 
 
 def summary_lines(server, run):
