@@ -39,10 +39,11 @@ from runs.transitions import (abort_run, cancel_attempt, dispatch_held, end_atte
 log = logging.getLogger(__name__)
 
 
-def advance_locked(run, now, handoff=None):
-    """The planner step over the whole run; the caller holds the run lock inside a transaction."""
+def advance_locked(run, now, handoff=None, rows=None):
+    """The planner step over the whole run; the caller holds the run lock inside a transaction.
+    ``rows``: every task's current status row, if the caller has them all."""
     graph = graph_for_run(run)
-    rows = current_status_rows(run)
+    rows = current_status_rows(run) if rows is None else rows
     looping = [row.id for row in rows.values()
                if row.task_type == "for_each_task" and row.life_cycle_state in (L.RUNNING, L.TERMINATING)]
     if looping and any([advance_for_each(run, wrapper, now) for wrapper in attempts_by_id(looping).values()]):
@@ -63,6 +64,15 @@ def advance_after_finish(run, attempt, known, now, handoff):
     if changed not in graph.by_key:  # not a task of this (partial) run's graph: plan the whole run
         advance_locked(run, now, handoff)
         started = True
+    elif len(graph.by_key) <= SMALL_RUN:
+        # A run this small is read whole anyway: planned whole (its end too), at once, from the row
+        # in hand and one read of the rest; no look for held attempts once it has ended.
+        known = {changed: known} if known else {}
+        missing = graph.by_key.keys() - known.keys()
+        advance_locked(run, now, handoff, rows={**(current_status_rows(run, keys=missing) if missing else {}), **known})
+        if run.life_cycle_state in WORKING_RUN_STATES and not (handoff is not None and handoff.take_waiting(run)):
+            dispatch_held(run, now)
+        return
     else:
         started = plan_around(run, now, handoff, graph, [changed], known={changed: known} if known else {})
     took = handoff is not None and handoff.take_waiting(run)
@@ -99,6 +109,7 @@ def status_map(rows):
 
 
 FEW_ROWS = 16
+SMALL_RUN = 8  # tasks
 
 
 def apply_actions(run, rows, actions, now, handoff, loaded=None):

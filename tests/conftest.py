@@ -60,3 +60,12 @@ def pytest_collection_finish(session):
                                     "test, whose flush removes rows the data migrations made)")
         if kind == 1:
             last = last or item.nodeid
+
+
+@pytest.fixture(params=["small runs planned whole", "every run planned around its change"])
+def both_plannings(request, monkeypatch):
+    """A test that uses this runs both ways: a run of up to runs.dispatch.SMALL_RUN tasks is
+    planned whole after a finish, a bigger one around the task that changed (plan_around); both
+    must decide the same."""
+    if request.param == "every run planned around its change":
+        monkeypatch.setattr("runs.dispatch.SMALL_RUN", 0)

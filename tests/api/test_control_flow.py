@@ -6,6 +6,8 @@ import pytest
 from runs.models import Run, TaskRun
 from tests.api.conftest import create_job, shell_task
 
+pytestmark = pytest.mark.usefixtures("both_plannings")
+
 
 @pytest.fixture
 def committed(transactional_db):

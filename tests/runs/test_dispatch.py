@@ -1,5 +1,7 @@
 from datetime import timedelta
 
+import pytest
+
 from django.utils import timezone
 
 from runs.admission import create_run
@@ -10,6 +12,9 @@ from runs.loading import to_ms
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R
 from runs.models import Run, RunEvent, TaskRun
 from tests.runs.conftest import claim_attempt, make_job, shell
+
+
+pytestmark = pytest.mark.usefixtures("both_plannings")
 
 
 def attempt(run, key):
