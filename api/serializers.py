@@ -174,6 +174,10 @@ def task_run_as_run(attempt, *, base_url, now, include_resolved_values=False, pa
     if paged:  # the SDK extends job_parameters from every page too
         body["job_parameters"], more_parameters = slice_page(run.job_parameters or [], page)
         more = more or more_parameters
+        if page and attempt.task_type != "for_each_task":
+            # A page made by job_parameters alone: the SDK extends tasks from it (a run without
+            # iterations pages tasks), so the task is on the first page only.
+            body["tasks"] = []
     for name in ("attempt_number", "original_attempt_run_id", "start_time", "end_time", "setup_duration",
                  "execution_duration", "cleanup_duration", "run_duration", "state", "status", "run_page_url"):
         body[name] = task[name]

@@ -171,7 +171,7 @@ def is_backfill_run(event):
     return event.run.trigger == Run.Trigger.BACKFILL
 
 
-@reacts_to("run.finished", when=is_backfill_run)
+@reacts_to("run.finished", when=is_backfill_run, alone=True)  # locks the backfill, then its job
 def drive_after_a_run(event):
     """One of its runs ended: a place is free for the next slot (or the backfill is finished)."""
     backfill_id = ((event.run.trigger_details or {}).get("backfill") or {}).get("id")

@@ -159,7 +159,7 @@ def admit_queued_runs(job_id, now=None):
         return started
 
 
-@reacts_to("run.finished")
+@reacts_to("run.finished", alone=True)  # takes the job's admission lock
 def admit_next_queued_runs(event):
     """A run ended: its slot may start the job's next queued run (the clock's sweep of queued
     runs is the safety net for a slot freed without an event).

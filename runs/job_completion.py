@@ -69,7 +69,8 @@ def rfc3339(moment):
     return moment.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@reacts_to("run.finished", when=lambda event: event.run.run_type != Run.RunType.SUBMIT_RUN)
+@reacts_to("run.finished", when=lambda event: event.run.run_type != Run.RunType.SUBMIT_RUN,
+           alone=True)  # takes the admission locks of the jobs it fires
 def record_job_completion(event):
     """A run ended: every unpaused job-completion trigger that monitors its job sees it."""
     run = event.run

@@ -50,6 +50,7 @@ class Registered:
     react: object  # react(event) -> None
     when: object = None  # when(event) -> bool: the events it reacts to (None: all of the type)
     atomic: bool = True  # effects and mark in one transaction: exactly once
+    alone: bool = False  # atomic in a transaction of its own, not the event's shared one
 
     def wants(self, event):
         return self.when is None or bool(self.when(event))
@@ -59,13 +60,16 @@ _durable: dict[str, list[Registered]] = {}
 _live: list = []
 
 
-def reacts_to(*event_types, name=None, when=None, atomic=True):
+def reacts_to(*event_types, name=None, when=None, atomic=True, alone=False):
     """Register the decorated function as a durable reaction to these event types (those `when`
     accepts: an event no reaction wants is not marked pending at all). `when(event)` sees the
     event as it is being written (its run, task_run, type and data; no id yet), so it must not
-    need more than those and, being on every state change's path, should answer from memory."""
+    need more than those and, being on every state change's path, should answer from memory.
+    ``alone``: a reaction that takes locks of other rows (a job's admission, a backfill's) gets a
+    transaction of its own, so that no other reaction's lock is held while it waits for them (in
+    one shared transaction, two orders of the same locks would deadlock)."""
     def register(react):
-        entry = Registered(name or f"{react.__module__}.{react.__qualname__}", react, when, atomic)
+        entry = Registered(name or f"{react.__module__}.{react.__qualname__}", react, when, atomic, alone)
         for event_type in event_types:
             if all(r.name != entry.name for r in _durable.setdefault(event_type, [])):
                 _durable[event_type].append(entry)
@@ -126,14 +130,15 @@ def run_reactions(event_id):
     once (whoever holds the locks reacts; another process waits, then finds the marks), each
     reaction in a savepoint (one that raises undoes only its own effects and counts a try), and
     the marks and, when nothing is left, the event's reactions_pending committed with the
-    effects. Those registered with atomic=False run after that commit, each marked after it
+    effects. Those registered alone or with atomic=False run after that commit: alone, each in a
+    transaction of its own with its mark (exactly once); not atomic, each marked after it
     returns (at least once)."""
     event = RunEvent.objects.filter(id=event_id).select_related("run").first()  # when() reads event.run
     if event is None or not event.reactions_pending:
         return True
     wanted = [registered for registered in _durable.get(event.type, []) if registered.wants(event)]
-    atomic = [registered for registered in wanted if registered.atomic]
-    rest = [registered for registered in wanted if not registered.atomic]
+    atomic = [registered for registered in wanted if registered.atomic and not registered.alone]
+    rest = [registered for registered in wanted if not registered.atomic or registered.alone]
     finished, done = True, []
     with transaction.atomic():
         marks = _marks(event, wanted)
@@ -180,10 +185,24 @@ def _react_atomically(event, registered, mark):
 
 
 def _run_once(event, registered, mark):
-    """One reaction that takes its own transactions (atomic=False), marked after it returned;
-    True if it is done (or given up)."""
+    """One reaction outside the event's shared transaction, True if it is done (or given up):
+    alone, in a transaction of its own that locks its mark and commits it with the effects;
+    not atomic, marked after it returned (at least once)."""
     if mark.done_at is not None or mark.tries >= MAX_TRIES:
         return True
+    if registered.atomic:
+        try:
+            with transaction.atomic():
+                # Whoever holds the lock reacts; the other waits, then finds the mark.
+                mark = Reaction.objects.select_for_update().get(id=mark.id)
+                if mark.done_at is None and mark.tries < MAX_TRIES:
+                    registered.react(event)
+                    Reaction.objects.filter(id=mark.id).update(done_at=timezone.now(), error="")
+            return True
+        except Exception as exc:
+            log.exception("reaction %s to event %s failed", registered.name, event.id)
+            mark.error = f"{type(exc).__name__}: {exc}"[:2000]
+            return _count_a_try(mark)
     try:
         registered.react(event)
     except Exception as exc:

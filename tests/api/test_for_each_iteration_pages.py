@@ -84,3 +84,21 @@ def test_the_sdks_get_run_reads_every_page_of_a_big_loops_iterations(live_server
     assert [task.run_id for task in got.tasks] == [loop.id]  # later pages' copies of the task are not added
     assert [(p.name, p.value) for p in got.job_parameters] == [("day", "monday")]  # once, not once a page
     assert got.next_page_token is None
+
+
+def test_the_sdks_get_run_of_a_task_run_with_many_job_parameters_sees_its_task_once(
+        live_server, transactional_db, held_broker):
+    # More than a page of job parameters, no iterations: the later pages must not repeat the task
+    # (the SDK extends tasks from each page that carries no iterations).
+    user = make_user("many-parameters")
+    job = make_job(user, parameters=[{"name": f"p{i}", "default": str(i)} for i in range(150)],
+                   tasks=[{"task_key": "t", "shell_command_task": {"command": "true"}}])
+    run, _ = create_run(job, creator=user)
+    task_run = TaskRun.objects.get(run=run, task_key="t")
+    w = WorkspaceClient(host=live_server.url, token=ApiToken.issue(user, "sdk")[1])
+    try:
+        got = w.jobs.get_run(task_run.id)
+    finally:
+        w.api_client._api_client._session.close()
+    assert [task.run_id for task in got.tasks] == [task_run.id]
+    assert [p.name for p in got.job_parameters] == [f"p{i}" for i in range(150)]
