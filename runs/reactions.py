@@ -7,8 +7,9 @@ of a canceled task; later notifications, job-completion triggers, lineage export
 
 - Durable reactions run after the event's transaction commits. Each has a Reaction row per
   event (unique): an event's reactions run in one transaction that first locks their rows and
-  commits their effects with their marks, so each happens exactly once even when two processes
-  try (the second waits for the locks, then finds the marks). A reaction registered with ``atomic=False`` takes its
+  commits their effects with their marks (one registered ``alone``, that locks other rows, in a
+  transaction of its own), so each happens exactly once even when two processes try (the second
+  waits for the locks, then finds the marks). A reaction registered with ``atomic=False`` takes its
   own transactions (to lock runs in a safe order) and is marked after it returns: at least once,
   so it must be idempotent. An event whose reactions are not all done keeps reactions_pending,
   and the clock's sweep (sweep_reactions) runs what a crash between commit and reaction left
@@ -179,8 +180,7 @@ def _react_atomically(event, registered, mark):
             registered.react(event)
         return True
     except Exception as exc:
-        log.exception("reaction %s to event %s failed", registered.name, event.id)
-        mark.error = f"{type(exc).__name__}: {exc}"[:2000]
+        _note_failure(event, registered, mark, exc)
         return False
 
 
@@ -190,27 +190,26 @@ def _run_once(event, registered, mark):
     not atomic, marked after it returned (at least once)."""
     if mark.done_at is not None or mark.tries >= MAX_TRIES:
         return True
-    if registered.atomic:
-        try:
+    try:
+        if registered.atomic:
             with transaction.atomic():
                 # Whoever holds the lock reacts; the other waits, then finds the mark.
                 mark = Reaction.objects.select_for_update().get(id=mark.id)
                 if mark.done_at is None and mark.tries < MAX_TRIES:
                     registered.react(event)
                     Reaction.objects.filter(id=mark.id).update(done_at=timezone.now(), error="")
-            return True
-        except Exception as exc:
-            log.exception("reaction %s to event %s failed", registered.name, event.id)
-            mark.error = f"{type(exc).__name__}: {exc}"[:2000]
-            return _count_a_try(mark)
-    try:
-        registered.react(event)
+        else:
+            registered.react(event)
+            Reaction.objects.filter(id=mark.id).update(done_at=timezone.now(), error="")
+        return True
     except Exception as exc:
-        log.exception("reaction %s to event %s failed", registered.name, event.id)
-        mark.error = f"{type(exc).__name__}: {exc}"[:2000]
+        _note_failure(event, registered, mark, exc)
         return _count_a_try(mark)
-    Reaction.objects.filter(id=mark.id).update(done_at=timezone.now(), error="")
-    return True
+
+
+def _note_failure(event, registered, mark, exc):
+    log.exception("reaction %s to event %s failed", registered.name, event.id)
+    mark.error = f"{type(exc).__name__}: {exc}"[:2000]
 
 
 def _count_a_try(mark):

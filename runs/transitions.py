@@ -48,15 +48,16 @@ def start_attempts(run, attempts, now, handoff=None, reasons=None):
         taken = None
     taken_id = taken.id if taken is not None else None
     sent = [a.id for a in attempts if a.id not in held and a.id != taken_id]
+    held.discard(taken_id)
     if sent:
         TaskRun.objects.filter(id__in=sent, life_cycle_state=L.BLOCKED).update(
             life_cycle_state=L.PENDING, queued_at=now, dispatched_at=now)
-    if held - {taken_id}:
-        TaskRun.objects.filter(id__in=held - {taken_id}, life_cycle_state=L.BLOCKED).update(
-            life_cycle_state=L.PENDING, queued_at=now)
+    if held:
+        TaskRun.objects.filter(id__in=held, life_cycle_state=L.BLOCKED).update(life_cycle_state=L.PENDING, queued_at=now)
     events = [("task.pending", a, {"task_key": a.task_key, **({"reason": reasons[a.task_key]}
                                                               if a.task_key in reasons else {})}) for a in attempts]
     if taken is not None:
+        claimed_as_loaded(taken, claimed_at, handoff.host)
         handoff.took(run, taken, claimed_at)
         events.append(("task.running", taken, running_event_data(taken, handoff.host), claimed_at))
     record_many(run, events, now)
@@ -81,9 +82,14 @@ def claim(run, attempt, now, host):
         life_cycle_state=L.RUNNING, started_at=now, heartbeat_at=now, worker_host=host
     )
     if claimed:
-        attempt.life_cycle_state, attempt.started_at, attempt.heartbeat_at, attempt.worker_host = L.RUNNING, now, now, host
+        claimed_as_loaded(attempt, now, host)
         record(run, "task.running", attempt, now, **running_event_data(attempt, host))
     return bool(claimed)
+
+
+def claimed_as_loaded(attempt, at, host):
+    """The loaded attempt as its claim wrote it."""
+    attempt.life_cycle_state, attempt.started_at, attempt.heartbeat_at, attempt.worker_host = L.RUNNING, at, at, host
 
 
 def running_event_data(attempt, host):
@@ -117,9 +123,8 @@ class Handoff:
         return next((a for a in attempts if a.task_type not in CONTROL_FLOW_TYPES), None) if self.open() else None
 
     def took(self, run, attempt, claimed_at):
-        """``attempt`` was claimed for this worker (start_attempts wrote it RUNNING)."""
-        attempt.life_cycle_state, attempt.started_at, attempt.heartbeat_at = L.RUNNING, claimed_at, claimed_at
-        attempt.worker_host, attempt.run = self.host, run
+        """``attempt`` was claimed for this worker (as loaded: claimed_as_loaded)."""
+        attempt.run = run
         self.attempt_id, self.claimed_at, self.attempt, self.known_committed = attempt.id, claimed_at, attempt, False
 
     def take_waiting(self, run):
