@@ -84,10 +84,14 @@ def reap_lost_attempts(now):
 
 
 def kill_if_local(attempt):
-    """The task process of a dead worker on this machine dies with it (PDEATHSIG); make sure."""
-    if attempt.worker_host == socket.gethostname() and attempt.process_id:
-        from runs.executors.supervisor import kill_process_tree
+    """The task process of a dead worker on this machine dies with it (PDEATHSIG); make sure. Its
+    pid was seen alive at its last heartbeat at the latest: a process of that number started since
+    is a stranger (pids are reused), left alone."""
+    if attempt.worker_host == socket.gethostname() and attempt.process_id and attempt.heartbeat_at:
+        from runs.executors.supervisor import kill_process_tree, started_by
 
+        if not started_by(attempt.process_id, attempt.heartbeat_at.timestamp()):
+            return
         try:
             kill_process_tree(attempt.process_id, grace_seconds=1.0)
         except (ProcessLookupError, PermissionError):

@@ -276,6 +276,37 @@ def _fork(spec: LaunchSpec, log) -> _ForkedProcess | None:
         return None
 
 
+def started_by(pid: int, moment: float, slack: float = 2.0) -> bool:
+    """Whether process group ``pid`` may still be the one whose leader was seen alive at ``moment``
+    (seconds since the epoch), so that a caller who is not its parent may kill it.
+
+    Pids are reused: once an old task's group is gone its number may name any new process group,
+    such as a database server's connection backend (each one leads a session of its own); a root
+    reaper that killed it would take the whole database down. A process of that number started
+    after ``moment`` is such a stranger. No process of that number, yet a group of it: the old
+    leader's group outlived it, and a group's number is not given out again while it exists.
+    ``slack`` covers the boot time's rounding to the second (``/proc/stat``'s btime).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        with open("/proc/stat", "rb") as f:
+            booted = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+    except (OSError, StopIteration):
+        return _group_exists(pid)
+    start_ticks = int(stat[stat.rfind(b")") + 2:].split()[19])  # field 22 of proc(5): starttime
+    return booted + start_ticks / os.sysconf("SC_CLK_TCK") <= moment + slack
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def kill_process_tree(pgid: int, grace_seconds: float = 2.0) -> None:
     """SIGTERM the process group, SIGKILL whatever is left after ``grace_seconds``; wait for it.
 
