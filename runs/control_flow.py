@@ -1,6 +1,7 @@
-"""Control-flow tasks, run inside the worker without a task process (reference §2.4).
+"""Control-flow tasks, run without a task process (reference §2.4).
 
-- condition_task: resolve both operands, compare, finish with outcome "true"/"false".
+- condition_task: resolve both operands, compare, finish with outcome "true"/"false"; in the
+  planner step that makes it ready (evaluate_conditions), or in a worker if that failed.
 - for_each_task: one iteration row per input element; the for-each attempt stays RUNNING while
   `advance_for_each` (called from every planner step of the run) starts, retries and cancels
   iterations, and finishes it when the last one is done.
@@ -12,6 +13,7 @@ attempt PENDING for the clock to hand out again, never RUNNING with nothing behi
 
 import json
 import logging
+import threading
 
 from django.db import transaction
 from django.utils import timezone
@@ -20,6 +22,7 @@ from jobs.spec.refs import find_references, resolve
 from jobs.spec.settings import task_type_of
 from jobs.models import Job
 from runs.admission import RunRefused, create_run
+from runs.broker import enqueue_on_commit
 from runs.dispatch import advance_after_end, advance_locked, cancel_run, end_broken_run, finish_attempt
 from runs.engine import endings
 from runs.engine.condition import ConditionError, evaluate_condition, outcome_text
@@ -32,13 +35,60 @@ from runs.loading import attempt_task_settings, lock_run_of
 from runs.models import Run, TaskRun
 from runs.reactions import reacts_to
 from runs.resolution import fact_keys, reference_context, upstream_facts
-from runs.transitions import end_attempt
+from runs.transitions import claimed_as_loaded, end_attempt
 
 log = logging.getLogger(__name__)
 
 
 # A run_job_task chain deeper than this is refused at run time (save time rejects cycles).
 MAX_RUN_JOB_DEPTH = 10
+
+
+_evaluating = threading.local()  # the condition attempts the outermost evaluate_conditions has yet to do
+
+
+def evaluate_conditions(run, attempts, now, handoff=None):
+    """Claim, evaluate and finish PENDING condition attempts of ``run`` (whose lock the caller
+    holds, in its transaction) at ``now``, when the planner step that started them is done. A
+    condition is a comparison of resolved values: evaluated where it becomes ready, it costs no
+    broker message, claim transaction or worker, and a run of conditions decides in one step
+    (Databricks evaluates them in its control plane too).
+
+    Finishing one plans its children, which may start more conditions: those join the outermost
+    call's list (no recursion however long a chain of conditions). ``handoff``: the finishing
+    worker's, which may take what the conditions make ready. One that fails unexpectedly is
+    rolled back to PENDING alone and goes to the broker (execute_control_flow) instead."""
+    waiting = getattr(_evaluating, "attempts", None)
+    if waiting is not None:
+        waiting.extend((run, attempt, handoff) for attempt in attempts)
+        return
+    _evaluating.attempts = waiting = [(run, attempt, handoff) for attempt in attempts]
+    try:
+        while waiting:
+            run, attempt, handoff = waiting.pop(0)
+            evaluate_here(run, attempt, now, handoff)
+    finally:
+        _evaluating.attempts = None
+
+
+def evaluate_here(run, attempt, now, handoff):
+    taken_before = handoff.attempt_id if handoff is not None else None
+    try:
+        with transaction.atomic():  # a savepoint: a failure takes back this evaluation only
+            if not TaskRun.objects.filter(id=attempt.id, life_cycle_state=L.PENDING).update(
+                    life_cycle_state=L.RUNNING, started_at=now, heartbeat_at=now):
+                return
+            claimed_as_loaded(attempt, now, "")
+            attempt.run = run
+            record(run, "task.running", attempt, now, task_key=attempt.task_key,
+                   attempt_number=attempt.attempt_number, reason="evaluated when it became ready")
+            start_claimed(run, attempt, now, handoff)
+    except Exception:
+        log.exception("Condition task run %s could not be evaluated in its run's step; it goes to a worker", attempt.id)
+        run.refresh_from_db(fields=["life_cycle_state", "result_state"])  # as the rollback left it
+        if handoff is not None and handoff.attempt_id != taken_before:
+            handoff.pop()  # its claim was rolled back too
+        enqueue_on_commit([attempt.id])  # still PENDING, marked dispatched
 
 
 def execute_control_flow(attempt_id):
@@ -56,33 +106,39 @@ def execute_control_flow(attempt_id):
         attempt = TaskRun.objects.get(id=attempt_id)
         attempt.run = run  # the locked run: finish() goes on under its lock
         record(run, "task.running", attempt, now, task_key=attempt.task_key, attempt_number=attempt.attempt_number)
-        task = attempt_task_settings(run.job_version, attempt)
-        if task is None:
-            return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION,
-                        f"Task {attempt.task_key} is not in the job's settings any more", now)
-        # Only the tasks it may read (its upstream, those it names): often none, and no query.
-        facts = upstream_facts(run, keys=fact_keys(run, attempt, task))
-        kind = task_type_of(task)
-        if kind == "condition_task":
-            return run_condition(run, attempt, task, facts, now)
-        if kind == "for_each_task":
-            return start_for_each(run, attempt, task, facts, now)
-        if kind == "run_job_task":
-            return start_run_job(run, attempt, task, facts, now)
-        return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION, f"{kind} is not a control-flow task", now)
+        return start_claimed(run, attempt, now)
 
 
-def fail(attempt, code, message, now, **fields):
-    finish(attempt, endings.attempt_ended(R.FAILED, message, code=code), now, error=message, **fields)
+def start_claimed(run, attempt, now, handoff=None):
+    """Evaluate or start a control-flow attempt just claimed (RUNNING) under its run's lock;
+    ``handoff``: a finishing worker's, for a condition's next task."""
+    task = attempt_task_settings(run.job_version, attempt)
+    if task is None:
+        return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION,
+                    f"Task {attempt.task_key} is not in the job's settings any more", now)
+    # Only the tasks it may read (its upstream, those it names): often none, and no query.
+    facts = upstream_facts(run, keys=fact_keys(run, attempt, task))
+    kind = task_type_of(task)
+    if kind == "condition_task":
+        return run_condition(run, attempt, task, facts, now, handoff)
+    if kind == "for_each_task":
+        return start_for_each(run, attempt, task, facts, now)
+    if kind == "run_job_task":
+        return start_run_job(run, attempt, task, facts, now)
+    return fail(attempt, TerminationCode.INVALID_RUN_CONFIGURATION, f"{kind} is not a control-flow task", now)
+
+
+def fail(attempt, code, message, now, handoff=None, **fields):
+    finish(attempt, endings.attempt_ended(R.FAILED, message, code=code), now, handoff, error=message, **fields)
     return "failed"
 
 
-def finish(attempt, ending, now, **fields):
+def finish(attempt, ending, now, handoff=None, **fields):
     """finish_attempt for an attempt claimed in this transaction, under the lock of its run
     (attempt.run) taken then: no second read of either. Returns False if it had ended already."""
     if not end_attempt(attempt.run, attempt, ending, now, **fields):
         return False
-    advance_after_end(attempt.run, attempt, ending, fields, now)
+    advance_after_end(attempt.run, attempt, ending, fields, now, handoff)
     return True
 
 
@@ -93,7 +149,7 @@ def _unresolved(text):
 # --- condition_task ------------------------------------------------------------------------
 
 
-def run_condition(run, attempt, task, facts, now):
+def run_condition(run, attempt, task, facts, now, handoff=None):
     block = task["condition_task"]
     ctx = reference_context(run, attempt, facts)
     left, right = (resolve(str(block.get(side, "")), ctx) for side in ("left", "right"))
@@ -103,12 +159,13 @@ def run_condition(run, attempt, task, facts, now):
     unresolved = _unresolved(left) + _unresolved(right)
     if unresolved:
         return fail(attempt, TerminationCode.RUN_EXECUTION_ERROR,
-                    f"Condition operand {', '.join(unresolved)} could not be resolved", now, resolved_values=resolved)
+                    f"Condition operand {', '.join(unresolved)} could not be resolved", now, handoff,
+                    resolved_values=resolved)
     try:
         outcome = outcome_text(evaluate_condition(op, left, right))
     except ConditionError as exc:
-        return fail(attempt, TerminationCode.RUN_EXECUTION_ERROR, str(exc), now, resolved_values=resolved)
-    finish(attempt, endings.attempt_ended(R.SUCCESS, f"Condition {left!r} {op} {right!r} is {outcome}"), now,
+        return fail(attempt, TerminationCode.RUN_EXECUTION_ERROR, str(exc), now, handoff, resolved_values=resolved)
+    finish(attempt, endings.attempt_ended(R.SUCCESS, f"Condition {left!r} {op} {right!r} is {outcome}"), now, handoff,
            outcome=outcome, resolved_values=resolved)
     return outcome
 

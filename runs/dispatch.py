@@ -119,8 +119,11 @@ def apply_actions(run, rows, actions, now, handoff, loaded=None):
     acting = {**attempts_by_id([i for i in ids if i not in loaded]), **{i: loaded[i] for i in ids if i in loaded}}
     attempts = {attempt.task_key: attempt for attempt in acting.values()}
     starts = [a for a in actions if isinstance(a, StartTask)]
+    # A condition is evaluated where it becomes ready, under this lock: no broker, no worker.
+    conditions = [attempts[a.task_key] for a in starts if evaluated_here(attempts[a.task_key])]
     start_attempts(run, [attempts[a.task_key] for a in starts], now, handoff,
-                   reasons={a.task_key: a.reason for a in starts if a.reason})
+                   reasons={a.task_key: a.reason for a in starts if a.reason},
+                   evaluated_here={attempt.id for attempt in conditions})
     for action in actions:
         if isinstance(action, SkipTask):
             skip_attempt(run, attempts[action.task_key], action, now)
@@ -130,6 +133,15 @@ def apply_actions(run, rows, actions, now, handoff, loaded=None):
             end_run(run, endings.run_finished(action.result_state, action.termination_code,
                                               action.termination_type, action.message),
                     now, from_states=WORKING_RUN_STATES)
+    if conditions:
+        from runs.control_flow import evaluate_conditions  # it plans through this module
+
+        evaluate_conditions(run, conditions, now, handoff)
+
+
+def evaluated_here(attempt):
+    """A top-level condition task (an iteration's goes through the broker, as its for-each plans it)."""
+    return attempt.task_type == "condition_task" and not attempt.for_each_key
 
 
 def finish_attempt(attempt_id, ending, *, now=None, handoff=None, loaded=None, **fields):

@@ -23,9 +23,11 @@ from runs.usage import add_to_run
 UNFINISHED = (L.PENDING, L.RUNNING, L.TERMINATING)
 
 
-def start_attempts(run, attempts, now, handoff=None, reasons=None):
+def start_attempts(run, attempts, now, handoff=None, reasons=None, evaluated_here=frozenset()):
     """BLOCKED -> PENDING, handed to the broker on commit (or to this worker: ``handoff``).
     ``reasons``: {task_key: why it starts now}, recorded on each task.pending event.
+    ``evaluated_here``: ids of condition attempts the caller evaluates in this transaction
+    (control_flow.evaluate_conditions): PENDING and marked dispatched, but sent nowhere.
 
     Lazy dispatch: at most LAKEFLOW_DISPATCH_AHEAD task attempts go to the broker now; the rest
     of a wide step wait in the database (dispatched_at NULL) for the run's finishing workers to
@@ -61,7 +63,7 @@ def start_attempts(run, attempts, now, handoff=None, reasons=None):
         handoff.took(run, taken, claimed_at)
         events.append(("task.running", taken, running_event_data(taken, handoff.host), claimed_at))
     record_many(run, events, now)
-    enqueue_on_commit(sent)
+    enqueue_on_commit([i for i in sent if i not in evaluated_here])
 
 
 def dispatch_held(run, now, count=1):
@@ -106,7 +108,8 @@ class Handoff:
 
     Only until ``deadline`` (``time.monotonic``): a worker that follows a long run still goes
     back to the broker now and then (other runs' attempts wait there), and a graceful stop of its
-    node waits for one task, not the whole run. Control-flow attempts always use the broker.
+    node waits for one task, not the whole run. Control-flow attempts are never taken (a condition
+    is evaluated in the finish's step itself, the others go through the broker).
     """
 
     def __init__(self, host, deadline):

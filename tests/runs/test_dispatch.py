@@ -212,14 +212,14 @@ def test_no_handoff_after_its_deadline_or_for_control_flow_tasks(alice, broker):
     assert late.pop() is None
     assert attempt(run, "b").life_cycle_state == L.PENDING
 
-    job = make_job(alice, [shell("a"), {"task_key": "check", "depends_on": [{"task_key": "a"}],
-                                        "condition_task": {"op": "EQUAL_TO", "left": "1", "right": "1"}}])
+    job = make_job(alice, [shell("a"), {"task_key": "each", "depends_on": [{"task_key": "a"}], "for_each_task": {
+        "inputs": "[1, 2]", "task": shell("item")}}])
     run, _ = create_run(job)
     broker.take()
     taking = handoff()
     finish_attempt(claim_attempt(attempt(run, "a").id).id, attempt_ended(R.SUCCESS), handoff=taking)
     assert taking.pop() is None
-    assert broker.take() == [attempt(run, "check").id]
+    assert broker.take() == [attempt(run, "each").id]
 
 
 def test_a_worker_runs_a_chain_through_its_handoffs_in_one_broker_message(alice, broker, settings):

@@ -79,14 +79,13 @@ def test_the_reaper_or_a_worker_without_handoff_passes_its_place_on_too(alice, b
 
 
 def test_control_flow_attempts_are_never_held(alice, broker):
-    conditions = [{"task_key": f"c{i}", "condition_task": {"op": "EQUAL_TO", "left": "1", "right": "1"}}
-                  for i in range(10)]
-    job = make_job(alice, conditions + [shell(f"t{i}") for i in range(10)])
+    loops = [{"task_key": f"f{i}", "for_each_task": {"inputs": "[1]", "task": shell(f"item{i}")}} for i in range(10)]
+    job = make_job(alice, loops + [shell(f"t{i}") for i in range(10)])
     run, _ = create_run(job)
 
     sent = set(broker.take())
-    conditions_sent = set(TaskRun.objects.filter(run=run, task_type="condition_task").values_list("id", flat=True))
-    assert conditions_sent <= sent and len(sent - conditions_sent) == 4
+    loops_sent = set(TaskRun.objects.filter(run=run, task_type="for_each_task").values_list("id", flat=True))
+    assert len(loops_sent) == 10 and loops_sent <= sent and len(sent - loops_sent) == 4
 
 
 def test_a_wide_run_driven_by_a_few_workers_runs_every_attempt_exactly_once(alice, broker):
