@@ -6,6 +6,8 @@ The server is a `serve` process of its own, so the jobs and runs the fuzzer make
 other test; it starts with a few real jobs and finished runs, since small ids (which Hypothesis
 tries first) then name things that exist."""
 
+import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,8 @@ MAX_EXAMPLES = 30
 # The coverage phase's invalid cases for a JobSettings body (some 1,400 per operation, every field
 # of every nested block made wrong) would take most of the CI budget; the fuzzing phase still
 # sends them invalid settings, and tests/spec covers the checks field by field.
+# How long a case whose answer is a database error (503) is asked again (see answer()).
+RETRIES_FOR = 30
 SETTINGS_BODIES = ["jobsCreate", "jobsUpdate", "jobsReset", "runsSubmit", "jobsValidate"]
 
 schema = schemathesis.openapi.from_path(DOCUMENT, config=schemathesis.Config.from_dict({
@@ -94,9 +98,24 @@ def fuzz_server(request, tmp_path_factory):
             drop_database(database)
 
 
+def answer(case, base_url, server):
+    """The server's answer to the case. One that says the database was unavailable (503
+    TEMPORARILY_UNAVAILABLE, as the server answers any database error) is asked again after its
+    Retry-After, as the SDK does, for up to RETRIES_FOR seconds: such a 503 says nothing of the
+    request, and the checks are about the request. Each one is reported as a warning, with the
+    server's own account of the error (the warnings summary shows it, pass or fail)."""
+    deadline = time.monotonic() + RETRIES_FOR
+    while True:
+        response = case.call(base_url=base_url, headers=server.headers, timeout=30)
+        if response.status_code != 503 or time.monotonic() > deadline:
+            return response
+        warnings.warn(f"{case.method} {case.path} answered 503 ({response.text}); asking again. "
+                      f"The server's log:\n{database_errors(server)}", stacklevel=1)
+        time.sleep(float(response.headers.get("Retry-After") or 1))
+
+
 def validate(case, response, server):
-    """The checks; a failing 503 (the server met a database error) shows the server's own account
-    of that error, which the answer leaves out."""
+    """The checks; a failing 503 shows the server's account of its database error."""
     try:
         case.validate_response(response, checks=CHECKS)
     except Exception:
@@ -105,7 +124,7 @@ def validate(case, response, server):
         raise
 
 
-def database_errors(server, lines=60):
+def database_errors(server, lines=40):
     log = server.log_text().splitlines()
     met = [i for i, line in enumerate(log) if "met a database error" in line]
     return "\n".join(log[met[-1]:met[-1] + lines]) if met else "(no database error in the server's log)"
@@ -125,8 +144,7 @@ def test_the_document_is_served_without_a_token_and_is_the_file(fuzz_server):
 @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 def test_every_answer_keeps_to_the_openapi_document(case, fuzz_server):
-    response = case.call(base_url=f"{fuzz_server.url}/api/2.2", headers=fuzz_server.headers, timeout=30)
-    validate(case, response, fuzz_server)
+    validate(case, answer(case, f"{fuzz_server.url}/api/2.2", fuzz_server), fuzz_server)
 
 
 lineage_schema = schemathesis.openapi.from_path(LINEAGE_DOCUMENT, config=schemathesis.Config.from_dict({
@@ -138,8 +156,7 @@ lineage_schema = schemathesis.openapi.from_path(LINEAGE_DOCUMENT, config=schemat
 @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 def test_every_lineage_answer_keeps_to_its_openapi_document(case, fuzz_server):
-    response = case.call(base_url=fuzz_server.url, headers=fuzz_server.headers, timeout=30)
-    validate(case, response, fuzz_server)
+    validate(case, answer(case, fuzz_server.url, fuzz_server), fuzz_server)
 
 
 teams_schema = schemathesis.openapi.from_path(TEAMS_DOCUMENT, config=schemathesis.Config.from_dict({
@@ -151,8 +168,7 @@ teams_schema = schemathesis.openapi.from_path(TEAMS_DOCUMENT, config=schemathesi
 @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 def test_every_permissions_and_audit_answer_keeps_to_its_openapi_document(case, fuzz_server):
-    response = case.call(base_url=fuzz_server.url, headers=fuzz_server.headers, timeout=30)
-    validate(case, response, fuzz_server)
+    validate(case, answer(case, fuzz_server.url, fuzz_server), fuzz_server)
 
 
 workspace_schema = schemathesis.openapi.from_path(WORKSPACE_DOCUMENT, config=schemathesis.Config.from_dict({
@@ -164,8 +180,7 @@ workspace_schema = schemathesis.openapi.from_path(WORKSPACE_DOCUMENT, config=sch
 @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 def test_every_workspace_answer_keeps_to_its_openapi_document(case, fuzz_server):
-    response = case.call(base_url=fuzz_server.url, headers=fuzz_server.headers, timeout=30)
-    validate(case, response, fuzz_server)
+    validate(case, answer(case, fuzz_server.url, fuzz_server), fuzz_server)
 
 
 notifications_schema = schemathesis.openapi.from_path(NOTIFICATIONS_DOCUMENT, config=schemathesis.Config.from_dict({
@@ -177,5 +192,4 @@ notifications_schema = schemathesis.openapi.from_path(NOTIFICATIONS_DOCUMENT, co
 @settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 def test_every_notification_destinations_answer_keeps_to_its_openapi_document(case, fuzz_server):
-    response = case.call(base_url=fuzz_server.url, headers=fuzz_server.headers, timeout=30)
-    validate(case, response, fuzz_server)
+    validate(case, answer(case, fuzz_server.url, fuzz_server), fuzz_server)
