@@ -8,8 +8,12 @@ holds the lease half-way (--kill). Then it reads every run from the database and
 
 - fire lag (run created minus its schedule slot) p50 / p95 / max, in steady state and, with
   --kill, around the takeover;
-- start lag (the run's first task claimed by a worker minus slot) p50 / p95: the run's own times
-  are the clock step's "now", the claim is a worker's clock reading taken when it happened;
+- start lag (the run's first task started minus slot) p50 / p95: the run's own times are the
+  clock step's "now"; a task's start is a worker's clock reading when it claimed the task, or
+  for a condition task (--condition) the step that made it ready, which evaluates it;
+- end lag (the run ended minus slot) and the runs' results; reacted lag: the first reaction to
+  the run's end done minus slot, a time taken after the end's transaction committed (the
+  others are the "now" of the step that wrote them);
 - duplicate slots (more than one run for a job and slot) and missed slots (seconds between a
   job's first and last fired slot that made no run).
 
@@ -148,7 +152,11 @@ def main():
             # A run's times are the clock step's "now"; its first task's claim is a worker's
             # own clock reading, so "task started - slot" also counts how long the step took.
             rows = conn.execute(
-                "SELECT r.job_id, r.trigger_slot, r.created_at, MIN(t.started_at) FROM runs_run r "
+                "SELECT r.job_id, r.trigger_slot, r.created_at, MIN(t.started_at), r.ended_at, r.result_state, "
+                # Written after the run's end committed (the times above are its step's "now"):
+                "(SELECT MIN(x.done_at) FROM runs_runevent e JOIN runs_reaction x ON x.event_id = e.id "
+                " WHERE e.run_id = r.id AND e.type = 'run.finished') "
+                "FROM runs_run r "
                 "LEFT JOIN runs_taskrun t ON t.run_id = r.id "
                 "WHERE r.job_id = ANY(%s) GROUP BY r.id ORDER BY r.job_id, r.trigger_slot", (job_ids,)).fetchall()
         report(rows, killed_at, args.every, args.firings)
@@ -170,11 +178,19 @@ def report(rows, killed_at, every, firings=0):
     from datetime import timedelta
 
     per_job = defaultdict(list)
-    for job_id, slot, created, started in rows:
+    for job_id, slot, created, started, *_ in rows:
         per_job[job_id].append((slot, created, started))
     duplicates = sum(n - 1 for n in Counter((job_id, slot) for job_id, slot, *_ in rows).values() if n > 1)
     # Around the takeover: slots from the kill to 30 s after it.
     near_kill = lambda slot: killed_at is not None and killed_at - 1 <= slot.timestamp() <= killed_at + 30  # noqa: E731
+    ends = [(ended - slot).total_seconds() for _, slot, _, _, ended, _, _ in rows if ended and not near_kill(slot)]
+    reacted = [(done - slot).total_seconds() for _, slot, *_, done in rows if done and not near_kill(slot)]
+    first_reacted = defaultdict(list)  # by slot: the first of a batch's runs reacted to, soon after its commit
+    for _, slot, *_, done in rows:
+        if done and not near_kill(slot):
+            first_reacted[slot].append((done - slot).total_seconds())
+    first_reacted = [min(lags) for lags in first_reacted.values()]
+    results = Counter(result or "not ended" for *_, result, _ in rows)
     missed = Counter()
     for fired in per_job.values():
         seen = {slot for slot, *_ in fired}
@@ -191,6 +207,10 @@ def report(rows, killed_at, every, firings=0):
           + (f", {missed['takeover']} while the lease moved to the other node" if killed_at else ""))
     print(summary("fire lag, steady state (created - slot)", steady))
     print(summary("start lag, steady state (first task started - slot)", started))
+    print(summary("end lag, steady state (run ended - slot)", ends))
+    print(summary("reacted lag, steady state (first reaction to the run's end done - slot: after its commit)", reacted))
+    print(summary("  the same, of each slot's first run reacted to (by slot)", first_reacted))
+    print("run results:", ", ".join(f"{result} {n}" for result, n in results.most_common()))
     if killed_at is not None:
         print(summary("fire lag, 30 s after the clock's node was killed", takeover))
         print("  (a killed clock's lease expires after 15 s; then only the latest missed slot fires)")

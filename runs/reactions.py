@@ -13,7 +13,8 @@ of a canceled task; later notifications, job-completion triggers, lineage export
   own transactions (to lock runs in a safe order) and is marked after it returns: at least once,
   so it must be idempotent. An event whose reactions are not all done keeps reactions_pending,
   and the clock's sweep (sweep_reactions) runs what a crash between commit and reaction left
-  undone: nothing is lost.
+  undone: nothing is lost. The committing process runs them, except the clock, which hands
+  them to the workers through the broker (react_in_workers).
 - Live reactions (nudging open run pages) run on commit and are best effort: a page that misses
   a nudge finds the event when it next looks.
 
@@ -117,11 +118,42 @@ class _AfterCommit:
                 react(sorted(self.run_ids))
             except Exception:  # a live page is a nicety
                 log.exception("live reaction %s failed", react.__name__)
-        for event_id in self.event_ids:
-            try:
-                run_reactions(event_id)
-            except Exception:  # the sweep tries again
-                log.exception("reactions to event %s failed", event_id)
+        if _in_workers["on"]:
+            send_reactions(self.event_ids)
+        else:
+            run_reactions_of(self.event_ids)
+
+
+# Reactions handed to the workers travel in messages of this many events.
+REACTIONS_PER_MESSAGE = 20
+_in_workers = {"on": False}
+
+
+def react_in_workers():
+    """From now on this process hands the reactions to its commits' events to the workers (through
+    the broker) instead of running them itself: the clock, whose time belongs to the schedules (a
+    storm of 200 runs that end in its step brings 200 run.finished events, seconds of reactions)."""
+    _in_workers["on"] = True
+
+
+def send_reactions(event_ids):
+    from django_q.tasks import async_task
+
+    for start in range(0, len(event_ids), REACTIONS_PER_MESSAGE):
+        try:
+            async_task("runs.reactions.run_reactions_of", event_ids[start:start + REACTIONS_PER_MESSAGE],
+                       task_name=f"reactions-{event_ids[start]}")
+        except Exception:  # the broker is down: the sweep runs them
+            log.exception("could not hand the reactions to events %s to the workers", event_ids[start:])
+            return
+
+
+def run_reactions_of(event_ids):
+    for event_id in event_ids:
+        try:
+            run_reactions(event_id)
+        except Exception:  # the sweep tries again
+            log.exception("reactions to event %s failed", event_id)
 
 
 def run_reactions(event_id):

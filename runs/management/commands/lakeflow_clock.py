@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 
 from runs.clock import run_clock, start_node_services
 from runs.environments import start_cleaning_environments
+from runs.reactions import react_in_workers
 
 SERVICE_STOP_SECONDS = 30  # a node's stop waits this long at most for its services' current work
 
@@ -20,6 +21,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        react_in_workers()  # the clock's time is the schedules'
         start_cleaning_environments(lambda: bool(stopping))  # every node, leader or standby
         services = start_node_services(lambda: bool(stopping))
         run_clock(lambda: bool(stopping))
