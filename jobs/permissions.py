@@ -252,17 +252,24 @@ def run_as_user(kind, name):
     return users.filter(service_principal__isnull=(kind != SERVICE_PRINCIPAL)).first()
 
 
-def run_as_identity(job, settings):
+def run_as_identity(job, settings, owners=None):
     """Who the job's runs execute as: its run_as, else its owner, else its creator (Databricks:
-    the owner by default). None only for a job without any of them."""
+    the owner by default). None only for a job without any of them. ``owners``: owners_of() for
+    many jobs at once, this one's among them."""
     run_as = settings.get("run_as") or {}
     for kind in (USER, SERVICE_PRINCIPAL):
         if run_as.get(kind):
             return run_as_user(kind, run_as[kind])
-    return owner_of(job.id) or job.creator
+    return (owner_of(job.id) if owners is None else owners.get(job.id)) or job.creator
 
 
 def owner_of(job_id):
     """The owner's user, or None (a job whose owner was removed)."""
     row = JobPermission.objects.filter(job_id=job_id, level=IS_OWNER).select_related("user").first()
     return row.user if row else None
+
+
+def owners_of(job_ids):
+    """{job id: its owner's user} for the jobs of ``job_ids`` that have one, in one query."""
+    return {row.job_id: row.user for row in JobPermission.objects.filter(job_id__in=list(job_ids), level=IS_OWNER)
+            .select_related("user")}

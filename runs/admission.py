@@ -219,13 +219,14 @@ def lock_jobs(job_ids):
     return {job.id: job for job in jobs}  # SQLite: the IMMEDIATE transaction already holds the write lock
 
 
-def slot_run(job, version, slot, now):
-    """The unsaved run of a schedule slot, as create_run makes it (trigger PERIODIC)."""
+def slot_run(job, version, slot, now, owners=None):
+    """The unsaved run of a schedule slot, as create_run makes it (trigger PERIODIC); ``owners``:
+    jobs.permissions.owners_of() for the lot."""
     settings = version.settings
     return Run(
         job=job, job_version=version, run_type=Run.RunType.JOB_RUN, trigger=Run.Trigger.PERIODIC,
         run_name=settings.get("run_name") or settings.get("name") or "", creator=None,
-        run_as=run_as_identity(job, settings), life_cycle_state=L.QUEUED,
+        run_as=run_as_identity(job, settings, owners), life_cycle_state=L.QUEUED,
         queue_enabled=bool((settings.get("queue") or {}).get("enabled", False)),
         job_parameters=effective_job_parameters(settings.get("parameters", []), None),
         overriding_parameters=None, idempotency_token=None, only_tasks=None, parent_task_run=None,

@@ -28,7 +28,7 @@ from runs.engine import endings
 from runs.engine.condition import ConditionError, evaluate_condition, outcome_text
 from runs.engine.parameters import ParametersInvalid
 from runs.engine.states import FINISHED_LIFE_CYCLES, RunLifeCycleState as L, RunResultState as R, TerminationCode
-from runs.events import gathered, record
+from runs.events import gathered, record, savepoint
 from runs.for_each import create_iterations, current_iterations
 from runs.isolation import each_isolated
 from runs.loading import attempt_task_settings, lock_run_of
@@ -74,7 +74,7 @@ def evaluate_conditions(run, attempts, now, handoff=None):
 def evaluate_here(run, attempt, now, handoff):
     taken_before = handoff.attempt_id if handoff is not None else None
     try:
-        with transaction.atomic():  # a savepoint: a failure takes back this evaluation only
+        with savepoint():  # a failure takes back this evaluation only (its events too)
             if not TaskRun.objects.filter(id=attempt.id, life_cycle_state=L.PENDING).update(
                     life_cycle_state=L.RUNNING, started_at=now, heartbeat_at=now):
                 return

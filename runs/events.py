@@ -5,7 +5,7 @@ An event's reactions (runs/reactions.py) run after that transaction commits."""
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from django.db import connection
+from django.db import connection, transaction
 
 from runs.models import RunEvent
 from runs.reactions import after_commit, has_durable_reactions
@@ -70,3 +70,26 @@ def gathered():
         _gathering.reset(token)
     if events:
         after_commit(RunEvent.objects.bulk_create(events))
+
+
+@contextmanager
+def savepoint():
+    """transaction.atomic() inside the caller's transaction (a savepoint) whose events join the
+    gathered() block around it, in their order, and leave it again if the savepoint rolls back
+    (without a gathered() block at this depth: one of its own)."""
+    gathering = _gathering.get()
+    if gathering is None or gathering[0] != len(connection.savepoint_ids):
+        with transaction.atomic(), gathered():
+            yield
+        return
+    depth, events = gathering
+    kept = len(events)
+    with transaction.atomic():
+        token = _gathering.set((depth + 1, events))
+        try:
+            yield
+        except BaseException:
+            del events[kept:]  # rolled back with the savepoint
+            raise
+        finally:
+            _gathering.reset(token)

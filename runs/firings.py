@@ -26,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs.models import Job
+from jobs.permissions import owners_of
 from runs.admission import RunRefused, create_run, create_slot_runs, lock_jobs, slot_run
 from runs.engine.states import RunLifeCycleState as L
 from runs.loading import job_version
@@ -97,6 +98,7 @@ def fire_slots_together(plans, now, advance):
     A slot that already has its run raises IntegrityError (the unique constraint stays the last
     word): the caller's transaction is then spoilt, and it fires the lot one by one instead."""
     jobs = lock_jobs({state.job_id for state, decision in plans if decision.fire is not None})
+    owners = owners_of(jobs)  # who each run executes as, unless its job says: one query for the lot
     left, fired, decisions, slots = [], [], [], set()
     for state, decision in plans:
         if decision.fire is None:
@@ -115,7 +117,7 @@ def fire_slots_together(plans, now, advance):
         if decision.missed:
             decisions.append(decision_row(job.id, TriggerDecision.Kind.SKIPPED, decision.reason, now, decision.fire,
                                           position=state.position))
-        fired.append((state, decision, slot_run(job, version, decision.fire, now)))
+        fired.append((state, decision, slot_run(job, version, decision.fire, now, owners)))
     create_slot_runs([run for _, _, run in fired], now)
     for state, decision, run in fired:
         if run.life_cycle_state == L.SKIPPED:

@@ -42,6 +42,7 @@ from jobs.spec.cron import parse_quartz
 from jobs.spec.triggers import trigger_blocks
 from runs.engine.schedule import decide_slot, missed_cron_slots, missed_periodic_slots
 from runs.engine.states import RunResultState as R
+from runs.events import gathered
 from runs.firings import (
     ERROR_RETRY_EVERY,
     continuous_run_active,
@@ -104,7 +105,7 @@ def fire_schedules(states, now):
         except Exception:  # a broken trigger: its own step records why
             left.append(state)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), gathered():  # the lot's task and run-end events in one INSERT
             fired, rest = fire_slots_together(plans, now, advance)
     except Exception:
         log.warning("%d schedule slots could not fire together: firing them one by one", len(plans), exc_info=True)
