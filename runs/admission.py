@@ -6,6 +6,7 @@ take the last free slot.
 """
 
 from datetime import timedelta
+from collections import defaultdict
 from itertools import groupby
 
 from django.db import IntegrityError, connection, transaction
@@ -21,7 +22,7 @@ from runs.engine.parameters import effective_job_parameters
 from runs.engine.states import SLOT_HOLDING_RUN_LIFE_CYCLES, RunLifeCycleState as L
 from runs.events import record
 from runs.isolation import isolated
-from runs.loading import graph_for_version, lock_run, new_task_runs
+from runs.loading import graph_for_version, lock_run, new_task_runs, rows_of
 from runs.models import Run, RunEvent, TaskRun
 from runs.reactions import after_commit, has_durable_reactions, reacts_to
 from runs.transitions import end_run
@@ -285,14 +286,23 @@ def start_new_runs(admitted, now):
         Run.objects.filter(id__in=[run.id for run, _ in group]).update(
             life_cycle_state=L.RUNNING, started_at=now, timeout_at=now + timedelta(seconds=timeout) if timeout else None,
             state_message="")
-    TaskRun.objects.bulk_create([
+    created = TaskRun.objects.bulk_create([
         TaskRun(run=run, task_key=task["task_key"], task_type=task_type_of(task) or "", created_at=now)
         for run, _ in admitted for task in run.job_version.settings["tasks"]])
     for run, _ in admitted:
         run.life_cycle_state, run.started_at, run.state_message = L.RUNNING, now, ""
     record_each([(run, "run.started", {"reason": reason}) for run, reason in admitted], now)
+    # The first step plans from the rows just inserted (with their ids), not from a read of them.
+    by_run = defaultdict(list)
+    for attempt in created:
+        by_run[attempt.run_id].append(attempt)
     for run, _ in admitted:
-        advance_locked(run, now)
+        attempts = by_run[run.id]
+        if attempts and all(attempt.pk is not None for attempt in attempts):
+            rows, loaded = rows_of(attempts)
+            advance_locked(run, now, rows=rows, loaded=loaded)
+        else:  # a database that does not return inserted ids
+            advance_locked(run, now)
 
 
 def run_timeout(run):

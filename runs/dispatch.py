@@ -39,17 +39,18 @@ from runs.transitions import (abort_run, cancel_attempt, dispatch_held, end_atte
 log = logging.getLogger(__name__)
 
 
-def advance_locked(run, now, handoff=None, rows=None):
+def advance_locked(run, now, handoff=None, rows=None, loaded=None):
     """The planner step over the whole run; the caller holds the run lock inside a transaction.
-    ``rows``: every task's current status row, if the caller has them all."""
+    ``rows``: every task's current status row, if the caller has them all; ``loaded``: attempts
+    the caller has, by id (apply_actions reads the others it acts on)."""
     graph = graph_for_run(run)
     rows = current_status_rows(run) if rows is None else rows
     looping = [row.id for row in rows.values()
                if row.task_type == "for_each_task" and row.life_cycle_state in (L.RUNNING, L.TERMINATING)]
     if looping and any([advance_for_each(run, wrapper, now) for wrapper in attempts_by_id(looping).values()]):
-        rows = current_status_rows(run)
+        rows, loaded = current_status_rows(run), None
     apply_actions(run, rows, next_actions(graph, status_map(rows), now_ms=to_ms(now), cancel_reason=run.cancel_reason),
-                  now, handoff)
+                  now, handoff, loaded)
 
 
 def advance_after_finish(run, attempt, known, now, handoff):

@@ -193,8 +193,13 @@ def current_status_rows(run, keys=None):
 def current_attempt_rows(run, keys):
     """current_status_rows(run, keys) and those attempts themselves, by id, in one read (for a
     few keys: model instances cost several times as much as tuples)."""
-    attempts = list(run.task_runs.filter(is_current=True, for_each_key="", task_key__in=sorted(keys))
-                    .defer(*HEAVY_COLUMNS))
+    return rows_of(list(run.task_runs.filter(is_current=True, for_each_key="", task_key__in=sorted(keys))
+                        .defer(*HEAVY_COLUMNS)))
+
+
+def rows_of(attempts):
+    """The planner's rows of ``attempts`` (loaded, or just inserted with their ids) and the
+    attempts by id: what current_attempt_rows reads."""
     return ({a.task_key: StatusRow(*(getattr(a, column) for column in STATUS_COLUMNS)) for a in attempts},
             {a.id: a for a in attempts})
 
