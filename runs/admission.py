@@ -153,8 +153,9 @@ def admit_queued_runs(job_id, now=None):
                 # A run that cannot start ends alone, saying why: the run that just finished and
                 # the job's other queued runs go on.
                 if isolated(lambda run_id: admit_run(run_id, now, reason), run.id, could_not_start):
-                    active += 1
                     started.append(run.id)
+                    # A run may end in its first step (conditions only): its slot is free again.
+                    active += Run.objects.filter(id=run.id, life_cycle_state__in=SLOT_HOLDING_RUN_LIFE_CYCLES).exists()
             elif not run.queue_enabled or limit == 0:
                 end_run(run, endings.skipped_at_admission(limit), now, from_states=(L.QUEUED,))
         return started

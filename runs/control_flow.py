@@ -55,7 +55,8 @@ def evaluate_conditions(run, attempts, now, handoff=None):
     (Databricks evaluates them in its control plane too).
 
     Finishing one plans its children, which may start more conditions: those join the outermost
-    call's list (no recursion however long a chain of conditions). ``handoff``: the finishing
+    call's list (no recursion however long a chain of conditions), which does at most
+    CONDITIONS_PER_STEP and sends the rest to workers. ``handoff``: the finishing
     worker's, which may take what the conditions make ready. One that fails unexpectedly is
     rolled back to PENDING alone and goes to the broker (execute_control_flow) instead."""
     waiting = getattr(_evaluating, "attempts", None)
@@ -64,11 +65,20 @@ def evaluate_conditions(run, attempts, now, handoff=None):
         return
     _evaluating.attempts = waiting = [(run, attempt, handoff) for attempt in attempts]
     try:
-        while waiting:
+        for _ in range(CONDITIONS_PER_STEP):
+            if not waiting:
+                return
             run, attempt, handoff = waiting.pop(0)
             evaluate_here(run, attempt, now, handoff)
+        # The rest go to workers (PENDING, marked dispatched): a step's work stays bounded however
+        # many conditions it makes ready (a run-now request, the clock's lot of schedule slots).
+        enqueue_on_commit([attempt.id for _, attempt, _ in waiting])
     finally:
         _evaluating.attempts = None
+
+
+# How many conditions one planner step evaluates itself (with those they make ready in turn).
+CONDITIONS_PER_STEP = 16
 
 
 def evaluate_here(run, attempt, now, handoff):

@@ -101,7 +101,10 @@ def plan_around(run, now, handoff, graph, changed, known=None):
     actions = next_actions(graph, status_map(rows), now_ms=to_ms(now), cancel_reason=run.cancel_reason, focus=focus)
     apply_actions(run, rows, actions, now, handoff, loaded)
     skipped = [action.task_key for action in actions if isinstance(action, SkipTask) and action.task_key not in changed]
-    started = any(isinstance(action, (StartTask, RetryTask)) for action in actions)
+    # A condition evaluated in this step has ended already: what it left unfinished (a child the
+    # step above still skips) is for the run's end check to see, so it does not count as started.
+    started = any(isinstance(action, RetryTask) or isinstance(action, StartTask)
+                  and rows[action.task_key].task_type != "condition_task" for action in actions)
     return plan_around(run, now, handoff, graph, skipped) or started if skipped else started
 
 

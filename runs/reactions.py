@@ -14,7 +14,7 @@ of a canceled task; later notifications, job-completion triggers, lineage export
   so it must be idempotent. An event whose reactions are not all done keeps reactions_pending,
   and the clock's sweep (sweep_reactions) runs what a crash between commit and reaction left
   undone: nothing is lost. The committing process runs them, except the clock, which hands
-  them to the workers through the broker (react_in_workers).
+  them to the workers through the broker (reacting_in_workers).
 - Live reactions (nudging open run pages) run on commit and are best effort: a page that misses
   a nudge finds the event when it next looks.
 
@@ -25,6 +25,8 @@ that define them are imported when the runs app is ready, runs/apps.py).
 import logging
 import os
 import signal
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -118,7 +120,7 @@ class _AfterCommit:
                 react(sorted(self.run_ids))
             except Exception:  # a live page is a nicety
                 log.exception("live reaction %s failed", react.__name__)
-        if _in_workers["on"]:
+        if _in_workers["on"] and len(self.event_ids) > REACTIONS_PER_MESSAGE:
             send_reactions(self.event_ids)
         else:
             run_reactions_of(self.event_ids)
@@ -129,23 +131,46 @@ REACTIONS_PER_MESSAGE = 20
 _in_workers = {"on": False}
 
 
-def react_in_workers():
-    """From now on this process hands the reactions to its commits' events to the workers (through
-    the broker) instead of running them itself: the clock, whose time belongs to the schedules (a
-    storm of 200 runs that end in its step brings 200 run.finished events, seconds of reactions)."""
+@contextmanager
+def reacting_in_workers():
+    """Inside this block, this process hands the reactions to its commits' events to the workers
+    (through the broker) instead of running them itself, when a commit brings more than
+    REACTIONS_PER_MESSAGE: the clock, whose time belongs to the schedules (a storm of 200 runs that
+    end in its step brings 200 run.finished events, seconds of reactions). A few (a run it timed
+    out, a retry it promoted) it still runs at once: the workers may all be busy with long tasks."""
     _in_workers["on"] = True
+    try:
+        yield
+    finally:
+        _in_workers["on"] = False
 
 
 def send_reactions(event_ids):
     from django_q.tasks import async_task
 
     for start in range(0, len(event_ids), REACTIONS_PER_MESSAGE):
+        chunk = event_ids[start:start + REACTIONS_PER_MESSAGE]
         try:
-            async_task("runs.reactions.run_reactions_of", event_ids[start:start + REACTIONS_PER_MESSAGE],
-                       task_name=f"reactions-{event_ids[start]}")
+            async_task("runs.reactions.run_reactions_of", chunk, task_name=f"reactions-{chunk[0]}")
         except Exception:  # the broker is down: the sweep runs them
             log.exception("could not hand the reactions to events %s to the workers", event_ids[start:])
             return
+        until = time.monotonic() + HANDED_OFF_SECONDS
+        _handed_off.update((event_id, until) for event_id in chunk)
+
+
+# The sweep in this process leaves the events it handed to the workers to them this long (they
+# may all be busy with tasks for a while); then it runs whatever is still pending itself.
+HANDED_OFF_SECONDS = 30.0
+_handed_off: dict[int, float] = {}
+
+
+def still_handed_off():
+    """The ids of events this process handed to the workers less than HANDED_OFF_SECONDS ago."""
+    now = time.monotonic()
+    for event_id in [event_id for event_id, until in _handed_off.items() if until <= now]:
+        del _handed_off[event_id]
+    return set(_handed_off)
 
 
 def run_reactions_of(event_ids):
@@ -254,5 +279,7 @@ def sweep_reactions(now):
     """Clock step: the reactions a crash (or a failure) left undone. Returns how many events it finished."""
     cutoff = now - timedelta(seconds=SWEEP_AFTER_SECONDS)
     pending = RunEvent.objects.filter(reactions_pending=True, at__lt=cutoff).order_by("id").values_list("id", flat=True)
+    handed_off = still_handed_off()
+    pending = [event_id for event_id in pending[:500 + len(handed_off)] if event_id not in handed_off][:500]
     # One event that cannot even be looked at must not hold up those behind it.
-    return each_isolated(list(pending[:500]), run_reactions, lambda event_id, why: None)
+    return each_isolated(pending, run_reactions, lambda event_id, why: None)

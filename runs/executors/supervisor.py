@@ -289,10 +289,15 @@ def started_by(pid: int, moment: float, slack: float = 2.0) -> bool:
     """
     try:
         stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        return _group_exists(pid)
+    except OSError:  # cannot tell (no /proc, hidepid): not ours to kill
+        return False
+    try:
         with open("/proc/stat", "rb") as f:
             booted = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
     except (OSError, StopIteration):
-        return _group_exists(pid)
+        return False
     start_ticks = int(stat[stat.rfind(b")") + 2:].split()[19])  # field 22 of proc(5): starttime
     return booted + start_ticks / os.sysconf("SC_CLK_TCK") <= moment + slack
 

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from runs.admission import create_run
+from runs.control_flow import CONDITIONS_PER_STEP
 from runs.dispatch import finish_attempt
 from runs.engine.endings import attempt_ended
 from runs.engine.states import RunLifeCycleState as L, RunResultState as R
@@ -53,14 +54,49 @@ def test_conditions_after_a_finish_decide_in_its_step_and_the_worker_takes_what_
     assert [data["reason"] for data in running] == ["evaluated when it became ready"]
 
 
-def test_a_run_of_conditions_only_ends_as_it_is_created(alice, broker):
+def test_a_run_of_a_few_conditions_ends_as_it_is_created(alice, broker):
+    chain = [condition("c0")] + [condition(f"c{i}", depends_on=[f"c{i - 1}"]) for i in range(1, CONDITIONS_PER_STEP)]
+    run, _ = create_run(make_job(alice, chain))
+
+    run.refresh_from_db()
+    assert (run.life_cycle_state, run.result_state) == (L.TERMINATED, R.SUCCESS)
+    assert broker.take() == []
+
+
+def test_a_step_evaluates_a_bounded_number_of_conditions_and_workers_do_the_rest(alice, broker):
+    from runs.worker import execute_attempt
+
     chain = [condition("c0")] + [condition(f"c{i}", depends_on=[f"c{i - 1}"]) for i in range(1, 300)]
     run, _ = create_run(make_job(alice, chain))  # a chain far deeper than Python's recursion allows per frame
+    messages = 0
+    while sent := broker.take():
+        (attempt_id,) = sent
+        # A worker evaluates the next one, and its step the CONDITIONS_PER_STEP after it.
+        assert TaskRun.objects.filter(run=run, result_state=R.SUCCESS).count() == (
+            CONDITIONS_PER_STEP + messages * (CONDITIONS_PER_STEP + 1))
+        execute_attempt(attempt_id)
+        messages += 1
 
     run.refresh_from_db()
     assert (run.life_cycle_state, run.result_state) == (L.TERMINATED, R.SUCCESS)
     assert TaskRun.objects.filter(run=run, result_state=R.SUCCESS, task_type="condition_task").count() == 300
-    assert broker.take() == []
+    assert messages == -(-(300 - CONDITIONS_PER_STEP) // (CONDITIONS_PER_STEP + 1))
+
+
+def test_a_run_ends_when_its_condition_ends_before_the_step_skips_the_rest(alice, broker):
+    """The condition is evaluated while the step still has a skip to pass down (x's child y): the
+    run's end is decided once both are done (a run of more than SMALL_RUN tasks plans around its
+    change: the both_plannings fixture runs it that way too)."""
+    job = make_job(alice, [shell("a"), condition("c", depends_on=["a"]),
+                           {**shell("x", depends_on=["a"]), "run_if": "ALL_FAILED"}, shell("y", depends_on=["x"])])
+    run, _ = create_run(job)
+    assert broker.take() == [attempt(run, "a").id]
+
+    finish_attempt(claim_attempt(attempt(run, "a").id).id, attempt_ended(R.SUCCESS))
+
+    run.refresh_from_db()
+    assert (run.life_cycle_state, run.result_state) == (L.TERMINATED, R.SUCCESS)
+    assert attempt(run, "y").result_state == R.EXCLUDED
 
 
 def test_a_condition_that_cannot_be_evaluated_in_the_step_goes_to_a_worker_alone(alice, broker, monkeypatch):
@@ -109,3 +145,19 @@ def test_a_handoff_claim_made_by_a_rolled_back_evaluation_is_dropped_with_it(ali
     assert taken == attempt(run, "d").id  # the run's waiting attempt, taken after the rollback
     assert TaskRun.objects.get(id=taken).life_cycle_state == L.RUNNING
     assert attempt(run, "c").life_cycle_state == L.PENDING
+
+
+def test_a_queued_run_that_ends_in_its_first_step_frees_its_slot_for_the_next(alice, broker):
+    from runs.admission import admit_queued_runs
+    from runs.models import Run
+
+    job = make_job(alice, [shell("t")], max_concurrent_runs=1, queue={"enabled": True})
+    holder, _ = create_run(job)
+    job.save_version({**job.settings, "tasks": [condition("c")]}, alice)
+    queued = [create_run(job)[0] for _ in range(2)]
+    assert all(Run.objects.get(id=run.id).life_cycle_state == L.QUEUED for run in queued)
+    Run.objects.filter(id=holder.id).update(life_cycle_state=L.TERMINATED, result_state=R.SUCCESS)
+
+    assert admit_queued_runs(job.id) == [run.id for run in queued]
+
+    assert all(Run.objects.get(id=run.id).result_state == R.SUCCESS for run in queued)
