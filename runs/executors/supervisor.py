@@ -552,12 +552,8 @@ def _group_has_live_members(pgid: int) -> bool:
     ``killpg(pgid, 0)`` alone cannot tell: it also succeeds for zombies, such as our own
     unreaped child or orphans whose new parent does not reap them.
     """
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
+    if not _group_exists(pgid):
         return False
-    except PermissionError:
-        pass
     try:
         names = os.listdir("/proc")
     except OSError:
