@@ -23,7 +23,8 @@ from jobs.spec.settings import task_type_of
 from jobs.models import Job
 from runs.admission import RunRefused, create_run
 from runs.broker import enqueue_on_commit
-from runs.dispatch import advance_after_end, advance_locked, cancel_run, end_broken_run, finish_attempt
+from runs.dispatch import (advance_after_end, advance_locked, cancel_run, end_broken_run, evaluates_conditions,
+                           finish_attempt)
 from runs.engine import endings
 from runs.engine.condition import ConditionError, evaluate_condition, outcome_text
 from runs.engine.parameters import ParametersInvalid
@@ -47,6 +48,7 @@ MAX_RUN_JOB_DEPTH = 10
 _evaluating = threading.local()  # the condition attempts the outermost evaluate_conditions has yet to do
 
 
+@evaluates_conditions
 def evaluate_conditions(run, attempts, now, handoff=None):
     """Claim, evaluate and finish PENDING condition attempts of ``run`` (whose lock the caller
     holds, in its transaction) at ``now``, when the planner step that started them is done. A

@@ -124,7 +124,7 @@ def apply_actions(run, rows, actions, now, handoff, loaded=None):
     attempts = {attempt.task_key: attempt for attempt in acting.values()}
     starts = [a for a in actions if isinstance(a, StartTask)]
     # A condition is evaluated where it becomes ready, under this lock: no broker, no worker.
-    conditions = [attempts[a.task_key] for a in starts if evaluated_here(attempts[a.task_key])]
+    conditions = [attempts[a.task_key] for a in starts if evaluated_here(attempts[a.task_key])] if _evaluator else []
     start_attempts(run, [attempts[a.task_key] for a in starts], now, handoff,
                    reasons={a.task_key: a.reason for a in starts if a.reason},
                    evaluated_here={attempt.id for attempt in conditions})
@@ -138,14 +138,23 @@ def apply_actions(run, rows, actions, now, handoff, loaded=None):
                                               action.termination_type, action.message),
                     now, from_states=WORKING_RUN_STATES)
     if conditions:
-        from runs.control_flow import evaluate_conditions  # it plans through this module
-
-        evaluate_conditions(run, conditions, now, handoff)
+        _evaluator[0](run, conditions, now, handoff)
 
 
 def evaluated_here(attempt):
     """A top-level condition task (an iteration's goes through the broker, as its for-each plans it)."""
     return attempt.task_type == "condition_task" and not attempt.for_each_key
+
+
+_evaluator = []  # runs.control_flow's evaluate_conditions, once it is imported (runs/apps.py)
+
+
+def evaluates_conditions(evaluate):
+    """Register evaluate(run, attempts, now, handoff), which evaluates condition attempts a step
+    started (runs.control_flow: it plans through this module, so this one cannot import it).
+    Until one is registered, conditions go to workers through the broker."""
+    _evaluator[:] = [evaluate]
+    return evaluate
 
 
 def finish_attempt(attempt_id, ending, *, now=None, handoff=None, loaded=None, **fields):
