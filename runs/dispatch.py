@@ -104,7 +104,7 @@ def plan_around(run, now, handoff, graph, changed, known=None):
     # A condition evaluated in this step has ended already: what it left unfinished (a child the
     # step above still skips) is for the run's end check to see, so it does not count as started.
     started = any(isinstance(action, RetryTask) or isinstance(action, StartTask)
-                  and rows[action.task_key].task_type != "condition_task" for action in actions)
+                  and not evaluated_here(rows[action.task_key]) for action in actions)
     return plan_around(run, now, handoff, graph, skipped) or started if skipped else started
 
 
@@ -124,7 +124,7 @@ def apply_actions(run, rows, actions, now, handoff, loaded=None):
     attempts = {attempt.task_key: attempt for attempt in acting.values()}
     starts = [a for a in actions if isinstance(a, StartTask)]
     # A condition is evaluated where it becomes ready, under this lock: no broker, no worker.
-    conditions = [attempts[a.task_key] for a in starts if evaluated_here(attempts[a.task_key])] if _evaluator else []
+    conditions = [attempts[a.task_key] for a in starts if evaluated_here(attempts[a.task_key])]
     start_attempts(run, [attempts[a.task_key] for a in starts], now, handoff,
                    reasons={a.task_key: a.reason for a in starts if a.reason},
                    evaluated_here={attempt.id for attempt in conditions})
@@ -142,8 +142,10 @@ def apply_actions(run, rows, actions, now, handoff, loaded=None):
 
 
 def evaluated_here(attempt):
-    """A top-level condition task (an iteration's goes through the broker, as its for-each plans it)."""
-    return attempt.task_type == "condition_task" and not attempt.for_each_key
+    """Whether the step that starts ``attempt`` (a TaskRun or a planner row) evaluates it: a
+    top-level condition task, once an evaluator is registered (an iteration's goes through the
+    broker, as its for-each plans it)."""
+    return bool(_evaluator) and attempt.task_type == "condition_task" and not getattr(attempt, "for_each_key", "")
 
 
 _evaluator = []  # runs.control_flow's evaluate_conditions, once it is imported (runs/apps.py)
