@@ -91,6 +91,14 @@ def fork_child(title, run):
         os._exit(code)  # never back into the cluster's code
 
 
+def leave_out_unused_tls(daphne_args):
+    """Before Twisted is imported: a web server that serves plain HTTP (TLS is the proxy's, as in
+    deploy/) does without pyOpenSSL, and Twisted then leaves out its TLS support, which imports
+    pyOpenSSL and cryptography's x509 (~8 MB of an idle web process). An `ssl:` endpoint keeps it."""
+    if not any("ssl:" in arg for arg in daphne_args):
+        sys.modules.setdefault("OpenSSL", None)  # None: `import OpenSSL` raises ImportError
+
+
 def run_web(args):
     """The web server (lakeflow_site/web.py: daphne) with daphne's command-line arguments."""
     # Settings were read for a qcluster, whose processes keep their SQLite connections open; the
@@ -98,6 +106,7 @@ def run_web(args):
     for database in connections.settings.values():
         if database.get("CONN_MAX_AGE") is None:
             database["CONN_MAX_AGE"] = 0
+    leave_out_unused_tls(args)
     import lakeflow_site.web  # noqa: F401  (its changes to Twisted)
     from daphne.cli import CommandLineInterface
 
