@@ -91,7 +91,7 @@ def recent_chips(job_ids):
     # escaping; a state's class and label are escaped once per page.
     head, rest = escape(reverse("runs:detail", args=[LINK_JOB, LINK_RUN])).split(str(LINK_JOB))
     middle, tail = rest.split(str(LINK_RUN))
-    states, chips = {}, {}
+    states, chips, zone = {}, {}, timezone.get_current_timezone()  # once: each lookup reads a context-local
     for job_id, run_id, life_cycle_state, result_state, created_at in runs:
         state = states.get((life_cycle_state, result_state))
         if state is None:
@@ -99,7 +99,7 @@ def recent_chips(job_ids):
                                                               escape(state_label(life_cycle_state, result_state)))
         chips.setdefault(job_id, []).append(
             f'<a href="{head}{job_id}{middle}{run_id}{tail}" title="Run {run_id}: {state[1]} · '
-            f'{timezone.localtime(created_at):%Y-%m-%d %H:%M:%S}" class="chip state-{state[0]}"></a>')
+            f'{created_at.astimezone(zone).isoformat(" ", "seconds")[:19]}" class="chip state-{state[0]}"></a>')
     return {job_id: mark_safe("".join(html)) for job_id, html in chips.items()}
 
 
