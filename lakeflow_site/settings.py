@@ -364,6 +364,9 @@ else:
 LAKEFLOW_BROKER_IDLE_POLL = env_float("LAKEFLOW_BROKER_IDLE_POLL", 1.0)
 # The clock sleeps until the next due time, but at most this long (runs/clock.py pause_seconds).
 LAKEFLOW_CLOCK_IDLE_SECONDS = env_float("LAKEFLOW_CLOCK_IDLE_SECONDS", 1.0)
+# Schedule slots that came this recently and did not fire (the clock's lease moving after a node
+# died, a restart) fire late, in order; older ones are skipped but the latest (runs/triggers.py).
+LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS = env_float("LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS", 60.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -8,8 +8,9 @@ rows that are due (an index on paused, next_check_at), decides with the pure rul
 runs/engine (schedule slots, arrival timers) and starts runs through create_run. A schedule slot
 makes at most one run: Run has a unique constraint on (job, trigger_slot), so a second clock
 firing the same slot (a lease handover, a restart) gets the existing run back; two triggers of
-one job firing for the same instant make one run too. After downtime only the latest missed
-slot fires, as in Lakeflow.
+one job firing for the same instant make one run too. Slots missed for less than
+LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS (a lease moving after a node died, a restart) fire late, one
+per pass, oldest first; after a longer downtime only the latest missed slot fires, as in Lakeflow.
 
 A schedule storm (hundreds of jobs due in the same second) fires in lots of BATCH_SIZE
 triggers, one transaction each (fire_schedules): the jobs' admission locks taken together in id
@@ -40,7 +41,7 @@ from django.utils import timezone
 from jobs.models import Job
 from jobs.spec.cron import parse_quartz
 from jobs.spec.triggers import trigger_blocks
-from runs.engine.schedule import decide_slot, missed_cron_slots, missed_periodic_slots
+from runs.engine.schedule import decide_slot, missed_cron_slots, missed_periodic_slots, next_slot, periodic_next
 from runs.engine.states import RunResultState as R
 from runs.events import gathered
 from runs.firings import (
@@ -232,10 +233,29 @@ def slot_due(state, now):
 
 def schedule_decision(state, now):
     """What a schedule or periodic trigger does at now (engine SlotDecision): fire the latest slot
-    that came (fire), and look again at next_check."""
+    that came, or, if every slot that did not fire came within LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS,
+    the oldest of them (fire), and look again at next_check."""
     latest, following = slot_due(state, now)
-    return decide_slot(latest=latest, following=following, last_fired=state.last_slot,
-                       enabled_at=state.enabled_at, missed=missed_slots(state, latest))
+    since = max(filter(None, [state.last_slot, state.enabled_at]))
+    oldest = slot_after(state, since) if latest is not None and latest > since else None
+    if oldest is None or oldest >= latest:  # nothing missed: the usual case, one slot computed
+        return decide_slot(latest=latest, following=following, last_fired=state.last_slot,
+                           enabled_at=state.enabled_at)
+    # Away for less than the window (a lease moving, a restart): every missed slot fires, in order.
+    # Longer: only the latest, as in Lakeflow.
+    recent = oldest > now - timedelta(seconds=settings.LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS)
+    catch_up = oldest if recent else None
+    return decide_slot(latest=latest, following=following, last_fired=state.last_slot, enabled_at=state.enabled_at,
+                       missed=0 if recent else missed_slots(state, latest), catch_up=catch_up)
+
+
+def slot_after(state, moment):
+    """The first slot of a schedule or periodic trigger strictly after moment."""
+    config = state.config
+    if state.kind == Kind.SCHEDULE:
+        return next_slot(parse_quartz(config["quartz_cron_expression"]), config.get("timezone_id") or "UTC", moment)
+    periodic = config["periodic"]
+    return periodic_next(periodic["interval"], periodic["unit"], state.enabled_at, moment)
 
 
 def fire_schedule(state, now):

@@ -192,11 +192,19 @@ class SlotDecision:
 
 
 def decide_slot(*, latest: datetime | None, following: datetime | None, last_fired: datetime | None,
-                enabled_at: datetime, missed: int = 0) -> SlotDecision:
+                enabled_at: datetime, missed: int = 0, catch_up: datetime | None = None) -> SlotDecision:
     """Fire the latest slot that came, once; after downtime only that one (as Lakeflow does):
-    the `missed` slots before it are skipped, and the reason says so."""
+    the `missed` slots before it are skipped, and the reason says so.
+
+    `catch_up`, the oldest slot that did not fire when the clock was away only briefly (a lease
+    moving to another clock, a restart), fires first when it is older than `latest`: such slots
+    fire late, in order, instead of being skipped; the trigger is then due again at once
+    (next_check is `latest`, which has come) until it has caught up."""
     if latest is None or (last_fired is not None and latest <= last_fired) or latest < enabled_at:
         return SlotDecision(None, following)
+    if catch_up is not None and catch_up < latest and (last_fired is None or catch_up > last_fired):
+        return SlotDecision(catch_up, latest, 0, f"slot {catch_up:%Y-%m-%d %H:%M:%S} UTC came while no clock "
+                                                 "ran (briefly); fired late, to catch up")
     reason = f"slot {latest:%Y-%m-%d %H:%M:%S} UTC came"
     if missed:
         more = "or more " if missed >= MAX_MISSED_COUNTED else ""

@@ -229,9 +229,10 @@ def test_two_cluster_nodes_never_fire_a_slot_twice_even_when_one_dies(two_node_s
     assert None not in slots
     assert len(slots) == len(set(slots)), "a slot fired twice"
     assert slots == sorted(slots), "slots fired out of order"
-    # After the takeover only the latest missed slot fired, not one run per missed second.
+    # The slots that came while the lease moved fired late, in order, after the takeover
+    # (LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS, 600 s for this server): not one second is missing.
     gaps = [(b - a).total_seconds() for a, b in zip(slots, slots[1:])]
-    assert max(gaps) >= 5, gaps
+    assert set(gaps) == {1.0}, gaps
     for run in w.jobs.list_runs(job_id=job.job_id, completed_only=True):
         assert run.trigger == jobs.TriggerType.PERIODIC
         assert run.state.result_state == jobs.RunResultState.SUCCESS

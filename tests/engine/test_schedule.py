@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from jobs.spec.cron import parse_quartz
-from runs.engine.schedule import latest_slot, next_slot, periodic_latest, periodic_next
+from runs.engine.schedule import decide_slot, latest_slot, next_slot, periodic_latest, periodic_next
 
 UTC = timezone.utc
 BERLIN = "Europe/Berlin"
@@ -227,3 +227,16 @@ def test_periodic_days_are_24_hours_even_across_dst():
 def test_periodic_refuses_bad_settings(interval, unit, message):
     with pytest.raises(ValueError, match=message):
         periodic_next(interval, unit, ANCHOR, ANCHOR)
+
+
+def test_a_catch_up_slot_older_than_the_latest_fires_first_and_keeps_the_trigger_due():
+    t = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    later = t + timedelta(seconds=10)
+    decision = decide_slot(latest=later, following=later + timedelta(seconds=2), last_fired=t - timedelta(seconds=2),
+                           enabled_at=t - timedelta(hours=1), catch_up=t)
+    assert (decision.fire, decision.next_check, decision.missed) == (t, later, 0)
+    assert decision.reason.endswith("fired late, to catch up")
+    # The catch-up slot is the latest one: an ordinary firing.
+    same = decide_slot(latest=later, following=later + timedelta(seconds=2), last_fired=t, enabled_at=t, catch_up=later)
+    assert (same.fire, same.next_check, same.reason) == (later, later + timedelta(seconds=2),
+                                                         "slot 2026-03-01 12:00:10 UTC came")

@@ -102,7 +102,8 @@ def test_queue_and_max_concurrent_runs_hold_in_a_batch(alice, broker):
     assert len(broker.take()) == 2  # the runs that started: free's and two's
 
 
-def test_missed_slots_and_paused_triggers_in_a_batch(alice, broker):
+def test_missed_slots_and_paused_triggers_in_a_batch(alice, broker, settings):
+    settings.LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS = 5  # the clock was away longer than this
     late = scheduled_job(alice)
     paused = scheduled_job(alice)
     paused.save_version({**paused.settings, "schedule": {**paused.settings["schedule"], "pause_status": "PAUSED"}},
@@ -150,3 +151,16 @@ def test_two_clocks_firing_the_same_storm_at_once_make_one_run_per_slot(alice, b
     assert sum(started) == len(jobs)
     assert [len(runs_of(job)) for job in jobs] == [1] * len(jobs)
     assert TriggerDecision.objects.filter(kind="fired").count() == len(jobs)
+
+
+def test_a_storm_the_clock_missed_briefly_catches_up_every_slot_in_order(alice, broker):
+    jobs = [scheduled_job(alice) for _ in range(BATCH_SIZE + 3)]
+    back = SLOT + timedelta(seconds=6.1)  # away while 4 slots came (a lease moving): each one fires, oldest first
+    passes = [run_due_triggers(back + timedelta(seconds=0.01 * i)) for i in range(5)]
+
+    assert passes == [len(jobs)] * 4 + [0]
+    for job in jobs:
+        assert [run.trigger_slot for run in runs_of(job)] == [SLOT + timedelta(seconds=2 * i) for i in range(4)]
+        state = TriggerState.objects.get(job=job)
+        assert (state.last_slot, state.next_check_at) == (SLOT + timedelta(seconds=6), SLOT + timedelta(seconds=8))
+        assert not TriggerDecision.objects.filter(job=job, kind="skipped").exists()

@@ -12,7 +12,7 @@ from runs.admission import create_run
 from runs.dispatch import cancel_run, finish_attempt
 from runs.engine.endings import attempt_ended
 from runs.engine.states import RunResultState as R
-from runs.models import Run, TaskRun, TriggerState
+from runs.models import Run, TaskRun, TriggerDecision, TriggerState
 from runs.triggers import record_table_writes, run_due_triggers, sync_trigger_state
 from runs.watch import fingerprints
 from tests.runs.conftest import claim_attempt, make_job, shell
@@ -92,6 +92,35 @@ def test_after_downtime_only_the_latest_missed_slot_fires(alice, broker):
     assert run.trigger_time == T0.replace(microsecond=0) + timedelta(hours=1)
     state = TriggerState.objects.get(job=job)
     assert state.next_check_at == run.trigger_time + seconds(2)
+
+
+def test_slots_missed_while_the_clock_was_away_briefly_fire_late_in_order(alice, broker, settings):
+    settings.LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS = 30
+    job = job_with(alice, T0, **every_two_seconds())
+    first = T0.replace(microsecond=0) + seconds(2)
+    assert run_due_triggers(first) == 1
+    back = first + seconds(20.3)  # the lease moved: ten slots came while no clock ran, the oldest 20 s ago
+    fired = [run_due_triggers(back + seconds(0.01 * i)) for i in range(11)]
+
+    assert fired == [1] * 10 + [0]
+    assert [run.trigger_slot for run in runs_of(job)] == [first + seconds(2 * i) for i in range(11)]
+    state = TriggerState.objects.get(job=job)
+    assert (state.last_slot, state.next_check_at) == (first + seconds(20), first + seconds(22))
+    reasons = list(TriggerDecision.objects.filter(job=job).order_by("id").values_list("kind", "reason"))
+    assert [kind for kind, _ in reasons] == ["fired"] * 11
+    assert "fired late, to catch up" in reasons[1][1] and "catch up" not in reasons[0][1]
+
+
+def test_a_clock_away_longer_than_the_catch_up_window_fires_only_the_latest(alice, broker, settings):
+    settings.LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS = 30
+    job = job_with(alice, T0, **every_two_seconds())
+    first = T0.replace(microsecond=0) + seconds(2)
+    assert run_due_triggers(first) == 1
+    assert run_due_triggers(first + seconds(32.3)) == 1  # the oldest missed slot came 30.3 s ago
+    assert run_due_triggers(first + seconds(32.4)) == 0
+
+    assert [run.trigger_slot for run in runs_of(job)] == [first, first + seconds(32)]
+    assert TriggerDecision.objects.filter(job=job, kind="skipped").count() == 1
 
 
 def test_pausing_stops_a_schedule_and_resuming_does_not_fire_what_was_missed(alice, broker):
