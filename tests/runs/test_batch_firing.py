@@ -158,7 +158,8 @@ def test_a_storm_the_clock_missed_briefly_catches_up_every_slot_in_order(alice, 
     back = SLOT + timedelta(seconds=6.1)  # away while 4 slots came (a lease moving): each one fires, oldest first
     passes = [run_due_triggers(back + timedelta(seconds=0.01 * i)) for i in range(5)]
 
-    assert passes == [len(jobs)] * 4 + [0]
+    # Within a pass's time budget all in one pass (CATCH_UP_ROUNDS), or over several on a slow machine.
+    assert sum(passes) == 4 * len(jobs) and passes[-1] == 0
     for job in jobs:
         assert [run.trigger_slot for run in runs_of(job)] == [SLOT + timedelta(seconds=2 * i) for i in range(4)]
         state = TriggerState.objects.get(job=job)

@@ -102,7 +102,7 @@ def test_slots_missed_while_the_clock_was_away_briefly_fire_late_in_order(alice,
     back = first + seconds(20.3)  # the lease moved: ten slots came while no clock ran, the oldest 20 s ago
     fired = [run_due_triggers(back + seconds(0.01 * i)) for i in range(11)]
 
-    assert fired == [1] * 10 + [0]
+    assert sum(fired) == 10 and fired[-1] == 0  # in one pass or several (each pass has a time budget)
     assert [run.trigger_slot for run in runs_of(job)] == [first + seconds(2 * i) for i in range(11)]
     state = TriggerState.objects.get(job=job)
     assert (state.last_slot, state.next_check_at) == (first + seconds(20), first + seconds(22))
