@@ -213,7 +213,19 @@ def report(rows, killed_at, every, firings=0):
     print("run results:", ", ".join(f"{result} {n}" for result, n in results.most_common()))
     if killed_at is not None:
         print(summary("fire lag, 30 s after the clock's node was killed", takeover))
-        print("  (a killed clock's lease expires after 15 s; then only the latest missed slot fires)")
+        print("  (a killed clock's lease expires after 15 s; then the slots it missed fire late, oldest first:"
+              " LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS)")
+        lags = sorted((slot.timestamp() - killed_at, (created - slot).total_seconds())
+                      for slot, created, _ in sum(per_job.values(), []))
+        buckets = defaultdict(list)
+        for since_kill, lag in lags:
+            if -10 <= since_kill < 60:
+                buckets[int((since_kill + 10) // 5) * 5 - 10].append(lag)
+        print("  fire lag p95 of the slots of each 5 s from the kill: " + ", ".join(
+            f"{start:+d} s: {statistics.quantiles(values, n=20)[-1] * 1000:.0f} ms" if len(values) > 1 else
+            f"{start:+d} s: {values[0] * 1000:.0f} ms" for start, values in sorted(buckets.items())))
+        late = [since_kill for since_kill, lag in lags if since_kill >= 0 and lag >= 1.0]
+        print(f"  the last slot that fired 1 s late or more: kill + {max(late, default=0):.0f} s")
 
 
 if __name__ == "__main__":
