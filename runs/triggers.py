@@ -85,19 +85,17 @@ def run_due_triggers(now):
     alone = [state for state in states if state.id not in batched]
     started, budget = 0, time.monotonic() + CATCH_UP_SECONDS
     for _ in range(CATCH_UP_ROUNDS):
+        catching_up = []
         for at in range(0, len(together), BATCH_SIZE):
-            fired, left = fire_schedules(together[at:at + BATCH_SIZE], now)
+            fired, left = fire_schedules(together[at:at + BATCH_SIZE], now, catching_up)
             started += fired
             alone += left
-        if not together or time.monotonic() >= budget:
+        if not catching_up or time.monotonic() >= budget:
             break
         # Triggers catching up (their next check is a slot that has come) fire their next slot now,
         # not a pass later: a killed clock's minute of slots is made up in seconds.
-        # (Not those left to fire one by one: they fire below, once.)
-        left_alone = {state.id for state in alone}
-        together = list(TriggerState.objects.filter(
-            id__in=[state.id for state in together if state.id not in left_alone], paused=False,
-            next_check_at__lte=now).select_related("job", "job__creator").order_by("id"))
+        together = list(TriggerState.objects.filter(id__in=catching_up, paused=False, next_check_at__lte=now)
+                        .select_related("job", "job__creator").order_by("id"))
     return started + each_isolated(alone, lambda state: check_trigger(state, now), cannot_check)
 
 
@@ -106,12 +104,13 @@ CATCH_UP_ROUNDS = 10  # lots of catching-up slots fired per clock pass, within C
 CATCH_UP_SECONDS = 1.0
 
 
-def fire_schedules(states, now):
+def fire_schedules(states, now, catching_up=None):
     """Fire the due slots of many schedule and periodic triggers in one transaction (a schedule
     storm: hundreds of jobs due in the same second start within it); returns (runs started,
     states the caller fires one by one: fire_schedule). If the transaction fails (a slot that
     already has its run, a job the engine cannot start, a lost connection) it leaves nothing
-    behind, and every state of the lot is fired one by one, each on its own."""
+    behind, and every state of the lot is fired one by one, each on its own. The ids of the
+    triggers that fired a slot to catch up (more have come) are added to catching_up."""
     plans, left = [], []
     for state in states:
         try:
@@ -124,6 +123,10 @@ def fire_schedules(states, now):
     except Exception:
         log.warning("%d schedule slots could not fire together: firing them one by one", len(plans), exc_info=True)
         return 0, states
+    if catching_up is not None:
+        one_by_one = {state.id for state in rest}
+        catching_up += [state.id for state, decision in plans if decision.fire is not None and state.id not in one_by_one
+                        and decision.next_check is not None and decision.next_check <= now]
     return fired, left + rest
 
 
@@ -146,8 +149,11 @@ def handles(kind):
 
 
 def advance(state, old_check_at, **fields):
-    """Save the state if no other clock moved it since we read it (compare-and-swap)."""
-    return bool(TriggerState.objects.filter(id=state.id, next_check_at=old_check_at).update(**fields))
+    """Save the state if no other clock moved it since we read it (compare-and-swap). The last
+    fired slot is compared too: a trigger catching up keeps its next check (a slot that has come)
+    while its last slot moves on."""
+    return bool(TriggerState.objects.filter(id=state.id, next_check_at=old_check_at,
+                                            last_slot=state.last_slot).update(**fields))
 
 
 # --- the trigger's state, kept in step with the job's settings ------------------------------
@@ -255,8 +261,10 @@ def schedule_decision(state, now):
         return decide_slot(latest=latest, following=following, last_fired=state.last_slot,
                            enabled_at=state.enabled_at)
     # Away for less than the window (a lease moving, a restart): every missed slot fires, in order.
-    # Longer: only the latest, as in Lakeflow.
-    recent = oldest > now - timedelta(seconds=settings.LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS)
+    # Longer: only the latest, as in Lakeflow. A sql_condition trigger evaluates one firing at a
+    # time and skips the slots that come meanwhile: it would skip the latest, so it takes only that.
+    recent = (oldest > now - timedelta(seconds=settings.LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS)
+              and not state.config.get("sql_condition"))
     catch_up = oldest if recent else None
     return decide_slot(latest=latest, following=following, last_fired=state.last_slot, enabled_at=state.enabled_at,
                        missed=0 if recent else missed_slots(state, latest), catch_up=catch_up)

@@ -13,7 +13,7 @@ WEB_IMPORTS = """import sys
 import django
 django.setup()
 from runs.management.commands.qcluster import leave_out_unused_tls
-leave_out_unused_tls(sys.argv[1:])
+leave_out_unused_tls(sys.argv[2:], sys.argv[1])
 import lakeflow_site.web
 import daphne.cli, daphne.server
 from twisted.internet import endpoints
@@ -21,9 +21,9 @@ print(type(sys.modules.get("OpenSSL")).__name__)
 """
 
 
-def web_imports(*daphne_args):
+def web_imports(*daphne_args, redis_url=""):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "lakeflow_site.test_settings"}
-    done = subprocess.run([sys.executable, "-c", WEB_IMPORTS, *daphne_args], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-c", WEB_IMPORTS, redis_url, *daphne_args], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return done.stdout.split()[0]
@@ -35,3 +35,7 @@ def test_a_plain_http_web_server_imports_no_openssl():
 
 def test_an_ssl_endpoint_keeps_tls():
     assert web_imports("-e", "ssl:8443:privateKey=key.pem") == "module"
+
+
+def test_a_redis_url_asking_for_ocsp_stapling_keeps_tls():  # redis-py checks the staple with pyOpenSSL
+    assert web_imports("--port", "8000", redis_url="rediss://r:6380/0?ssl_validate_ocsp_stapled=true") == "module"

@@ -319,3 +319,40 @@ def test_bad_triggers_are_refused_at_save_with_the_field(client, alice, settings
     response = api.post("jobs/create", {"name": "x", "tasks": [shell("a")], **settings})
     assert response.status_code == 400
     assert path in response.json()["message"] and message in response.json()["message"]
+
+
+def test_a_clock_that_read_a_catching_up_trigger_before_another_fired_from_it_fires_nothing(alice, broker, settings,
+                                                                                             monkeypatch):
+    import runs.triggers
+    from runs.triggers import fire_schedules
+
+    settings.LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS = 30
+    monkeypatch.setattr(runs.triggers, "CATCH_UP_ROUNDS", 1)  # one slot a pass
+    job = job_with(alice, T0, **every_two_seconds())
+    first = T0.replace(microsecond=0) + seconds(2)
+    assert run_due_triggers(first) == 1
+    back = first + seconds(8.3)
+    assert run_due_triggers(back) == 1  # first + 2 s, late
+    stale = TriggerState.objects.select_related("job", "job__creator").get(job=job)
+    assert run_due_triggers(back) == 1  # first + 4 s: the next check stays the latest slot, the last slot moves
+
+    # The stale read's next check is still the trigger's: only its last slot tells it is stale.
+    assert stale.next_check_at == TriggerState.objects.get(job=job).next_check_at
+    assert fire_schedules([stale], back) == (0, [])  # its compare-and-swap lost: nothing to fire one by one
+    assert [run.trigger_slot for run in runs_of(job)] == [first, first + seconds(2), first + seconds(4)]
+
+
+def test_a_trigger_with_a_sql_condition_does_not_catch_up(alice, broker, settings):
+    from runs.triggers import schedule_decision
+
+    settings.LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS = 30
+    job = job_with(alice, T0, **every_two_seconds())
+    state = TriggerState.objects.get(job=job)
+    first = T0.replace(microsecond=0) + seconds(2)
+    state.last_slot = first
+    back = first + seconds(8.3)
+    assert schedule_decision(state, back).fire == first + seconds(2)  # catches up
+    # It evaluates one firing at a time and skips the slots that come meanwhile: the latest fires.
+    state.config = {**state.config, "sql_condition": {"warehouse_id": "w", "condition": "SELECT 1"}}
+    decision = schedule_decision(state, back)
+    assert (decision.fire, decision.missed) == (first + seconds(8), 3)

@@ -91,11 +91,12 @@ def fork_child(title, run):
         os._exit(code)  # never back into the cluster's code
 
 
-def leave_out_unused_tls(daphne_args):
+def leave_out_unused_tls(daphne_args, redis_url=""):
     """Before Twisted is imported: a web server that serves plain HTTP (TLS is the proxy's, as in
     deploy/) does without pyOpenSSL, and Twisted then leaves out its TLS support, which imports
-    pyOpenSSL and cryptography's x509 (~8 MB of an idle web process). An `ssl:` endpoint keeps it."""
-    if not any("ssl:" in arg for arg in daphne_args):
+    pyOpenSSL and cryptography's x509 (~8 MB of an idle web process). An `ssl:` endpoint keeps it,
+    and so does a Redis URL asking for OCSP stapling (redis-py checks it with pyOpenSSL)."""
+    if not any("ssl:" in arg for arg in daphne_args) and "ocsp" not in (redis_url or "").lower():
         sys.modules.setdefault("OpenSSL", None)  # None: `import OpenSSL` raises ImportError
 
 
@@ -106,7 +107,9 @@ def run_web(args):
     for database in connections.settings.values():
         if database.get("CONN_MAX_AGE") is None:
             database["CONN_MAX_AGE"] = 0
-    leave_out_unused_tls(args)
+    from django.conf import settings
+
+    leave_out_unused_tls(args, settings.REDIS_URL)
     import lakeflow_site.web  # noqa: F401  (its changes to Twisted)
     from daphne.cli import CommandLineInterface
 
