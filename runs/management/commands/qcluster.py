@@ -102,11 +102,11 @@ def leave_out_unused_tls(daphne_args, redis_url=""):
 
 def run_web(args):
     """The web server (lakeflow_site/web.py: daphne) with daphne's command-line arguments."""
-    # Settings were read for a qcluster, whose processes keep their SQLite connections open; the
-    # web server's threads come and go with requests, so its connections close after each.
+    # Settings were read for a qcluster, whose processes keep their connections open; the web
+    # server's threads come and go with requests, so its connections close after each (a kept
+    # one would outlive its thread: lakeflow_site/settings.py).
     for database in connections.settings.values():
-        if database.get("CONN_MAX_AGE") is None:
-            database["CONN_MAX_AGE"] = 0
+        database["CONN_MAX_AGE"] = 0
     from django.conf import settings
 
     leave_out_unused_tls(args, settings.REDIS_URL)
