@@ -9,8 +9,8 @@ runs/engine (schedule slots, arrival timers) and starts runs through create_run.
 makes at most one run: Run has a unique constraint on (job, trigger_slot), so a second clock
 firing the same slot (a lease handover, a restart) gets the existing run back; two triggers of
 one job firing for the same instant make one run too. Slots missed for less than
-LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS (a lease moving after a node died, a restart) fire late, one
-per pass, oldest first; after a longer downtime only the latest missed slot fires, as in Lakeflow.
+LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS (a lease moving after a node died, a restart) fire late,
+oldest first, several lots per pass; after a longer downtime only the latest missed slot fires, as in Lakeflow.
 
 A schedule storm (hundreds of jobs due in the same second) fires in lots of BATCH_SIZE
 triggers, one transaction each (fire_schedules): the jobs' admission locks taken together in id
