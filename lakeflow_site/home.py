@@ -73,6 +73,19 @@ def write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
+def create_private_once(path: Path, text: str) -> None:
+    """Write a new private file unless another process wrote one first: a link never replaces a
+    file, so processes starting together on a new home all read the same text, whole."""
+    draft = path.with_name(f"{path.name}.{os.getpid()}.new")
+    write_private(draft, text)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+
+
 def task_identity(name: str | None) -> TaskUser:
     """The user named by LAKEFLOW_TASK_USER (None: unset, "": the server's own)."""
     server = pwd.getpwuid(os.geteuid())

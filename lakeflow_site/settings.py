@@ -16,13 +16,13 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from lakeflow_site.home import (
+    create_private_once,
     embedded_warehouse,
     keep_private,
     prepare_fs_roots,
     prepare_task_home,
     task_environment_names,
     task_identity,
-    write_private,
 )
 from runs.executors.workspace_paths import Roots
 
@@ -207,9 +207,11 @@ def _secret_key():
                                        "or leave it unset to keep a generated one in LAKEFLOW_HOME")
         return key
     # Embedded default: a random key kept beside the database, so sessions survive restarts.
+    # Created once: processes starting together (web and nodes) must sign with the same key,
+    # or the broker's messages one signs the other drops as forged.
     path = LAKEFLOW_HOME / "secret_key"
     if not path.exists():
-        write_private(path, secrets.token_urlsafe(50))
+        create_private_once(path, secrets.token_urlsafe(50))
     return path.read_text().strip()
 
 

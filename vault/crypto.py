@@ -8,13 +8,12 @@ machine would make its own). Losing the key makes every stored secret unreadable
 """
 
 import functools
-import os
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from lakeflow_site.home import write_private
+from lakeflow_site.home import create_private_once
 
 
 class Unreadable(Exception):
@@ -27,21 +26,9 @@ def _keys():
         return [k.strip() for k in configured.split(",") if k.strip()]
     path = settings.LAKEFLOW_HOME / "secrets_key"
     if not path.exists():
-        _create_once(path)
+        create_private_once(path, Fernet.generate_key().decode())
     return [path.read_text().strip()]
 
-
-def _create_once(path):
-    """Write a new key unless another process wrote one first: a link never replaces a file, so
-    two processes starting together end up with the same key, whole."""
-    draft = path.with_name(f"{path.name}.{os.getpid()}.new")
-    write_private(draft, Fernet.generate_key().decode())
-    try:
-        os.link(draft, path)
-    except FileExistsError:
-        pass
-    finally:
-        draft.unlink()
 
 
 @functools.cache

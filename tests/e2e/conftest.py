@@ -454,6 +454,22 @@ def page(browser):
     context.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test reports where its page was and what it showed (a failure that only
+    a busy machine produces is diagnosed from the report, not by running it again)."""
+    report = yield
+    page = getattr(item, "funcargs", {}).get("page")
+    if report.failed and call.when == "call" and page is not None:
+        try:
+            text = page.inner_text("body", timeout=5_000)
+            seen = f"url: {page.url}\ntitle: {page.title()}\n\n{text[:3_000]}"
+        except Exception as exc:  # the page itself may be what broke
+            seen = f"url: {page.url}\n(the page could not be read: {exc})"
+        report.sections.append(("the browser's page at the failure", seen))
+    return report
+
+
 @pytest.hookimpl(trylast=True)  # after pytest's own grouping by parametrized fixtures
 def pytest_collection_modifyitems(items):
     """The browser tests run one after another, where the first of them was collected (their
