@@ -47,7 +47,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.e2e.conftest import postgres_admin_dsn, secrets_key  # noqa: E402
+from tests.e2e.conftest import postgres_admin_dsn, scale_out_keys  # noqa: E402
 
 JOBS = 50
 SMALL = 1_000
@@ -100,7 +100,8 @@ def setup_django(home, database_url):
     os.environ.pop("DEBUG", None)
     if database_url:
         os.environ["DATABASE_URL"] = database_url
-        os.environ.setdefault("LAKEFLOW_SECRETS_KEY", secrets_key())  # required with Postgres
+        for name, key in scale_out_keys().items():  # required with Postgres
+            os.environ.setdefault(name, key)
     else:
         os.environ.pop("DATABASE_URL", None)
     import django

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 sys.path.insert(0, str(ROOT))
-from tests.e2e.conftest import postgres_admin_dsn, secrets_key  # noqa: E402
+from tests.e2e.conftest import postgres_admin_dsn, scale_out_keys  # noqa: E402
 
 
 def percentile(values, fraction):
@@ -97,7 +97,7 @@ def main():
     env.update(DJANGO_SETTINGS_MODULE="lakeflow_site.settings", LAKEFLOW_HOME=str(home / "home"), DATABASE_URL=db_url,
                LAKEFLOW_WORKSPACE_ROOT=str(home / "workspace"), REDIS_URL="redis://127.0.0.1:6379/0",
                LAKEFLOW_CLUSTER_NAME=f"lakeflow-{database}", LAKEFLOW_ADMIN_PASSWORD="bench",
-               LAKEFLOW_SECRETS_KEY=secrets_key())
+               **scale_out_keys())
     procs = []
     try:
         subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,

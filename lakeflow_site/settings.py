@@ -218,7 +218,6 @@ def _secret_key():
 WEAK_SECRET_KEYS = {"change-me", "changeme", "secret", "django-insecure"}
 
 
-SECRET_KEY = _secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -332,7 +331,15 @@ if SEPARATE_BROKER_DB:
     DATABASE_ROUTERS = ["lakeflow_site.routers.BrokerRouter"]
 
 REDIS_URL = env_str("REDIS_URL")
-if (REDIS_URL or "postgresql" in DATABASES["default"]["ENGINE"]) and not LAKEFLOW_SECRETS_KEY:
+SCALE_OUT = bool(REDIS_URL) or "postgresql" in DATABASES["default"]["ENGINE"]
+if SCALE_OUT and not env_str("SECRET_KEY"):
+    # Each machine would generate a key of its own: a node would drop the broker messages another
+    # signed as forged, and the web server refuse the credentials of attempts a node started.
+    raise ImproperlyConfigured(
+        "SECRET_KEY is required with DATABASE_URL (Postgres) or REDIS_URL: give every web process and qcluster "
+        "node the same one, at least 32 random characters (python -c 'import secrets; print(secrets.token_urlsafe(50))')")
+SECRET_KEY = _secret_key()  # (after the check above: no key generated that one machine alone would use)
+if SCALE_OUT and not LAKEFLOW_SECRETS_KEY:
     # Each machine would generate a key of its own: secrets put through one web process could not
     # be read through another, and task output would be withheld wherever the key differs.
     kept = LAKEFLOW_HOME / "secrets_key"

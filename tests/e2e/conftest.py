@@ -521,7 +521,7 @@ def start_scaleout(home, nodes, redis_url="redis://127.0.0.1:6379/0", extra_env=
         DATABASE_URL=f"postgresql://{user}@127.0.0.1:5432/{database}",
         REDIS_URL=redis_url,
         LAKEFLOW_CLUSTER_NAME=f"lakeflow-{database}",
-        LAKEFLOW_SECRETS_KEY=secrets_key(),  # required in this mode: one key for every process
+        **scale_out_keys(),  # required in this mode: the same keys for every process
     )
     env.update(extra_env or {})
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
@@ -578,6 +578,11 @@ def secrets_key():
     from cryptography.fernet import Fernet
 
     return Fernet.generate_key().decode()
+
+
+def scale_out_keys():
+    """New SECRET_KEY and LAKEFLOW_SECRETS_KEY, both of which the scale-out mode requires."""
+    return {"SECRET_KEY": secrets.token_urlsafe(50), "LAKEFLOW_SECRETS_KEY": secrets_key()}
 
 
 def drop_database(database):

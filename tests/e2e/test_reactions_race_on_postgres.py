@@ -8,7 +8,7 @@ import subprocess
 import psycopg
 import pytest
 
-from tests.e2e.conftest import PYTHON, ROOT, base_env, drop_database, make_workspace, postgres_admin_dsn, secrets_key
+from tests.e2e.conftest import PYTHON, ROOT, base_env, drop_database, make_workspace, postgres_admin_dsn, scale_out_keys
 
 pytestmark = pytest.mark.e2e
 SCRIPT = str(ROOT / "tests" / "e2e" / "reaction_race.py")
@@ -24,7 +24,7 @@ def test_two_processes_racing_for_one_reaction_react_once(tmp_path):
         env = base_env(tmp_path / "home", make_workspace(tmp_path), 0)
         (tmp_path / "home").mkdir()
         env["DATABASE_URL"] = f"postgresql://{user}@127.0.0.1:5432/{database}"
-        env["LAKEFLOW_SECRETS_KEY"] = secrets_key()
+        env.update(scale_out_keys())
 
         def run(*args):
             return subprocess.Popen([PYTHON, SCRIPT, *args], cwd=ROOT, env=env, text=True,

@@ -7,7 +7,7 @@ import subprocess
 import psycopg
 import pytest
 
-from tests.e2e.conftest import PYTHON, ROOT, base_env, drop_database, make_workspace, postgres_admin_dsn, secrets_key
+from tests.e2e.conftest import PYTHON, ROOT, base_env, drop_database, make_workspace, postgres_admin_dsn, scale_out_keys
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,7 @@ def test_two_requests_adding_the_last_scope_or_secret_add_one(tmp_path):
     try:
         env = base_env(tmp_path / "home", make_workspace(tmp_path), 0)
         (tmp_path / "home").mkdir()
-        env.update(DATABASE_URL=f"postgresql://{user}@127.0.0.1:5432/{database}", LAKEFLOW_SECRETS_KEY=secrets_key())
+        env.update(DATABASE_URL=f"postgresql://{user}@127.0.0.1:5432/{database}", **scale_out_keys())
         migrate = subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
                                  capture_output=True, text=True, timeout=300)
         assert migrate.returncode == 0, migrate.stderr

@@ -1,6 +1,7 @@
-"""The scale-out mode refuses to start without LAKEFLOW_SECRETS_KEY: each machine would generate a
-key of its own, and secrets put through one process could not be read, nor redacted, by another.
-The embedded default generates one in LAKEFLOW_HOME."""
+"""The scale-out mode refuses to start without LAKEFLOW_SECRETS_KEY or SECRET_KEY: each machine
+would generate keys of its own, secrets put through one process could not be read, nor redacted,
+by another, and a node would drop the broker messages another signed. The embedded default
+generates both in LAKEFLOW_HOME."""
 
 import os
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[2]
+SECRET_KEY = "a-scale-out-secret-key-of-more-than-32-characters"
 
 
 def start_settings(tmp_path, **variables):
@@ -28,14 +30,25 @@ def start_settings(tmp_path, **variables):
     {"REDIS_URL": "redis://127.0.0.1:6379/0"},
 ], ids=["postgres", "redis"])
 def test_scale_out_without_a_secrets_key_refuses_to_start(tmp_path, variables):
-    code, stderr = start_settings(tmp_path, **variables)
+    code, stderr = start_settings(tmp_path, SECRET_KEY=SECRET_KEY, **variables)
     assert code != 0
     assert "ImproperlyConfigured: LAKEFLOW_SECRETS_KEY is required with DATABASE_URL (Postgres) or REDIS_URL" in stderr
 
 
-def test_scale_out_with_a_key_and_the_embedded_default_without_one_start(tmp_path):
+@pytest.mark.parametrize("variables", [
+    {"DATABASE_URL": "postgresql://someone@127.0.0.1:5432/lakeflow"},
+    {"REDIS_URL": "redis://127.0.0.1:6379/0"},
+], ids=["postgres", "redis"])
+def test_scale_out_without_a_secret_key_refuses_to_start(tmp_path, variables):
+    code, stderr = start_settings(tmp_path, LAKEFLOW_SECRETS_KEY=Fernet.generate_key().decode(), **variables)
+    assert code != 0
+    assert "ImproperlyConfigured: SECRET_KEY is required with DATABASE_URL (Postgres) or REDIS_URL" in stderr
+    assert not (tmp_path / "home" / "secret_key").exists()  # none generated that one machine alone would use
+
+
+def test_scale_out_with_keys_and_the_embedded_default_without_them_start(tmp_path):
     assert start_settings(tmp_path, DATABASE_URL="postgresql://someone@127.0.0.1:5432/lakeflow",
-                          REDIS_URL="redis://127.0.0.1:6379/0",
+                          REDIS_URL="redis://127.0.0.1:6379/0", SECRET_KEY=SECRET_KEY,
                           LAKEFLOW_SECRETS_KEY=Fernet.generate_key().decode()) == (0, "")
     assert start_settings(tmp_path) == (0, "")
 
@@ -43,6 +56,7 @@ def test_scale_out_with_a_key_and_the_embedded_default_without_one_start(tmp_pat
 def test_a_machine_moving_to_scale_out_is_told_to_keep_the_key_it_already_has(tmp_path):
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "secrets_key").write_text(Fernet.generate_key().decode())  # kept by an embedded install
-    code, stderr = start_settings(tmp_path, DATABASE_URL="postgresql://someone@127.0.0.1:5432/lakeflow")
+    code, stderr = start_settings(tmp_path, DATABASE_URL="postgresql://someone@127.0.0.1:5432/lakeflow",
+                                  SECRET_KEY=SECRET_KEY)
     assert code != 0
     assert f"This machine already has one in {tmp_path / 'home' / 'secrets_key'}: use its content" in stderr

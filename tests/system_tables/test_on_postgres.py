@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import drop_database, postgres_admin_dsn, secrets_key
+from tests.e2e.conftest import drop_database, postgres_admin_dsn, scale_out_keys
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ def database(tmp_path):
         conn.execute(f'CREATE DATABASE "{name}"')
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
            "DJANGO_SETTINGS_MODULE": "lakeflow_site.settings", "LAKEFLOW_HOME": str(tmp_path / "home"),
-           "DATABASE_URL": f"postgresql://{user}@127.0.0.1:5432/{name}", "LAKEFLOW_SECRETS_KEY": secrets_key()}
+           "DATABASE_URL": f"postgresql://{user}@127.0.0.1:5432/{name}", **scale_out_keys()}
     env.pop("REDIS_URL", None)
     try:
         migrated = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
