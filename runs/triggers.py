@@ -255,7 +255,7 @@ def schedule_decision(state, now):
     that came, or, if every slot that did not fire came within LAKEFLOW_SCHEDULE_CATCH_UP_SECONDS,
     the oldest of them (fire), and look again at next_check."""
     latest, following = slot_due(state, now)
-    since = max(filter(None, [state.last_slot, state.enabled_at]))
+    since = unfired_since(state)
     oldest = slot_after(state, since) if latest is not None and latest > since else None
     if oldest is None or oldest >= latest:  # nothing missed: the usual case, one slot computed
         return decide_slot(latest=latest, following=following, last_fired=state.last_slot,
@@ -268,6 +268,11 @@ def schedule_decision(state, now):
     catch_up = oldest if recent else None
     return decide_slot(latest=latest, following=following, last_fired=state.last_slot, enabled_at=state.enabled_at,
                        missed=0 if recent else missed_slots(state, latest), catch_up=catch_up)
+
+
+def unfired_since(state):
+    """The moment no slot after which has fired: the last slot fired, or the trigger's enabling."""
+    return max(filter(None, [state.last_slot, state.enabled_at]))
 
 
 def slot_after(state, moment):
@@ -297,7 +302,7 @@ def fire_schedule(state, now):
 
 def missed_slots(state, latest):
     """How many slots came, before `latest`, since the last one fired (or the trigger was enabled)."""
-    since = max(filter(None, [state.last_slot, state.enabled_at]))
+    since = unfired_since(state)
     if latest is None or latest <= since:
         return 0
     if state.kind == Kind.SCHEDULE:
