@@ -101,7 +101,7 @@ def setup_django(home, database_url):
     if database_url:
         os.environ["DATABASE_URL"] = database_url
         for name, key in scale_out_keys().items():  # required with Postgres
-            os.environ.setdefault(name, key)
+            os.environ[name] = os.environ.get(name) or key
     else:
         os.environ.pop("DATABASE_URL", None)
     import django

@@ -13,6 +13,7 @@ import os
 import pwd
 import shutil
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,15 +76,20 @@ def write_private(path: Path, text: str) -> None:
 
 def create_private_once(path: Path, text: str) -> None:
     """Write a new private file unless another process wrote one first: a link never replaces a
-    file, so processes starting together on a new home all read the same text, whole."""
-    draft = path.with_name(f"{path.name}.{os.getpid()}.new")
-    write_private(draft, text)
+    file, so processes starting together on a new home all read the same text, whole. (The
+    draft has a name of its own, mkstemp's, for each caller: threads of one process, or
+    containers that are all pid 1, never write into each other's.)"""
+    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")  # mode 0600
     try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # whole on disk before it has its name
         os.link(draft, path)
     except FileExistsError:
         pass
     finally:
-        draft.unlink()
+        os.unlink(draft)
 
 
 def task_identity(name: str | None) -> TaskUser:

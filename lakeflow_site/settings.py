@@ -335,9 +335,12 @@ SCALE_OUT = bool(REDIS_URL) or "postgresql" in DATABASES["default"]["ENGINE"]
 if SCALE_OUT and not env_str("SECRET_KEY"):
     # Each machine would generate a key of its own: a node would drop the broker messages another
     # signed as forged, and the web server refuse the credentials of attempts a node started.
+    kept = LAKEFLOW_HOME / "secret_key"
     raise ImproperlyConfigured(
         "SECRET_KEY is required with DATABASE_URL (Postgres) or REDIS_URL: give every web process and qcluster "
-        "node the same one, at least 32 random characters (python -c 'import secrets; print(secrets.token_urlsafe(50))')")
+        "node the same one, at least 32 random characters. "
+        + (f"This machine already has one in {kept}: use its content (a new key signs everyone out)"
+           if kept.exists() else "Make one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"))
 SECRET_KEY = _secret_key()  # (after the check above: no key generated that one machine alone would use)
 if SCALE_OUT and not LAKEFLOW_SECRETS_KEY:
     # Each machine would generate a key of its own: secrets put through one web process could not

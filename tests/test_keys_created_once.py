@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from lakeflow_site.home import create_private_once
@@ -34,6 +35,26 @@ def test_racing_creators_all_read_the_first_text_whole(tmp_path):
     assert path.read_text() in {text for text, _ in read}
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["secret_key"]  # no drafts left behind
+
+
+def test_racing_threads_of_one_process_never_write_into_each_other(tmp_path):
+    path = tmp_path / "secret_key"
+    racers = 8
+    barrier, read = threading.Barrier(racers), []
+
+    def create(text):
+        barrier.wait()
+        create_private_once(path, text)
+        read.append(path.read_text())
+
+    threads = [threading.Thread(target=create, args=(f"thread-{i}-" * 20,)) for i in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(read) == racers and set(read) == {path.read_text()}
+    assert path.read_text() in {f"thread-{i}-" * 20 for i in range(racers)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret_key"]
 
 
 def test_an_existing_file_is_never_replaced(tmp_path):

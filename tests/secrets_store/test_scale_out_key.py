@@ -18,7 +18,7 @@ SECRET_KEY = "a-scale-out-secret-key-of-more-than-32-characters"
 def start_settings(tmp_path, **variables):
     """Load the server's settings in a fresh interpreter, as every process starts; (exit code, stderr)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "LAKEFLOW_"))}
+           if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "LAKEFLOW_", "SECRET_KEY"))}
     env.update(LAKEFLOW_HOME=str(tmp_path / "home"), LAKEFLOW_TASK_USER="", **variables)
     done = subprocess.run([sys.executable, "-c", "import lakeflow_site.settings"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -60,3 +60,13 @@ def test_a_machine_moving_to_scale_out_is_told_to_keep_the_key_it_already_has(tm
                                   SECRET_KEY=SECRET_KEY)
     assert code != 0
     assert f"This machine already has one in {tmp_path / 'home' / 'secrets_key'}: use its content" in stderr
+
+
+def test_a_machine_moving_to_scale_out_is_told_to_keep_its_secret_key(tmp_path):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "secret_key").write_text("generated-by-an-embedded-install-" * 2)
+    code, stderr = start_settings(tmp_path, REDIS_URL="redis://127.0.0.1:6379/0",
+                                  LAKEFLOW_SECRETS_KEY=Fernet.generate_key().decode())
+    assert code != 0
+    assert "SECRET_KEY is required with DATABASE_URL (Postgres) or REDIS_URL" in stderr
+    assert f"This machine already has one in {tmp_path / 'home' / 'secret_key'}: use its content" in stderr
