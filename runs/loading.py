@@ -4,6 +4,7 @@ never change), its tasks' settings, its attempts and their statuses for the plan
 from collections import OrderedDict, namedtuple
 from datetime import datetime, timezone as dt_timezone
 
+from django.db import connection
 
 from jobs.models import JobVersion
 from jobs.spec.settings import task_type_of
@@ -36,6 +37,18 @@ def lock_run(run_id):
     run = Run.objects.select_for_update(of=("self",)).select_related("job").get(id=run_id)
     run.job_version = job_version(run.job_version_id)
     return run
+
+
+def share_run(run_id):
+    """Hold the run's row against a run lock (Postgres FOR KEY SHARE) before changing one of its
+    attempts outside that lock. A claim's event row checks its run with this same lock at commit
+    (deferred foreign keys): taken there, after the attempt's row, it deadlocked with a finish
+    holding the run lock and claiming that attempt for its handoff. Locks go run, then attempts.
+    SQLite's one writer needs none."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {connection.ops.quote_name(Run._meta.db_table)} WHERE id = %s FOR KEY SHARE",
+                           [run_id])
 
 
 def lock_run_of(attempt_id):

@@ -27,7 +27,7 @@ from runs.executors.files import append_for_server, read_beneath
 from runs.executors.dbt import server_duckdb_version
 from runs.executors.launch import LaunchError, prepare_attempt
 from runs.executors.supervisor import read_attempt_result, supervise
-from runs.loading import CONTROL_FLOW_TYPES, attempt_task_settings, job_version
+from runs.loading import CONTROL_FLOW_TYPES, attempt_task_settings, job_version, share_run
 from runs.models import TaskRun
 from runs.resolution import fact_keys, resolve_task, resolved_values, upstream_facts
 from runs.sql_tables import tables_written
@@ -98,6 +98,7 @@ def claimable(attempt_id):
 def claim_loaded(attempt):
     """Claim a loaded attempt for this worker; False if another worker (or a cancel) was first."""
     with transaction.atomic():
+        share_run(attempt.run_id)
         return claim(attempt.run, attempt, timezone.now(), HOST)
 
 
