@@ -18,26 +18,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lakeflow_site.settings")
 django.setup()
 
-from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connections, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from jobs.models import Job  # noqa: E402
-from jobs.spec.settings import validate_job_settings  # noqa: E402
-from runs.admission import create_run  # noqa: E402
 from runs.loading import lock_run  # noqa: E402
 from runs.models import TaskRun  # noqa: E402
 from runs.transitions import claim  # noqa: E402
 from runs.worker import claim_loaded, claimable  # noqa: E402
-from tests.e2e.postgres_waits import wait_for_a_session_blocked_on_a_lock  # noqa: E402
+from tests.e2e.postgres_waits import one_task_run, wait_for_a_session_blocked_on_a_lock  # noqa: E402
 
 
 def main():
-    user = get_user_model().objects.create_user("claimer")
-    job = Job(creator=user)
-    job.save_version(validate_job_settings(
-        {"name": "claim race", "tasks": [{"task_key": "t", "shell_command_task": {"command": "true"}}]}), user)
-    run, _ = create_run(job)
+    run = one_task_run("claimer")
     attempt_id = TaskRun.objects.get(run=run, task_key="t").id
     results, locked = {}, threading.Event()
 

@@ -21,25 +21,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lakeflow_site.settings")
 django.setup()
 
-from django.contrib.auth import get_user_model  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from jobs.models import Job  # noqa: E402
-from jobs.spec.settings import validate_job_settings  # noqa: E402
-from runs.admission import create_run  # noqa: E402
 from runs.models import RunEvent  # noqa: E402
-from tests.e2e.postgres_waits import wait_for_a_session_blocked_on_a_lock  # noqa: E402
+from tests.e2e.postgres_waits import one_task_run, wait_for_a_session_blocked_on_a_lock  # noqa: E402
 from runs.reactions import reacts_to, run_reactions  # noqa: E402
 
 WAIT_FOR_THE_OTHER = 120  # seconds; only reached if the other process never blocks (a broken claim)
 
 
 def setup():
-    user = get_user_model().objects.create_user("racer")
-    job = Job(creator=user)
-    job.save_version(validate_job_settings(
-        {"name": "race", "tasks": [{"task_key": "t", "shell_command_task": {"command": "true"}}]}), user)
-    run, _ = create_run(job)
+    run = one_task_run("racer")
     event = RunEvent.objects.create(run=run, type="test.raced", at=timezone.now(), data={}, reactions_pending=True)
     print(event.id)
 
