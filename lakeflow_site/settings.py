@@ -332,26 +332,31 @@ if SEPARATE_BROKER_DB:
 
 REDIS_URL = env_str("REDIS_URL")
 SCALE_OUT = bool(REDIS_URL) or "postgresql" in DATABASES["default"]["ENGINE"]
+
+
+def refuse_scale_out_without(name, kept_name, what, lost, make):
+    """Each machine would generate a key of its own: say which to set, and the one this machine
+    already keeps, if any (a new key loses what the old one signed or encrypted)."""
+    kept = LAKEFLOW_HOME / kept_name
+    raise ImproperlyConfigured(
+        f"{name} is required with DATABASE_URL (Postgres) or REDIS_URL: give every web process and qcluster "
+        f"node the same {what}. "
+        + (f"This machine already has one in {kept}: use its content ({lost})" if kept.exists()
+           else f"Make one with: python -c '{make}'"))
+
+
+# Without SECRET_KEY a node would drop the broker messages another signed as forged, and the web
+# server refuse the credentials of attempts a node started; checked before one is generated.
 if SCALE_OUT and not env_str("SECRET_KEY"):
-    # Each machine would generate a key of its own: a node would drop the broker messages another
-    # signed as forged, and the web server refuse the credentials of attempts a node started.
-    kept = LAKEFLOW_HOME / "secret_key"
-    raise ImproperlyConfigured(
-        "SECRET_KEY is required with DATABASE_URL (Postgres) or REDIS_URL: give every web process and qcluster "
-        "node the same one, at least 32 random characters. "
-        + (f"This machine already has one in {kept}: use its content (a new key signs everyone out)"
-           if kept.exists() else "Make one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"))
-SECRET_KEY = _secret_key()  # (after the check above: no key generated that one machine alone would use)
+    refuse_scale_out_without("SECRET_KEY", "secret_key", "one, at least 32 random characters",
+                             "a new key signs everyone out", "import secrets; print(secrets.token_urlsafe(50))")
+SECRET_KEY = _secret_key()
+# Without LAKEFLOW_SECRETS_KEY secrets put through one web process could not be read through
+# another, and task output would be withheld wherever the key differs.
 if SCALE_OUT and not LAKEFLOW_SECRETS_KEY:
-    # Each machine would generate a key of its own: secrets put through one web process could not
-    # be read through another, and task output would be withheld wherever the key differs.
-    kept = LAKEFLOW_HOME / "secrets_key"
-    raise ImproperlyConfigured(
-        "LAKEFLOW_SECRETS_KEY is required with DATABASE_URL (Postgres) or REDIS_URL: give every web process and "
-        "qcluster node the same Fernet key. "
-        + (f"This machine already has one in {kept}: use its content (a new key cannot read the secrets stored "
-           "with it)" if kept.exists() else
-           "Make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"))
+    refuse_scale_out_without("LAKEFLOW_SECRETS_KEY", "secrets_key", "Fernet key",
+                             "a new key cannot read the secrets stored with it",
+                             "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())")
 Q_CLUSTER = {
     "name": env_str("LAKEFLOW_CLUSTER_NAME", "lakeflow"),
     "workers": env_int("LAKEFLOW_WORKERS", 4),
